@@ -1,0 +1,35 @@
+#include "mathpool/error.hpp"
+
+#include <array>
+#include <utility>
+
+namespace mathpool {
+namespace {
+constexpr std::array<std::pair<ErrorKind, std::string_view>, 5> kKindNames{{
+    {ErrorKind::invalid_params, "invalid_params"},
+    {ErrorKind::plugin_error, "plugin_error"},
+    {ErrorKind::timeout, "timeout"},
+    {ErrorKind::crashed, "crashed"},
+    {ErrorKind::memory, "memory"},
+}};
+}  // namespace
+
+std::string_view to_string(ErrorKind kind) noexcept {
+  for (const auto& [k, name] : kKindNames)
+    if (k == kind) return name;
+  return "plugin_error";
+}
+
+ErrorKind error_kind_from_string(std::string_view name) {
+  for (const auto& [k, n] : kKindNames)
+    if (n == name) return k;
+  throw std::invalid_argument("unknown error kind '" + std::string(name) + "'");
+}
+
+Error::Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+Error::~Error() = default;
+
+InvalidParams::InvalidParams(const std::string& message) : Error(ErrorKind::invalid_params, message) {}
+InvalidParams::~InvalidParams() = default;
+
+}  // namespace mathpool

@@ -1,0 +1,129 @@
+// mathpool/pool.hpp: a persistent pool of isolated worker processes.
+//
+//   mathpool::Pool pool({.workers = 2});
+//   auto future = pool.submit("example.echo", {{"x", 1}});
+//   mathpool::TaskResult r = future.get();        // r.ok(), r.result
+//   auto results = pool.map("lfsr.polynomial", many_params);  // in order
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mathpool/error.hpp"
+#include "mathpool/value.hpp"
+
+namespace mathpool {
+
+enum class StartMode {
+  spawn,   // every worker is a fresh process that loads plugins and runs setups
+  zygote,  // workers fork from a warm template that ran the setups once
+};
+
+// How a pool is built. Every field has a usable default.
+struct PoolOptions {
+  int workers = 0;  // 0: the cores this process may run on
+  StartMode start = StartMode::spawn;
+  std::optional<std::chrono::milliseconds> task_timeout;  // nullopt: none
+  std::int64_t memory_limit = 0;  // bytes of address space per worker; 0: none
+  int max_tasks_per_worker = 0;   // replace a worker after this many tasks; 0: never
+  int retries = 1;                // re-runs of a task whose worker died
+  // Plugin files or directories, searched after the default locations.
+  std::vector<std::filesystem::path> plugin_paths;
+  bool default_plugin_paths = true;  // the installed/build-tree directory and MATHPOOL_PLUGIN_PATH
+  bool allow_insecure_plugins = false;  // load plugins writable by other users
+  std::filesystem::path worker_program;  // empty: the one installed with this library
+};
+
+// The outcome of one task. Plain value type.
+struct TaskResult {
+  Value result;                     // the analysis's result when ok()
+  std::optional<TaskError> error;   // set when not ok()
+  int worker = 0;                   // pid of the worker that ran (or last ran) the task
+  double seconds = 0;               // time inside the worker
+  int attempts = 0;                 // how many workers the task was given to
+
+  bool ok() const noexcept { return !error; }
+  // "ok", "error", "timeout", "crashed" or "memory", as in result records.
+  std::string_view status() const noexcept;
+};
+
+// One task to submit: an analysis name and its parameters.
+struct TaskSpec {
+  std::string analysis;
+  Value params;
+};
+
+struct WorkerStats {
+  int slot = 0;
+  int pid = 0;                 // current process (0 while restarting)
+  long tasks = 0;              // tasks the current process has run
+  long tasks_total = 0;        // tasks this slot has run over all its processes
+  double setup_seconds = 0;    // plugin load + setup time of the current process
+  int restarts = 0;
+  std::vector<std::string> restart_reasons;  // why each earlier process ended
+};
+
+struct PoolStats {
+  double uptime_seconds = 0;
+  long batches = 0;  // calls of submit_all/map
+  long tasks_submitted = 0;
+  long tasks_ok = 0;
+  long tasks_failed = 0;
+  std::vector<WorkerStats> workers;
+};
+
+// A pool of worker processes that load the plugins once and serve tasks until
+// shutdown. Thread-safe: any thread may submit and read statistics. Owns its
+// workers; destroying the pool waits for submitted tasks, then stops them.
+class Pool {
+ public:
+  // Starts the workers and waits until they are ready. Throws mathpool::Error
+  // (kind plugin_error) when a plugin cannot be loaded or no worker starts.
+  explicit Pool(PoolOptions options = {});
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  std::future<TaskResult> submit(std::string analysis, Value params);
+  // Submits many tasks at once (one batch); futures in the same order.
+  std::vector<std::future<TaskResult>> submit_all(std::vector<TaskSpec> tasks);
+  // Runs `analysis` over every parameter set; results in the same order.
+  std::vector<TaskResult> map(const std::string& analysis, std::vector<Value> params);
+
+  // The analyses the workers loaded: a list of maps (name, version,
+  // description, plugin, params, results).
+  const Value& catalogue() const noexcept;
+  const Value* find_analysis(std::string_view name) const noexcept;
+  const std::vector<std::filesystem::path>& plugin_files() const noexcept;
+  int size() const noexcept;
+  PoolStats stats() const;
+
+  // Fails every task not yet started with `error` (used on interrupt).
+  void cancel_pending(const TaskError& error);
+  // Waits for submitted tasks, then stops the workers. Idempotent.
+  void shutdown();
+  // Stops the workers now; running and queued tasks fail with `crashed`.
+  void terminate();
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The plugin files a pool with these options would load, in load order.
+// Throws mathpool::Error naming a path that is refused.
+std::vector<std::filesystem::path> find_plugin_files(const PoolOptions& options);
+
+// The process-wide default pool, created on first use with default options and
+// shut down at exit. Thread-safe.
+Pool& default_pool();
+
+}  // namespace mathpool

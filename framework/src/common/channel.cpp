@@ -1,0 +1,111 @@
+#include "channel.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+namespace mathpool::detail {
+namespace {
+
+bool write_all(int fd, const std::uint8_t* data, std::size_t size) {
+  while (size > 0) {
+    ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+std::uint32_t read_length(const std::uint8_t* p) {
+  return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 |
+         std::uint32_t(p[3]) << 24;
+}
+
+}  // namespace
+
+Channel::Channel(Channel&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), in_(std::move(other.in_)), in_pos_(other.in_pos_) {}
+
+Channel& Channel::operator=(Channel&& other) noexcept {
+  if (this != &other) {
+    close();
+    fd_ = std::exchange(other.fd_, -1);
+    in_ = std::move(other.in_);
+    in_pos_ = other.in_pos_;
+  }
+  return *this;
+}
+
+Channel::~Channel() { close(); }
+
+void Channel::close() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  in_.clear();
+  in_pos_ = 0;
+}
+
+bool Channel::send(const Value& message) {
+  std::vector<std::uint8_t> frame(4);
+  Value::to_msgpack(message, frame);  // appends after the length prefix
+  const auto size = static_cast<std::uint32_t>(frame.size() - 4);
+  for (int i = 0; i < 4; ++i) frame[i] = static_cast<std::uint8_t>(size >> (8 * i));
+  return write_all(fd_, frame.data(), frame.size());
+}
+
+bool Channel::fill() {
+  if (in_pos_ > 0 && in_pos_ == in_.size()) {
+    in_.clear();
+    in_pos_ = 0;
+  }
+  std::uint8_t buffer[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) {
+      in_.insert(in_.end(), buffer, buffer + n);
+      if (static_cast<std::size_t>(n) < sizeof buffer) return true;
+      continue;
+    }
+    if (n == 0) return false;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+    return false;
+  }
+}
+
+std::optional<Value> Channel::next_buffered() {
+  const std::size_t available = in_.size() - in_pos_;
+  if (available < 4) return std::nullopt;
+  const std::uint32_t size = read_length(in_.data() + in_pos_);
+  if (size > kMaxFrameBytes)
+    throw ProtocolError(fmt::format("frame of {} bytes exceeds the limit", size));
+  if (available < 4 + std::size_t(size)) return std::nullopt;
+  const auto* begin = in_.data() + in_pos_ + 4;
+  in_pos_ += 4 + size;
+  Value message = Value::from_msgpack(begin, begin + size, true, false);
+  if (message.is_discarded() || !message.is_object() || !message.contains("type"))
+    throw ProtocolError("undecodable message");
+  return message;
+}
+
+std::optional<Value> Channel::receive() {
+  for (;;) {
+    if (auto message = next_buffered()) return message;
+    std::uint8_t buffer[65536];
+    ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    if (in_pos_ > 0 && in_pos_ == in_.size()) {
+      in_.clear();
+      in_pos_ = 0;
+    }
+    in_.insert(in_.end(), buffer, buffer + n);
+  }
+}
+
+}  // namespace mathpool::detail

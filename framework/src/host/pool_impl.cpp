@@ -1,0 +1,445 @@
+#include "pool_impl.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "plugin_search.hpp"
+#include "worker_process.hpp"
+
+namespace mathpool {
+namespace {
+
+using detail::kProtocolVersion;
+constexpr auto kTerminateGrace = std::chrono::milliseconds(200);
+constexpr auto kRetireGrace = std::chrono::seconds(2);
+constexpr int kMaxStartFailures = 3;
+
+std::string format_duration(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? fmt::format("{}s", d.count() / 1000)
+                               : fmt::format("{}ms", d.count());
+}
+
+TaskResult error_result(ErrorKind kind, std::string message, int worker) {
+  TaskResult result;
+  result.error = TaskError{kind, std::move(message)};
+  result.worker = worker;
+  return result;
+}
+
+}  // namespace
+
+Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
+  if (options_.workers <= 0) options_.workers = detail::available_cores();
+  worker_program_ = options_.worker_program.empty() ? detail::default_worker_program()
+                                                    : options_.worker_program;
+  plugin_files_ = find_plugin_files(options_);
+  Value files = Value::array();
+  for (const auto& file : plugin_files_) files.push_back(file.string());
+  hello_ = {{"type", "hello"},
+            {"protocol", kProtocolVersion},
+            {"plugins", files},
+            {"memory_limit", options_.memory_limit},
+            {"setup", true}};
+  if (options_.start == StartMode::zygote)
+    throw Error(ErrorKind::plugin_error, "pool start mode 'zygote' is not yet supported");
+
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  slots_.resize(static_cast<std::size_t>(options_.workers));
+  stats_.workers.resize(slots_.size());
+  for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i].index = slots_[i].stats.slot = int(i);
+  thread_ = std::thread([this] { run_loop(); });
+
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return startup_done_; });
+  if (!startup_error_.empty()) {
+    std::string error = startup_error_;
+    lock.unlock();
+    terminate();
+    throw Error(ErrorKind::plugin_error, error);
+  }
+}
+
+Pool::Impl::~Impl() {
+  shutdown();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void Pool::Impl::wake() {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
+std::vector<std::future<TaskResult>> Pool::Impl::submit(std::vector<TaskSpec> tasks, bool batch) {
+  std::vector<std::future<TaskResult>> futures;
+  futures.reserve(tasks.size());
+  {
+    std::lock_guard lock(mutex_);
+    for (TaskSpec& spec : tasks) {
+      auto task = std::make_unique<Task>();
+      task->analysis = std::move(spec.analysis);
+      task->params = std::move(spec.params);
+      futures.push_back(task->promise.get_future());
+      if (shutdown_requested_ || terminate_requested_) {
+        task->promise.set_value(error_result(ErrorKind::crashed, "the pool is shut down", 0));
+        continue;
+      }
+      task->id = next_id_++;
+      incoming_.push_back(std::move(task));
+    }
+    stats_.tasks_submitted += static_cast<long>(tasks.size());
+    if (batch) ++stats_.batches;
+  }
+  wake();
+  return futures;
+}
+
+PoolStats Pool::Impl::stats() const {
+  std::lock_guard lock(mutex_);
+  PoolStats copy = stats_;
+  copy.uptime_seconds = std::chrono::duration<double>(Clock::now() - created_at_).count();
+  return copy;
+}
+
+void Pool::Impl::cancel_pending(const TaskError& error) {
+  {
+    std::lock_guard lock(mutex_);
+    cancel_request_ = error;
+  }
+  wake();
+}
+
+void Pool::Impl::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    shutdown_requested_ = true;
+  }
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Pool::Impl::terminate() {
+  {
+    std::lock_guard lock(mutex_);
+    terminate_requested_ = true;
+  }
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Pool::Impl::finish(TaskPtr task, TaskResult result) {
+  result.attempts = task->attempts;
+  {
+    std::lock_guard lock(mutex_);
+    ++(result.ok() ? stats_.tasks_ok : stats_.tasks_failed);
+  }
+  task->promise.set_value(std::move(result));
+}
+
+// ---- dispatcher thread ------------------------------------------------------
+
+void Pool::Impl::run_loop() {
+  for (Slot& slot : slots_) start_slot(slot);
+  std::vector<pollfd> fds;
+  for (;;) {
+    bool shutting_down = false;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& task : incoming_) queue_.push_back(std::move(task));
+      incoming_.clear();
+      if (cancel_request_) {
+        for (auto& task : queue_)
+          task->promise.set_value(error_result(cancel_request_->kind, cancel_request_->message, 0));
+        stats_.tasks_failed += static_cast<long>(queue_.size());
+        queue_.clear();
+        cancel_request_.reset();
+      }
+      shutting_down = shutdown_requested_;
+      if (terminate_requested_) break;
+    }
+    dispatch();
+    const bool idle = queue_.empty() && std::all_of(slots_.begin(), slots_.end(),
+                                                    [](const Slot& s) { return s.inflight.empty(); });
+    if (shutting_down && idle) break;
+
+    fds.clear();
+    fds.push_back({wake_fd_, POLLIN, 0});
+    for (Slot& slot : slots_)
+      if (slot.channel.is_open()) fds.push_back({slot.channel.fd(), POLLIN, 0});
+    const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
+    if (ready > 0) {
+      if (fds[0].revents) {
+        std::uint64_t drained;
+        [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+      }
+      std::size_t next = 1;
+      for (Slot& slot : slots_) {
+        if (!slot.channel.is_open()) continue;
+        const pollfd& p = fds[next++];
+        if (p.fd == slot.channel.fd() && p.revents) handle_input(slot);
+      }
+    }
+    check_deadlines(Clock::now());
+  }
+  stop_all_workers();
+}
+
+void Pool::Impl::start_slot(Slot& slot) {
+  slot.respawn_at = Clock::time_point::max();
+  slot.started_at = Clock::now();
+  try {
+    detail::SpawnedWorker worker = detail::spawn_worker(worker_program_);
+    slot.pid = worker.pid;
+    slot.channel = std::move(worker.channel);
+    slot.state = SlotState::starting;
+    slot.channel.send(hello_);
+  } catch (const std::exception& e) {
+    fail_startup(e.what());
+  }
+}
+
+void Pool::Impl::fail_startup(const std::string& message) {
+  std::lock_guard lock(mutex_);
+  if (startup_done_) return;
+  startup_done_ = true;
+  startup_error_ = message;
+  changed_.notify_all();
+}
+
+void Pool::Impl::dispatch() {
+  for (Slot& slot : slots_) {
+    if (queue_.empty()) return;
+    if (slot.state != SlotState::ready || !slot.inflight.empty()) continue;
+    TaskPtr task = std::move(queue_.front());
+    queue_.pop_front();
+    ++task->attempts;
+    slot.channel.send({{"type", "run"},
+                       {"id", task->id},
+                       {"analysis", task->analysis},
+                       {"params", task->params}});
+    slot.head_started = Clock::now();
+    slot.head_timed_out = false;
+    slot.inflight.push_back(std::move(task));
+  }
+}
+
+void Pool::Impl::handle_input(Slot& slot) {
+  const bool open = slot.channel.fill();
+  try {
+    while (auto message = slot.channel.next_buffered()) {
+      handle_message(slot, *message);
+      if (!slot.channel.is_open()) return;
+    }
+  } catch (const detail::ProtocolError& e) {
+    handle_death(slot, fmt::format("protocol error: {}", e.what()));
+    return;
+  }
+  if (!open) handle_death(slot, "");
+}
+
+void Pool::Impl::handle_message(Slot& slot, const Value& message) {
+  const std::string type = message.value("type", "");
+  if (type == "ready" && slot.state == SlotState::starting) return handle_ready(slot, message);
+  if (type == "result" && slot.state == SlotState::ready) return handle_result(slot, message);
+  if (type == "refused") return fail_startup("worker refused the host: " + message.value("message", ""));
+  throw detail::ProtocolError(fmt::format("unexpected '{}' message", type));
+}
+
+void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
+  if (message.value("protocol", 0) != kProtocolVersion)
+    throw detail::ProtocolError("worker speaks another protocol version");
+  const auto& errors = message.at("errors");
+  if (!errors.empty()) {
+    std::string joined;
+    for (const auto& e : errors) joined += (joined.empty() ? "" : "; ") + e.get<std::string>();
+    fail_startup(joined);
+  }
+  slot.state = SlotState::ready;
+  slot.start_failures = 0;
+  slot.stats.pid = slot.pid;
+  slot.stats.tasks = 0;
+  slot.stats.setup_seconds =
+      std::chrono::duration<double>(Clock::now() - slot.started_at).count();
+  std::lock_guard lock(mutex_);
+  stats_.workers[std::size_t(slot.index)] = slot.stats;
+  if (!startup_done_ && catalogue_.empty()) catalogue_ = message.at("analyses");
+  if (!startup_done_ && std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) {
+        return s.state == SlotState::ready;
+      })) {
+    startup_done_ = true;
+    changed_.notify_all();
+  }
+}
+
+void Pool::Impl::handle_result(Slot& slot, const Value& message) {
+  if (slot.inflight.empty() || message.value("id", Value()) != slot.inflight.front()->id)
+    throw detail::ProtocolError("result for a task that was not sent");
+  TaskPtr task = std::move(slot.inflight.front());
+  slot.inflight.pop_front();
+  TaskResult result;
+  result.worker = slot.pid;
+  result.seconds = message.value("seconds", 0.0);
+  if (message.value("ok", false)) {
+    result.result = message.value("result", Value());
+  } else {
+    const Value& error = message.at("error");
+    result.error = TaskError{error_kind_from_string(error.value("kind", "plugin_error")),
+                             error.value("message", "")};
+  }
+  slot.head_started = Clock::now();
+  ++slot.stats.tasks;
+  ++slot.stats.tasks_total;
+  {
+    std::lock_guard lock(mutex_);
+    stats_.workers[std::size_t(slot.index)] = slot.stats;
+  }
+  finish(std::move(task), std::move(result));
+  if (options_.max_tasks_per_worker > 0 && slot.stats.tasks >= options_.max_tasks_per_worker &&
+      slot.inflight.empty())
+    retire(slot, fmt::format("recycled after {} tasks", slot.stats.tasks));
+}
+
+void Pool::Impl::retire(Slot& slot, const std::string& reason) {
+  slot.channel.send({{"type", "exit"}});
+  slot.channel.close();
+  retiring_.push_back({slot.pid, Clock::now() + kRetireGrace});
+  slot.stats.restart_reasons.push_back(fmt::format("pid {}: {}", slot.pid, reason));
+  ++slot.stats.restarts;
+  slot.pid = -1;
+  slot.stats.pid = 0;
+  slot.state = SlotState::stopped;
+  start_slot(slot);
+}
+
+void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
+  const pid_t pid = slot.pid;
+  const bool was_starting = slot.state == SlotState::starting;
+  const int status = detail::kill_and_reap(pid);
+  slot.channel.close();
+  slot.state = SlotState::stopped;
+  slot.pid = -1;
+  slot.kill_at = Clock::time_point::max();
+  std::string reason = why.empty() ? detail::describe_wait_status(status) : why;
+  const bool out_of_memory = WIFEXITED(status) && WEXITSTATUS(status) == detail::kWorkerExitOutOfMemory;
+
+  if (!slot.inflight.empty()) {
+    TaskPtr head = std::move(slot.inflight.front());
+    slot.inflight.pop_front();
+    // Tasks behind the head never started: back to the front of the queue.
+    while (!slot.inflight.empty()) {
+      queue_.push_front(std::move(slot.inflight.back()));
+      slot.inflight.pop_back();
+    }
+    if (slot.head_timed_out) {
+      finish(std::move(head),
+             error_result(ErrorKind::timeout,
+                          fmt::format("task exceeded its time limit of {}; worker {} stopped",
+                                      format_duration(*options_.task_timeout), pid),
+                          pid));
+    } else if (out_of_memory) {
+      finish(std::move(head), error_result(ErrorKind::memory,
+                                           fmt::format("worker {} ran out of memory", pid), pid));
+    } else if (head->attempts <= options_.retries) {
+      queue_.push_front(std::move(head));
+    } else {
+      finish(std::move(head),
+             error_result(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason), pid));
+    }
+  }
+  slot.stats.restart_reasons.push_back(fmt::format("pid {}: {}", pid, reason));
+  ++slot.stats.restarts;
+  slot.stats.pid = 0;
+  {
+    std::lock_guard lock(mutex_);
+    stats_.workers[std::size_t(slot.index)] = slot.stats;
+  }
+  if (!was_starting) return start_slot(slot);
+  if (++slot.start_failures >= kMaxStartFailures)
+    fail_startup(fmt::format("worker failed to start {} times; last: {}", slot.start_failures,
+                             reason));
+  // Back off so a worker that dies at start cannot spin the machine.
+  slot.respawn_at =
+      Clock::now() + std::chrono::milliseconds(50 << std::min(slot.start_failures, 6));
+}
+
+void Pool::Impl::check_deadlines(Clock::time_point now) {
+  for (Slot& slot : slots_) {
+    if (slot.state == SlotState::stopped && now >= slot.respawn_at) start_slot(slot);
+    if (slot.state != SlotState::ready || slot.inflight.empty()) continue;
+    if (options_.task_timeout && !slot.head_timed_out &&
+        now - slot.head_started >= *options_.task_timeout) {
+      slot.head_timed_out = true;
+      ::kill(slot.pid, SIGTERM);
+      slot.kill_at = now + kTerminateGrace;
+    }
+    if (now >= slot.kill_at) {
+      ::kill(slot.pid, SIGKILL);
+      slot.kill_at = Clock::time_point::max();
+    }
+  }
+  std::erase_if(retiring_, [now](Retiring& r) {
+    int status;
+    if (waitpid(r.pid, &status, WNOHANG) == r.pid) return true;
+    if (now >= r.kill_at) {
+      detail::kill_and_reap(r.pid);
+      return true;
+    }
+    return false;
+  });
+}
+
+int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
+  Clock::time_point next = Clock::time_point::max();
+  for (const Slot& slot : slots_) {
+    next = std::min({next, slot.respawn_at, slot.kill_at});
+    if (options_.task_timeout && !slot.inflight.empty() && !slot.head_timed_out)
+      next = std::min(next, slot.head_started + *options_.task_timeout);
+  }
+  if (!retiring_.empty()) next = std::min(next, now + std::chrono::milliseconds(20));
+  if (next == Clock::time_point::max()) return -1;
+  if (next <= now) return 0;
+  return static_cast<int>(
+      std::chrono::ceil<std::chrono::milliseconds>(next - now).count());
+}
+
+void Pool::Impl::stop_all_workers() {
+  for (Slot& slot : slots_) {
+    for (auto& task : slot.inflight)
+      task->promise.set_value(error_result(ErrorKind::crashed, "the pool was terminated", slot.pid));
+    slot.inflight.clear();
+    if (slot.pid > 0) {
+      slot.channel.send({{"type", "exit"}});
+      retiring_.push_back({slot.pid, Clock::now() + kTerminateGrace});
+    }
+    slot.channel.close();
+    slot.pid = -1;
+    slot.state = SlotState::stopped;
+  }
+  for (auto& task : queue_)
+    task->promise.set_value(error_result(ErrorKind::crashed, "the pool was terminated", 0));
+  queue_.clear();
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& task : incoming_)
+      task->promise.set_value(error_result(ErrorKind::crashed, "the pool was terminated", 0));
+    incoming_.clear();
+    stopped_ = true;
+    if (!startup_done_) {
+      startup_done_ = true;
+      if (startup_error_.empty()) startup_error_ = "the pool was stopped during start-up";
+    }
+    changed_.notify_all();
+  }
+  while (!retiring_.empty()) {
+    check_deadlines(Clock::now());
+    if (!retiring_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+}  // namespace mathpool

@@ -1,0 +1,170 @@
+// mathpool-worker: loads plugins once, runs their setups once, then serves
+// tasks from its host over a private socket inherited at start.
+//
+// Usage (by the host only): mathpool-worker --channel FD --host PID
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "../common/channel.hpp"
+#include "plugin_loader.hpp"
+
+namespace mathpool::detail {
+namespace {
+
+// Exit status a worker uses when it cannot go on after running out of memory.
+constexpr int kExitOutOfMemory = 86;
+
+void apply_memory_limit(std::int64_t bytes) {
+  if (bytes <= 0) return;
+  rlimit limit{static_cast<rlim_t>(bytes), static_cast<rlim_t>(bytes)};
+  setrlimit(RLIMIT_AS, &limit);
+}
+
+// Keeps libraries inside plugins from starting a thread per core in every worker.
+void limit_threads() {
+  for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"})
+    setenv(name, "1", 0);
+}
+
+Value check_params(const LoadedAnalysis& analysis, const Value& params, TaskError* error) {
+  if (params.is_null()) return Value::object();
+  if (!params.is_object()) {
+    *error = {ErrorKind::invalid_params, "parameters must be a map"};
+    return {};
+  }
+  const Analysis& doc = analysis.guarded.doc;
+  if (!doc.open_params) {
+    for (const auto& item : params.items()) {
+      bool known = false;
+      for (const ParamDoc& p : doc.params) known = known || p.name == item.key();
+      if (!known) {
+        std::string names;
+        for (const ParamDoc& p : doc.params) names += (names.empty() ? "" : ", ") + p.name;
+        *error = {ErrorKind::invalid_params,
+                  fmt::format("unknown parameter '{}' for {} (known: {})", item.key(), doc.name,
+                              names)};
+        return {};
+      }
+    }
+  }
+  return params;
+}
+
+Value error_value(const TaskError& error) {
+  return {{"kind", std::string(to_string(error.kind))}, {"message", error.message}};
+}
+
+Value run_task(PluginLoader& loader, const Value& request) {
+  const auto start = std::chrono::steady_clock::now();
+  Value reply = {{"type", "result"}, {"id", request.value("id", Value())}};
+  auto finish = [&](Value body) {
+    reply.update(body);
+    reply["seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return reply;
+  };
+  const std::string name = request.value("analysis", "");
+  LoadedAnalysis* analysis = loader.find(name);
+  if (analysis == nullptr)
+    return finish({{"ok", false},
+                   {"error", error_value({ErrorKind::invalid_params,
+                                          fmt::format("unknown analysis '{}'", name)})}});
+  loader.ensure_setup(*analysis);
+  if (analysis->setup_error)
+    return finish({{"ok", false}, {"error", error_value(*analysis->setup_error)}});
+  TaskError invalid;
+  Value params = check_params(*analysis, request.value("params", Value()), &invalid);
+  if (!invalid.message.empty()) return finish({{"ok", false}, {"error", error_value(invalid)}});
+
+  Outcome outcome = analysis->guarded.run(params, analysis->setup_state);
+  if (outcome.ok) return finish({{"ok", true}, {"result", std::move(outcome.result)}});
+  Value body = {{"ok", false}, {"error", error_value(outcome.error)}};
+  // After std::bad_alloc the heap may be in any state: ask to be replaced.
+  if (outcome.error.kind == ErrorKind::memory) body["retire"] = true;
+  return finish(std::move(body));
+}
+
+Value handshake(PluginLoader& loader, const Value& hello) {
+  apply_memory_limit(hello.value("memory_limit", std::int64_t{0}));
+  Value errors = Value::array();
+  for (const auto& file : hello.value("plugins", Value::array())) {
+    try {
+      loader.load(file.get<std::string>());
+    } catch (const std::exception& e) {
+      errors.push_back(e.what());
+    }
+  }
+  if (hello.value("setup", true))
+    for (auto& [name, analysis] : loader.analyses()) loader.ensure_setup(analysis);
+  Value catalogue = Value::array();
+  for (const auto& [name, analysis] : loader.analyses()) catalogue.push_back(describe(analysis));
+  return {{"type", "ready"},      {"protocol", kProtocolVersion}, {"pid", getpid()},
+          {"analyses", catalogue}, {"errors", errors}};
+}
+
+int serve(int fd, pid_t host) {
+  // Die with the host, and never outlive it as an orphan.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (host > 0 && getppid() != host) return 0;
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGPIPE, SIG_IGN);
+  // Plugin output on stdout must never mix with the host's results.
+  dup2(STDERR_FILENO, STDOUT_FILENO);
+  limit_threads();
+
+  Channel channel(fd);
+  auto hello = channel.receive();
+  if (!hello || hello->value("type", "") != "hello") return 3;
+  if (hello->value("protocol", 0) != kProtocolVersion) {
+    channel.send({{"type", "refused"},
+                  {"message", fmt::format("worker speaks protocol {}, host {}", kProtocolVersion,
+                                          hello->value("protocol", 0))}});
+    return 3;
+  }
+  PluginLoader loader;
+  if (!channel.send(handshake(loader, *hello))) return 0;
+
+  for (;;) {
+    std::optional<Value> request;
+    try {
+      request = channel.receive();
+    } catch (const ProtocolError&) {
+      return 4;
+    }
+    if (!request) return 0;
+    const std::string type = request->value("type", "");
+    if (type == "exit") return 0;
+    if (type != "run") return 4;
+    Value reply = run_task(loader, *request);
+    const bool retire = reply.value("retire", false);
+    if (!channel.send(reply)) return 0;
+    if (retire) return kExitOutOfMemory;
+  }
+}
+
+}  // namespace
+}  // namespace mathpool::detail
+
+int main(int argc, char** argv) {
+  int fd = -1;
+  pid_t host = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--channel") == 0) fd = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--host") == 0) host = static_cast<pid_t>(std::atoi(argv[i + 1]));
+  }
+  if (fd < 0) {
+    std::fprintf(stderr, "mathpool-worker: started by a mathpool host only\n");
+    return 2;
+  }
+  return mathpool::detail::serve(fd, host);
+}

@@ -1,0 +1,107 @@
+#include "plugin_loader.hpp"
+
+#include <chrono>
+#include <system_error>
+
+#define BOOST_DLL_USE_STD_FS
+#include <boost/dll/shared_library.hpp>
+#include <fmt/format.h>
+
+namespace mathpool::detail {
+
+struct PluginLoader::Libraries {
+  std::vector<boost::dll::shared_library> loaded;  // kept until the process exits
+};
+
+PluginLoader::PluginLoader() : libraries_(std::make_unique<Libraries>()) {}
+
+PluginLoader::~PluginLoader() {
+  // Deliberately leak the libraries: unloading would run plugin destructors
+  // and invalidate objects (setup states) that may still be referenced.
+  new Libraries(std::move(*libraries_));
+}
+
+void PluginLoader::load(const std::filesystem::path& file) {
+  auto fail = [&](const std::string& reason) {
+    throw Error(ErrorKind::plugin_error, fmt::format("plugin {}: {}", file.string(), reason));
+  };
+  std::error_code exists_error;
+  if (!std::filesystem::is_regular_file(file, exists_error)) fail("no such file");
+
+  boost::dll::shared_library library;
+  boost::dll::fs::error_code load_error;
+  library.load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local,
+               load_error);
+  if (load_error) fail(fmt::format("not a loadable shared library ({})", load_error.message()));
+  if (!library.has(kPluginEntrySymbol))
+    fail(fmt::format("not a mathpool plugin (no '{}' entry point)", kPluginEntrySymbol));
+
+  auto entry = library.get<const PluginDescriptor*()>(kPluginEntrySymbol);
+  const PluginDescriptor* descriptor = entry();
+  if (descriptor == nullptr) fail("entry point returned no descriptor");
+  if (descriptor->api_version != kPluginApiVersion)
+    fail(fmt::format("built for plugin API version {}, this worker supports version {}",
+                     descriptor->api_version, kPluginApiVersion));
+  if (std::string_view(descriptor->build_abi) != MATHPOOL_BUILD_ABI)
+    fail(fmt::format("built with ABI '{}', this worker has '{}'", descriptor->build_abi,
+                     MATHPOOL_BUILD_ABI));
+
+  std::vector<GuardedAnalysis> declared;
+  std::string declare_error;
+  if (!descriptor->declare(&declared, &declare_error))
+    fail("declaring analyses failed: " + declare_error);
+
+  for (const GuardedAnalysis& analysis : declared) {
+    if (analysis.doc.name.empty()) fail("an analysis has an empty name");
+    if (auto it = analyses_.find(analysis.doc.name); it != analyses_.end())
+      fail(fmt::format("analysis '{}' is already provided by {}", analysis.doc.name,
+                       it->second.plugin_file));
+  }
+  for (GuardedAnalysis& analysis : declared) {
+    std::string name = analysis.doc.name;
+    analyses_[name] = LoadedAnalysis{std::move(analysis), file.string(), {}, false, {}, 0};
+  }
+  libraries_->loaded.push_back(std::move(library));
+}
+
+void PluginLoader::ensure_setup(LoadedAnalysis& analysis) {
+  if (analysis.setup_done) return;
+  analysis.setup_done = true;
+  if (!analysis.guarded.setup) return;
+  const auto start = std::chrono::steady_clock::now();
+  TaskError failure{ErrorKind::plugin_error, ""};
+  analysis.setup_state = analysis.guarded.setup(&failure);
+  analysis.setup_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!failure.message.empty()) {
+    failure.message = "setup failed: " + failure.message;
+    analysis.setup_error = failure;
+  }
+}
+
+LoadedAnalysis* PluginLoader::find(const std::string& name) {
+  auto it = analyses_.find(name);
+  return it == analyses_.end() ? nullptr : &it->second;
+}
+
+Value describe(const LoadedAnalysis& analysis) {
+  const Analysis& doc = analysis.guarded.doc;
+  Value params = Value::array();
+  for (const ParamDoc& p : doc.params)
+    params.push_back({{"name", p.name}, {"type", p.type}, {"default", p.default_value},
+                      {"meaning", p.meaning}});
+  Value results = Value::array();
+  for (const FieldDoc& f : doc.results)
+    results.push_back({{"name", f.name}, {"type", f.type}, {"meaning", f.meaning}});
+  Value out = {{"name", doc.name},           {"version", doc.version},
+               {"description", doc.description}, {"plugin", analysis.plugin_file},
+               {"open_params", doc.open_params}, {"has_setup", bool(analysis.guarded.setup)},
+               {"params", params},           {"results", results}};
+  if (analysis.setup_done) {
+    out["setup_seconds"] = analysis.setup_seconds;
+    if (analysis.setup_error) out["setup_error"] = analysis.setup_error->message;
+  }
+  return out;
+}
+
+}  // namespace mathpool::detail

@@ -1,0 +1,52 @@
+// plugin_loader.hpp: loads plugin files and collects their analyses.
+//
+// Libraries are never unloaded: objects a plugin created must not outlive its
+// code, so a worker keeps every library until it exits. Not thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mathpool/plugin.hpp"
+
+namespace mathpool::detail {
+
+// One analysis ready to run in this worker.
+struct LoadedAnalysis {
+  GuardedAnalysis guarded;
+  std::string plugin_file;
+  std::any setup_state;
+  bool setup_done = false;
+  std::optional<TaskError> setup_error;
+  double setup_seconds = 0;
+};
+
+class PluginLoader {
+ public:
+  PluginLoader();
+  ~PluginLoader();
+
+  // Loads one plugin file; throws mathpool::Error naming the file and the reason
+  // (missing, not a shared library, no entry point, wrong API version or ABI,
+  // an analysis name already taken).
+  void load(const std::filesystem::path& file);
+
+  // Runs the setup of `analysis` once; later calls return at once.
+  void ensure_setup(LoadedAnalysis& analysis);
+
+  std::map<std::string, LoadedAnalysis>& analyses() noexcept { return analyses_; }
+  LoadedAnalysis* find(const std::string& name);
+
+ private:
+  struct Libraries;
+  std::unique_ptr<Libraries> libraries_;
+  std::map<std::string, LoadedAnalysis> analyses_;
+};
+
+// The catalogue entry the worker reports for an analysis.
+Value describe(const LoadedAnalysis& analysis);
+
+}  // namespace mathpool::detail

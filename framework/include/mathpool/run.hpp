@@ -1,0 +1,61 @@
+// mathpool/run.hpp: running a configuration's tasks and writing result records.
+//
+//   mathpool::RunConfig config = mathpool::load_config("configs/demo.yaml");
+//   mathpool::RunSummary summary = mathpool::run_config(config);  // records to config.output
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "mathpool/config.hpp"
+#include "mathpool/pool.hpp"
+
+namespace mathpool {
+
+struct RunOptions {
+  bool resume = false;    // skip tasks whose records the output already holds
+  bool progress = false;  // a progress line on stderr
+  // Polled while waiting; true stops the run (records so far are kept).
+  std::function<bool()> interrupted;
+};
+
+struct RunSummary {
+  std::size_t planned = 0;  // tasks in the config
+  std::size_t skipped = 0;  // already in the output (resume)
+  std::size_t ok = 0;
+  std::size_t failed = 0;
+  bool interrupted = false;
+};
+
+// The result record of one task (key order as in SPEC.md).
+Value make_record(const TaskPlan& task, const TaskResult& result);
+// One JSON line; integers beyond signed 64 bits are written as decimal strings.
+std::string format_record(const Value& record);
+
+// (run, task, repeat) of each complete record in a JSON Lines file. A partial
+// last line (a killed writer) is cut off the file so appending continues cleanly.
+using RecordKey = std::tuple<std::string, std::size_t, int>;
+std::set<RecordKey> read_finished_records(const std::filesystem::path& output);
+
+// Throws ConfigError when an entry names an analysis the pool does not have.
+void check_analyses(const RunConfig& config, const Pool& pool);
+
+// The pool options of a config for `task_count` tasks (auto workers: the
+// available cores, at most the task count).
+PoolOptions pool_options_for(const RunConfig& config, std::size_t task_count);
+
+// Runs `plan` on `pool`, writing each record to `out` as soon as it and every
+// earlier one are done.
+RunSummary run_plan(Pool& pool, const std::vector<TaskPlan>& plan, std::ostream& out,
+                    const RunOptions& options = {});
+
+// Runs a whole config: builds its pool, writes to its output (stdout when
+// none), honours resume. Throws ConfigError or mathpool::Error when nothing ran.
+RunSummary run_config(const RunConfig& config, const RunOptions& options = {});
+
+}  // namespace mathpool

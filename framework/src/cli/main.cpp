@@ -1,0 +1,150 @@
+// mathpool: the command line. Subcommands run, plugins, describe, validate;
+// see SPEC.md. Exit status: 0 all ok, 1 some task failed, 2 nothing ran,
+// 130 interrupted.
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "mathpool/config.hpp"
+#include "mathpool/pool.hpp"
+#include "mathpool/run.hpp"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitTaskFailed = 1;
+constexpr int kExitNothingRan = 2;
+constexpr int kExitInterrupted = 130;
+
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void on_interrupt(int) { interrupted = 1; }
+
+int fail(const std::string& message) {
+  std::cerr << "mathpool: error: " << message << '\n';
+  return kExitNothingRan;
+}
+
+// A one-worker pool that only reports what the plugins provide.
+mathpool::Pool catalogue_pool(const std::vector<std::string>& plugin_paths) {
+  mathpool::PoolOptions options;
+  options.workers = 1;
+  for (const auto& p : plugin_paths) options.plugin_paths.emplace_back(p);
+  return mathpool::Pool(options);
+}
+
+int cmd_run(const std::string& config_file, const std::string& output, int workers,
+            const std::vector<std::string>& plugin_paths, bool resume) {
+  mathpool::RunConfig config = mathpool::load_config(config_file);
+  if (!output.empty()) {
+    config.output.reset();
+    if (output != "-") config.output = output;
+  }
+  if (workers > 0) config.pool.workers = workers;
+  for (const auto& p : plugin_paths) config.pool.plugin_paths.emplace_back(p);
+
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  mathpool::RunOptions options;
+  options.resume = resume;
+  options.progress = isatty(STDERR_FILENO) != 0;
+  options.interrupted = [] { return interrupted != 0; };
+  const mathpool::RunSummary summary = mathpool::run_config(config, options);
+  if (summary.interrupted) {
+    std::cerr << "mathpool: interrupted; finished records are kept, --resume runs the rest\n";
+    return kExitInterrupted;
+  }
+  return summary.failed == 0 ? kExitOk : kExitTaskFailed;
+}
+
+int cmd_plugins(const std::vector<std::string>& plugin_paths) {
+  mathpool::Pool pool = catalogue_pool(plugin_paths);
+  for (const mathpool::Value& a : pool.catalogue())
+    std::cout << fmt::format("{:<20} {:<8} {}  {}\n", a.value("name", ""), a.value("version", ""),
+                             a.value("plugin", ""), a.value("description", ""));
+  return kExitOk;
+}
+
+int cmd_describe(const std::string& name, const std::vector<std::string>& plugin_paths) {
+  mathpool::Pool pool = catalogue_pool(plugin_paths);
+  const mathpool::Value* a = pool.find_analysis(name);
+  if (!a) return fail(fmt::format("unknown analysis '{}'; `mathpool plugins` lists them", name));
+  std::cout << fmt::format("{} {}: {}\nplugin: {}\n\nparameters:\n", a->value("name", ""),
+                           a->value("version", ""), a->value("description", ""),
+                           a->value("plugin", ""));
+  if (a->at("params").empty())
+    std::cout << (a->value("open_params", false) ? "  (any)\n" : "  (none)\n");
+  for (const auto& p : a->at("params")) {
+    const std::string def = p.value("default", "");
+    std::cout << fmt::format("  {:<16} {:<20} {:<14} {}\n", p.value("name", ""), p.value("type", ""),
+                             def.empty() ? "(required)" : "default " + def, p.value("meaning", ""));
+  }
+  std::cout << "\nresult fields:\n";
+  for (const auto& f : a->at("results"))
+    std::cout << fmt::format("  {:<22} {:<20} {}\n", f.value("name", ""), f.value("type", ""),
+                             f.value("meaning", ""));
+  return kExitOk;
+}
+
+int cmd_validate(const std::string& config_file, const std::vector<std::string>& plugin_paths) {
+  mathpool::RunConfig config = mathpool::load_config(config_file);
+  const auto plan = mathpool::expand_tasks(config);
+  std::vector<std::string> paths = plugin_paths;
+  for (const auto& p : config.pool.plugin_paths) paths.insert(paths.begin(), p.string());
+  mathpool::Pool pool = catalogue_pool(paths);
+  mathpool::check_analyses(config, pool);
+  std::cout << fmt::format("{}: ok: {} analyses, {} tasks\n", config_file, config.analyses.size(),
+                           plan.size());
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mathpool: repeated mathematical analyses on a persistent pool of workers"};
+  app.require_subcommand(1);
+  std::vector<std::string> plugin_paths;
+  std::string config_file, output, analysis;
+  int workers = 0;
+  bool resume = false;
+
+  auto* run = app.add_subcommand("run", "Run every task of a config, one result record per task");
+  run->add_option("CONFIG", config_file, "YAML run configuration")->required();
+  run->add_option("-o,--output", output, "Output file (- for standard output)");
+  run->add_option("--workers", workers, "Number of workers")->check(CLI::PositiveNumber);
+  run->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+  run->add_flag("--resume", resume, "Run only the tasks missing from the output file");
+
+  auto* plugins = app.add_subcommand("plugins", "List the analyses the plugins provide");
+  plugins->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+
+  auto* describe = app.add_subcommand("describe", "Show an analysis's parameters and results");
+  describe->add_option("ANALYSIS", analysis, "Analysis name, e.g. lfsr.cycles")->required();
+  describe->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+
+  auto* validate = app.add_subcommand("validate", "Check a config without running anything");
+  validate->add_option("CONFIG", config_file, "YAML run configuration")->required();
+  validate->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "mathpool: error: " << e.what() << "\n" << "Run 'mathpool --help' for usage.\n";
+    return kExitNothingRan;
+  }
+
+  try {
+    if (*run) return cmd_run(config_file, output, workers, plugin_paths, resume);
+    if (*plugins) return cmd_plugins(plugin_paths);
+    if (*describe) return cmd_describe(analysis, plugin_paths);
+    if (*validate) return cmd_validate(config_file, plugin_paths);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  return kExitNothingRan;
+}

@@ -1,0 +1,267 @@
+#include "mathpool/config.hpp"
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "csv.hpp"
+#include "yaml_value.hpp"
+
+namespace mathpool {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Knows the file being read, so every error names file, line and key.
+class Reader {
+ public:
+  explicit Reader(fs::path file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& key, const std::string& why) const {
+    const int line = at.Mark().line >= 0 ? at.Mark().line + 1 : 0;
+    throw ConfigError(fmt::format("{}:{}: key '{}': {}", file_.string(), line, key, why));
+  }
+
+  // Checks that `map` is a map with only `known` keys.
+  void expect_map(const YAML::Node& map, const std::string& key,
+                  std::initializer_list<std::string_view> known) const {
+    if (!map.IsMap()) fail(map, key, "must be a map");
+    for (const auto& item : map) {
+      const std::string name = item.first.as<std::string>();
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        std::string list;
+        for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+        fail(item.first, path(key, name), fmt::format("unknown key (expected one of: {})", list));
+      }
+    }
+  }
+
+  std::string scalar(const YAML::Node& node, const std::string& key) const {
+    if (!node.IsScalar()) fail(node, key, "must be a single value");
+    return node.Scalar();
+  }
+
+  std::int64_t integer(const YAML::Node& node, const std::string& key, std::int64_t min) const {
+    const std::string text = scalar(node, key);
+    static const std::regex int_re("[-+]?[0-9]+");
+    if (!std::regex_match(text, int_re)) fail(node, key, fmt::format("'{}' is not an integer", text));
+    std::int64_t v = 0;
+    try {
+      v = std::stoll(text);
+    } catch (const std::exception&) {
+      fail(node, key, fmt::format("'{}' is out of range", text));
+    }
+    if (v < min) fail(node, key, fmt::format("must be at least {}, got {}", min, v));
+    return v;
+  }
+
+  Value value(const YAML::Node& node, const std::string& key) const {
+    try {
+      return detail::yaml_to_value(node);
+    } catch (const std::exception& e) {
+      fail(node, key, e.what());
+    }
+  }
+
+  fs::path relative(const std::string& path) const {
+    fs::path p(path);
+    return p.is_absolute() ? p : file_.parent_path() / p;
+  }
+
+  static std::string path(const std::string& parent, const std::string& key) {
+    return parent.empty() ? key : parent + "." + key;
+  }
+
+ private:
+  fs::path file_;
+};
+
+void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
+  r.expect_map(pool, "pool",
+               {"workers", "start", "task_timeout", "memory_limit", "max_tasks_per_worker", "retries"});
+  if (auto n = pool["workers"]) {
+    options.workers = r.scalar(n, "pool.workers") == "auto"
+                          ? 0
+                          : static_cast<int>(r.integer(n, "pool.workers", 1));
+  }
+  if (auto n = pool["start"]) {
+    const std::string start = r.scalar(n, "pool.start");
+    if (start == "spawn") options.start = StartMode::spawn;
+    else if (start == "zygote") options.start = StartMode::zygote;
+    else r.fail(n, "pool.start", fmt::format("'{}' is not one of: zygote, spawn", start));
+  }
+  if (auto n = pool["task_timeout"]) {
+    try {
+      options.task_timeout = parse_duration(r.scalar(n, "pool.task_timeout"));
+    } catch (const std::invalid_argument& e) {
+      r.fail(n, "pool.task_timeout", e.what());
+    }
+  }
+  if (auto n = pool["memory_limit"]) {
+    try {
+      options.memory_limit = parse_memory(r.scalar(n, "pool.memory_limit"));
+    } catch (const std::invalid_argument& e) {
+      r.fail(n, "pool.memory_limit", e.what());
+    }
+  }
+  if (auto n = pool["max_tasks_per_worker"])
+    options.max_tasks_per_worker = static_cast<int>(r.integer(n, "pool.max_tasks_per_worker", 0));
+  if (auto n = pool["retries"]) options.retries = static_cast<int>(r.integer(n, "pool.retries", 0));
+}
+
+std::vector<Value> read_sweep_values(const Reader& r, const YAML::Node& node, const std::string& key) {
+  if (node.IsSequence()) {
+    Value list = r.value(node, key);
+    if (list.empty()) r.fail(node, key, "a sweep needs at least one value");
+    return {list.begin(), list.end()};
+  }
+  if (node.IsMap()) {
+    r.expect_map(node, key, {"csv"});
+    if (!node["csv"]) r.fail(node, key, "expected {csv: FILE} or a list");
+    const fs::path csv = r.relative(r.scalar(node["csv"], key + ".csv"));
+    try {
+      std::vector<Value> rows = detail::read_integer_csv(csv);
+      if (rows.empty()) r.fail(node["csv"], key + ".csv", fmt::format("{} has no data rows", csv.string()));
+      return rows;
+    } catch (const std::runtime_error& e) {
+      r.fail(node["csv"], key + ".csv", e.what());
+    }
+  }
+  r.fail(node, key, "a sweep takes a list of values or {csv: FILE}");
+}
+
+AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t index) {
+  const std::string at = fmt::format("analyses[{}]", index);
+  r.expect_map(node, at, {"name", "analysis", "params", "repeat", "sweep"});
+  AnalysisEntry entry;
+  entry.line = node.Mark().line + 1;
+  if (!node["name"]) r.fail(node, at + ".name", "is required");
+  entry.name = r.scalar(node["name"], at + ".name");
+  if (entry.name.empty()) r.fail(node["name"], at + ".name", "must not be empty");
+  if (!node["analysis"]) r.fail(node, at + ".analysis", "is required");
+  entry.analysis = r.scalar(node["analysis"], at + ".analysis");
+  if (auto params = node["params"]) {
+    if (!params.IsMap() && !params.IsNull()) r.fail(params, at + ".params", "must be a map");
+    if (params.IsMap()) entry.params = r.value(params, at + ".params");
+  }
+  if (auto repeat = node["repeat"]) entry.repeat = static_cast<int>(r.integer(repeat, at + ".repeat", 1));
+  if (auto sweep = node["sweep"]) {
+    if (!sweep.IsMap()) r.fail(sweep, at + ".sweep", "must be a map of parameter: values");
+    for (const auto& axis : sweep) {
+      const std::string key = axis.first.as<std::string>();
+      if (entry.params.contains(key))
+        r.fail(axis.first, at + ".sweep." + key, "is also set in params; set it in one place");
+      entry.sweep.push_back({key, read_sweep_values(r, axis.second, at + ".sweep." + key)});
+    }
+  }
+  return entry;
+}
+
+}  // namespace
+
+RunConfig parse_config(const std::string& yaml, const fs::path& file) {
+  Reader r(file);
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", file.string(), e.mark.line + 1, e.msg));
+  }
+  if (root.IsNull()) throw ConfigError(fmt::format("{}:1: key 'analyses': is required", file.string()));
+  r.expect_map(root, "", {"pool", "plugin_path", "output", "analyses"});
+
+  RunConfig config;
+  config.file = file;
+  if (auto pool = root["pool"]) read_pool(r, pool, config.pool);
+  if (auto paths = root["plugin_path"]) {
+    if (paths.IsScalar()) {
+      config.pool.plugin_paths.push_back(r.relative(paths.Scalar()));
+    } else if (paths.IsSequence()) {
+      for (const auto& p : paths) config.pool.plugin_paths.push_back(r.relative(r.scalar(p, "plugin_path")));
+    } else {
+      r.fail(paths, "plugin_path", "must be a path or a list of paths");
+    }
+  }
+  if (auto output = root["output"]) {
+    const std::string out = r.scalar(output, "output");
+    if (!out.empty() && out != "-") config.output = r.relative(out);
+  }
+  const YAML::Node analyses = root["analyses"];
+  if (!analyses) r.fail(root, "analyses", "is required");
+  if (!analyses.IsSequence() || analyses.size() == 0)
+    r.fail(analyses, "analyses", "must be a non-empty list");
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < analyses.size(); ++i) {
+    AnalysisEntry entry = read_entry(r, analyses[i], i);
+    if (!names.insert(entry.name).second)
+      r.fail(analyses[i]["name"], fmt::format("analyses[{}].name", i),
+             fmt::format("'{}' is used by an earlier entry; names must be unique", entry.name));
+    config.analyses.push_back(std::move(entry));
+  }
+  return config;
+}
+
+RunConfig load_config(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw ConfigError(fmt::format("{}: cannot read the file", file.string()));
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), file);
+}
+
+std::vector<TaskPlan> expand_tasks(const RunConfig& config) {
+  std::vector<TaskPlan> plan;
+  for (const AnalysisEntry& entry : config.analyses) {
+    std::size_t combinations = 1;
+    for (const SweepAxis& axis : entry.sweep) combinations *= axis.values.size();
+    for (std::size_t task = 0; task < combinations; ++task) {
+      // Mixed-radix digits of `task`, the last axis varying fastest.
+      std::vector<std::size_t> digit(entry.sweep.size());
+      std::size_t rest = task;
+      for (std::size_t a = entry.sweep.size(); a-- > 0;) {
+        digit[a] = rest % entry.sweep[a].values.size();
+        rest /= entry.sweep[a].values.size();
+      }
+      Value params = entry.params;
+      for (std::size_t a = 0; a < entry.sweep.size(); ++a)
+        params[entry.sweep[a].key] = entry.sweep[a].values[digit[a]];
+      for (int repeat = 0; repeat < entry.repeat; ++repeat)
+        plan.push_back({entry.name, entry.analysis, task, repeat, params});
+    }
+  }
+  return plan;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  if (text == "none") return std::nullopt;
+  static const std::regex re(R"(([0-9]+(\.[0-9]+)?)\s*(ms|s|m|h)?)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    throw std::invalid_argument(
+        fmt::format("'{}' is not a duration (none, or a number with ms, s, m or h)", text));
+  const double amount = std::stod(m[1]);
+  const std::string unit = m[3].matched ? m[3].str() : "s";
+  const double ms = amount * (unit == "ms" ? 1 : unit == "s" ? 1e3 : unit == "m" ? 6e4 : 3.6e6);
+  if (ms < 1) throw std::invalid_argument(fmt::format("'{}' is shorter than 1ms", text));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+}
+
+std::int64_t parse_memory(const std::string& text) {
+  if (text == "none") return 0;
+  static const std::regex re(R"(([0-9]+(\.[0-9]+)?)\s*(B|KiB|MiB|GiB)?)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    throw std::invalid_argument(
+        fmt::format("'{}' is not a memory size (none, or bytes with KiB, MiB or GiB)", text));
+  const std::string unit = m[3].matched ? m[3].str() : "B";
+  const double scale = unit == "KiB" ? 1024.0 : unit == "MiB" ? 1048576.0 : unit == "GiB" ? 1073741824.0 : 1.0;
+  const double bytes = std::stod(m[1]) * scale;
+  if (bytes < 1 << 20) throw std::invalid_argument(fmt::format("'{}' is below 1MiB", text));
+  return static_cast<std::int64_t>(bytes);
+}
+
+}  // namespace mathpool

@@ -1,0 +1,71 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "mathpool/run.hpp"
+
+namespace mathpool {
+namespace {
+
+// Integers past signed 64 bits become strings, as SPEC.md requires.
+void stringify_big_integers(Value& v) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(INT64_MAX)) v = std::to_string(u);
+  } else if (v.is_structured()) {
+    for (auto& item : v) stringify_big_integers(item);
+  }
+}
+
+}  // namespace
+
+Value make_record(const TaskPlan& task, const TaskResult& result) {
+  Value record = {{"run", task.run},       {"analysis", task.analysis}, {"task", task.task},
+                  {"repeat", task.repeat}, {"params", task.params},     {"status", result.status()}};
+  if (result.ok()) {
+    record["result"] = result.result;
+  } else {
+    record["error"] = {{"kind", std::string(to_string(result.error->kind))},
+                       {"message", result.error->message}};
+  }
+  record["worker"] = result.worker;
+  record["seconds"] = result.seconds;
+  return record;
+}
+
+std::string format_record(const Value& record) {
+  Value copy = record;
+  stringify_big_integers(copy);
+  return copy.dump(-1, ' ', false, Value::error_handler_t::replace);
+}
+
+std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {
+  std::set<RecordKey> done;
+  std::ifstream in(output, std::ios::binary);
+  if (!in) return done;
+  std::string line;
+  std::streamoff good_end = 0;
+  bool cut = false;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (in.eof()) {  // no newline: a line cut short by a killed writer
+      cut = true;
+      break;
+    }
+    Value record = Value::parse(line, nullptr, false);
+    if (record.is_discarded() || !record.is_object() || !record.contains("run") ||
+        !record.contains("task") || !record.contains("repeat"))
+      throw std::runtime_error(output.string() + ":" + std::to_string(number) +
+                               ": not a result record; refusing to resume into this file");
+    good_end += static_cast<std::streamoff>(line.size()) + 1;
+    done.emplace(record["run"].get<std::string>(), record["task"].get<std::size_t>(),
+                 record["repeat"].get<int>());
+  }
+  if (cut) {
+    in.close();
+    if (::truncate(output.c_str(), good_end) != 0) throw std::runtime_error("cannot repair " + output.string());
+  }
+  return done;
+}
+
+}  // namespace mathpool

@@ -1,0 +1,62 @@
+#include "yaml_value.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <regex>
+#include <stdexcept>
+
+namespace mathpool::detail {
+namespace {
+
+Value plain_scalar(const std::string& s) {
+  static const std::regex null_re("~|null|Null|NULL|");
+  static const std::regex true_re("true|True|TRUE");
+  static const std::regex false_re("false|False|FALSE");
+  static const std::regex int_re("[-+]?[0-9]+");
+  static const std::regex hex_re("0x[0-9a-fA-F]+");
+  static const std::regex float_re(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  static const std::regex inf_re(R"([-+]?\.(inf|Inf|INF))");
+  static const std::regex nan_re(R"(\.(nan|NaN|NAN))");
+  if (std::regex_match(s, null_re)) return nullptr;
+  if (std::regex_match(s, true_re)) return true;
+  if (std::regex_match(s, false_re)) return false;
+  if (std::regex_match(s, int_re) || std::regex_match(s, hex_re)) {
+    const bool hex = s.size() > 2 && s[1] == 'x';
+    const char* begin = s.data() + (hex ? 2 : (s[0] == '+' ? 1 : 0));
+    const char* end = s.data() + s.size();
+    std::int64_t v = 0;
+    if (std::from_chars(begin, end, v, hex ? 16 : 10).ec == std::errc()) return v;
+    std::uint64_t u = 0;
+    if (s[0] != '-' && std::from_chars(begin, end, u, hex ? 16 : 10).ec == std::errc()) return u;
+    throw std::invalid_argument("integer " + s + " does not fit in 64 bits");
+  }
+  if (std::regex_match(s, float_re)) return std::stod(s);
+  if (std::regex_match(s, inf_re)) return s[0] == '-' ? -INFINITY : INFINITY;
+  if (std::regex_match(s, nan_re)) return NAN;
+  return s;
+}
+
+}  // namespace
+
+Value yaml_to_value(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return node.Tag() == "!" ? Value(node.Scalar()) : plain_scalar(node.Scalar());
+    case YAML::NodeType::Sequence: {
+      Value list = Value::array();
+      for (const auto& item : node) list.push_back(yaml_to_value(item));
+      return list;
+    }
+    case YAML::NodeType::Map: {
+      Value map = Value::object();
+      for (const auto& item : node) map[item.first.as<std::string>()] = yaml_to_value(item.second);
+      return map;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace mathpool::detail

@@ -1,0 +1,147 @@
+// Faults of plugins and workers: each becomes one precise record, the pool
+// keeps serving, and detection is quick (the latency is printed for the notes).
+#include <chrono>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "mathpool/pool.hpp"
+#include "test_support.hpp"
+
+namespace mathpool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Observed {
+  TaskResult result;
+  double seconds;
+};
+
+// Runs one faulty task, then checks the pool still serves a healthy one.
+Observed run_fault(Pool& pool, const std::string& analysis, Value params = Value::object()) {
+  const auto start = Clock::now();
+  TaskResult result = pool.submit(analysis, std::move(params)).get();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::cout << "[ latency  ] " << analysis << ": " << result.status() << " after "
+            << seconds * 1000 << " ms\n";
+  TaskResult healthy = pool.submit("testkit.pid", {}).get();
+  EXPECT_TRUE(healthy.ok()) << "pool did not keep serving after " << analysis;
+  return {std::move(result), seconds};
+}
+
+PoolOptions no_retry_options() {
+  PoolOptions options = test::test_pool_options(1);
+  options.retries = 0;
+  return options;
+}
+
+void expect_error(const TaskResult& r, ErrorKind kind, const std::string& fragment) {
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->kind, kind) << r.error->message;
+  EXPECT_NE(r.error->message.find(fragment), std::string::npos) << r.error->message;
+}
+
+TEST(Faults, SegfaultIsCrashedWithTheSignal) {
+  Pool pool(no_retry_options());
+  auto seen = run_fault(pool, "testkit.segfault");
+  EXPECT_EQ(seen.result.status(), "crashed");
+  expect_error(seen.result, ErrorKind::crashed, "SIGSEGV");
+}
+
+TEST(Faults, AbortIsCrashedWithSigabrt) {
+  Pool pool(no_retry_options());
+  expect_error(run_fault(pool, "testkit.abort").result, ErrorKind::crashed, "SIGABRT");
+}
+
+TEST(Faults, ExitMidTaskIsCrashedWithTheStatus) {
+  Pool pool(no_retry_options());
+  expect_error(run_fault(pool, "testkit.exit", {{"code", 0}}).result, ErrorKind::crashed,
+               "exited with status 0");
+  expect_error(run_fault(pool, "testkit.exit", {{"code", 7}}).result, ErrorKind::crashed,
+               "exited with status 7");
+}
+
+TEST(Faults, RetriedCrashIsReportedOnceAfterEveryAttempt) {
+  PoolOptions options = test::test_pool_options(2);
+  options.retries = 2;
+  Pool pool(options);
+  auto seen = run_fault(pool, "testkit.segfault");
+  expect_error(seen.result, ErrorKind::crashed, "SIGSEGV");
+  EXPECT_EQ(seen.result.attempts, 3);
+  EXPECT_EQ(pool.stats().tasks_failed, 1);
+}
+
+TEST(Faults, InfiniteLoopTimesOutAndTheWorkerIsReplaced) {
+  PoolOptions options = no_retry_options();
+  options.task_timeout = std::chrono::milliseconds(300);
+  Pool pool(options);
+  const int pid = pool.stats().workers[0].pid;
+  auto seen = run_fault(pool, "testkit.spin");
+  EXPECT_EQ(seen.result.status(), "timeout");
+  expect_error(seen.result, ErrorKind::timeout, "300ms");
+  EXPECT_LT(seen.seconds, 2.0);
+  EXPECT_NE(pool.stats().workers[0].pid, pid);
+}
+
+TEST(Faults, UnboundedAllocationIsAMemoryError) {
+  PoolOptions options = no_retry_options();
+  options.memory_limit = std::int64_t{512} << 20;
+  Pool pool(options);
+  auto seen = run_fault(pool, "testkit.allocate");
+  EXPECT_EQ(seen.result.status(), "memory");
+  expect_error(seen.result, ErrorKind::memory, "memory");
+}
+
+TEST(Faults, OutputOnStdoutCannotCorruptTheChannel) {
+  Pool pool(no_retry_options());
+  auto seen = run_fault(pool, "testkit.stdout");
+  ASSERT_TRUE(seen.result.ok());
+  EXPECT_EQ(seen.result.result.at("printed"), true);
+}
+
+TEST(Faults, GarbageOnTheChannelIsAProtocolCrash) {
+  Pool pool(no_retry_options());
+  auto seen = run_fault(pool, "testkit.channel_garbage");
+  expect_error(seen.result, ErrorKind::crashed, "protocol error");
+  EXPECT_LT(seen.seconds, 2.0);
+}
+
+TEST(Faults, ExceptionOfAnUnknownTypeIsAPluginError) {
+  Pool pool(no_retry_options());
+  expect_error(run_fault(pool, "testkit.throw_int").result, ErrorKind::plugin_error,
+               "unknown exception");
+}
+
+TEST(Faults, InvalidParamsThrownByAPluginKeepsItsKind) {
+  Pool pool(no_retry_options());
+  expect_error(run_fault(pool, "testkit.throw_invalid").result, ErrorKind::invalid_params,
+               "parameter 'x'");
+}
+
+TEST(Faults, FailingSetupIsReportedAndOtherAnalysesGoOn) {
+  PoolOptions options = no_retry_options();
+  options.plugin_paths.push_back(BAD_SETUP_PLUGIN);
+  Pool pool(options);
+  TaskResult broken = pool.submit("bad_setup.broken", {}).get();
+  expect_error(broken, ErrorKind::plugin_error, "setup failed: the table is missing");
+  EXPECT_TRUE(pool.submit("example.echo", {}).get().ok());
+}
+
+TEST(Faults, WorkersAreRecycledAfterMaxTasks) {
+  PoolOptions options = test::test_pool_options(1);
+  options.max_tasks_per_worker = 3;
+  Pool pool(options);
+  std::vector<int> pids;
+  for (const TaskResult& r : pool.map("testkit.pid", std::vector<Value>(9, Value::object())))
+    pids.push_back(r.result.at("pid").get<int>());
+  ASSERT_EQ(pids.size(), 9u);
+  for (std::size_t i = 0; i < 9; ++i) EXPECT_EQ(pids[i], pids[i - i % 3]) << i;
+  EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 3u);
+  const WorkerStats w = pool.stats().workers[0];
+  EXPECT_GE(w.restarts, 2);
+  EXPECT_NE(w.restart_reasons[0].find("recycled after 3 tasks"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mathpool

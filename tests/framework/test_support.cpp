@@ -1,0 +1,100 @@
+#include "test_support.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace mathpool::test {
+
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "mathpool-test-XXXXXX").string();
+  if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::filesystem::path TempDir::write(const std::string& name, const std::string& text) const {
+  auto file = path_ / name;
+  std::ofstream(file) << text;
+  return file;
+}
+
+CommandResult run_mathpool(const std::vector<std::string>& args) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  std::vector<std::string> all = {MATHPOOL_CLI};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawn(&pid, MATHPOOL_CLI, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  close(err[1]);
+  if (rc != 0) throw std::runtime_error("cannot start mathpool");
+  CommandResult result;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open = 2;
+  while (open > 0) {
+    poll(fds, 2, -1);
+    for (auto& p : fds) {
+      if (p.fd < 0 || !p.revents) continue;
+      char buffer[65536];
+      ssize_t n = read(p.fd, buffer, sizeof buffer);
+      if (n <= 0) {
+        close(p.fd);
+        p.fd = -1;
+        --open;
+      } else {
+        (p.fd == out[0] ? result.out : result.err).append(buffer, size_t(n));
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+std::vector<Value> parse_records(const std::string& text) {
+  std::vector<Value> records;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) records.push_back(Value::parse(line));
+  return records;
+}
+
+std::vector<Value> read_records(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_records(text.str());
+}
+
+PoolOptions test_pool_options(int workers) {
+  PoolOptions options;
+  options.workers = workers;
+  options.default_plugin_paths = false;
+  options.plugin_paths = {EXAMPLE_PLUGIN, TESTKIT_PLUGIN};
+  return options;
+}
+
+}  // namespace mathpool::test

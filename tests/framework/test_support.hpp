@@ -1,0 +1,41 @@
+// Helpers shared by the framework tests: temporary folders and running the
+// mathpool command (no shell) with its output captured.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mathpool/pool.hpp"
+
+namespace mathpool::test {
+
+// A fresh private folder, removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // 128 + signal when killed
+  std::string out;
+  std::string err;
+};
+
+// Runs the mathpool command with `args`; stdin is /dev/null.
+CommandResult run_mathpool(const std::vector<std::string>& args);
+
+// Reads a JSON Lines file into Values.
+std::vector<Value> read_records(const std::filesystem::path& file);
+std::vector<Value> parse_records(const std::string& text);
+
+// Pool options that load only the example and testkit plugins.
+PoolOptions test_pool_options(int workers);
+
+}  // namespace mathpool::test

@@ -1,0 +1,97 @@
+// testkit: analyses that count, sleep and misbehave on purpose, so the tests
+// can watch the pool contain every fault. Not installed.
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include <mathpool/plugin.hpp>
+
+namespace {
+
+std::atomic<int> setup_calls{0};  // per worker process: setup must run once
+
+struct Scratch {  // per-task state: starts empty for every task
+  std::vector<std::int64_t> items;
+};
+
+mathpool::Analysis analysis(std::string name, std::string description,
+                            std::function<mathpool::Value(const mathpool::TaskContext&)> run) {
+  mathpool::Analysis a;
+  a.name = "testkit." + name;
+  a.version = "1.0.0";
+  a.description = std::move(description);
+  a.open_params = true;
+  a.run = std::move(run);
+  return a;
+}
+
+}  // namespace
+
+MATHPOOL_PLUGIN("testkit", "1.0.0") {
+  auto counted = analysis("setup_count", "Reports how often this worker ran the setup", [](const auto&) {
+    return mathpool::Value{{"setup_calls", setup_calls.load()}, {"pid", getpid()}};
+  });
+  counted.setup = [] {
+    ++setup_calls;
+    return std::any(std::string("table"));
+  };
+  registry.add(counted);
+
+  registry.add(analysis("fresh", "Appends to per-task scratch state; returns its size", [](const auto& task) {
+    Scratch scratch;  // the contract: nothing from an earlier task is visible here
+    for (std::int64_t i = 0; i < task.params().integer("n", 3); ++i) scratch.items.push_back(i);
+    return mathpool::Value{{"size", scratch.items.size()}, {"pid", getpid()}};
+  }));
+  registry.add(analysis("pid", "Returns the worker's pid", [](const auto&) {
+    return mathpool::Value{{"pid", getpid()}};
+  }));
+  registry.add(analysis("sleep", "Sleeps for `ms` milliseconds", [](const auto& task) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(task.params().integer("ms", 10)));
+    return mathpool::Value{{"pid", getpid()}};
+  }));
+  registry.add(analysis("signal", "Raises signal `signal` in the worker", [](const auto& task) {
+    ::raise(static_cast<int>(task.params().integer("signal", SIGSEGV)));
+    return mathpool::Value{{"survived", true}};
+  }));
+  registry.add(analysis("segfault", "Dereferences a null pointer", [](const auto&) {
+    volatile int* p = nullptr;
+    return mathpool::Value{{"value", *p}};
+  }));
+  registry.add(analysis("abort", "Calls std::abort", [](const auto&) -> mathpool::Value { std::abort(); }));
+  registry.add(analysis("exit", "Exits the worker mid-task with `code`", [](const auto& task) -> mathpool::Value {
+    std::_Exit(static_cast<int>(task.params().integer("code", 0)));
+  }));
+  registry.add(analysis("spin", "Loops forever", [](const auto&) -> mathpool::Value {
+    for (volatile std::uint64_t i = 0;; i = i + 1) {
+    }
+  }));
+  registry.add(analysis("allocate", "Allocates without bound", [](const auto&) -> mathpool::Value {
+    std::vector<std::vector<char>> hoard;
+    for (;;) hoard.emplace_back(64u << 20, 'x');
+  }));
+  registry.add(analysis("stdout", "Prints to stdout and stderr, then succeeds", [](const auto&) {
+    std::printf("garbage on stdout\n");
+    std::fflush(stdout);
+    std::fprintf(stderr, "noise on stderr\n");
+    return mathpool::Value{{"printed", true}};
+  }));
+  registry.add(analysis("channel_garbage", "Writes garbage into the worker's channel", [](const auto&) {
+    const char junk[] = "\xff\xff\xff\x7fnot a frame";
+    [[maybe_unused]] auto n = ::send(3, junk, sizeof junk, MSG_NOSIGNAL);
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    return mathpool::Value{{"unreachable", true}};
+  }));
+  registry.add(analysis("throw_int", "Throws an int (not a std::exception)", [](const auto&) -> mathpool::Value {
+    throw 42;
+  }));
+  registry.add(analysis("throw_invalid", "Throws InvalidParams", [](const auto&) -> mathpool::Value {
+    throw mathpool::InvalidParams("parameter 'x' is wrong");
+  }));
+}

@@ -196,6 +196,17 @@ TEST(FactorCache, CyclotomicSplitAndLayering) {
       for (unsigned i = 0; i < e; ++i) prod *= prime;
     EXPECT_EQ(prod, BigInt::pow(2, m) - BigInt(1)) << m;
   }
+  // ECM + BPSW path: every factor proven prime, products exact, up to m = 128.
+  shared->precompute(2, 128);
+  for (unsigned m = 65; m <= 128; ++m) {
+    BigInt prod(1);
+    for (const auto& [prime, e] : *shared->find(2, m)) {
+      EXPECT_TRUE(fmpz_is_prime(prime.get())) << prime.str();
+      for (unsigned i = 0; i < e; ++i) prod *= prime;
+    }
+    EXPECT_EQ(prod, BigInt::pow(2, m) - BigInt(1)) << m;
+  }
+  EXPECT_EQ(factor_integer(BigInt(std::string_view("1000000016000000063"))).size(), 2u);  // 1000000007 * 1000000009
   FactorCache local{std::shared_ptr<const FactorCache>(shared)};
   EXPECT_EQ(local.find(2, 10), shared->find(2, 10));  // served by the parent
   const auto& f = local.get(3, 12);

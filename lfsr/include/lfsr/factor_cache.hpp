@@ -14,8 +14,9 @@ namespace lfsr {
 // Prime factorisation: (prime, exponent) pairs by ascending prime.
 using Factorization = std::vector<std::pair<BigInt, unsigned>>;
 
-// Factors an integer >= 1 with FLINT (fmpz_factor). Note: for hard numbers
-// FLINT's quadratic sieve writes a temporary file in the current directory.
+// Factors an integer >= 1: trial division, then ECM (FLINT), primes by BPSW.
+// Only numbers ECM cannot split go to fmpz_factor, whose quadratic sieve
+// writes a temporary file into the current directory.
 Factorization factor_integer(const BigInt& n);
 
 // Cache of the factorisations of q^m - 1 (and of the cyclotomic values

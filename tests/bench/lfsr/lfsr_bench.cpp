@@ -1,0 +1,105 @@
+// Benchmarks of the lfsr library: algebraic cycle structure of random binary
+// registers (warm factor cache) and brute-force enumeration speed.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include <lfsr/lfsr.hpp>
+
+namespace {
+
+constexpr int kRegisters = 64;  // a fixed set per degree, cycled through
+
+std::vector<std::vector<std::uint64_t>> random_registers(unsigned d) {
+  std::mt19937_64 rng(1000 + d);
+  std::vector<std::vector<std::uint64_t>> regs(kRegisters, std::vector<std::uint64_t>(d));
+  for (auto& c : regs) {
+    for (auto& x : c) x = rng() & 1;
+    c[0] = 1;  // nonsingular; singular ones are no harder
+  }
+  return regs;
+}
+
+void BM_CycleStructureRandomBinary(benchmark::State& state) {
+  const auto d = static_cast<unsigned>(state.range(0));
+  const lfsr::Field field(2);
+  const auto regs = random_registers(d);
+  lfsr::FactorCache cache;
+  // Warm-up pass: fills the cache with every q^m - 1 these registers need and
+  // records the worst single time.
+  double worst = 0;
+  for (int pass = 0; pass < 2; ++pass)
+    for (const auto& c : regs) {
+      const auto t0 = std::chrono::steady_clock::now();
+      benchmark::DoNotOptimize(lfsr::cycle_structure(field, c, cache));
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (pass == 1) worst = std::max(worst, dt);
+    }
+  std::size_t i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(lfsr::cycle_structure(field, regs[i++ % regs.size()], cache));
+  state.counters["worst_ms"] = worst * 1e3;
+}
+BENCHMARK(BM_CycleStructureRandomBinary)->Arg(32)->Arg(64)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
+
+// Primitive trinomials/pentanomials: one cycle through all nonzero states.
+std::vector<std::uint64_t> primitive_register(unsigned d) {
+  std::vector<std::uint64_t> c(d, 0);
+  c[0] = 1;
+  if (d == 20) c[3] = 1;       // x^20 + x^3 + 1
+  else if (d == 28) c[3] = 1;  // x^28 + x^3 + 1
+  else if (d == 16) c[2] = c[3] = c[5] = 1;  // x^16 + x^5 + x^3 + x^2 + 1
+  return c;
+}
+
+void BM_EnumerateBinary(benchmark::State& state) {
+  const auto d = static_cast<unsigned>(state.range(0));
+  const lfsr::Field field(2);
+  const auto c = primitive_register(d);
+  for (auto _ : state) benchmark::DoNotOptimize(lfsr::enumerate_cycles(field, c));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) << d);
+}
+BENCHMARK(BM_EnumerateBinary)->Arg(20)->Arg(28)->Unit(benchmark::kMillisecond);
+
+void BM_EnumerateBinarySingular(benchmark::State& state) {
+  const auto d = static_cast<unsigned>(state.range(0));
+  const lfsr::Field field(2);
+  auto c = primitive_register(d);
+  c[0] = 0;
+  c[1] = 1;
+  for (auto _ : state) benchmark::DoNotOptimize(lfsr::enumerate_cycles(field, c));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) << d);
+}
+BENCHMARK(BM_EnumerateBinarySingular)->Arg(20)->Unit(benchmark::kMillisecond);
+
+void BM_EnumerateGF3(benchmark::State& state) {
+  const lfsr::Field field(3);
+  const std::vector<std::uint64_t> c = {1, 2, 0, 1, 0, 0, 1, 0, 2, 0, 0, 1};  // degree 12: 531441 states
+  for (auto _ : state) benchmark::DoNotOptimize(lfsr::enumerate_cycles(field, c));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 531441);
+}
+BENCHMARK(BM_EnumerateGF3)->Unit(benchmark::kMillisecond);
+
+void BM_BerlekampMasseyBinary(benchmark::State& state) {
+  std::mt19937_64 mt;
+  std::vector<std::uint64_t> s(static_cast<std::size_t>(state.range(0)));
+  for (auto& x : s) x = mt() & 1;
+  const lfsr::Field field(2);
+  for (auto _ : state) benchmark::DoNotOptimize(lfsr::berlekamp_massey(field, s));
+}
+BENCHMARK(BM_BerlekampMasseyBinary)->Arg(1000)->Arg(40000)->Unit(benchmark::kMillisecond);
+
+void BM_SharedCacheBuild(benchmark::State& state) {
+  for (auto _ : state) {
+    lfsr::FactorCache cache;
+    cache.precompute(2, 128);
+    for (std::uint64_t q : {3, 4, 5, 7, 8, 9, 16}) cache.precompute(q, 32);
+    benchmark::DoNotOptimize(cache.size());
+  }
+}
+BENCHMARK(BM_SharedCacheBuild)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -28,14 +28,19 @@ struct TableStep {
   std::uint64_t q, chunk, top_weight;
   std::vector<std::vector<std::uint64_t>> tables;
   std::vector<std::uint8_t> add_table;  // q <= 256: q*q sums
+  std::vector<std::uint64_t> coeffs;    // q > 4096: no tables, digit by digit
 
   TableStep(const Field& f, const std::vector<std::uint64_t>& c) : field(&f), q(f.q()) {
     const auto d = static_cast<unsigned>(c.size());
+    top_weight = 1;
+    for (unsigned i = 1; i < d; ++i) top_weight *= q;
+    if (q > 4096) {
+      coeffs = c;
+      return;
+    }
     unsigned w = 1;
     chunk = q;
     while (w < d && chunk * q <= 4096) chunk *= q, ++w;
-    top_weight = 1;
-    for (unsigned i = 1; i < d; ++i) top_weight *= q;
     for (unsigned base = 0; base < d; base += w) {
       const unsigned len = std::min(w, d - base);
       std::uint64_t size = 1;
@@ -56,6 +61,10 @@ struct TableStep {
   }
   std::uint64_t operator()(std::uint64_t x) const {
     std::uint64_t fb = 0, rest = x;
+    if (!coeffs.empty()) {
+      for (std::size_t i = 0; i < coeffs.size(); ++i, rest /= q) fb = field->add(fb, field->mul(coeffs[i], rest % q));
+      return x / q + fb * top_weight;
+    }
     for (const auto& t : tables) {
       const std::uint64_t v = t[rest % chunk];
       fb = add_table.empty() ? field->add(fb, v) : add_table[fb * q + v];

@@ -203,3 +203,20 @@ TEST(Enumerate, MemoryAndLimits) {
   EXPECT_EQ(index_of_state(3, {1, 2, 0}), 7u);
   EXPECT_EQ(state_of_index(3, 3, 7), (std::vector<std::uint64_t>{1, 2, 0}));
 }
+
+TEST(Enumerate, LargeFieldsWithoutTables) {
+  // q > 4096 steps digit by digit; compare with the algebra.
+  FactorCache cache;
+  for (std::uint64_t q : {4099ull, 5041ull /* 71^2 */, 1ull << 13}) {
+    Field f(q);
+    for (const std::vector<std::uint64_t>& c : {std::vector<std::uint64_t>{3}, {0}, {q - 1}, {q - 2}}) {
+      const auto alg = cycle_structure(f, c, cache);
+      const auto en = enumerate_cycles(f, c).structure;
+      EXPECT_EQ(as_map(alg), as_map(en)) << q;
+      EXPECT_EQ(alg.transient_states, en.transient_states);
+    }
+  }
+  Field f(4099);  // degree 2: 16.8 million states
+  const std::vector<std::uint64_t> c = {7, 1};
+  EXPECT_EQ(as_map(cycle_structure(f, c, cache)), as_map(enumerate_cycles(f, c).structure));
+}

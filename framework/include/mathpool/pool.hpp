@@ -34,11 +34,17 @@ struct PoolOptions {
   std::int64_t memory_limit = 0;  // bytes of address space per worker; 0: none
   int max_tasks_per_worker = 0;   // replace a worker after this many tasks; 0: never
   int retries = 1;                // re-runs of a task whose worker died
+  // Tasks a worker may hold at once (sent ahead so it never waits for the
+  // host); 0: sized automatically from measured task times.
+  int chunk_size = 0;
   // Plugin files or directories, searched after the default locations.
   std::vector<std::filesystem::path> plugin_paths;
   bool default_plugin_paths = true;  // the installed/build-tree directory and MATHPOOL_PLUGIN_PATH
   bool allow_insecure_plugins = false;  // load plugins writable by other users
   std::filesystem::path worker_program;  // empty: the one installed with this library
+  // Analyses whose setup a worker runs as soon as it starts; nullopt: all of
+  // them. Any other analysis is set up on its first task in each worker.
+  std::optional<std::vector<std::string>> preload;
 };
 
 // The outcome of one task. Plain value type.

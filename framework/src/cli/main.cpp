@@ -32,6 +32,7 @@ int fail(const std::string& message) {
 mathpool::Pool catalogue_pool(const std::vector<std::string>& plugin_paths) {
   mathpool::PoolOptions options;
   options.workers = 1;
+  options.preload = std::vector<std::string>{};  // listing needs no setup
   for (const auto& p : plugin_paths) options.plugin_paths.emplace_back(p);
   return mathpool::Pool(options);
 }

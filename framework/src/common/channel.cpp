@@ -29,13 +29,17 @@ std::uint32_t read_length(const std::uint8_t* p) {
 }  // namespace
 
 Channel::Channel(Channel&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), in_(std::move(other.in_)), in_pos_(other.in_pos_) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      in_(std::move(other.in_)),
+      out_(std::move(other.out_)),
+      in_pos_(other.in_pos_) {}
 
 Channel& Channel::operator=(Channel&& other) noexcept {
   if (this != &other) {
     close();
     fd_ = std::exchange(other.fd_, -1);
     in_ = std::move(other.in_);
+    out_ = std::move(other.out_);
     in_pos_ = other.in_pos_;
   }
   return *this;
@@ -48,14 +52,31 @@ void Channel::close() noexcept {
   fd_ = -1;
   in_.clear();
   in_pos_ = 0;
+  out_.clear();
 }
 
 bool Channel::send(const Value& message) {
-  std::vector<std::uint8_t> frame(4);
-  Value::to_msgpack(message, frame);  // appends after the length prefix
-  const auto size = static_cast<std::uint32_t>(frame.size() - 4);
-  for (int i = 0; i < 4; ++i) frame[i] = static_cast<std::uint8_t>(size >> (8 * i));
-  return write_all(fd_, frame.data(), frame.size());
+  queue(message);
+  return flush();
+}
+
+void Channel::queue(const Value& message) {
+  const std::size_t start = out_.size();
+  out_.resize(start + 4);
+  Value::to_msgpack(message, out_);  // appends after the length prefix
+  const auto size = static_cast<std::uint32_t>(out_.size() - start - 4);
+  for (int i = 0; i < 4; ++i) out_[start + i] = static_cast<std::uint8_t>(size >> (8 * i));
+}
+
+bool Channel::flush() {
+  const bool ok = out_.empty() || write_all(fd_, out_.data(), out_.size());
+  out_.clear();
+  return ok;
+}
+
+bool Channel::has_buffered_message() const noexcept {
+  const std::size_t available = in_.size() - in_pos_;
+  return available >= 4 && available >= 4 + std::size_t(read_length(in_.data() + in_pos_));
 }
 
 bool Channel::fill() {

@@ -41,6 +41,13 @@ class Channel {
 
   // Blocking send of one message; returns false when the peer is gone.
   bool send(const Value& message);
+  // Appends a message to the output buffer; flush() sends everything queued in
+  // one write, so a burst of messages costs one system call.
+  void queue(const Value& message);
+  bool flush();
+  bool has_queued() const noexcept { return !out_.empty(); }
+  // True when a complete frame is already buffered (receive() will not block).
+  bool has_buffered_message() const noexcept;
   // Blocking receive; nullopt at end of stream. Throws ProtocolError on garbage.
   std::optional<Value> receive();
 
@@ -52,6 +59,7 @@ class Channel {
  private:
   int fd_ = -1;
   std::vector<std::uint8_t> in_;
+  std::vector<std::uint8_t> out_;
   std::size_t in_pos_ = 0;
 };
 

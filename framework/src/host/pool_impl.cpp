@@ -46,7 +46,7 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
             {"protocol", kProtocolVersion},
             {"plugins", files},
             {"memory_limit", options_.memory_limit},
-            {"setup", true}};
+            {"setup", options_.preload ? Value(*options_.preload) : Value(true)}};
   if (options_.start == StartMode::zygote)
     throw Error(ErrorKind::plugin_error, "pool start mode 'zygote' is not yet supported");
 
@@ -212,20 +212,43 @@ void Pool::Impl::fail_startup(const std::string& message) {
   changed_.notify_all();
 }
 
+std::size_t Pool::Impl::chunk_limit() const {
+  if (options_.chunk_size > 0) return std::size_t(options_.chunk_size);
+  // Hold about kChunkWork of work per worker, so dispatch costs stay a small
+  // fraction of it, but split the remaining queue fairly so no worker idles.
+  constexpr double kChunkWork = 0.002;
+  constexpr std::size_t kMaxChunk = 256;
+  std::size_t by_time = 2;  // before any measurement: one running, one waiting
+  if (mean_task_seconds_ >= 0)
+    by_time = mean_task_seconds_ * kMaxChunk < kChunkWork
+                  ? kMaxChunk
+                  : std::max<std::size_t>(1, std::size_t(kChunkWork / mean_task_seconds_));
+  const std::size_t fair = (queue_.size() + slots_.size() - 1) / slots_.size();
+  return std::max<std::size_t>(1, std::min(by_time, fair));
+}
+
 void Pool::Impl::dispatch() {
   for (Slot& slot : slots_) {
     if (queue_.empty()) return;
-    if (slot.state != SlotState::ready || !slot.inflight.empty()) continue;
-    TaskPtr task = std::move(queue_.front());
-    queue_.pop_front();
-    ++task->attempts;
-    slot.channel.send({{"type", "run"},
-                       {"id", task->id},
-                       {"analysis", task->analysis},
-                       {"params", task->params}});
-    slot.head_started = Clock::now();
-    slot.head_timed_out = false;
-    slot.inflight.push_back(std::move(task));
+    if (slot.state != SlotState::ready) continue;
+    std::size_t limit = slot.inflight.size() + chunk_limit();
+    if (options_.max_tasks_per_worker > 0)
+      limit = std::min<std::size_t>(limit, std::size_t(options_.max_tasks_per_worker - slot.stats.tasks));
+    while (!queue_.empty() && slot.inflight.size() < limit) {
+      TaskPtr task = std::move(queue_.front());
+      queue_.pop_front();
+      ++task->attempts;
+      slot.channel.queue({{"type", "run"},
+                          {"id", task->id},
+                          {"analysis", task->analysis},
+                          {"params", task->params}});
+      if (slot.inflight.empty()) {
+        slot.head_started = Clock::now();
+        slot.head_timed_out = false;
+      }
+      slot.inflight.push_back(std::move(task));
+    }
+    slot.channel.flush();  // a dead worker shows up as end of stream on its channel
   }
 }
 
@@ -293,6 +316,8 @@ void Pool::Impl::handle_result(Slot& slot, const Value& message) {
                              error.value("message", "")};
   }
   slot.head_started = Clock::now();
+  mean_task_seconds_ = mean_task_seconds_ < 0 ? result.seconds
+                                              : 0.9 * mean_task_seconds_ + 0.1 * result.seconds;
   ++slot.stats.tasks;
   ++slot.stats.tasks_total;
   {
@@ -300,6 +325,16 @@ void Pool::Impl::handle_result(Slot& slot, const Value& message) {
     stats_.workers[std::size_t(slot.index)] = slot.stats;
   }
   finish(std::move(task), std::move(result));
+  if (message.value("retire", false)) {
+    // The worker ran out of memory and exits: what it still holds never started.
+    while (!slot.inflight.empty()) {
+      TaskPtr waiting = std::move(slot.inflight.back());
+      slot.inflight.pop_back();
+      --waiting->attempts;
+      queue_.push_front(std::move(waiting));
+    }
+    return retire(slot, "ran out of memory");
+  }
   if (options_.max_tasks_per_worker > 0 && slot.stats.tasks >= options_.max_tasks_per_worker &&
       slot.inflight.empty())
     retire(slot, fmt::format("recycled after {} tasks", slot.stats.tasks));
@@ -329,13 +364,16 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   const bool out_of_memory = WIFEXITED(status) && WEXITSTATUS(status) == detail::kWorkerExitOutOfMemory;
 
   if (!slot.inflight.empty()) {
+    // The worker writes each result before it starts the next task, so the
+    // head is the task that was running; those behind it never started.
+    while (slot.inflight.size() > 1) {
+      TaskPtr waiting = std::move(slot.inflight.back());
+      slot.inflight.pop_back();
+      --waiting->attempts;
+      queue_.push_front(std::move(waiting));
+    }
     TaskPtr head = std::move(slot.inflight.front());
     slot.inflight.pop_front();
-    // Tasks behind the head never started: back to the front of the queue.
-    while (!slot.inflight.empty()) {
-      queue_.push_front(std::move(slot.inflight.back()));
-      slot.inflight.pop_back();
-    }
     if (slot.head_timed_out) {
       finish(std::move(head),
              error_result(ErrorKind::timeout,

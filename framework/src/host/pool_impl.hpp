@@ -67,6 +67,7 @@ class Pool::Impl {
   void run_loop();
   void start_slot(Slot& slot);
   void dispatch();
+  std::size_t chunk_limit() const;
   void handle_input(Slot& slot);
   void handle_message(Slot& slot, const Value& message);
   void handle_ready(Slot& slot, const Value& message);
@@ -105,6 +106,7 @@ class Pool::Impl {
   std::deque<TaskPtr> queue_;
   std::vector<Slot> slots_;
   std::vector<Retiring> retiring_;
+  double mean_task_seconds_ = -1;  // moving average of worker-reported task time
   std::thread thread_;
 };
 

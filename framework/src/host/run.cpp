@@ -63,6 +63,10 @@ void check_analyses(const RunConfig& config, const Pool& pool) {
 
 PoolOptions pool_options_for(const RunConfig& config, std::size_t task_count) {
   PoolOptions options = config.pool;
+  // Set up what the config uses when a worker starts, nothing else.
+  std::vector<std::string> used;
+  for (const AnalysisEntry& entry : config.analyses) used.push_back(entry.analysis);
+  options.preload = used;
   if (options.workers <= 0) {
     const int cores = detail::available_cores();
     options.workers = static_cast<int>(std::clamp<std::size_t>(task_count, 1, std::size_t(cores)));

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -104,8 +105,14 @@ Value handshake(PluginLoader& loader, const Value& hello) {
       errors.push_back(e.what());
     }
   }
-  if (hello.value("setup", true))
-    for (auto& [name, analysis] : loader.analyses()) loader.ensure_setup(analysis);
+  // "setup": true sets up every analysis now; a list names the ones to set up
+  // now; the rest are set up on their first task.
+  const Value& setup = hello.contains("setup") ? hello["setup"] : Value(true);
+  for (auto& [name, analysis] : loader.analyses()) {
+    const bool now = setup.is_boolean() ? setup.get<bool>()
+                                        : std::find(setup.begin(), setup.end(), name) != setup.end();
+    if (now) loader.ensure_setup(analysis);
+  }
   Value catalogue = Value::array();
   for (const auto& [name, analysis] : loader.analyses()) catalogue.push_back(describe(analysis));
   return {{"type", "ready"},      {"protocol", kProtocolVersion}, {"pid", getpid()},
@@ -134,6 +141,8 @@ int serve(int fd, pid_t host) {
   PluginLoader loader;
   if (!channel.send(handshake(loader, *hello))) return 0;
 
+  // Each reply is written before the next task starts: when a worker dies, the
+  // host knows exactly which task was running (requests arrive in bursts).
   for (;;) {
     std::optional<Value> request;
     try {
@@ -146,9 +155,8 @@ int serve(int fd, pid_t host) {
     if (type == "exit") return 0;
     if (type != "run") return 4;
     Value reply = run_task(loader, *request);
-    const bool retire = reply.value("retire", false);
     if (!channel.send(reply)) return 0;
-    if (retire) return kExitOutOfMemory;
+    if (reply.value("retire", false)) return kExitOutOfMemory;
   }
 }
 

@@ -2,6 +2,8 @@
 // the worked examples of NOTES.md.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "oracles.hpp"
 
 using namespace lfsr;
@@ -219,4 +221,35 @@ TEST(Enumerate, LargeFieldsWithoutTables) {
   Field f(4099);  // degree 2: 16.8 million states
   const std::vector<std::uint64_t> c = {7, 1};
   EXPECT_EQ(as_map(cycle_structure(f, c, cache)), as_map(enumerate_cycles(f, c).structure));
+}
+
+TEST(Cycles, SharedReadOnlyCacheAcrossThreads) {
+  // One cache built once and shared const; each thread adds a private layer.
+  auto shared = std::make_shared<FactorCache>();
+  shared->precompute(2, 64);
+  const std::shared_ptr<const FactorCache> parent = shared;
+  const Field field(2);
+  std::mt19937_64 rng(8);
+  std::vector<std::vector<std::uint64_t>> regs;
+  for (int i = 0; i < 40; ++i) {
+    auto c = lfsr_test::random_coefficients(rng, 2, 80);
+    c[0] = 1;
+    regs.push_back(c);
+  }
+  std::vector<BigInt> expected;
+  {
+    FactorCache solo;
+    for (const auto& c : regs) expected.push_back(cycle_structure(field, c, solo).cycle_count);
+  }
+  std::vector<std::vector<BigInt>> got(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      FactorCache local(parent);
+      for (const auto& c : regs) got[t].push_back(cycle_structure(field, c, local).cycle_count);
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(got[0], expected);
+  EXPECT_EQ(got[1], expected);
+  EXPECT_EQ(shared->size(), 64u);
 }

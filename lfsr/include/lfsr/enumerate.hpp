@@ -21,13 +21,13 @@ class Field;
 std::optional<std::uint64_t> enumeration_memory_bytes(std::uint64_t q, unsigned degree, bool singular,
                                                       bool list_cycles = false);
 
-// One cycle: its states as indices, starting at the least one.
+// One cycle: its states as indices, starting at the least one. Plain value type.
 struct ListedCycle {
   std::uint64_t length = 0;
   std::vector<std::uint64_t> states;
 };
 
-// `structure` has every field of CycleStructure; `cycle_list` is filled (ordered
+// Plain value type. `structure` has every field of CycleStructure; `cycle_list` is filled (ordered
 // by least state) only when asked for.
 struct Enumeration {
   CycleStructure structure;

@@ -28,7 +28,7 @@ void check_coefficients(const Field& field, const std::vector<std::uint64_t>& co
 // x^d - c(d-1) x^(d-1) - ... - c0 (the SPEC convention).
 Poly characteristic_polynomial(const Field& field, const std::vector<std::uint64_t>& coefficients);
 
-// One irreducible factor with its multiplicity.
+// One irreducible factor with its multiplicity. Plain value type.
 struct FactorPower {
   Poly factor;  // monic irreducible
   unsigned multiplicity = 1;
@@ -44,7 +44,7 @@ BigInt order_of_irreducible(const Field& field, const Poly& g, FactorCache& cach
 // ord(g^e) = ord(g) * p^t, t least with p^t >= e (p the characteristic).
 BigInt order_of_power(const Field& field, const BigInt& order_of_g, unsigned e);
 
-// Everything lfsr.polynomial reports about one polynomial.
+// Everything lfsr.polynomial reports about one polynomial. Plain value types.
 struct FactorInfo {
   Poly factor;
   unsigned multiplicity = 1;

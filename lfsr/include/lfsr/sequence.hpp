@@ -40,7 +40,7 @@ class Register {
 
 // Period and pre-period of the sequence from one state: Berlekamp–Massey on 2d
 // outputs gives its minimal polynomial x^h g (g(0) != 0); pre-period h,
-// period ord(g) (1 for the zero state).
+// period ord(g) (1 for the zero state). Plain value type.
 struct StatePeriod {
   BigInt period;
   std::uint64_t preperiod = 0;

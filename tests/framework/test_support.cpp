@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -92,6 +93,9 @@ std::vector<Value> read_records(const std::filesystem::path& file) {
 PoolOptions test_pool_options(int workers) {
   PoolOptions options;
   options.workers = workers;
+  // The pool suites run once per start mode (see CMakeLists.txt).
+  const char* start = std::getenv("MATHPOOL_TEST_START");
+  options.start = start && std::string(start) == "zygote" ? StartMode::zygote : StartMode::spawn;
   options.default_plugin_paths = false;
   options.plugin_paths = {EXAMPLE_PLUGIN, TESTKIT_PLUGIN};
   return options;

@@ -29,7 +29,7 @@ enum class StartMode {
 // How a pool is built. Every field has a usable default.
 struct PoolOptions {
   int workers = 0;  // 0: the cores this process may run on
-  StartMode start = StartMode::spawn;
+  StartMode start = StartMode::zygote;
   std::optional<std::chrono::milliseconds> task_timeout;  // nullopt: none
   std::int64_t memory_limit = 0;  // bytes of address space per worker; 0: none
   int max_tasks_per_worker = 0;   // replace a worker after this many tasks; 0: never

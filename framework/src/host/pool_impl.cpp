@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,8 +48,10 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
             {"plugins", files},
             {"memory_limit", options_.memory_limit},
             {"setup", options_.preload ? Value(*options_.preload) : Value(true)}};
-  if (options_.start == StartMode::zygote)
-    throw Error(ErrorKind::plugin_error, "pool start mode 'zygote' is not yet supported");
+  // Zygote workers are double-forked so they become our children, to be reaped
+  // (and their exit status read) here.
+  if (options_.start == StartMode::zygote && prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    options_.start = StartMode::spawn;
 
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   slots_.resize(static_cast<std::size_t>(options_.workers));
@@ -144,7 +147,29 @@ void Pool::Impl::finish(TaskPtr task, TaskResult result) {
 
 // ---- dispatcher thread ------------------------------------------------------
 
+bool Pool::Impl::start_template() {
+  try {
+    Value ready = zygote_.start(worker_program_, hello_);
+    handle_load_errors(ready);
+    std::lock_guard lock(mutex_);
+    catalogue_ = ready.at("analyses");
+    return startup_error_.empty();
+  } catch (const std::exception& e) {
+    fail_startup(e.what());
+    return false;
+  }
+}
+
+void Pool::Impl::handle_load_errors(const Value& ready) {
+  const auto& errors = ready.at("errors");
+  if (errors.empty()) return;
+  std::string joined;
+  for (const auto& e : errors) joined += (joined.empty() ? "" : "; ") + e.get<std::string>();
+  fail_startup(joined);
+}
+
 void Pool::Impl::run_loop() {
+  if (options_.start == StartMode::zygote && !start_template()) return stop_all_workers();
   for (Slot& slot : slots_) start_slot(slot);
   std::vector<pollfd> fds;
   for (;;) {
@@ -194,11 +219,13 @@ void Pool::Impl::start_slot(Slot& slot) {
   slot.respawn_at = Clock::time_point::max();
   slot.started_at = Clock::now();
   try {
-    detail::SpawnedWorker worker = detail::spawn_worker(worker_program_);
+    const bool forked = options_.start == StartMode::zygote;
+    detail::SpawnedWorker worker =
+        forked ? zygote_.fork_worker() : detail::spawn_worker(worker_program_);
     slot.pid = worker.pid;
     slot.channel = std::move(worker.channel);
     slot.state = SlotState::starting;
-    slot.channel.send(hello_);
+    if (!forked) slot.channel.send(hello_);  // a forked worker has its plugins already
   } catch (const std::exception& e) {
     fail_startup(e.what());
   }
@@ -277,12 +304,7 @@ void Pool::Impl::handle_message(Slot& slot, const Value& message) {
 void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
   if (message.value("protocol", 0) != kProtocolVersion)
     throw detail::ProtocolError("worker speaks another protocol version");
-  const auto& errors = message.at("errors");
-  if (!errors.empty()) {
-    std::string joined;
-    for (const auto& e : errors) joined += (joined.empty() ? "" : "; ") + e.get<std::string>();
-    fail_startup(joined);
-  }
+  handle_load_errors(message);
   slot.state = SlotState::ready;
   slot.start_failures = 0;
   slot.stats.pid = slot.pid;
@@ -474,6 +496,7 @@ void Pool::Impl::stop_all_workers() {
     }
     changed_.notify_all();
   }
+  zygote_.stop();
   while (!retiring_.empty()) {
     check_deadlines(Clock::now());
     if (!retiring_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));

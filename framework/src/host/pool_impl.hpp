@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "../common/channel.hpp"
+#include "zygote_client.hpp"
 #include "mathpool/pool.hpp"
 
 namespace mathpool {
@@ -65,12 +66,14 @@ class Pool::Impl {
 
   // Dispatcher thread.
   void run_loop();
+  bool start_template();
   void start_slot(Slot& slot);
   void dispatch();
   std::size_t chunk_limit() const;
   void handle_input(Slot& slot);
   void handle_message(Slot& slot, const Value& message);
   void handle_ready(Slot& slot, const Value& message);
+  void handle_load_errors(const Value& ready);
   void handle_result(Slot& slot, const Value& message);
   void handle_death(Slot& slot, const std::string& why);
   void retire(Slot& slot, const std::string& reason);
@@ -106,6 +109,7 @@ class Pool::Impl {
   std::deque<TaskPtr> queue_;
   std::vector<Slot> slots_;
   std::vector<Retiring> retiring_;
+  detail::ZygoteTemplate zygote_;
   double mean_task_seconds_ = -1;  // moving average of worker-reported task time
   std::thread thread_;
 };

@@ -18,6 +18,7 @@
 
 #include "../common/channel.hpp"
 #include "plugin_loader.hpp"
+#include "zygote.hpp"
 
 namespace mathpool::detail {
 namespace {
@@ -119,6 +120,26 @@ Value handshake(PluginLoader& loader, const Value& hello) {
           {"analyses", catalogue}, {"errors", errors}};
 }
 
+// Each reply is written before the next task starts: when a worker dies, the
+// host knows exactly which task was running (requests arrive in bursts).
+int serve_tasks(Channel& channel, PluginLoader& loader) {
+  for (;;) {
+    std::optional<Value> request;
+    try {
+      request = channel.receive();
+    } catch (const ProtocolError&) {
+      return 4;
+    }
+    if (!request) return 0;
+    const std::string type = request->value("type", "");
+    if (type == "exit") return 0;
+    if (type != "run") return 4;
+    Value reply = run_task(loader, *request);
+    if (!channel.send(reply)) return 0;
+    if (reply.value("retire", false)) return kExitOutOfMemory;
+  }
+}
+
 int serve(int fd, pid_t host) {
   // Die with the host, and never outlive it as an orphan.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -140,24 +161,14 @@ int serve(int fd, pid_t host) {
   }
   PluginLoader loader;
   if (!channel.send(handshake(loader, *hello))) return 0;
-
-  // Each reply is written before the next task starts: when a worker dies, the
-  // host knows exactly which task was running (requests arrive in bursts).
-  for (;;) {
-    std::optional<Value> request;
-    try {
-      request = channel.receive();
-    } catch (const ProtocolError&) {
-      return 4;
-    }
-    if (!request) return 0;
-    const std::string type = request->value("type", "");
-    if (type == "exit") return 0;
-    if (type != "run") return 4;
-    Value reply = run_task(loader, *request);
-    if (!channel.send(reply)) return 0;
-    if (reply.value("retire", false)) return kExitOutOfMemory;
+  if (hello->value("mode", "") == "zygote") {
+    return run_template(channel, host, [&loader](Channel& worker_channel) {
+      Value ready = {{"type", "ready"},       {"protocol", kProtocolVersion}, {"pid", getpid()},
+                     {"analyses", Value::array()}, {"errors", Value::array()}};
+      return worker_channel.send(ready) ? serve_tasks(worker_channel, loader) : 0;
+    });
   }
+  return serve_tasks(channel, loader);
 }
 
 }  // namespace

@@ -1,0 +1,47 @@
+#include "fd_passing.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mathpool::detail {
+
+bool send_fd(int socket, int fd, pid_t pid) {
+  iovec data{&pid, sizeof pid};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
+  ssize_t n;
+  do n = ::sendmsg(socket, &message, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof pid);
+}
+
+bool receive_fd(int socket, int* fd, pid_t* pid) {
+  iovec data{pid, sizeof *pid};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t n;
+  do n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  if (n != static_cast<ssize_t>(sizeof *pid) || !header || header->cmsg_type != SCM_RIGHTS)
+    return false;
+  std::memcpy(fd, CMSG_DATA(header), sizeof *fd);
+  return true;
+}
+
+}  // namespace mathpool::detail

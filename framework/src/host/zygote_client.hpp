@@ -1,0 +1,33 @@
+// zygote_client.hpp: the host's handle on a zygote template process.
+// Not thread-safe; used by the pool's dispatcher thread only.
+#pragma once
+
+#include <filesystem>
+
+#include "worker_process.hpp"
+
+namespace mathpool::detail {
+
+class ZygoteTemplate {
+ public:
+  ZygoteTemplate() = default;
+  ~ZygoteTemplate() { stop(); }
+
+  // Starts the template, which loads the plugins and runs their setups once;
+  // returns its ready message (catalogue and load errors). Throws
+  // mathpool::Error when it dies first. The host must be a child subreaper.
+  Value start(const std::filesystem::path& program, Value hello);
+  // Forks a ready-to-serve worker from the template (restarting a dead
+  // template once). Throws mathpool::Error when that fails.
+  SpawnedWorker fork_worker();
+  bool running() const noexcept { return pid_ > 0; }
+  void stop();
+
+ private:
+  std::filesystem::path program_;
+  Value hello_;
+  pid_t pid_ = -1;
+  Channel channel_;
+};
+
+}  // namespace mathpool::detail

@@ -425,7 +425,7 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
                              reason));
   // Back off so a worker that dies at start cannot spin the machine.
   slot.respawn_at =
-      Clock::now() + std::chrono::milliseconds(50 << std::min(slot.start_failures, 6));
+      Clock::now() + std::chrono::milliseconds(50 << std::min(slot.start_failures, 4));
 }
 
 void Pool::Impl::check_deadlines(Clock::time_point now) {

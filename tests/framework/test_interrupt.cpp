@@ -1,0 +1,111 @@
+// Interrupt and resume: SIGINT mid-run exits 130 promptly and keeps every
+// finished record; --resume then runs only what is missing, and the union
+// equals an uninterrupted run.
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace mathpool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string sleepy_config(const std::string& output) {
+  return "pool: {workers: 2}\n"
+         "output: " + output + "\n"
+         "analyses:\n"
+         "  - name: naps\n"
+         "    analysis: testkit.sleep\n"
+         "    params: {ms: 15}\n"
+         "    sweep: {tag: [" + [] {
+           std::string list;
+           for (int i = 0; i < 120; ++i) list += (i ? "," : "") + std::to_string(i);
+           return list;
+         }() + "]}\n"
+         "  - name: sums\n"
+         "    analysis: example.sum\n"
+         "    sweep: {offset: [1, 2, 3], values: [[1], [2, 3]]}\n"
+         "    repeat: 2\n";
+}
+
+// (run, task, repeat) -> the record without the fields that legitimately vary.
+std::map<std::tuple<std::string, int, int>, Value> by_key(const std::vector<Value>& records) {
+  std::map<std::tuple<std::string, int, int>, Value> out;
+  for (Value r : records) {
+    auto key = std::make_tuple(r["run"].get<std::string>(), r["task"].get<int>(), r["repeat"].get<int>());
+    r.erase("worker");
+    r.erase("seconds");
+    if (r.contains("result")) r["result"].erase("pid");
+    EXPECT_TRUE(out.emplace(key, r).second) << "duplicate record " << r.dump();
+  }
+  return out;
+}
+
+TEST(Interrupt, SigintStopsPromptlyAndResumeCompletesTheRun) {
+  test::TempDir dir;
+  const auto config = dir.write("run.yaml", sleepy_config("partial.jsonl"));
+  const auto clean_config = dir.write("clean.yaml", sleepy_config("clean.jsonl"));
+  const std::vector<std::string> plugin = {"--plugin-path", TESTKIT_PLUGIN};
+
+  std::vector<std::string> args = {"run", config.string()};
+  args.insert(args.end(), plugin.begin(), plugin.end());
+  const int pid = test::start_mathpool(args, dir.path() / "log.txt");
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const auto sent = Clock::now();
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  EXPECT_EQ(test::wait_exit(pid), 130);
+  const double stop_seconds = std::chrono::duration<double>(Clock::now() - sent).count();
+  std::cout << "[ latency  ] SIGINT to exit: " << stop_seconds * 1000 << " ms\n";
+  EXPECT_LT(stop_seconds, 2.0);
+
+  const auto partial = test::read_records(dir.path() / "partial.jsonl");
+  ASSERT_GT(partial.size(), 0u);
+  ASSERT_LT(partial.size(), 132u) << "the run finished before the interrupt";
+  for (std::size_t i = 0; i < partial.size(); ++i) {  // a prefix, in task order
+    EXPECT_EQ(partial[i]["run"], "naps");
+    EXPECT_EQ(partial[i]["task"], i);
+  }
+
+  std::vector<std::string> resume = {"run", config.string(), "--resume"};
+  resume.insert(resume.end(), plugin.begin(), plugin.end());
+  const auto resumed = test::run_mathpool(resume);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+
+  std::vector<std::string> clean = {"run", clean_config.string()};
+  clean.insert(clean.end(), plugin.begin(), plugin.end());
+  ASSERT_EQ(test::run_mathpool(clean).exit_code, 0);
+
+  const auto after = test::read_records(dir.path() / "partial.jsonl");
+  const auto reference = test::read_records(dir.path() / "clean.jsonl");
+  EXPECT_EQ(after.size(), reference.size());
+  EXPECT_EQ(by_key(after), by_key(reference));
+}
+
+TEST(Interrupt, ResumeOfACompleteRunRunsNothing) {
+  test::TempDir dir;
+  const auto config = dir.write("run.yaml",
+                                "output: out.jsonl\nanalyses:\n"
+                                "  - {name: e, analysis: example.echo, params: {x: 1}, repeat: 3}\n");
+  ASSERT_EQ(test::run_mathpool({"run", config.string()}).exit_code, 0);
+  const auto first = test::read_records(dir.path() / "out.jsonl");
+  ASSERT_EQ(test::run_mathpool({"run", config.string(), "--resume"}).exit_code, 0);
+  EXPECT_EQ(test::read_records(dir.path() / "out.jsonl"), first);
+}
+
+TEST(Interrupt, ResumeToStandardOutputIsRefused) {
+  test::TempDir dir;
+  const auto config = dir.write("run.yaml", "analyses:\n  - {name: e, analysis: example.echo}\n");
+  const auto result = test::run_mathpool({"run", config.string(), "--resume"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("mathpool: error: --resume needs an output file"), std::string::npos)
+      << result.err;
+}
+
+}  // namespace
+}  // namespace mathpool

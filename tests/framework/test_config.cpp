@@ -68,7 +68,7 @@ TEST(ConfigDefaults, EveryOptionHasADefault) {
   const RunConfig config = parse_config(kAnalyses, kFile);
   EXPECT_EQ(config.file, kFile);
   EXPECT_EQ(config.pool.workers, 0);  // auto
-  EXPECT_EQ(config.pool.start, mathpool::StartMode::spawn);
+  EXPECT_EQ(config.pool.start, mathpool::StartMode::zygote);  // SPEC.md: `start: zygote`
   EXPECT_FALSE(config.pool.task_timeout.has_value());
   EXPECT_EQ(config.pool.memory_limit, 0);
   EXPECT_EQ(config.pool.max_tasks_per_worker, 0);

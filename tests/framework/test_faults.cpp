@@ -128,6 +128,20 @@ TEST(Faults, FailingSetupIsReportedAndOtherAnalysesGoOn) {
   EXPECT_TRUE(pool.submit("example.echo", {}).get().ok());
 }
 
+TEST(Faults, SetupThatKillsItsWorkerIsQuarantinedAndOtherAnalysesGoOn) {
+  PoolOptions options = test::test_pool_options(2);
+  options.plugin_paths.push_back(CRASH_SETUP_PLUGIN);
+  const auto start = Clock::now();
+  Pool pool(options);  // starts although one setup crashes every process it runs in
+  std::cout << "[ latency  ] pool ready despite crashing setup after "
+            << std::chrono::duration<double>(Clock::now() - start).count() * 1000 << " ms\n";
+  TaskResult boom = pool.submit("crash_setup.boom", {}).get();
+  expect_error(boom, ErrorKind::plugin_error, "quarantined");
+  EXPECT_NE(boom.error->message.find("SIGSEGV"), std::string::npos) << boom.error->message;
+  EXPECT_TRUE(pool.submit("crash_setup.fine", {}).get().ok());
+  EXPECT_TRUE(pool.submit("testkit.pid", {}).get().ok());
+}
+
 TEST(Faults, WorkersAreRecycledAfterMaxTasks) {
   PoolOptions options = test::test_pool_options(1);
   options.max_tasks_per_worker = 3;

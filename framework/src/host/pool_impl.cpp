@@ -21,6 +21,7 @@ using detail::kProtocolVersion;
 constexpr auto kTerminateGrace = std::chrono::milliseconds(200);
 constexpr auto kRetireGrace = std::chrono::seconds(2);
 constexpr int kMaxStartFailures = 3;
+constexpr int kQuarantineAfter = 2;  // setup crashes before an analysis is quarantined
 
 std::string format_duration(std::chrono::milliseconds d) {
   return d.count() % 1000 == 0 ? fmt::format("{}s", d.count() / 1000)
@@ -148,16 +149,30 @@ void Pool::Impl::finish(TaskPtr task, TaskResult result) {
 // ---- dispatcher thread ------------------------------------------------------
 
 bool Pool::Impl::start_template() {
-  try {
-    Value ready = zygote_.start(worker_program_, hello_);
-    handle_load_errors(ready);
-    std::lock_guard lock(mutex_);
-    catalogue_ = ready.at("analyses");
-    return startup_error_.empty();
-  } catch (const std::exception& e) {
-    fail_startup(e.what());
-    return false;
+  for (;;) {
+    try {
+      Value ready = zygote_.start(worker_program_, hello_);
+      handle_load_errors(ready);
+      std::lock_guard lock(mutex_);
+      catalogue_ = ready.at("analyses");
+      return startup_error_.empty();
+    } catch (const std::exception& e) {
+      const std::string culprit = zygote_.died_in_setup();
+      if (culprit.empty() || setup_crashes_[culprit] >= kQuarantineAfter) {
+        fail_startup(e.what());
+        return false;
+      }
+      note_setup_crash(culprit, e.what());  // then try again, maybe without it
+    }
   }
+}
+
+void Pool::Impl::note_setup_crash(const std::string& analysis, const std::string& reason) {
+  if (++setup_crashes_[analysis] < kQuarantineAfter) return;
+  hello_["quarantine"][analysis] =
+      fmt::format("analysis '{}' is quarantined: its setup crashed {} times (last: {})", analysis,
+                  setup_crashes_[analysis], reason);
+  if (options_.start == StartMode::zygote) zygote_.restart(hello_);
 }
 
 void Pool::Impl::handle_load_errors(const Value& ready) {
@@ -295,6 +310,11 @@ void Pool::Impl::handle_input(Slot& slot) {
 
 void Pool::Impl::handle_message(Slot& slot, const Value& message) {
   const std::string type = message.value("type", "");
+  if (type == "setup") {
+    slot.in_setup = message.value("analysis", "");
+    return;
+  }
+  if (type != "refused") slot.in_setup.clear();
   if (type == "ready" && slot.state == SlotState::starting) return handle_ready(slot, message);
   if (type == "result" && slot.state == SlotState::ready) return handle_result(slot, message);
   if (type == "refused") return fail_startup("worker refused the host: " + message.value("message", ""));
@@ -383,6 +403,10 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   slot.pid = -1;
   slot.kill_at = Clock::time_point::max();
   std::string reason = why.empty() ? detail::describe_wait_status(status) : why;
+  if (!slot.in_setup.empty()) {
+    note_setup_crash(slot.in_setup, reason);
+    reason += " in the setup of " + std::exchange(slot.in_setup, "");
+  }
   const bool out_of_memory = WIFEXITED(status) && WEXITSTATUS(status) == detail::kWorkerExitOutOfMemory;
 
   if (!slot.inflight.empty()) {

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -57,6 +58,7 @@ class Pool::Impl {
     Clock::time_point started_at;
     Clock::time_point respawn_at = Clock::time_point::max();
     int start_failures = 0;
+    std::string in_setup;  // the analysis whose setup the worker announced last
     WorkerStats stats;
   };
   struct Retiring {
@@ -80,6 +82,8 @@ class Pool::Impl {
   void check_deadlines(Clock::time_point now);
   int poll_timeout_ms(Clock::time_point now) const;
   void fail_startup(const std::string& message);
+  // Counts a process death inside `analysis`'s setup; quarantines it after a few.
+  void note_setup_crash(const std::string& analysis, const std::string& reason);
   void finish(TaskPtr task, TaskResult result);
   void stop_all_workers();
   void wake();
@@ -110,7 +114,8 @@ class Pool::Impl {
   std::vector<Slot> slots_;
   std::vector<Retiring> retiring_;
   detail::ZygoteTemplate zygote_;
-  double mean_task_seconds_ = -1;  // moving average of worker-reported task time
+  double mean_task_seconds_ = -1;
+  std::map<std::string, int> setup_crashes_;  // moving average of worker-reported task time
   std::thread thread_;
 };
 

@@ -18,8 +18,13 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello) {
   pid_ = process.pid;
   channel_ = std::move(process.channel);
   std::optional<Value> ready;
+  died_in_setup_.clear();
   try {
-    if (channel_.send(hello_)) ready = channel_.receive();
+    if (channel_.send(hello_)) {
+      // "setup" announcements come first, then "ready".
+      while ((ready = channel_.receive()) && ready->value("type", "") == "setup")
+        died_in_setup_ = ready->value("analysis", "");
+    }
   } catch (const ProtocolError&) {
   }
   if (!ready || ready->value("type", "") != "ready") {
@@ -29,8 +34,10 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello) {
     if (ready && ready->value("type", "") == "refused")
       throw Error(ErrorKind::crashed, ready->value("message", "worker refused the host"));
     throw Error(ErrorKind::crashed,
-                fmt::format("zygote template {} during start-up", describe_wait_status(status)));
+                fmt::format("zygote template {} during start-up{}", describe_wait_status(status),
+                            died_in_setup_.empty() ? "" : " (in the setup of " + died_in_setup_ + ")"));
   }
+  died_in_setup_.clear();
   return *ready;
 }
 
@@ -49,6 +56,12 @@ SpawnedWorker ZygoteTemplate::fork_worker() {
     channel_.close();
   }
   throw Error(ErrorKind::crashed, "the zygote template cannot fork workers");
+}
+
+void ZygoteTemplate::restart(Value hello) {
+  stop();
+  hello_ = std::move(hello);
+  hello_["mode"] = "zygote";
 }
 
 void ZygoteTemplate::stop() {

@@ -21,6 +21,10 @@ class ZygoteTemplate {
   // template once). Throws mathpool::Error when that fails.
   SpawnedWorker fork_worker();
   bool running() const noexcept { return pid_ > 0; }
+  // The analysis whose setup was running when the template last died at start.
+  const std::string& died_in_setup() const noexcept { return died_in_setup_; }
+  // Stops the template; the next fork starts a new one with `hello`.
+  void restart(Value hello);
   void stop();
 
  private:
@@ -28,6 +32,7 @@ class ZygoteTemplate {
   Value hello_;
   pid_t pid_ = -1;
   Channel channel_;
+  std::string died_in_setup_;
 };
 
 }  // namespace mathpool::detail

@@ -96,8 +96,14 @@ Value run_task(PluginLoader& loader, const Value& request) {
   return finish(std::move(body));
 }
 
+// The channel the worker talks on now (the template's, then a forked worker's).
+Channel* current_channel = nullptr;
+
 Value handshake(PluginLoader& loader, const Value& hello) {
   apply_memory_limit(hello.value("memory_limit", std::int64_t{0}));
+  loader.on_setup([](const std::string& name) {
+    if (current_channel) current_channel->send({{"type", "setup"}, {"analysis", name}});
+  });
   Value errors = Value::array();
   for (const auto& file : hello.value("plugins", Value::array())) {
     try {
@@ -106,6 +112,8 @@ Value handshake(PluginLoader& loader, const Value& hello) {
       errors.push_back(e.what());
     }
   }
+  const Value quarantined = hello.value("quarantine", Value::object());
+  for (const auto& [name, reason] : quarantined.items()) loader.quarantine(name, reason.get<std::string>());
   // "setup": true sets up every analysis now; a list names the ones to set up
   // now; the rest are set up on their first task.
   const Value& setup = hello.contains("setup") ? hello["setup"] : Value(true);
@@ -151,6 +159,7 @@ int serve(int fd, pid_t host) {
   limit_threads();
 
   Channel channel(fd);
+  current_channel = &channel;
   auto hello = channel.receive();
   if (!hello || hello->value("type", "") != "hello") return 3;
   if (hello->value("protocol", 0) != kProtocolVersion) {
@@ -163,6 +172,7 @@ int serve(int fd, pid_t host) {
   if (!channel.send(handshake(loader, *hello))) return 0;
   if (hello->value("mode", "") == "zygote") {
     return run_template(channel, host, [&loader](Channel& worker_channel) {
+      current_channel = &worker_channel;
       Value ready = {{"type", "ready"},       {"protocol", kProtocolVersion}, {"pid", getpid()},
                      {"analyses", Value::array()}, {"errors", Value::array()}};
       return worker_channel.send(ready) ? serve_tasks(worker_channel, loader) : 0;

@@ -68,6 +68,7 @@ void PluginLoader::ensure_setup(LoadedAnalysis& analysis) {
   if (analysis.setup_done) return;
   analysis.setup_done = true;
   if (!analysis.guarded.setup) return;
+  if (announce_) announce_(analysis.guarded.doc.name);
   const auto start = std::chrono::steady_clock::now();
   TaskError failure{ErrorKind::plugin_error, ""};
   analysis.setup_state = analysis.guarded.setup(&failure);
@@ -76,6 +77,13 @@ void PluginLoader::ensure_setup(LoadedAnalysis& analysis) {
   if (!failure.message.empty()) {
     failure.message = "setup failed: " + failure.message;
     analysis.setup_error = failure;
+  }
+}
+
+void PluginLoader::quarantine(const std::string& name, const std::string& reason) {
+  if (LoadedAnalysis* analysis = find(name)) {
+    analysis->setup_done = true;
+    analysis->setup_error = TaskError{ErrorKind::plugin_error, reason};
   }
 }
 

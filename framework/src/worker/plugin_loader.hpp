@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,8 +35,13 @@ class PluginLoader {
   // an analysis name already taken).
   void load(const std::filesystem::path& file);
 
-  // Runs the setup of `analysis` once; later calls return at once.
+  // Runs the setup of `analysis` once; later calls return at once. Announces
+  // each setup first through `on_setup`, so that if the setup kills the
+  // process the host knows which analysis to blame.
   void ensure_setup(LoadedAnalysis& analysis);
+  void on_setup(std::function<void(const std::string&)> announce) { announce_ = std::move(announce); }
+  // Marks an analysis as quarantined: its setup never runs, its tasks fail.
+  void quarantine(const std::string& name, const std::string& reason);
 
   std::map<std::string, LoadedAnalysis>& analyses() noexcept { return analyses_; }
   LoadedAnalysis* find(const std::string& name);
@@ -44,6 +50,7 @@ class PluginLoader {
   struct Libraries;
   std::unique_ptr<Libraries> libraries_;
   std::map<std::string, LoadedAnalysis> analyses_;
+  std::function<void(const std::string&)> announce_;
 };
 
 // The catalogue entry the worker reports for an analysis.

@@ -230,7 +230,7 @@ TEST(ConfigDuration, RejectsBadText) {
     EXPECT_THROW(mathpool::parse_duration(bad), std::invalid_argument) << "'" << bad << "'";
 }
 
-// BUG (framework/src/host/config.cpp, parse_duration, line ~250): the amount is
+// Regression (was a bug in framework/src/host/config.cpp, parse_duration, line ~250): the amount is
 // converted with static_cast<int64_t>(double) without a range check; a duration
 // beyond ~292 million years is undefined behaviour and in practice comes back as a
 // negative number of milliseconds instead of an error.
@@ -334,7 +334,7 @@ TEST(ConfigErrors, RetriesNegative) {
   expect_error_at(config_error("pool:\n  retries: 1.5\n" + kAnalyses), 2, "pool.retries");
 }
 
-// BUG (framework/src/host/config.cpp, lines 89/112/113/151): integers are read as
+// Regression (was a bug in framework/src/host/config.cpp, lines 89/112/113/151): integers are read as
 // int64 and then static_cast<int> without a range check, so `repeat: 4294967297`
 // silently becomes 1 and `repeat: 4294967296` becomes 0 (an entry with no tasks),
 // `workers: 2147483648` becomes negative (read as auto). They must be errors.
@@ -495,7 +495,7 @@ TEST(ConfigErrors, CsvEmptyCellAndOverflow) {
   }
 }
 
-// BUG (framework/src/host/config.cpp, read_sweep_values, lines 126-132): the
+// Regression (was a bug in framework/src/host/config.cpp, read_sweep_values, lines 126-132): the
 // "has no data rows" ConfigError is thrown inside the try block whose
 // catch (const std::runtime_error&) catches it again (ConfigError is a
 // runtime_error) and wraps it a second time, so the message reads
@@ -536,7 +536,7 @@ TEST(ConfigErrors, InvalidYamlSyntaxIllegalMapValue) {
   EXPECT_EQ(m.rfind(kFile.string() + ":3: invalid YAML", 0), 0u) << m;
 }
 
-// BUG (framework/src/host/config.cpp, Reader::expect_map line 34, read_entry
+// Regression (was a bug in framework/src/host/config.cpp, Reader::expect_map line 34, read_entry
 // line 155, and yaml_value.cpp line 322): map keys are read with
 // `as<std::string>()`, which throws YAML::BadConversion for a non-scalar key
 // such as `{[1]: 2}`. That exception is not a ConfigError: `mathpool run` prints
@@ -551,7 +551,7 @@ TEST(ConfigErrors, NonScalarMapKeyIsAConfigError) {
   EXPECT_EQ(params.rfind(kFile.string() + ":4: key 'analyses[0].params", 0), 0u) << params;
 }
 
-// BUG (framework/src/host/config.cpp, read_entry lines 152-159, and every map
+// Regression (was a bug in framework/src/host/config.cpp, read_entry lines 152-159, and every map
 // read): duplicate keys in a YAML map are not detected (yaml-cpp keeps both).
 // `sweep: {x: [1, 2], x: [3]}` silently becomes two axes named x, giving two
 // tasks that both have x = 3 while the values 1 and 2 never run. A duplicate
@@ -661,17 +661,17 @@ TEST(ConfigScalars, IntegerBeyond64BitsIsAnError) {
       "  - name: a\n"
       "    analysis: example.echo\n"
       "    params: {field: 2, big: 18446744073709551616}\n");
-  expect_error_at(m, 4, "analyses[0].params");
+  expect_error_at(m, 4, "analyses[0].params.big");
   EXPECT_NE(m.find("18446744073709551616"), std::string::npos) << m;
   const std::string negative = config_error(
       "analyses:\n"
       "  - name: a\n"
       "    analysis: example.echo\n"
       "    sweep: {n: [1, -9223372036854775809]}\n");
-  expect_error_at(negative, 4, "analyses[0].sweep.n");
+  expect_error_at(negative, 4, "analyses[0].sweep.n[1]");
 }
 
-// BUG (framework/src/host/config.cpp, read_entry line 149 / Reader::value): the
+// Regression (was a bug in framework/src/host/config.cpp, read_entry line 149 / Reader::value): the
 // params map is converted as a whole, so an integer too large for 64 bits deep in
 // a block-style params map is reported at the line where `params` starts and under
 // the key 'analyses[0].params', not at its own line and key

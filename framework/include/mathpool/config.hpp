@@ -64,7 +64,8 @@ std::vector<TaskPlan> expand_tasks(const RunConfig& config);
 
 // Parses "30s", "250ms", "2m", "1h", a bare number of seconds, or "none".
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
-// Parses "2GiB", "512MiB", "64KiB", a bare number of bytes, or "none" (0).
+// Parses "2GiB", "512MiB", "1024KiB", a bare number of bytes, or "none" (0);
+// at least 1MiB.
 std::int64_t parse_memory(const std::string& text);
 
 }  // namespace mathpool

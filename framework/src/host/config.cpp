@@ -30,8 +30,10 @@ class Reader {
   void expect_map(const YAML::Node& map, const std::string& key,
                   std::initializer_list<std::string_view> known) const {
     if (!map.IsMap()) fail(map, key, "must be a map");
+    std::set<std::string> seen;
     for (const auto& item : map) {
-      const std::string name = item.first.as<std::string>();
+      const std::string name = key_name(item.first, key);
+      if (!seen.insert(name).second) fail(item.first, path(key, name), "duplicate key");
       if (std::find(known.begin(), known.end(), name) == known.end()) {
         std::string list;
         for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
@@ -40,12 +42,18 @@ class Reader {
     }
   }
 
+  // A map key as text; a key that is not a plain value is an error.
+  std::string key_name(const YAML::Node& key_node, const std::string& parent) const {
+    if (!key_node.IsScalar()) fail(key_node, parent, "map keys must be plain values");
+    return key_node.Scalar();
+  }
+
   std::string scalar(const YAML::Node& node, const std::string& key) const {
     if (!node.IsScalar()) fail(node, key, "must be a single value");
     return node.Scalar();
   }
 
-  std::int64_t integer(const YAML::Node& node, const std::string& key, std::int64_t min) const {
+  int integer(const YAML::Node& node, const std::string& key, int min) const {
     const std::string text = scalar(node, key);
     static const std::regex int_re("[-+]?[0-9]+");
     if (!std::regex_match(text, int_re)) fail(node, key, fmt::format("'{}' is not an integer", text));
@@ -56,14 +64,16 @@ class Reader {
       fail(node, key, fmt::format("'{}' is out of range", text));
     }
     if (v < min) fail(node, key, fmt::format("must be at least {}, got {}", min, v));
-    return v;
+    if (v > INT32_MAX) fail(node, key, fmt::format("must be at most {}, got {}", INT32_MAX, v));
+    return static_cast<int>(v);
   }
 
   Value value(const YAML::Node& node, const std::string& key) const {
     try {
       return detail::yaml_to_value(node);
-    } catch (const std::exception& e) {
-      fail(node, key, e.what());
+    } catch (const detail::YamlValueError& e) {
+      const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
+      throw ConfigError(fmt::format("{}:{}: key '{}{}': {}", file_.string(), line, key, e.path, e.what()));
     }
   }
 
@@ -86,7 +96,7 @@ void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
   if (auto n = pool["workers"]) {
     options.workers = r.scalar(n, "pool.workers") == "auto"
                           ? 0
-                          : static_cast<int>(r.integer(n, "pool.workers", 1));
+                          : r.integer(n, "pool.workers", 1);
   }
   if (auto n = pool["start"]) {
     const std::string start = r.scalar(n, "pool.start");
@@ -109,8 +119,8 @@ void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
     }
   }
   if (auto n = pool["max_tasks_per_worker"])
-    options.max_tasks_per_worker = static_cast<int>(r.integer(n, "pool.max_tasks_per_worker", 0));
-  if (auto n = pool["retries"]) options.retries = static_cast<int>(r.integer(n, "pool.retries", 0));
+    options.max_tasks_per_worker = r.integer(n, "pool.max_tasks_per_worker", 0);
+  if (auto n = pool["retries"]) options.retries = r.integer(n, "pool.retries", 0);
 }
 
 std::vector<Value> read_sweep_values(const Reader& r, const YAML::Node& node, const std::string& key) {
@@ -123,13 +133,14 @@ std::vector<Value> read_sweep_values(const Reader& r, const YAML::Node& node, co
     r.expect_map(node, key, {"csv"});
     if (!node["csv"]) r.fail(node, key, "expected {csv: FILE} or a list");
     const fs::path csv = r.relative(r.scalar(node["csv"], key + ".csv"));
+    std::vector<Value> rows;
     try {
-      std::vector<Value> rows = detail::read_integer_csv(csv);
-      if (rows.empty()) r.fail(node["csv"], key + ".csv", fmt::format("{} has no data rows", csv.string()));
-      return rows;
+      rows = detail::read_integer_csv(csv);
     } catch (const std::runtime_error& e) {
       r.fail(node["csv"], key + ".csv", e.what());
     }
+    if (rows.empty()) r.fail(node["csv"], key + ".csv", fmt::format("{} has no data rows", csv.string()));
+    return rows;
   }
   r.fail(node, key, "a sweep takes a list of values or {csv: FILE}");
 }
@@ -148,11 +159,13 @@ AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t in
     if (!params.IsMap() && !params.IsNull()) r.fail(params, at + ".params", "must be a map");
     if (params.IsMap()) entry.params = r.value(params, at + ".params");
   }
-  if (auto repeat = node["repeat"]) entry.repeat = static_cast<int>(r.integer(repeat, at + ".repeat", 1));
+  if (auto repeat = node["repeat"]) entry.repeat = r.integer(repeat, at + ".repeat", 1);
   if (auto sweep = node["sweep"]) {
     if (!sweep.IsMap()) r.fail(sweep, at + ".sweep", "must be a map of parameter: values");
     for (const auto& axis : sweep) {
-      const std::string key = axis.first.as<std::string>();
+      const std::string key = r.key_name(axis.first, at + ".sweep");
+      for (const SweepAxis& earlier : entry.sweep)
+        if (earlier.key == key) r.fail(axis.first, at + ".sweep." + key, "duplicate key");
       if (entry.params.contains(key))
         r.fail(axis.first, at + ".sweep." + key, "is also set in params; set it in one place");
       entry.sweep.push_back({key, read_sweep_values(r, axis.second, at + ".sweep." + key)});
@@ -247,6 +260,7 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   const std::string unit = m[3].matched ? m[3].str() : "s";
   const double ms = amount * (unit == "ms" ? 1 : unit == "s" ? 1e3 : unit == "m" ? 6e4 : 3.6e6);
   if (ms < 1) throw std::invalid_argument(fmt::format("'{}' is shorter than 1ms", text));
+  if (ms > 1e12) throw std::invalid_argument(fmt::format("'{}' is longer than 30 years", text));
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
@@ -261,6 +275,7 @@ std::int64_t parse_memory(const std::string& text) {
   const double scale = unit == "KiB" ? 1024.0 : unit == "MiB" ? 1048576.0 : unit == "GiB" ? 1073741824.0 : 1.0;
   const double bytes = std::stod(m[1]) * scale;
   if (bytes < 1 << 20) throw std::invalid_argument(fmt::format("'{}' is below 1MiB", text));
+  if (bytes > 1e18) throw std::invalid_argument(fmt::format("'{}' is larger than any machine", text));
   return static_cast<std::int64_t>(bytes);
 }
 

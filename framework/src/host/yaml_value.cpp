@@ -38,25 +38,44 @@ Value plain_scalar(const std::string& s) {
 
 }  // namespace
 
-Value yaml_to_value(const YAML::Node& node) {
+namespace {
+
+Value convert(const YAML::Node& node, const std::string& path) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Scalar:
-      return node.Tag() == "!" ? Value(node.Scalar()) : plain_scalar(node.Scalar());
+      if (node.Tag() == "!") return node.Scalar();
+      try {
+        return plain_scalar(node.Scalar());
+      } catch (const std::invalid_argument& e) {
+        throw YamlValueError(e.what(), node.Mark(), path);
+      }
     case YAML::NodeType::Sequence: {
       Value list = Value::array();
-      for (const auto& item : node) list.push_back(yaml_to_value(item));
+      std::size_t i = 0;
+      for (const auto& item : node) list.push_back(convert(item, path + "[" + std::to_string(i++) + "]"));
       return list;
     }
     case YAML::NodeType::Map: {
       Value map = Value::object();
-      for (const auto& item : node) map[item.first.as<std::string>()] = yaml_to_value(item.second);
+      for (const auto& item : node) {
+        if (!item.first.IsScalar())
+          throw YamlValueError("map keys must be plain values", item.first.Mark(), path);
+        const std::string key = item.first.Scalar();
+        if (map.contains(key))
+          throw YamlValueError("duplicate key", item.first.Mark(), path + "." + key);
+        map[key] = convert(item.second, path + "." + key);
+      }
       return map;
     }
   }
   return nullptr;
 }
+
+}  // namespace
+
+Value yaml_to_value(const YAML::Node& node) { return convert(node, ""); }
 
 }  // namespace mathpool::detail

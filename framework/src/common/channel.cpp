@@ -109,7 +109,8 @@ std::optional<Value> Channel::next_buffered() {
   const auto* begin = in_.data() + in_pos_ + 4;
   in_pos_ += 4 + size;
   Value message = Value::from_msgpack(begin, begin + size, true, false);
-  if (message.is_discarded() || !message.is_object() || !message.contains("type"))
+  if (message.is_discarded() || !message.is_object() || !message.contains("type") ||
+      !message["type"].is_string())
     throw ProtocolError("undecodable message");
   return message;
 }

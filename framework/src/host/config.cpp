@@ -171,6 +171,12 @@ AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t in
       entry.sweep.push_back({key, read_sweep_values(r, axis.second, at + ".sweep." + key)});
     }
   }
+  // Refuse what could never be held in memory, before anything expands it.
+  constexpr double kMaxTasks = 1e8;
+  double tasks = entry.repeat;
+  for (const SweepAxis& axis : entry.sweep) tasks *= double(axis.values.size());
+  if (tasks > kMaxTasks)
+    r.fail(node, at, fmt::format("expands to {:.0f} tasks; at most {:.0f} are allowed", tasks, kMaxTasks));
   return entry;
 }
 

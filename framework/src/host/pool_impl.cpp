@@ -304,6 +304,12 @@ void Pool::Impl::handle_input(Slot& slot) {
   } catch (const detail::ProtocolError& e) {
     handle_death(slot, fmt::format("protocol error: {}", e.what()));
     return;
+  } catch (const Value::exception& e) {  // a field of the wrong type
+    handle_death(slot, fmt::format("protocol error: malformed message ({})", e.what()));
+    return;
+  } catch (const std::invalid_argument& e) {  // e.g. an unknown error kind
+    handle_death(slot, fmt::format("protocol error: {}", e.what()));
+    return;
   }
   if (!open) handle_death(slot, "");
 }

@@ -1,0 +1,30 @@
+# ctest driver: builds the fuzz targets with clang and runs TARGET for SECONDS.
+# Inputs: SOURCE_DIR, WORK_DIR, TARGET, SECONDS.
+find_program(CLANGXX NAMES clang++ clang++-14)
+if(NOT CLANGXX)
+  message(FATAL_ERROR "clang++ is needed for the fuzz tests (Debian: clang, libclang-rt-14-dev)")
+endif()
+if(NOT EXISTS "${WORK_DIR}/build/${TARGET}")
+  execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/fuzz" -B "${WORK_DIR}/build"
+                          -DCMAKE_CXX_COMPILER=${CLANGXX} -DMATHPOOL_SOURCE_DIR=${SOURCE_DIR}
+                          -DCMAKE_BUILD_TYPE=Debug RESULT_VARIABLE rc OUTPUT_QUIET)
+  if(rc)
+    message(FATAL_ERROR "configuring the fuzz targets failed: ${rc}")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build" --target ${TARGET}
+                  RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "building ${TARGET} failed: ${rc}")
+  endif()
+endif()
+file(MAKE_DIRECTORY "${WORK_DIR}/corpus-${TARGET}")
+file(GLOB seeds "${SOURCE_DIR}/tests/fuzz/seeds-${TARGET}/*")
+execute_process(COMMAND "${WORK_DIR}/build/${TARGET}" -max_total_time=${SECONDS} -timeout=10
+                        -rss_limit_mb=2048 "${WORK_DIR}/corpus-${TARGET}"
+                        "${SOURCE_DIR}/tests/fuzz/seeds-${TARGET}"
+                WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE rc ERROR_VARIABLE log)
+string(REGEX MATCH "Done [0-9]+ runs[^\n]*" summary "${log}")
+message("${TARGET}: ${summary}")
+if(rc)
+  message(FATAL_ERROR "${TARGET} found a failure (${rc}):\n${log}")
+endif()

@@ -968,3 +968,36 @@ TEST(RecordResume, GarbageLineInTheMiddleThrowsNamingTheLine) {
   const fs::path no_repeat = dir.write("n.jsonl", "{\"run\":\"a\",\"task\":0}\n");
   EXPECT_THROW(mathpool::read_finished_records(no_repeat), std::runtime_error);
 }
+
+namespace mathpool {
+namespace {
+
+TEST(ConfigOptions, ChunkSizeIsAutoOrAPositiveInteger) {
+  EXPECT_EQ(parse_config("analyses: [{name: a, analysis: x}]\n", "c.yaml").pool.chunk_size, 0);
+  EXPECT_EQ(parse_config("pool: {chunk_size: auto}\nanalyses: [{name: a, analysis: x}]\n", "c.yaml")
+                .pool.chunk_size,
+            0);
+  EXPECT_EQ(parse_config("pool: {chunk_size: 64}\nanalyses: [{name: a, analysis: x}]\n", "c.yaml")
+                .pool.chunk_size,
+            64);
+  try {
+    parse_config("pool: {chunk_size: 0}\nanalyses: [{name: a, analysis: x}]\n", "c.yaml");
+    FAIL() << "chunk_size 0 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.yaml:1: key 'pool.chunk_size'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigErrors, EntryThatExpandsBeyondTheTaskLimitIsRefused) {
+  try {
+    parse_config("analyses:\n  - {name: a, analysis: x, repeat: 2000000000}\n", "c.yaml");
+    FAIL() << "a two-billion-task entry was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.yaml:2: key 'analyses[0]': expands to 2000000000 tasks"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mathpool

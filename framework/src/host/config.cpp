@@ -92,7 +92,8 @@ class Reader {
 
 void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
   r.expect_map(pool, "pool",
-               {"workers", "start", "task_timeout", "memory_limit", "max_tasks_per_worker", "retries"});
+               {"workers", "start", "task_timeout", "memory_limit", "max_tasks_per_worker", "retries",
+                "chunk_size"});
   if (auto n = pool["workers"]) {
     options.workers = r.scalar(n, "pool.workers") == "auto"
                           ? 0
@@ -121,6 +122,8 @@ void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
   if (auto n = pool["max_tasks_per_worker"])
     options.max_tasks_per_worker = r.integer(n, "pool.max_tasks_per_worker", 0);
   if (auto n = pool["retries"]) options.retries = r.integer(n, "pool.retries", 0);
+  if (auto n = pool["chunk_size"])
+    options.chunk_size = r.scalar(n, "pool.chunk_size") == "auto" ? 0 : r.integer(n, "pool.chunk_size", 1);
 }
 
 std::vector<Value> read_sweep_values(const Reader& r, const YAML::Node& node, const std::string& key) {

@@ -54,6 +54,11 @@ TEST(Faults, AbortIsCrashedWithSigabrt) {
   expect_error(run_fault(pool, "testkit.abort").result, ErrorKind::crashed, "SIGABRT");
 }
 
+TEST(Faults, FlintAbortIsCrashedWithSigabrt) {
+  Pool pool(no_retry_options());
+  expect_error(run_fault(pool, "testkit.flint_abort").result, ErrorKind::crashed, "SIGABRT");
+}
+
 TEST(Faults, ExitMidTaskIsCrashedWithTheStatus) {
   Pool pool(no_retry_options());
   expect_error(run_fault(pool, "testkit.exit", {{"code", 0}}).result, ErrorKind::crashed,

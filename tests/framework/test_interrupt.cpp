@@ -4,7 +4,9 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -105,6 +107,50 @@ TEST(Interrupt, ResumeToStandardOutputIsRefused) {
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("mathpool: error: --resume needs an output file"), std::string::npos)
       << result.err;
+}
+
+}  // namespace
+}  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+bool process_alive(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && line.size() > close + 2 && line[close + 2] != 'Z';
+}
+
+TEST(HostDeath, WorkersDieWithAKilledHostInBothStartModes) {
+  for (const std::string start : {"spawn", "zygote"}) {
+    test::TempDir dir;
+    const auto config = dir.write(
+        "run.yaml", "pool: {workers: 2, start: " + start + "}\noutput: out.jsonl\nanalyses:\n"
+                    "  - {name: pids, analysis: testkit.pid, repeat: 4}\n"
+                    "  - {name: naps, analysis: testkit.sleep, params: {ms: 20000}, repeat: 4}\n");
+    const int host = test::start_mathpool({"run", config.string(), "--plugin-path", TESTKIT_PLUGIN},
+                                          dir.path() / "log.txt");
+    std::vector<Value> records;
+    for (int i = 0; i < 500 && records.size() < 4; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      records = test::read_records(dir.path() / "out.jsonl");
+    }
+    ASSERT_EQ(records.size(), 4u) << start;
+    std::set<int> workers;
+    for (const Value& r : records) workers.insert(r["result"]["pid"].get<int>());
+    ::kill(host, SIGKILL);
+    EXPECT_EQ(test::wait_exit(host), 128 + SIGKILL);
+    const auto killed = Clock::now();
+    for (int pid : workers) {
+      while (process_alive(pid) && Clock::now() - killed < std::chrono::seconds(3))
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      EXPECT_FALSE(process_alive(pid)) << start << ": worker " << pid << " outlived its host";
+    }
+    std::cout << "[ latency  ] " << start << " workers gone after host SIGKILL: "
+              << std::chrono::duration<double>(Clock::now() - killed).count() * 1000 << " ms\n";
+  }
 }
 
 }  // namespace

@@ -60,6 +60,12 @@ TEST(PoolPlugins, SharedLibraryWithoutEntryPointIsRefused) {
   EXPECT_NE(error.find("not a mathpool plugin"), std::string::npos) << error;
 }
 
+TEST(PoolPlugins, MissingSymbolIsNamedWithTheFile) {
+  const std::string error = load_error({MISSING_SYMBOL_PLUGIN});
+  EXPECT_NE(error.find("missing_symbol"), std::string::npos) << error;
+  EXPECT_NE(error.find("mathpool_test_function_nobody_defines"), std::string::npos) << error;
+}
+
 TEST(PoolPlugins, WrongApiVersionIsRefusedWithBothVersions) {
   const std::string error = load_error({WRONG_API_PLUGIN});
   EXPECT_NE(error.find("API version 999"), std::string::npos) << error;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include <flint/flint.h>
 #include <mathpool/plugin.hpp>
 
 namespace {
@@ -65,6 +66,8 @@ MATHPOOL_PLUGIN("testkit", "1.0.0") {
     return mathpool::Value{{"value", *p}};
   }));
   registry.add(analysis("abort", "Calls std::abort", [](const auto&) -> mathpool::Value { std::abort(); }));
+  registry.add(analysis("flint_abort", "Calls flint_abort, as FLINT does on fatal errors",
+                        [](const auto&) -> mathpool::Value { flint_abort(); }));
   registry.add(analysis("exit", "Exits the worker mid-task with `code`", [](const auto& task) -> mathpool::Value {
     std::_Exit(static_cast<int>(task.params().integer("code", 0)));
   }));

@@ -1,5 +1,7 @@
 #include "plugin_loader.hpp"
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <system_error>
 
@@ -8,6 +10,22 @@
 #include <fmt/format.h>
 
 namespace mathpool::detail {
+
+namespace {
+
+// Boost.DLL keeps only an errno-style code; the dynamic loader's own message
+// says what is wrong (not ELF, wrong class, an undefined symbol ...).
+std::string loader_message(const std::filesystem::path& file) {
+  dlerror();
+  if (void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+    dlclose(handle);
+    return "the loader refused it";
+  }
+  const char* message = dlerror();
+  return message ? message : "the loader refused it";
+}
+
+}  // namespace
 
 struct PluginLoader::Libraries {
   std::vector<boost::dll::shared_library> loaded;  // kept until the process exits
@@ -32,7 +50,7 @@ void PluginLoader::load(const std::filesystem::path& file) {
   boost::dll::fs::error_code load_error;
   library.load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local,
                load_error);
-  if (load_error) fail(fmt::format("not a loadable shared library ({})", load_error.message()));
+  if (load_error) fail(fmt::format("not a loadable shared library ({})", loader_message(file)));
   if (!library.has(kPluginEntrySymbol))
     fail(fmt::format("not a mathpool plugin (no '{}' entry point)", kPluginEntrySymbol));
 

@@ -32,6 +32,24 @@ std::filesystem::path TempDir::write(const std::string& name, const std::string&
   return file;
 }
 
+namespace {
+
+// Starts the command with `actions` (destroyed here); throws when it cannot.
+pid_t spawn_mathpool(const std::vector<std::string>& args, posix_spawn_file_actions_t* actions) {
+  std::vector<std::string> all = {MATHPOOL_CLI};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  const int rc = posix_spawn(&pid, MATHPOOL_CLI, actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(actions);
+  if (rc != 0) throw std::runtime_error("cannot start mathpool");
+  return pid;
+}
+
+}  // namespace
+
 CommandResult run_mathpool(const std::vector<std::string>& args) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
@@ -40,17 +58,9 @@ CommandResult run_mathpool(const std::vector<std::string>& args) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  std::vector<std::string> all = {MATHPOOL_CLI};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawn(&pid, MATHPOOL_CLI, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t pid = spawn_mathpool(args, &actions);
   close(out[1]);
   close(err[1]);
-  if (rc != 0) throw std::runtime_error("cannot start mathpool");
   CommandResult result;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open = 2;
@@ -81,16 +91,7 @@ int start_mathpool(const std::vector<std::string>& args, const std::filesystem::
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<std::string> all = {MATHPOOL_CLI};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  const int rc = posix_spawn(&pid, MATHPOOL_CLI, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error("cannot start mathpool");
-  return pid;
+  return spawn_mathpool(args, &actions);
 }
 
 int wait_exit(int pid) {

@@ -7,14 +7,25 @@
 
 namespace mathpool::detail {
 
-bool send_fd(int socket, int fd, pid_t pid) {
-  iovec data{&pid, sizeof pid};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+namespace {
+
+// A message of one pid with room for one descriptor; `control` must outlive it.
+msghdr pid_message(pid_t* pid, iovec* data, char* control, std::size_t control_size) {
+  *data = iovec{pid, sizeof *pid};
   msghdr message{};
-  message.msg_iov = &data;
+  message.msg_iov = data;
   message.msg_iovlen = 1;
   message.msg_control = control;
-  message.msg_controllen = sizeof control;
+  message.msg_controllen = control_size;
+  return message;
+}
+
+}  // namespace
+
+bool send_fd(int socket, int fd, pid_t pid) {
+  iovec data;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message = pid_message(&pid, &data, control, sizeof control);
   cmsghdr* header = CMSG_FIRSTHDR(&message);
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;
@@ -27,13 +38,9 @@ bool send_fd(int socket, int fd, pid_t pid) {
 }
 
 bool receive_fd(int socket, int* fd, pid_t* pid) {
-  iovec data{pid, sizeof *pid};
+  iovec data;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
+  msghdr message = pid_message(pid, &data, control, sizeof control);
   ssize_t n;
   do n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);

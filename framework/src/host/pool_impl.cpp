@@ -242,8 +242,33 @@ void Pool::Impl::start_slot(Slot& slot) {
     slot.state = SlotState::starting;
     if (!forked) slot.channel.send(hello_);  // a forked worker has its plugins already
   } catch (const std::exception& e) {
-    fail_startup(e.what());
+    std::unique_lock lock(mutex_);
+    const bool starting_up = !startup_done_;
+    lock.unlock();
+    if (starting_up) return fail_startup(e.what());
+    if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill()) {
+      slot.respawn_at = Clock::now() + std::chrono::milliseconds(10);  // killed from outside
+      return;
+    }
+    start_failed(slot, e.what());
   }
+}
+
+void Pool::Impl::start_failed(Slot& slot, const std::string& reason) {
+  if (++slot.start_failures >= kMaxStartFailures) {
+    const std::string message =
+        fmt::format("worker failed to start {} times; last: {}", slot.start_failures, reason);
+    fail_startup(message);
+    // While no worker can start, queued tasks would wait forever: fail them.
+    if (std::none_of(slots_.begin(), slots_.end(),
+                     [](const Slot& s) { return s.state == SlotState::ready; })) {
+      for (auto& task : queue_) finish(std::move(task), error_result(ErrorKind::crashed, message, 0));
+      queue_.clear();
+    }
+  }
+  // Back off so a worker that dies at start cannot spin the machine.
+  slot.respawn_at =
+      Clock::now() + std::chrono::milliseconds(50 << std::min(slot.start_failures, 4));
 }
 
 void Pool::Impl::fail_startup(const std::string& message) {
@@ -320,7 +345,7 @@ void Pool::Impl::handle_message(Slot& slot, const Value& message) {
     slot.in_setup = message.value("analysis", "");
     return;
   }
-  if (type != "refused") slot.in_setup.clear();
+  if (!slot.in_setup.empty()) setup_crashes_.erase(std::exchange(slot.in_setup, ""));  // it succeeded
   if (type == "ready" && slot.state == SlotState::starting) return handle_ready(slot, message);
   if (type == "result" && slot.state == SlotState::ready) return handle_result(slot, message);
   if (type == "refused") return fail_startup("worker refused the host: " + message.value("message", ""));
@@ -409,8 +434,10 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   slot.pid = -1;
   slot.kill_at = Clock::time_point::max();
   std::string reason = why.empty() ? detail::describe_wait_status(status) : why;
+  // SIGKILL comes from outside (a user, the OOM killer), never from a setup's own bug.
+  const bool killed_from_outside = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
   if (!slot.in_setup.empty()) {
-    note_setup_crash(slot.in_setup, reason);
+    if (!killed_from_outside) note_setup_crash(slot.in_setup, reason);
     reason += " in the setup of " + std::exchange(slot.in_setup, "");
   }
   const bool out_of_memory = WIFEXITED(status) && WEXITSTATUS(status) == detail::kWorkerExitOutOfMemory;
@@ -450,12 +477,11 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
     stats_.workers[std::size_t(slot.index)] = slot.stats;
   }
   if (!was_starting) return start_slot(slot);
-  if (++slot.start_failures >= kMaxStartFailures)
-    fail_startup(fmt::format("worker failed to start {} times; last: {}", slot.start_failures,
-                             reason));
-  // Back off so a worker that dies at start cannot spin the machine.
-  slot.respawn_at =
-      Clock::now() + std::chrono::milliseconds(50 << std::min(slot.start_failures, 4));
+  if (killed_from_outside) {  // not the worker's failure; just do not spin
+    slot.respawn_at = Clock::now() + std::chrono::milliseconds(10);
+    return;
+  }
+  start_failed(slot, reason);
 }
 
 void Pool::Impl::check_deadlines(Clock::time_point now) {

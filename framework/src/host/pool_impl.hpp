@@ -82,6 +82,8 @@ class Pool::Impl {
   void check_deadlines(Clock::time_point now);
   int poll_timeout_ms(Clock::time_point now) const;
   void fail_startup(const std::string& message);
+  // A worker could not start: back off, and after a few failures report them.
+  void start_failed(Slot& slot, const std::string& reason);
   // Counts a process death inside `analysis`'s setup; quarantines it after a few.
   void note_setup_crash(const std::string& analysis, const std::string& reason);
   void finish(TaskPtr task, TaskResult result);

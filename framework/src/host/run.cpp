@@ -85,13 +85,15 @@ RunSummary run_plan(Pool& pool, const std::vector<TaskPlan>& plan, std::ostream&
 
   Progress progress(options.progress, plan.size());
   for (std::size_t i = 0; i < futures.size(); ++i) {
-    while (futures[i].wait_for(std::chrono::milliseconds(options.interrupted ? 50 : 500)) !=
-           std::future_status::ready) {
+    for (;;) {
+      // Checked before every record, not only while waiting: a steady stream
+      // of results must not hide an interrupt.
       if (options.interrupted && options.interrupted()) {
         summary.interrupted = true;
         pool.cancel_pending({ErrorKind::crashed, "interrupted"});
         return summary;  // records written so far stay; resume runs the rest
       }
+      if (futures[i].wait_for(std::chrono::milliseconds(50)) == std::future_status::ready) break;
       progress.update(i);
     }
     TaskResult result = futures[i].get();

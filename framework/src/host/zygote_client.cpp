@@ -1,6 +1,8 @@
 #include "zygote_client.hpp"
 
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <fmt/format.h>
 
@@ -31,6 +33,9 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello) {
     const int status = kill_and_reap(pid_);
     pid_ = -1;
     channel_.close();
+    // SIGKILL comes from outside, never from a setup's own bug.
+    last_death_was_sigkill_ = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    if (last_death_was_sigkill_) died_in_setup_.clear();
     if (ready && ready->value("type", "") == "refused")
       throw Error(ErrorKind::crashed, ready->value("message", "worker refused the host"));
     throw Error(ErrorKind::crashed,
@@ -51,7 +56,8 @@ SpawnedWorker ZygoteTemplate::fork_worker() {
         receive_fd(channel_.fd(), &fd, &worker))
       return SpawnedWorker{worker, Channel(fd)};
     // The template died: reap it and start a clean one.
-    kill_and_reap(pid_);
+    const int status = kill_and_reap(pid_);
+    last_death_was_sigkill_ = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     pid_ = -1;
     channel_.close();
   }

@@ -23,6 +23,8 @@ class ZygoteTemplate {
   bool running() const noexcept { return pid_ > 0; }
   // The analysis whose setup was running when the template last died at start.
   const std::string& died_in_setup() const noexcept { return died_in_setup_; }
+  // Whether the template's last death was a SIGKILL from outside.
+  bool last_death_was_sigkill() const noexcept { return last_death_was_sigkill_; }
   // Stops the template; the next fork starts a new one with `hello`.
   void restart(Value hello);
   void stop();
@@ -33,6 +35,7 @@ class ZygoteTemplate {
   pid_t pid_ = -1;
   Channel channel_;
   std::string died_in_setup_;
+  bool last_death_was_sigkill_ = false;
 };
 
 }  // namespace mathpool::detail

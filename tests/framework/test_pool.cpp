@@ -142,6 +142,20 @@ TEST(Pool, ResultsComeBackInSubmissionOrder) {
   for (int i = 0; i < 40; ++i) EXPECT_EQ(results[std::size_t(i)].result.at("i"), i);
 }
 
+TEST(Pool, FullSocketBuffersBothWaysDoNotDeadlock) {
+  // Big chunks of big messages fill the host->worker and worker->host socket
+  // buffers at once; a host that blocked on writing would never read again.
+  PoolOptions options = test_pool_options(2);
+  options.chunk_size = 256;
+  Pool pool(options);
+  std::vector<TaskSpec> tasks(3000, {"example.echo", {{"blob", std::string(4096, 'x')}}});
+  auto futures = pool.submit_all(std::move(tasks));
+  for (auto& f : futures) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready) << "deadlock";
+    EXPECT_EQ(f.get().result.at("blob").get<std::string>().size(), 4096u);
+  }
+}
+
 TEST(Pool, UnknownAnalysisIsAnInvalidParamsError) {
   Pool pool(test_pool_options(1));
   TaskResult r = pool.submit("no.such.analysis", {}).get();

@@ -32,7 +32,8 @@ Channel::Channel(Channel&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       in_(std::move(other.in_)),
       out_(std::move(other.out_)),
-      in_pos_(other.in_pos_) {}
+      in_pos_(other.in_pos_),
+      out_pos_(other.out_pos_) {}
 
 Channel& Channel::operator=(Channel&& other) noexcept {
   if (this != &other) {
@@ -41,6 +42,7 @@ Channel& Channel::operator=(Channel&& other) noexcept {
     in_ = std::move(other.in_);
     out_ = std::move(other.out_);
     in_pos_ = other.in_pos_;
+    out_pos_ = other.out_pos_;
   }
   return *this;
 }
@@ -53,6 +55,7 @@ void Channel::close() noexcept {
   in_.clear();
   in_pos_ = 0;
   out_.clear();
+  out_pos_ = 0;
 }
 
 bool Channel::send(const Value& message) {
@@ -69,9 +72,26 @@ void Channel::queue(const Value& message) {
 }
 
 bool Channel::flush() {
-  const bool ok = out_.empty() || write_all(fd_, out_.data(), out_.size());
+  const bool ok = !has_queued() || write_all(fd_, out_.data() + out_pos_, out_.size() - out_pos_);
   out_.clear();
+  out_pos_ = 0;
   return ok;
+}
+
+bool Channel::flush_some() {
+  while (has_queued()) {
+    ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      out_pos_ += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    return false;
+  }
+  out_.clear();
+  out_pos_ = 0;
+  return true;
 }
 
 bool Channel::has_buffered_message() const noexcept {

@@ -45,7 +45,11 @@ class Channel {
   // one write, so a burst of messages costs one system call.
   void queue(const Value& message);
   bool flush();
-  bool has_queued() const noexcept { return !out_.empty(); }
+  // Writes what the socket takes now without blocking; the rest stays queued
+  // (a host must never block on a worker that is itself blocked writing).
+  // Returns false when the peer is gone.
+  bool flush_some();
+  bool has_queued() const noexcept { return out_pos_ < out_.size(); }
   // True when a complete frame is already buffered (receive() will not block).
   bool has_buffered_message() const noexcept;
   // Blocking receive; nullopt at end of stream. Throws ProtocolError on garbage.
@@ -61,6 +65,7 @@ class Channel {
   std::vector<std::uint8_t> in_;
   std::vector<std::uint8_t> out_;
   std::size_t in_pos_ = 0;
+  std::size_t out_pos_ = 0;
 };
 
 }  // namespace mathpool::detail

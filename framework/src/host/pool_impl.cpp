@@ -211,7 +211,8 @@ void Pool::Impl::run_loop() {
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
     for (Slot& slot : slots_)
-      if (slot.channel.is_open()) fds.push_back({slot.channel.fd(), POLLIN, 0});
+      if (slot.channel.is_open())
+        fds.push_back({slot.channel.fd(), short(POLLIN | (slot.channel.has_queued() ? POLLOUT : 0)), 0});
     const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
     if (ready > 0) {
       if (fds[0].revents) {
@@ -222,7 +223,9 @@ void Pool::Impl::run_loop() {
       for (Slot& slot : slots_) {
         if (!slot.channel.is_open()) continue;
         const pollfd& p = fds[next++];
-        if (p.fd == slot.channel.fd() && p.revents) handle_input(slot);
+        if (p.fd != slot.channel.fd() || !p.revents) continue;
+        if (p.revents & POLLOUT) slot.channel.flush_some();
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) handle_input(slot);
       }
     }
     check_deadlines(Clock::now());
@@ -315,7 +318,7 @@ void Pool::Impl::dispatch() {
       }
       slot.inflight.push_back(std::move(task));
     }
-    slot.channel.flush();  // a dead worker shows up as end of stream on its channel
+    slot.channel.flush_some();  // a dead worker shows up as end of stream on its channel
   }
 }
 

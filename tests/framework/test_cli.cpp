@@ -800,3 +800,17 @@ TEST(CliProgress, NoProgressOnANonTerminalStderr) {
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(read_records(dir.path() / "out.jsonl").size(), 8u);
 }
+
+namespace mathpool {
+namespace {
+
+TEST(CliRun, UnwritableOutputIsAnErrorNotASilentSuccess) {
+  test::TempDir dir;
+  const auto config = dir.write("run.yaml", "analyses:\n  - {name: e, analysis: example.echo, repeat: 5}\n");
+  const auto result = test::run_mathpool({"run", config.string(), "-o", "/dev/full"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("mathpool: error: cannot write the output"), std::string::npos) << result.err;
+}
+
+}  // namespace
+}  // namespace mathpool

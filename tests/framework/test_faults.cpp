@@ -2,6 +2,7 @@
 // keeps serving, and detection is quick (the latency is printed for the notes).
 #include <chrono>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -89,6 +90,36 @@ TEST(Faults, InfiniteLoopTimesOutAndTheWorkerIsReplaced) {
   EXPECT_NE(pool.stats().workers[0].pid, pid);
 }
 
+TEST(Faults, ATaskThatAnswersAfterItsSigtermDoesNotDoomTheNextTask) {
+  PoolOptions options = no_retry_options();
+  options.task_timeout = std::chrono::milliseconds(100);
+  Pool pool(options);
+  auto late = pool.submit("testkit.stubborn_sleep", {{"ms", 180}});  // answers within the grace
+  auto next = pool.submit("testkit.sleep", {{"ms", 20}});  // behind it on the same worker
+  const TaskResult first = late.get();
+  const TaskResult second = next.get();
+  EXPECT_TRUE(first.ok() || first.status() == "timeout") << first.error->message;
+  ASSERT_TRUE(second.ok()) << second.error->message;
+  EXPECT_EQ(second.attempts, 1);
+  EXPECT_NE(second.result.at("pid"), first.worker);  // the SIGTERMed worker was replaced
+}
+
+TEST(Faults, TerminateIsBoundedWhileAWorkerIsBusyAndOutputIsPending) {
+  PoolOptions options = no_retry_options();
+  options.chunk_size = 256;
+  Pool pool(options);
+  auto busy = pool.submit("testkit.sleep", {{"ms", 5000}});
+  auto queued = pool.submit_all(std::vector<TaskSpec>(2000, {"example.echo", {{"blob", std::string(4096, 'x')}}}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto start = Clock::now();
+  pool.terminate();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::cout << "[ latency  ] terminate with a busy worker: " << seconds * 1000 << " ms\n";
+  EXPECT_LT(seconds, 2.0);
+  EXPECT_EQ(busy.get().status(), "crashed");
+  for (auto& f : queued) EXPECT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+}
+
 TEST(Faults, UnboundedAllocationIsAMemoryError) {
   PoolOptions options = no_retry_options();
   options.memory_limit = std::int64_t{512} << 20;
@@ -96,6 +127,15 @@ TEST(Faults, UnboundedAllocationIsAMemoryError) {
   auto seen = run_fault(pool, "testkit.allocate");
   EXPECT_EQ(seen.result.status(), "memory");
   expect_error(seen.result, ErrorKind::memory, "memory");
+}
+
+TEST(Faults, FlintAllocationFailureIsAMemoryError) {
+  PoolOptions options = no_retry_options();
+  options.memory_limit = std::int64_t{512} << 20;
+  Pool pool(options);
+  auto seen = run_fault(pool, "testkit.flint_allocate");
+  EXPECT_EQ(seen.result.status(), "memory");
+  expect_error(seen.result, ErrorKind::memory, "ran out of memory");
 }
 
 TEST(Faults, OutputOnStdoutCannotCorruptTheChannel) {

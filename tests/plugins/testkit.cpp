@@ -57,6 +57,12 @@ MATHPOOL_PLUGIN("testkit", "1.0.0") {
     std::this_thread::sleep_for(std::chrono::milliseconds(task.params().integer("ms", 10)));
     return mathpool::Value{{"pid", getpid()}};
   }));
+  registry.add(analysis("stubborn_sleep", "Ignores SIGTERM, then sleeps for `ms` milliseconds",
+                        [](const auto& task) {
+                          ::signal(SIGTERM, SIG_IGN);
+                          std::this_thread::sleep_for(std::chrono::milliseconds(task.params().integer("ms", 10)));
+                          return mathpool::Value{{"pid", getpid()}};
+                        }));
   registry.add(analysis("signal", "Raises signal `signal` in the worker", [](const auto& task) {
     ::raise(static_cast<int>(task.params().integer("signal", SIGSEGV)));
     return mathpool::Value{{"survived", true}};
@@ -68,6 +74,12 @@ MATHPOOL_PLUGIN("testkit", "1.0.0") {
   registry.add(analysis("abort", "Calls std::abort", [](const auto&) -> mathpool::Value { std::abort(); }));
   registry.add(analysis("flint_abort", "Calls flint_abort, as FLINT does on fatal errors",
                         [](const auto&) -> mathpool::Value { flint_abort(); }));
+  registry.add(analysis("flint_allocate", "Asks FLINT for more memory than the worker may have",
+                        [](const auto&) -> mathpool::Value {
+                          void* p = flint_malloc(std::size_t{1} << 40);
+                          flint_free(p);
+                          return {{"allocated", p != nullptr}};
+                        }));
   registry.add(analysis("exit", "Exits the worker mid-task with `code`", [](const auto& task) -> mathpool::Value {
     std::_Exit(static_cast<int>(task.params().integer("code", 0)));
   }));

@@ -21,7 +21,12 @@ constexpr int kExitNothingRan = 2;
 constexpr int kExitInterrupted = 130;
 
 volatile std::sig_atomic_t interrupted = 0;
-extern "C" void on_interrupt(int) { interrupted = 1; }
+// The first Ctrl-C stops the run cleanly; a second one (say, during a long
+// setup, which cannot be interrupted) ends the command at once.
+extern "C" void on_interrupt(int signal) {
+  interrupted = 1;
+  std::signal(signal, SIG_DFL);
+}
 
 int fail(const std::string& message) {
   std::cerr << "mathpool: error: " << message << '\n';
@@ -135,7 +140,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "mathpool: error: " << e.what() << "\n" << "Run 'mathpool --help' for usage.\n";
+    std::cerr << "mathpool: error: " << e.what() << " (see mathpool --help)\n";
     return kExitNothingRan;
   }
 

@@ -94,6 +94,24 @@ bool Channel::flush_some() {
   return true;
 }
 
+void Channel::discard_output() noexcept {
+  // Keep the rest of a frame already partly written; drop whole frames after it.
+  std::size_t pos = 0;
+  while (pos < out_.size()) {
+    const std::size_t end = pos + 4 + read_length(out_.data() + pos);
+    if (end > out_pos_) {
+      if (pos < out_pos_) out_.resize(end);
+      else out_.resize(pos);
+      break;
+    }
+    pos = end;
+  }
+  if (out_pos_ >= out_.size()) {
+    out_.clear();
+    out_pos_ = 0;
+  }
+}
+
 bool Channel::has_buffered_message() const noexcept {
   const std::size_t available = in_.size() - in_pos_;
   return available >= 4 && available >= 4 + std::size_t(read_length(in_.data() + in_pos_));

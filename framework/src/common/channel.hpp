@@ -50,6 +50,9 @@ class Channel {
   // Returns false when the peer is gone.
   bool flush_some();
   bool has_queued() const noexcept { return out_pos_ < out_.size(); }
+  // Forgets queued output the peer has not taken (a frame half sent stays
+  // whole, so the stream remains well-formed).
+  void discard_output() noexcept;
   // True when a complete frame is already buffered (receive() will not block).
   bool has_buffered_message() const noexcept;
   // Blocking receive; nullopt at end of stream. Throws ProtocolError on garbage.

@@ -1,6 +1,7 @@
 #include "fd_passing.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -45,9 +46,13 @@ bool receive_fd(int socket, int* fd, pid_t* pid) {
   do n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
   cmsghdr* header = CMSG_FIRSTHDR(&message);
-  if (n != static_cast<ssize_t>(sizeof *pid) || !header || header->cmsg_type != SCM_RIGHTS)
+  const bool has_fd = header && header->cmsg_level == SOL_SOCKET &&
+                      header->cmsg_type == SCM_RIGHTS && header->cmsg_len == CMSG_LEN(sizeof(int));
+  if (has_fd) std::memcpy(fd, CMSG_DATA(header), sizeof *fd);
+  if (n != static_cast<ssize_t>(sizeof *pid) || !has_fd || (message.msg_flags & MSG_CTRUNC)) {
+    if (has_fd) ::close(*fd);  // never leak a descriptor from a bad message
     return false;
-  std::memcpy(fd, CMSG_DATA(header), sizeof *fd);
+  }
   return true;
 }
 

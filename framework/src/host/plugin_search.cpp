@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -41,11 +42,14 @@ int available_cores() {
 
 namespace {
 
+// Someone other than us (or root) could change what loads from `path`: it is
+// theirs, or anyone may write it. (A sticky shared directory like /tmp still
+// lets others drop files in, so it counts as writable.)
 bool writable_by_others(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
-  // A sticky shared directory (like /tmp) still lets others drop files in.
-  return (st.st_mode & S_IWOTH) != 0;
+  const bool foreign_owner = st.st_uid != 0 && st.st_uid != ::geteuid();
+  return foreign_owner || (st.st_mode & S_IWOTH) != 0;
 }
 
 void check_safe(const std::filesystem::path& path, const PoolOptions& options) {

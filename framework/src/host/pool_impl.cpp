@@ -21,7 +21,8 @@ using detail::kProtocolVersion;
 constexpr auto kTerminateGrace = std::chrono::milliseconds(200);
 constexpr auto kRetireGrace = std::chrono::seconds(2);
 constexpr int kMaxStartFailures = 3;
-constexpr int kQuarantineAfter = 2;  // setup crashes before an analysis is quarantined
+constexpr int kQuarantineAfter = 2;
+constexpr int kMaxOutsideKills = 20;  // outside SIGKILLs at start before it counts as a failure  // setup crashes before an analysis is quarantined
 
 std::string format_duration(std::chrono::milliseconds d) {
   return d.count() % 1000 == 0 ? fmt::format("{}s", d.count() / 1000)
@@ -66,6 +67,7 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
     std::string error = startup_error_;
     lock.unlock();
     terminate();
+    ::close(std::exchange(wake_fd_, -1));
     throw Error(ErrorKind::plugin_error, error);
   }
 }
@@ -92,6 +94,7 @@ std::vector<std::future<TaskResult>> Pool::Impl::submit(std::vector<TaskSpec> ta
       futures.push_back(task->promise.get_future());
       if (shutdown_requested_ || terminate_requested_) {
         task->promise.set_value(error_result(ErrorKind::crashed, "the pool is shut down", 0));
+        ++stats_.tasks_failed;
         continue;
       }
       task->id = next_id_++;
@@ -249,7 +252,8 @@ void Pool::Impl::start_slot(Slot& slot) {
     const bool starting_up = !startup_done_;
     lock.unlock();
     if (starting_up) return fail_startup(e.what());
-    if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill()) {
+    if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill() &&
+        ++slot.outside_kills < kMaxOutsideKills) {
       slot.respawn_at = Clock::now() + std::chrono::milliseconds(10);  // killed from outside
       return;
     }
@@ -323,11 +327,12 @@ void Pool::Impl::dispatch() {
 }
 
 void Pool::Impl::handle_input(Slot& slot) {
+  const pid_t pid = slot.pid;
   const bool open = slot.channel.fill();
   try {
     while (auto message = slot.channel.next_buffered()) {
       handle_message(slot, *message);
-      if (!slot.channel.is_open()) return;
+      if (slot.pid != pid) return;  // retired or replaced: the rest was its
     }
   } catch (const detail::ProtocolError& e) {
     handle_death(slot, fmt::format("protocol error: {}", e.what()));
@@ -361,6 +366,7 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
   handle_load_errors(message);
   slot.state = SlotState::ready;
   slot.start_failures = 0;
+  slot.outside_kills = 0;
   slot.stats.pid = slot.pid;
   slot.stats.tasks = 0;
   slot.stats.setup_seconds =
@@ -379,8 +385,8 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
 void Pool::Impl::handle_result(Slot& slot, const Value& message) {
   if (slot.inflight.empty() || message.value("id", Value()) != slot.inflight.front()->id)
     throw detail::ProtocolError("result for a task that was not sent");
-  TaskPtr task = std::move(slot.inflight.front());
-  slot.inflight.pop_front();
+  // Read everything that can throw before the task leaves `inflight`, so a
+  // malformed result is blamed on the task it belongs to.
   TaskResult result;
   result.worker = slot.pid;
   result.seconds = message.value("seconds", 0.0);
@@ -391,6 +397,8 @@ void Pool::Impl::handle_result(Slot& slot, const Value& message) {
     result.error = TaskError{error_kind_from_string(error.value("kind", "plugin_error")),
                              error.value("message", "")};
   }
+  TaskPtr task = std::move(slot.inflight.front());
+  slot.inflight.pop_front();
   slot.head_started = Clock::now();
   mean_task_seconds_ = mean_task_seconds_ < 0 ? result.seconds
                                               : 0.9 * mean_task_seconds_ + 0.1 * result.seconds;
@@ -401,24 +409,39 @@ void Pool::Impl::handle_result(Slot& slot, const Value& message) {
     stats_.workers[std::size_t(slot.index)] = slot.stats;
   }
   finish(std::move(task), std::move(result));
-  if (message.value("retire", false)) {
-    // The worker ran out of memory and exits: what it still holds never started.
-    while (!slot.inflight.empty()) {
-      TaskPtr waiting = std::move(slot.inflight.back());
-      slot.inflight.pop_back();
-      --waiting->attempts;
-      queue_.push_front(std::move(waiting));
-    }
-    return retire(slot, "ran out of memory");
+  // Out of memory, the worker exits. After a timeout's SIGTERM (the head
+  // answered just in time) it is dying. Either way what it holds never ran.
+  if (message.value("retire", false) || slot.head_timed_out) {
+    requeue_unstarted(slot);
+    return retire(slot, slot.head_timed_out ? "stopped at a time limit" : "ran out of memory");
   }
   if (options_.max_tasks_per_worker > 0 && slot.stats.tasks >= options_.max_tasks_per_worker &&
       slot.inflight.empty())
     retire(slot, fmt::format("recycled after {} tasks", slot.stats.tasks));
 }
 
-void Pool::Impl::retire(Slot& slot, const std::string& reason) {
-  slot.channel.send({{"type", "exit"}});
+void Pool::Impl::requeue_unstarted(Slot& slot) {
+  while (!slot.inflight.empty()) {
+    TaskPtr waiting = std::move(slot.inflight.back());
+    slot.inflight.pop_back();
+    --waiting->attempts;  // not charged: it never ran
+    queue_.push_front(std::move(waiting));
+  }
+}
+
+void Pool::Impl::release_channel(Slot& slot) {
+  // Never block on a worker: drop what it has not taken, ask it to exit if
+  // the socket has room, and let the grace period's SIGKILL do the rest.
+  slot.channel.discard_output();
+  slot.channel.queue({{"type", "exit"}});
+  slot.channel.flush_some();
   slot.channel.close();
+  slot.head_timed_out = false;
+  slot.kill_at = Clock::time_point::max();
+}
+
+void Pool::Impl::retire(Slot& slot, const std::string& reason) {
+  release_channel(slot);
   retiring_.push_back({slot.pid, Clock::now() + kRetireGrace});
   slot.stats.restart_reasons.push_back(fmt::format("pid {}: {}", slot.pid, reason));
   ++slot.stats.restarts;
@@ -436,6 +459,7 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   slot.state = SlotState::stopped;
   slot.pid = -1;
   slot.kill_at = Clock::time_point::max();
+  const bool timed_out = std::exchange(slot.head_timed_out, false);
   std::string reason = why.empty() ? detail::describe_wait_status(status) : why;
   // SIGKILL comes from outside (a user, the OOM killer), never from a setup's own bug.
   const bool killed_from_outside = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
@@ -448,15 +472,10 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   if (!slot.inflight.empty()) {
     // The worker writes each result before it starts the next task, so the
     // head is the task that was running; those behind it never started.
-    while (slot.inflight.size() > 1) {
-      TaskPtr waiting = std::move(slot.inflight.back());
-      slot.inflight.pop_back();
-      --waiting->attempts;
-      queue_.push_front(std::move(waiting));
-    }
     TaskPtr head = std::move(slot.inflight.front());
     slot.inflight.pop_front();
-    if (slot.head_timed_out) {
+    requeue_unstarted(slot);
+    if (timed_out) {
       finish(std::move(head),
              error_result(ErrorKind::timeout,
                           fmt::format("task exceeded its time limit of {}; worker {} stopped",
@@ -480,7 +499,9 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
     stats_.workers[std::size_t(slot.index)] = slot.stats;
   }
   if (!was_starting) return start_slot(slot);
-  if (killed_from_outside) {  // not the worker's failure; just do not spin
+  // An outside SIGKILL is not the worker's failure, unless it happens again
+  // and again (an OOM killer at every start).
+  if (killed_from_outside && ++slot.outside_kills < kMaxOutsideKills) {
     slot.respawn_at = Clock::now() + std::chrono::milliseconds(10);
     return;
   }
@@ -489,7 +510,7 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
 
 void Pool::Impl::check_deadlines(Clock::time_point now) {
   for (Slot& slot : slots_) {
-    if (slot.state == SlotState::stopped && now >= slot.respawn_at) start_slot(slot);
+    if (slot.state == SlotState::stopped && now >= slot.respawn_at && !stopping_) start_slot(slot);
     if (slot.state != SlotState::ready || slot.inflight.empty()) continue;
     if (options_.task_timeout && !slot.head_timed_out &&
         now - slot.head_started >= *options_.task_timeout) {
@@ -497,7 +518,7 @@ void Pool::Impl::check_deadlines(Clock::time_point now) {
       ::kill(slot.pid, SIGTERM);
       slot.kill_at = now + kTerminateGrace;
     }
-    if (now >= slot.kill_at) {
+    if (slot.head_timed_out && now >= slot.kill_at) {
       ::kill(slot.pid, SIGKILL);
       slot.kill_at = Clock::time_point::max();
     }
@@ -516,7 +537,8 @@ void Pool::Impl::check_deadlines(Clock::time_point now) {
 int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
   Clock::time_point next = Clock::time_point::max();
   for (const Slot& slot : slots_) {
-    next = std::min({next, slot.respawn_at, slot.kill_at});
+    if (!stopping_) next = std::min(next, slot.respawn_at);
+    if (slot.head_timed_out) next = std::min(next, slot.kill_at);
     if (options_.task_timeout && !slot.inflight.empty() && !slot.head_timed_out)
       next = std::min(next, slot.head_started + *options_.task_timeout);
   }
@@ -528,26 +550,29 @@ int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
 }
 
 void Pool::Impl::stop_all_workers() {
+  stopping_ = true;  // no respawns from here on
   for (Slot& slot : slots_) {
     for (auto& task : slot.inflight)
-      task->promise.set_value(error_result(ErrorKind::crashed, "the pool was terminated", slot.pid));
+      finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", slot.pid));
     slot.inflight.clear();
     if (slot.pid > 0) {
-      slot.channel.send({{"type", "exit"}});
+      release_channel(slot);
       retiring_.push_back({slot.pid, Clock::now() + kTerminateGrace});
     }
     slot.channel.close();
     slot.pid = -1;
     slot.state = SlotState::stopped;
   }
-  for (auto& task : queue_)
-    task->promise.set_value(error_result(ErrorKind::crashed, "the pool was terminated", 0));
+  for (auto& task : queue_) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
   queue_.clear();
+  std::deque<TaskPtr> unsent;
   {
     std::lock_guard lock(mutex_);
-    for (auto& task : incoming_)
-      task->promise.set_value(error_result(ErrorKind::crashed, "the pool was terminated", 0));
-    incoming_.clear();
+    unsent.swap(incoming_);
+  }
+  for (auto& task : unsent) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
+  {
+    std::lock_guard lock(mutex_);
     stopped_ = true;
     if (!startup_done_) {
       startup_done_ = true;

@@ -58,6 +58,7 @@ class Pool::Impl {
     Clock::time_point started_at;
     Clock::time_point respawn_at = Clock::time_point::max();
     int start_failures = 0;
+    int outside_kills = 0;  // consecutive SIGKILLs from outside while starting
     std::string in_setup;  // the analysis whose setup the worker announced last
     WorkerStats stats;
   };
@@ -79,6 +80,8 @@ class Pool::Impl {
   void handle_result(Slot& slot, const Value& message);
   void handle_death(Slot& slot, const std::string& why);
   void retire(Slot& slot, const std::string& reason);
+  void requeue_unstarted(Slot& slot);
+  void release_channel(Slot& slot);
   void check_deadlines(Clock::time_point now);
   int poll_timeout_ms(Clock::time_point now) const;
   void fail_startup(const std::string& message);
@@ -117,7 +120,8 @@ class Pool::Impl {
   std::vector<Retiring> retiring_;
   detail::ZygoteTemplate zygote_;
   double mean_task_seconds_ = -1;
-  std::map<std::string, int> setup_crashes_;  // moving average of worker-reported task time
+  std::map<std::string, int> setup_crashes_;
+  bool stopping_ = false;  // moving average of worker-reported task time
   std::thread thread_;
 };
 

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -103,6 +105,11 @@ RunSummary run_plan(Pool& pool, const std::vector<TaskPlan>& plan, std::ostream&
     if (i + 1 == futures.size() ||
         futures[i + 1].wait_for(std::chrono::seconds(0)) != std::future_status::ready)
       out.flush();
+    if (!out) {
+      pool.cancel_pending({ErrorKind::crashed, "the output cannot be written"});
+      throw Error(ErrorKind::plugin_error,
+                  fmt::format("cannot write the output ({})", std::strerror(errno)));
+    }
     progress.update(i + 1, i + 1 == futures.size());
   }
   return summary;
@@ -122,10 +129,18 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   std::ofstream file;
   if (config.output) {
     file.open(*config.output, options.resume ? std::ios::app : std::ios::trunc);
-    if (!file) throw ConfigError(fmt::format("cannot write output file {}", config.output->string()));
+    if (!file)
+      throw ConfigError(fmt::format("cannot write output file {} ({})", config.output->string(),
+                                    std::strerror(errno)));
   }
   std::ostream& out = config.output ? static_cast<std::ostream&>(file) : std::cout;
-  RunSummary summary = run_plan(pool, plan, out, options);
+  RunSummary summary;
+  try {
+    summary = run_plan(pool, plan, out, options);
+  } catch (...) {
+    pool.terminate();  // do not wait for the rest of a run that has failed
+    throw;
+  }
   summary.planned = planned;
   summary.skipped = planned - plan.size();
   if (summary.interrupted) pool.terminate();

@@ -23,8 +23,6 @@
 namespace mathpool::detail {
 namespace {
 
-// Exit status a worker uses when it cannot go on after running out of memory.
-constexpr int kExitOutOfMemory = 86;
 
 void apply_memory_limit(std::int64_t bytes) {
   if (bytes <= 0) return;
@@ -144,7 +142,7 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
     if (type != "run") return 4;
     Value reply = run_task(loader, *request);
     if (!channel.send(reply)) return 0;
-    if (reply.value("retire", false)) return kExitOutOfMemory;
+    if (reply.value("retire", false)) return kWorkerExitOutOfMemory;
   }
 }
 

@@ -2,7 +2,10 @@
 
 #include <dlfcn.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <system_error>
 
 #define BOOST_DLL_USE_STD_FS
@@ -26,6 +29,35 @@ std::string loader_message(const std::filesystem::path& file) {
 }
 
 }  // namespace
+
+// FLINT aborts the process when an allocation fails. When a plugin brings
+// FLINT in, route its allocations through functions that end the worker with
+// the out-of-memory status instead, so the task is reported as `memory`.
+extern "C" {
+void* flint_alloc_or_exit(std::size_t size) {
+  void* p = std::malloc(size);
+  if (!p && size) _exit(kWorkerExitOutOfMemory);
+  return p;
+}
+void* flint_calloc_or_exit(std::size_t count, std::size_t size) {
+  void* p = std::calloc(count, size);
+  if (!p && count && size) _exit(kWorkerExitOutOfMemory);
+  return p;
+}
+void* flint_realloc_or_exit(void* old, std::size_t size) {
+  void* p = std::realloc(old, size);
+  if (!p && size) _exit(kWorkerExitOutOfMemory);
+  return p;
+}
+void flint_free(void* p) { std::free(p); }
+}
+
+void route_flint_allocations(void* library) {
+  using SetMemoryFunctions = void (*)(void* (*)(std::size_t), void* (*)(std::size_t, std::size_t),
+                                      void* (*)(void*, std::size_t), void (*)(void*));
+  if (auto set = reinterpret_cast<SetMemoryFunctions>(dlsym(library, "__flint_set_memory_functions")))
+    set(flint_alloc_or_exit, flint_calloc_or_exit, flint_realloc_or_exit, flint_free);
+}
 
 struct PluginLoader::Libraries {
   std::vector<boost::dll::shared_library> loaded;  // kept until the process exits
@@ -79,6 +111,7 @@ void PluginLoader::load(const std::filesystem::path& file) {
     std::string name = analysis.doc.name;
     analyses_[name] = LoadedAnalysis{std::move(analysis), file.string(), {}, false, {}, 0};
   }
+  route_flint_allocations(library.native());
   libraries_->loaded.push_back(std::move(library));
 }
 

@@ -23,7 +23,10 @@ namespace mathpool {
 
 enum class StartMode {
   spawn,   // every worker is a fresh process that loads plugins and runs setups
-  zygote,  // workers fork from a warm template that ran the setups once
+  // Workers fork from a warm template that ran the setups once. The host
+  // process becomes a child subreaper (PR_SET_CHILD_SUBREAPER) so that it can
+  // reap its workers: orphans of its other children are reparented to it too.
+  zygote,
 };
 
 // How a pool is built. Every field has a usable default.

@@ -25,6 +25,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
@@ -297,7 +298,17 @@ double time_command(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  constexpr double kLimit = 120;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) throw std::runtime_error("waitpid failed");
+    if (seconds_since(start) > kLimit) {
+      ::kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      throw std::runtime_error(fmt::format("{} did not finish in {:.0f} s (hung); killed", argv[0], kLimit));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
   const double seconds = seconds_since(start);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -482,6 +493,7 @@ void scenario_start(const Settings& s) {
 void scenario_overhead(const Settings& s) {
   using mathpool::StartMode;
   const int n = s.quick ? 5000 : 20000;
+  constexpr std::size_t kMapSize = 1000;
   std::vector<Value> params;
   for (int i = 0; i < n; ++i) params.push_back({{"x", i}, {"name", "task"}});
 
@@ -500,7 +512,15 @@ void scenario_overhead(const Settings& s) {
     const long s0 = self_context_switches();
     const double c0 = self_cpu_seconds();
     const auto t = Clock::now();
-    auto results = pool.map("example.echo", std::move(copy));
+    // Maps of kMapSize tasks, not one map of n: a single map of thousands of
+    // tasks can deadlock the pool (see the note), so no map may get that far ahead.
+    std::vector<mathpool::TaskResult> results;
+    for (std::size_t i = 0; i < copy.size(); i += kMapSize) {
+      const auto end = copy.begin() + std::ptrdiff_t(std::min(copy.size(), i + kMapSize));
+      auto part = pool.map("example.echo", std::vector<Value>(std::make_move_iterator(copy.begin() + std::ptrdiff_t(i)),
+                                                              std::make_move_iterator(end)));
+      std::move(part.begin(), part.end(), std::back_inserter(results));
+    }
     const double wall = seconds_since(t);
     const double host_cpu = self_cpu_seconds() - c0;
     switches.push_back(double(self_context_switches() - s0) / n);
@@ -552,12 +572,15 @@ void scenario_overhead(const Settings& s) {
   table.push_back({"host CPU", "context switches per task, echo, chunk_size=0", cs_ch, Unit::count});
   notes.push_back(fmt::format(
       "**overhead**: wall time of `Pool::map` of {} `example.echo` tasks (params `{{\"x\": i, \"name\": "
-      "\"task\"}}`) on a warm 2-worker zygote pool, divided by the task count; the direct call runs the "
+      "\"task\"}}`) on a warm 2-worker zygote pool, submitted as maps of {} tasks, divided by the task count; the direct call runs the "
       "plugin's echo in this process (dlopen). Python: `multiprocessing` fork context, `Pool(2).map` of "
       "an identity function over `{{\"x\": i}}`, {} tasks, warm pool. Host CPU: `getrusage(RUSAGE_SELF)` "
       "of this process (all its threads) over the map, as a share of the map's wall time; context "
-      "switches: `ru_nvcsw + ru_nivcsw` of this process over the map, per task.",
-      n, n));
+      "switches: `ru_nvcsw + ru_nivcsw` of this process over the map, per task. Why maps of {}: one "
+      "`Pool::map` of 20,000 echo tasks hangs the pool now and then (the dispatcher thread blocks in "
+      "`send()` to a worker whose results fill the host's socket, because `dispatch()` adds a chunk "
+      "per pass on top of what a worker already holds and writes with blocking sends).",
+      n, kMapSize, n, kMapSize));
 }
 
 // One vs two workers on CPU-bound LFSR enumeration, and what the host uses.
@@ -774,10 +797,26 @@ int main(int argc, char** argv) {
   }
   const auto start = Clock::now();
   std::vector<std::string> background;
+  std::vector<std::string> failures;  // scenarios that failed; the others still report
   try {
     const std::vector<std::pair<const char*, void (*)(const Settings&)>> scenarios = {
         {"reuse", scenario_reuse},     {"start", scenario_start}, {"overhead", scenario_overhead},
         {"scaling", scenario_scaling}, {"lfsr-12", scenario_lfsr12}, {"e2e", scenario_e2e}};
+    // A scenario that stops making progress (a hung pool) is an error, not a
+    // benchmark that never ends.
+    std::atomic<long> scenario_deadline{0};
+    std::atomic<const char*> current{""};
+    std::thread([&] {
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        const long d = scenario_deadline.load();
+        if (d > 0 && Clock::now().time_since_epoch().count() > d) {
+          fmt::print(stderr, "pool_bench: error: scenario {} did not finish in {} s (a hung pool?)\n",
+                     current.load(), settings.quick ? 50 : 600);
+          std::_Exit(1);
+        }
+      }
+    }).detach();
     for (const auto& [name, run] : scenarios) {
       if (!settings.only.empty() &&
           std::find(settings.only.begin(), settings.only.end(), name) == settings.only.end())
@@ -788,9 +827,17 @@ int main(int argc, char** argv) {
           fmt::print(stderr, "pool_bench: waited {:.0f} s for other processes to go quiet{}\n", waited,
                      waited >= settings.quiet_wait ? " (gave up)" : "");
       }
+      current = name;
+      scenario_deadline = (Clock::now() + std::chrono::seconds(settings.quick ? 50 : 600)).time_since_epoch().count();
       const auto t = Clock::now();
       const double busy0 = machine_busy_seconds(), own0 = own_cpu_seconds();
-      run(settings);
+      try {
+        run(settings);
+      } catch (const std::exception& e) {
+        failures.push_back(fmt::format("{}: {}", name, e.what()));
+        fmt::print(stderr, "pool_bench: error: {}: {}\n", name, e.what());
+      }
+      scenario_deadline = 0;
       const double wall = seconds_since(t);
       // Every worker and command of the scenario has been reaped by now.
       const double others = std::max(0.0, (machine_busy_seconds() - busy0) - (own_cpu_seconds() - own0));
@@ -818,6 +865,7 @@ int main(int argc, char** argv) {
   fmt::print("- **background load**: CPU used by other processes on this machine during each scenario "
              "(/proc/stat busy time minus this process and its reaped children), in cores: {}. "
              "Anything well above 0 means the figures of that scenario are disturbed.\n", joined);
+  for (const auto& f : failures) fmt::print("- **error** (scenario left out of the table): {}\n", f);
   fmt::print("\nTotal benchmark time: {:.0f} s.\n", seconds_since(start));
-  return 0;
+  return failures.empty() ? 0 : 1;
 }

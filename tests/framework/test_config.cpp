@@ -1001,3 +1001,23 @@ TEST(ConfigErrors, EntryThatExpandsBeyondTheTaskLimitIsRefused) {
 
 }  // namespace
 }  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+TEST(RecordFormat, HeadAndTailMakeTheSameLineAsTheWholeRecord) {
+  TaskPlan task{"run", "example.echo", 3, 1, {{"big", 18446744073709551615ull}, {"s", "x"}}};
+  TaskResult ok;
+  ok.result = {{"n", 1}, {"huge", 9223372036854775808ull}};
+  ok.worker = 42;
+  ok.seconds = 0.5;
+  TaskResult failed;
+  failed.error = TaskError{ErrorKind::timeout, "too slow"};
+  for (const TaskResult& result : {ok, failed})
+    EXPECT_EQ(record_head(task) + record_tail(result), format_record(make_record(task, result)));
+  TaskPlan empty{"e", "a", 0, 0, Value::object()};
+  EXPECT_EQ(record_head(empty) + record_tail(ok), format_record(make_record(empty, ok)));
+}
+
+}  // namespace
+}  // namespace mathpool

@@ -33,9 +33,14 @@ struct RunSummary {
 };
 
 // The result record of one task (key order as in SPEC.md).
-Value make_record(const TaskPlan& task, const TaskResult& result);
+Value make_record(const TaskPlan& task, TaskResult result);
 // One JSON line; integers beyond signed 64 bits are written as decimal strings.
-std::string format_record(const Value& record);
+std::string format_record(Value record);
+// The same line as format_record(make_record(task, result)), built in two
+// halves so a run can write the first before the task's parameters move
+// into the pool: record_head(task) + record_tail(result).
+std::string record_head(const TaskPlan& task);
+std::string record_tail(TaskResult result);
 
 // (run, task, repeat) of each complete record in a JSON Lines file. A partial
 // last line (a killed writer) is cut off the file so appending continues cleanly.
@@ -51,7 +56,7 @@ PoolOptions pool_options_for(const RunConfig& config, std::size_t task_count);
 
 // Runs `plan` on `pool`, writing each record to `out` as soon as it and every
 // earlier one are done.
-RunSummary run_plan(Pool& pool, const std::vector<TaskPlan>& plan, std::ostream& out,
+RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out,
                     const RunOptions& options = {});
 
 // Runs a whole config: builds its pool, writes to its output (stdout when

@@ -71,6 +71,45 @@ void Channel::queue(const Value& message) {
   for (int i = 0; i < 4; ++i) out_[start + i] = static_cast<std::uint8_t>(size >> (8 * i));
 }
 
+namespace {
+
+void put_string(std::vector<std::uint8_t>& out, std::string_view text) {
+  const std::size_t n = text.size();
+  if (n < 32) {
+    out.push_back(static_cast<std::uint8_t>(0xa0 | n));
+  } else if (n < 256) {
+    out.push_back(0xd9);
+    out.push_back(static_cast<std::uint8_t>(n));
+  } else if (n < 65536) {
+    out.push_back(0xda);
+    out.push_back(static_cast<std::uint8_t>(n >> 8));
+    out.push_back(static_cast<std::uint8_t>(n));
+  } else {
+    out.push_back(0xdb);
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(n >> shift));
+  }
+  out.insert(out.end(), text.begin(), text.end());
+}
+
+}  // namespace
+
+void Channel::queue_run(std::uint64_t id, const std::string& analysis, const Value& params) {
+  const std::size_t start = out_.size();
+  out_.resize(start + 4);
+  out_.push_back(0x84);  // a map of four entries, encoded as MessagePack by hand
+  put_string(out_, "type");
+  put_string(out_, "run");
+  put_string(out_, "id");
+  out_.push_back(0xcf);  // uint64
+  for (int shift = 56; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(id >> shift));
+  put_string(out_, "analysis");
+  put_string(out_, analysis);
+  put_string(out_, "params");
+  Value::to_msgpack(params, out_);
+  const auto size = static_cast<std::uint32_t>(out_.size() - start - 4);
+  for (int i = 0; i < 4; ++i) out_[start + i] = static_cast<std::uint8_t>(size >> (8 * i));
+}
+
 bool Channel::flush() {
   const bool ok = !has_queued() || write_all(fd_, out_.data() + out_pos_, out_.size() - out_pos_);
   out_.clear();

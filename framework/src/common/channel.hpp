@@ -44,6 +44,9 @@ class Channel {
   // Appends a message to the output buffer; flush() sends everything queued in
   // one write, so a burst of messages costs one system call.
   void queue(const Value& message);
+  // Queues {"type": "run", "id", "analysis", "params"} without copying the
+  // parameters into a message Value first (the hot path of dispatch).
+  void queue_run(std::uint64_t id, const std::string& analysis, const Value& params);
   bool flush();
   // Writes what the socket takes now without blocking; the rest stays queued
   // (a host must never block on a worker that is itself blocked writing).

@@ -305,17 +305,14 @@ void Pool::Impl::dispatch() {
   for (Slot& slot : slots_) {
     if (queue_.empty()) return;
     if (slot.state != SlotState::ready) continue;
-    std::size_t limit = slot.inflight.size() + chunk_limit();
+    std::size_t limit = chunk_limit();  // tasks the worker may hold, the running one included
     if (options_.max_tasks_per_worker > 0)
       limit = std::min<std::size_t>(limit, std::size_t(options_.max_tasks_per_worker - slot.stats.tasks));
     while (!queue_.empty() && slot.inflight.size() < limit) {
       TaskPtr task = std::move(queue_.front());
       queue_.pop_front();
       ++task->attempts;
-      slot.channel.queue({{"type", "run"},
-                          {"id", task->id},
-                          {"analysis", task->analysis},
-                          {"params", task->params}});
+      slot.channel.queue_run(task->id, task->analysis, task->params);
       if (slot.inflight.empty()) {
         slot.head_started = Clock::now();
         slot.head_timed_out = false;
@@ -347,7 +344,7 @@ void Pool::Impl::handle_input(Slot& slot) {
   if (!open) handle_death(slot, "");
 }
 
-void Pool::Impl::handle_message(Slot& slot, const Value& message) {
+void Pool::Impl::handle_message(Slot& slot, Value& message) {
   const std::string type = message.value("type", "");
   if (type == "setup") {
     slot.in_setup = message.value("analysis", "");
@@ -382,7 +379,7 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
   }
 }
 
-void Pool::Impl::handle_result(Slot& slot, const Value& message) {
+void Pool::Impl::handle_result(Slot& slot, Value& message) {
   if (slot.inflight.empty() || message.value("id", Value()) != slot.inflight.front()->id)
     throw detail::ProtocolError("result for a task that was not sent");
   // Read everything that can throw before the task leaves `inflight`, so a
@@ -391,7 +388,7 @@ void Pool::Impl::handle_result(Slot& slot, const Value& message) {
   result.worker = slot.pid;
   result.seconds = message.value("seconds", 0.0);
   if (message.value("ok", false)) {
-    result.result = message.value("result", Value());
+    if (message.contains("result")) result.result = std::move(message["result"]);
   } else {
     const Value& error = message.at("error");
     result.error = TaskError{error_kind_from_string(error.value("kind", "plugin_error")),

@@ -74,10 +74,10 @@ class Pool::Impl {
   void dispatch();
   std::size_t chunk_limit() const;
   void handle_input(Slot& slot);
-  void handle_message(Slot& slot, const Value& message);
+  void handle_message(Slot& slot, Value& message);
   void handle_ready(Slot& slot, const Value& message);
   void handle_load_errors(const Value& ready);
-  void handle_result(Slot& slot, const Value& message);
+  void handle_result(Slot& slot, Value& message);
   void handle_death(Slot& slot, const std::string& why);
   void retire(Slot& slot, const std::string& reason);
   void requeue_unstarted(Slot& slot);

@@ -20,24 +20,46 @@ void stringify_big_integers(Value& v) {
 
 }  // namespace
 
-Value make_record(const TaskPlan& task, const TaskResult& result) {
-  Value record = {{"run", task.run},       {"analysis", task.analysis}, {"task", task.task},
-                  {"repeat", task.repeat}, {"params", task.params},     {"status", result.status()}};
+namespace {
+
+Value outcome_fields(TaskResult result) {
+  Value fields = {{"status", result.status()}};
   if (result.ok()) {
-    record["result"] = result.result;
+    fields["result"] = std::move(result.result);
   } else {
-    record["error"] = {{"kind", std::string(to_string(result.error->kind))},
+    fields["error"] = {{"kind", std::string(to_string(result.error->kind))},
                        {"message", result.error->message}};
   }
-  record["worker"] = result.worker;
-  record["seconds"] = result.seconds;
+  fields["worker"] = result.worker;
+  fields["seconds"] = result.seconds;
+  return fields;
+}
+
+}  // namespace
+
+Value make_record(const TaskPlan& task, TaskResult result) {
+  Value record = {{"run", task.run},       {"analysis", task.analysis}, {"task", task.task},
+                  {"repeat", task.repeat}, {"params", task.params}};
+  Value outcome = outcome_fields(std::move(result));
+  for (auto& [key, value] : outcome.items()) record[key] = std::move(value);
   return record;
 }
 
-std::string format_record(const Value& record) {
-  Value copy = record;
-  stringify_big_integers(copy);
-  return copy.dump(-1, ' ', false, Value::error_handler_t::replace);
+std::string record_head(const TaskPlan& task) {
+  std::string head = format_record({{"run", task.run},       {"analysis", task.analysis},
+                                    {"task", task.task},     {"repeat", task.repeat},
+                                    {"params", task.params}});
+  head.back() = ',';  // the record goes on with record_tail
+  return head;
+}
+
+std::string record_tail(TaskResult result) {
+  return format_record(outcome_fields(std::move(result))).substr(1);
+}
+
+std::string format_record(Value record) {
+  stringify_big_integers(record);
+  return record.dump(-1, ' ', false, Value::error_handler_t::replace);
 }
 
 std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {

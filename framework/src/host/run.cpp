@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -76,7 +77,7 @@ PoolOptions pool_options_for(const RunConfig& config, std::size_t task_count) {
   return options;
 }
 
-RunSummary run_plan(Pool& pool, const std::vector<TaskPlan>& plan, std::ostream& out,
+RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out,
                     const RunOptions& options) {
   RunSummary summary;
   summary.planned = plan.size();
@@ -85,7 +86,7 @@ RunSummary run_plan(Pool& pool, const std::vector<TaskPlan>& plan, std::ostream&
   for (const TaskPlan& task : plan) specs.push_back({task.analysis, task.params});
   auto futures = pool.submit_all(std::move(specs));
 
-  Progress progress(options.progress, plan.size());
+  Progress progress(options.progress, futures.size());
   for (std::size_t i = 0; i < futures.size(); ++i) {
     for (;;) {
       // Checked before every record, not only while waiting: a steady stream
@@ -95,12 +96,17 @@ RunSummary run_plan(Pool& pool, const std::vector<TaskPlan>& plan, std::ostream&
         pool.cancel_pending({ErrorKind::crashed, "interrupted"});
         return summary;  // records written so far stay; resume runs the rest
       }
-      if (futures[i].wait_for(std::chrono::milliseconds(50)) == std::future_status::ready) break;
+      if (futures[i].wait_for(std::chrono::seconds(0)) == std::future_status::ready) break;
+      // Poll instead of blocking on each future: the dispatcher then need not
+      // wake this thread once per task, and results are drained in bursts.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
       progress.update(i);
     }
     TaskResult result = futures[i].get();
     ++(result.ok() ? summary.ok : summary.failed);
-    out << format_record(make_record(plan[i], result)) << '\n';
+    futures[i] = {};  // release the shared state now
+    // Formatted here, while the workers go on with later tasks.
+    out << record_head(plan[i]) << record_tail(std::move(result)) << '\n';
     // Flush whenever nothing else is ready, so a killed run keeps every record.
     if (i + 1 == futures.size() ||
         futures[i + 1].wait_for(std::chrono::seconds(0)) != std::future_status::ready)
@@ -123,7 +129,8 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
     const auto done = read_finished_records(*config.output);
     std::erase_if(plan, [&](const TaskPlan& t) { return done.count({t.run, t.task, t.repeat}) > 0; });
   }
-  Pool pool(pool_options_for(config, std::max<std::size_t>(plan.size(), 1)));
+  const std::size_t to_run = plan.size();
+  Pool pool(pool_options_for(config, std::max<std::size_t>(to_run, 1)));
   check_analyses(config, pool);
 
   std::ofstream file;
@@ -136,13 +143,13 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   std::ostream& out = config.output ? static_cast<std::ostream&>(file) : std::cout;
   RunSummary summary;
   try {
-    summary = run_plan(pool, plan, out, options);
+    summary = run_plan(pool, std::move(plan), out, options);
   } catch (...) {
     pool.terminate();  // do not wait for the rest of a run that has failed
     throw;
   }
   summary.planned = planned;
-  summary.skipped = planned - plan.size();
+  summary.skipped = planned - to_run;
   if (summary.interrupted) pool.terminate();
   return summary;
 }

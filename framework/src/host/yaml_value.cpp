@@ -1,5 +1,6 @@
 #include "yaml_value.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <regex>
@@ -9,6 +10,12 @@ namespace mathpool::detail {
 namespace {
 
 Value plain_scalar(const std::string& s) {
+  // Fast path for the common case, a plain decimal integer (sweeps of many).
+  if (!s.empty() && s.size() < 19 && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
+    std::int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && ptr == s.data() + s.size() && s != "-") return v;
+  }
   static const std::regex null_re("~|null|Null|NULL|");
   static const std::regex true_re("true|True|TRUE");
   static const std::regex false_re("false|False|FALSE");

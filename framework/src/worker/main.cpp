@@ -36,62 +36,60 @@ void limit_threads() {
     setenv(name, "1", 0);
 }
 
-Value check_params(const LoadedAnalysis& analysis, const Value& params, TaskError* error) {
-  if (params.is_null()) return Value::object();
-  if (!params.is_object()) {
-    *error = {ErrorKind::invalid_params, "parameters must be a map"};
-    return {};
-  }
+// Checks the parameters against the analysis's documentation; returns the
+// error for unknown ones (unless the analysis accepts any).
+std::optional<TaskError> check_params(const LoadedAnalysis& analysis, const Value& params) {
+  if (params.is_null()) return std::nullopt;
+  if (!params.is_object()) return TaskError{ErrorKind::invalid_params, "parameters must be a map"};
   const Analysis& doc = analysis.guarded.doc;
-  if (!doc.open_params) {
-    for (const auto& item : params.items()) {
-      bool known = false;
-      for (const ParamDoc& p : doc.params) known = known || p.name == item.key();
-      if (!known) {
-        std::string names;
-        for (const ParamDoc& p : doc.params) names += (names.empty() ? "" : ", ") + p.name;
-        *error = {ErrorKind::invalid_params,
-                  fmt::format("unknown parameter '{}' for {} (known: {})", item.key(), doc.name,
-                              names)};
-        return {};
-      }
-    }
+  if (doc.open_params) return std::nullopt;
+  for (const auto& item : params.items()) {
+    bool known = false;
+    for (const ParamDoc& p : doc.params) known = known || p.name == item.key();
+    if (known) continue;
+    std::string names;
+    for (const ParamDoc& p : doc.params) names += (names.empty() ? "" : ", ") + p.name;
+    return TaskError{ErrorKind::invalid_params,
+                     fmt::format("unknown parameter '{}' for {} (known: {})", item.key(), doc.name, names)};
   }
-  return params;
+  return std::nullopt;
 }
 
 Value error_value(const TaskError& error) {
   return {{"kind", std::string(to_string(error.kind))}, {"message", error.message}};
 }
 
-Value run_task(PluginLoader& loader, const Value& request) {
+// Runs one request; the reply carries the result or the error, and the time.
+Value run_task(PluginLoader& loader, Value& request) {
   const auto start = std::chrono::steady_clock::now();
   Value reply = {{"type", "result"}, {"id", request.value("id", Value())}};
-  auto finish = [&](Value body) {
-    reply.update(body);
-    reply["seconds"] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return reply;
+  auto fail = [&](const TaskError& error) {
+    reply["ok"] = false;
+    reply["error"] = error_value(error);
+    // After std::bad_alloc the heap may be in any state: ask to be replaced.
+    if (error.kind == ErrorKind::memory) reply["retire"] = true;
   };
   const std::string name = request.value("analysis", "");
   LoadedAnalysis* analysis = loader.find(name);
-  if (analysis == nullptr)
-    return finish({{"ok", false},
-                   {"error", error_value({ErrorKind::invalid_params,
-                                          fmt::format("unknown analysis '{}'", name)})}});
-  loader.ensure_setup(*analysis);
-  if (analysis->setup_error)
-    return finish({{"ok", false}, {"error", error_value(*analysis->setup_error)}});
-  TaskError invalid;
-  Value params = check_params(*analysis, request.value("params", Value()), &invalid);
-  if (!invalid.message.empty()) return finish({{"ok", false}, {"error", error_value(invalid)}});
-
-  Outcome outcome = analysis->guarded.run(params, analysis->setup_state);
-  if (outcome.ok) return finish({{"ok", true}, {"result", std::move(outcome.result)}});
-  Value body = {{"ok", false}, {"error", error_value(outcome.error)}};
-  // After std::bad_alloc the heap may be in any state: ask to be replaced.
-  if (outcome.error.kind == ErrorKind::memory) body["retire"] = true;
-  return finish(std::move(body));
+  Value no_params = Value::object();
+  Value& params = request.contains("params") && !request["params"].is_null() ? request["params"] : no_params;
+  if (analysis == nullptr) {
+    fail({ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", name)});
+  } else if (loader.ensure_setup(*analysis), analysis->setup_error) {
+    fail(*analysis->setup_error);
+  } else if (auto invalid = check_params(*analysis, params)) {
+    fail(*invalid);
+  } else {
+    Outcome outcome = analysis->guarded.run(params, analysis->setup_state);
+    if (outcome.ok) {
+      reply["ok"] = true;
+      reply["result"] = std::move(outcome.result);
+    } else {
+      fail(outcome.error);
+    }
+  }
+  reply["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return reply;
 }
 
 // The channel the worker talks on now (the template's, then a forked worker's).

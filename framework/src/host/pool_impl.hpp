@@ -19,6 +19,24 @@
 
 namespace mathpool {
 
+namespace pool_detail {
+
+using detail::kProtocolVersion;
+inline constexpr auto kTerminateGrace = std::chrono::milliseconds(200);
+inline constexpr auto kRetireGrace = std::chrono::seconds(2);
+inline constexpr int kMaxStartFailures = 3;
+inline constexpr int kQuarantineAfter = 2;   // setup crashes before an analysis is quarantined
+inline constexpr int kMaxOutsideKills = 20;  // outside SIGKILLs at start before they count as failures
+
+inline TaskResult error_result(ErrorKind kind, std::string message, int worker) {
+  TaskResult result;
+  result.error = TaskError{kind, std::move(message)};
+  result.worker = worker;
+  return result;
+}
+
+}  // namespace pool_detail
+
 class Pool::Impl {
  public:
   using Clock = std::chrono::steady_clock;

@@ -493,7 +493,6 @@ void scenario_start(const Settings& s) {
 void scenario_overhead(const Settings& s) {
   using mathpool::StartMode;
   const int n = s.quick ? 5000 : 20000;
-  constexpr std::size_t kMapSize = 1000;
   std::vector<Value> params;
   for (int i = 0; i < n; ++i) params.push_back({{"x", i}, {"name", "task"}});
 
@@ -512,15 +511,7 @@ void scenario_overhead(const Settings& s) {
     const long s0 = self_context_switches();
     const double c0 = self_cpu_seconds();
     const auto t = Clock::now();
-    // Maps of kMapSize tasks, not one map of n: a single map of thousands of
-    // tasks can deadlock the pool (see the note), so no map may get that far ahead.
-    std::vector<mathpool::TaskResult> results;
-    for (std::size_t i = 0; i < copy.size(); i += kMapSize) {
-      const auto end = copy.begin() + std::ptrdiff_t(std::min(copy.size(), i + kMapSize));
-      auto part = pool.map("example.echo", std::vector<Value>(std::make_move_iterator(copy.begin() + std::ptrdiff_t(i)),
-                                                              std::make_move_iterator(end)));
-      std::move(part.begin(), part.end(), std::back_inserter(results));
-    }
+    std::vector<mathpool::TaskResult> results = pool.map("example.echo", std::move(copy));
     const double wall = seconds_since(t);
     const double host_cpu = self_cpu_seconds() - c0;
     switches.push_back(double(self_context_switches() - s0) / n);
@@ -572,15 +563,12 @@ void scenario_overhead(const Settings& s) {
   table.push_back({"host CPU", "context switches per task, echo, chunk_size=0", cs_ch, Unit::count});
   notes.push_back(fmt::format(
       "**overhead**: wall time of `Pool::map` of {} `example.echo` tasks (params `{{\"x\": i, \"name\": "
-      "\"task\"}}`) on a warm 2-worker zygote pool, submitted as maps of {} tasks, divided by the task count; the direct call runs the "
+      "\"task\"}}`) on a warm 2-worker zygote pool (one map), divided by the task count; the direct call runs the "
       "plugin's echo in this process (dlopen). Python: `multiprocessing` fork context, `Pool(2).map` of "
       "an identity function over `{{\"x\": i}}`, {} tasks, warm pool. Host CPU: `getrusage(RUSAGE_SELF)` "
       "of this process (all its threads) over the map, as a share of the map's wall time; context "
-      "switches: `ru_nvcsw + ru_nivcsw` of this process over the map, per task. Why maps of {}: one "
-      "`Pool::map` of 20,000 echo tasks hangs the pool now and then (the dispatcher thread blocks in "
-      "`send()` to a worker whose results fill the host's socket, because `dispatch()` adds a chunk "
-      "per pass on top of what a worker already holds and writes with blocking sends).",
-      n, kMapSize, n, kMapSize));
+      "switches: `ru_nvcsw + ru_nivcsw` of this process over the map, per task.",
+      n, n));
 }
 
 // One vs two workers on CPU-bound LFSR enumeration, and what the host uses.

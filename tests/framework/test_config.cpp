@@ -1017,6 +1017,11 @@ TEST(RecordFormat, HeadAndTailMakeTheSameLineAsTheWholeRecord) {
     EXPECT_EQ(record_head(task) + record_tail(result), format_record(make_record(task, result)));
   TaskPlan empty{"e", "a", 0, 0, Value::object()};
   EXPECT_EQ(record_head(empty) + record_tail(ok), format_record(make_record(empty, ok)));
+  TaskPlan odd{"quote\"d \u00fcn\u00efcode", "a.b", 7, 2, {{"list", {1, -2, 3.5, nullptr, true}}}};
+  TaskResult strange;
+  strange.error = TaskError{ErrorKind::crashed, "say \"hi\"\n\tbye \xff"};
+  strange.seconds = 1.25e-05;
+  EXPECT_EQ(record_head(odd) + record_tail(strange), format_record(make_record(odd, strange)));
 }
 
 }  // namespace

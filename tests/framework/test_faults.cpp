@@ -120,22 +120,16 @@ TEST(Faults, TerminateIsBoundedWhileAWorkerIsBusyAndOutputIsPending) {
   for (auto& f : queued) EXPECT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
 }
 
-TEST(Faults, UnboundedAllocationIsAMemoryError) {
-  PoolOptions options = no_retry_options();
-  options.memory_limit = std::int64_t{512} << 20;
-  Pool pool(options);
-  auto seen = run_fault(pool, "testkit.allocate");
-  EXPECT_EQ(seen.result.status(), "memory");
-  expect_error(seen.result, ErrorKind::memory, "memory");
-}
-
-TEST(Faults, FlintAllocationFailureIsAMemoryError) {
-  PoolOptions options = no_retry_options();
-  options.memory_limit = std::int64_t{512} << 20;
-  Pool pool(options);
-  auto seen = run_fault(pool, "testkit.flint_allocate");
-  EXPECT_EQ(seen.result.status(), "memory");
-  expect_error(seen.result, ErrorKind::memory, "ran out of memory");
+TEST(Faults, AllocationPastTheMemoryLimitIsAMemoryError) {
+  // Through operator new (std::bad_alloc) and through FLINT's allocator.
+  for (const std::string analysis : {"testkit.allocate", "testkit.flint_allocate"}) {
+    PoolOptions options = no_retry_options();
+    options.memory_limit = std::int64_t{512} << 20;
+    Pool pool(options);
+    auto seen = run_fault(pool, analysis);
+    EXPECT_EQ(seen.result.status(), "memory") << analysis;
+    expect_error(seen.result, ErrorKind::memory, "memory");
+  }
 }
 
 TEST(Faults, OutputOnStdoutCannotCorruptTheChannel) {

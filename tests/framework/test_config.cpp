@@ -1026,3 +1026,23 @@ TEST(RecordFormat, HeadAndTailMakeTheSameLineAsTheWholeRecord) {
 
 }  // namespace
 }  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+TEST(ConfigOptions, SetupTimeoutIsADurationAndNeverNone) {
+  EXPECT_EQ(parse_config("analyses: [{name: a, analysis: x}]\n", "c.yaml").pool.setup_timeout,
+            std::chrono::seconds(120));
+  EXPECT_EQ(parse_config("pool: {setup_timeout: 5s}\nanalyses: [{name: a, analysis: x}]\n", "c.yaml")
+                .pool.setup_timeout,
+            std::chrono::seconds(5));
+  try {
+    parse_config("pool: {setup_timeout: none}\nanalyses: [{name: a, analysis: x}]\n", "c.yaml");
+    FAIL() << "setup_timeout: none was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.yaml:1: key 'pool.setup_timeout'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mathpool

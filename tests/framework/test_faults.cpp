@@ -181,6 +181,21 @@ TEST(Faults, SetupThatKillsItsWorkerIsQuarantinedAndOtherAnalysesGoOn) {
   EXPECT_TRUE(pool.submit("testkit.pid", {}).get().ok());
 }
 
+TEST(Faults, SetupThatNeverReturnsIsQuarantinedAfterTheSetupTimeout) {
+  PoolOptions options = test::test_pool_options(2);
+  options.plugin_paths.push_back(HANG_SETUP_PLUGIN);
+  options.setup_timeout = std::chrono::milliseconds(300);
+  const auto start = Clock::now();
+  Pool pool(options);
+  std::cout << "[ latency  ] pool ready despite a hanging setup after "
+            << std::chrono::duration<double>(Clock::now() - start).count() * 1000 << " ms\n";
+  TaskResult stuck = pool.submit("hang_setup.stuck", {}).get();
+  expect_error(stuck, ErrorKind::plugin_error, "quarantined");
+  EXPECT_NE(stuck.error->message.find("hung"), std::string::npos) << stuck.error->message;
+  EXPECT_TRUE(pool.submit("hang_setup.fine", {}).get().ok());
+  EXPECT_TRUE(pool.submit("testkit.pid", {}).get().ok());
+}
+
 TEST(Faults, WorkersAreRecycledAfterMaxTasks) {
   PoolOptions options = test::test_pool_options(1);
   options.max_tasks_per_worker = 3;

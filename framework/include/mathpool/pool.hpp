@@ -37,6 +37,9 @@ struct PoolOptions {
   std::int64_t memory_limit = 0;  // bytes of address space per worker; 0: none
   int max_tasks_per_worker = 0;   // replace a worker after this many tasks; 0: never
   int retries = 1;                // re-runs of a task whose worker died
+  // How long a worker (or the zygote template) may take to load the plugins
+  // and run the setups before it is killed as hung.
+  std::chrono::milliseconds setup_timeout{std::chrono::seconds(120)};
   // Tasks a worker may hold at once (sent ahead so it never waits for the
   // host); 0: sized automatically from measured task times.
   int chunk_size = 0;

@@ -93,7 +93,7 @@ class Reader {
 void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
   r.expect_map(pool, "pool",
                {"workers", "start", "task_timeout", "memory_limit", "max_tasks_per_worker", "retries",
-                "chunk_size"});
+                "chunk_size", "setup_timeout"});
   if (auto n = pool["workers"]) {
     options.workers = r.scalar(n, "pool.workers") == "auto"
                           ? 0
@@ -110,6 +110,15 @@ void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
       options.task_timeout = parse_duration(r.scalar(n, "pool.task_timeout"));
     } catch (const std::invalid_argument& e) {
       r.fail(n, "pool.task_timeout", e.what());
+    }
+  }
+  if (auto n = pool["setup_timeout"]) {
+    try {
+      auto limit = parse_duration(r.scalar(n, "pool.setup_timeout"));
+      if (!limit) r.fail(n, "pool.setup_timeout", "must be a duration; a setup may not hang forever");
+      options.setup_timeout = *limit;
+    } catch (const std::invalid_argument& e) {
+      r.fail(n, "pool.setup_timeout", e.what());
     }
   }
   if (auto n = pool["memory_limit"]) {

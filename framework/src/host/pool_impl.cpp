@@ -295,6 +295,11 @@ void Pool::Impl::handle_result(Slot& slot, Value& message) {
 void Pool::Impl::check_deadlines(Clock::time_point now) {
   for (Slot& slot : slots_) {
     if (slot.state == SlotState::stopped && now >= slot.respawn_at && !stopping_) start_slot(slot);
+    if (slot.state == SlotState::starting && !slot.setup_timed_out &&
+        now - slot.started_at >= options_.setup_timeout) {
+      slot.setup_timed_out = true;  // a hung setup: its death counts against the analysis
+      ::kill(slot.pid, SIGKILL);
+    }
     if (slot.state != SlotState::ready || slot.inflight.empty()) continue;
     if (options_.task_timeout && !slot.head_timed_out &&
         now - slot.head_started >= *options_.task_timeout) {
@@ -322,6 +327,8 @@ int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
   Clock::time_point next = Clock::time_point::max();
   for (const Slot& slot : slots_) {
     if (!stopping_) next = std::min(next, slot.respawn_at);
+    if (slot.state == SlotState::starting && !slot.setup_timed_out)
+      next = std::min(next, slot.started_at + options_.setup_timeout);
     if (slot.head_timed_out) next = std::min(next, slot.kill_at);
     if (options_.task_timeout && !slot.inflight.empty() && !slot.head_timed_out)
       next = std::min(next, slot.head_started + *options_.task_timeout);

@@ -76,7 +76,8 @@ class Pool::Impl {
     Clock::time_point started_at;
     Clock::time_point respawn_at = Clock::time_point::max();
     int start_failures = 0;
-    int outside_kills = 0;  // consecutive SIGKILLs from outside while starting
+    int outside_kills = 0;
+    bool setup_timed_out = false;  // killed because it did not get ready in time  // consecutive SIGKILLs from outside while starting
     std::string in_setup;  // the analysis whose setup the worker announced last
     WorkerStats stats;
   };

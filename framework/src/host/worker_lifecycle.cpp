@@ -26,7 +26,7 @@ std::string format_duration(std::chrono::milliseconds d) {
 bool Pool::Impl::start_template() {
   for (;;) {
     try {
-      Value ready = zygote_.start(worker_program_, hello_);
+      Value ready = zygote_.start(worker_program_, hello_, options_.setup_timeout);
       handle_load_errors(ready);
       std::lock_guard lock(mutex_);
       catalogue_ = ready.at("analyses");
@@ -172,7 +172,9 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   const bool timed_out = std::exchange(slot.head_timed_out, false);
   std::string reason = why.empty() ? detail::describe_wait_status(status) : why;
   // SIGKILL comes from outside (a user, the OOM killer), never from a setup's own bug.
-  const bool killed_from_outside = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  const bool hung = std::exchange(slot.setup_timed_out, false);
+  const bool killed_from_outside = !hung && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  if (hung) reason = fmt::format("hung in start-up (no ready after {} ms)", options_.setup_timeout.count());
   if (!slot.in_setup.empty()) {
     if (!killed_from_outside) note_setup_crash(slot.in_setup, reason);
     reason += " in the setup of " + std::exchange(slot.in_setup, "");

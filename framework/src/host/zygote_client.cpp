@@ -1,5 +1,6 @@
 #include "zygote_client.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -11,9 +12,11 @@
 
 namespace mathpool::detail {
 
-Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello) {
+Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello,
+                            std::chrono::milliseconds setup_timeout) {
   stop();
   program_ = program;
+  setup_timeout_ = setup_timeout;
   hello_ = std::move(hello);
   hello_["mode"] = "zygote";
   SpawnedWorker process = spawn_worker(program_);
@@ -21,10 +24,25 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello) {
   channel_ = std::move(process.channel);
   std::optional<Value> ready;
   died_in_setup_.clear();
+  bool hung = false;
+  const auto deadline = std::chrono::steady_clock::now() + setup_timeout_;
+  // Waits for the next message, but never past the deadline.
+  auto next = [&]() -> std::optional<Value> {
+    while (!channel_.has_buffered_message()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{channel_.fd(), POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, int(left.count())) == 0) {
+        hung = true;
+        return std::nullopt;
+      }
+      if (!channel_.fill()) return channel_.next_buffered();
+    }
+    return channel_.next_buffered();
+  };
   try {
     if (channel_.send(hello_)) {
       // "setup" announcements come first, then "ready".
-      while ((ready = channel_.receive()) && ready->value("type", "") == "setup")
+      while ((ready = next()) && ready->value("type", "") == "setup")
         died_in_setup_ = ready->value("analysis", "");
     }
   } catch (const ProtocolError&) {
@@ -34,8 +52,13 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello) {
     pid_ = -1;
     channel_.close();
     // SIGKILL comes from outside, never from a setup's own bug.
-    last_death_was_sigkill_ = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    last_death_was_sigkill_ = !hung && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     if (last_death_was_sigkill_) died_in_setup_.clear();
+    if (hung)
+      throw Error(ErrorKind::crashed,
+                  fmt::format("zygote template hung in start-up (no ready after {} ms){}",
+                              setup_timeout_.count(),
+                              died_in_setup_.empty() ? "" : " in the setup of " + died_in_setup_));
     if (ready && ready->value("type", "") == "refused")
       throw Error(ErrorKind::crashed, ready->value("message", "worker refused the host"));
     throw Error(ErrorKind::crashed,
@@ -48,7 +71,7 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello) {
 
 SpawnedWorker ZygoteTemplate::fork_worker() {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (pid_ <= 0) start(program_, hello_);
+    if (pid_ <= 0) start(program_, hello_, setup_timeout_);
     const char request = 'F';
     int fd = -1;
     pid_t worker = -1;

@@ -2,6 +2,7 @@
 // Not thread-safe; used by the pool's dispatcher thread only.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 
 #include "worker_process.hpp"
@@ -16,7 +17,8 @@ class ZygoteTemplate {
   // Starts the template, which loads the plugins and runs their setups once;
   // returns its ready message (catalogue and load errors). Throws
   // mathpool::Error when it dies first. The host must be a child subreaper.
-  Value start(const std::filesystem::path& program, Value hello);
+  Value start(const std::filesystem::path& program, Value hello,
+              std::chrono::milliseconds setup_timeout);
   // Forks a ready-to-serve worker from the template (restarting a dead
   // template once). Throws mathpool::Error when that fails.
   SpawnedWorker fork_worker();
@@ -31,6 +33,7 @@ class ZygoteTemplate {
 
  private:
   std::filesystem::path program_;
+  std::chrono::milliseconds setup_timeout_{};
   Value hello_;
   pid_t pid_ = -1;
   Channel channel_;

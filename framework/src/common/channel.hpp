@@ -16,6 +16,8 @@ namespace mathpool::detail {
 
 // Version of the host-worker protocol, checked in the handshake.
 inline constexpr int kProtocolVersion = 1;
+// Exit status of a worker that ran out of memory; the host reports `memory`.
+inline constexpr int kWorkerExitOutOfMemory = 86;
 // Larger frames are refused as corrupt rather than allocated.
 inline constexpr std::uint32_t kMaxFrameBytes = 256u << 20;
 

@@ -27,7 +27,5 @@ int kill_and_reap(pid_t pid);
 // "killed by signal 11 (SIGSEGV)" or "exited with status 3".
 std::string describe_wait_status(int status);
 
-// The exit status a worker uses after running out of memory.
-inline constexpr int kWorkerExitOutOfMemory = 86;
 
 }  // namespace mathpool::detail

@@ -1,5 +1,7 @@
 #include "plugin_loader.hpp"
 
+#include "../common/channel.hpp"
+
 #include <dlfcn.h>
 
 #include <unistd.h>

@@ -15,8 +15,6 @@
 
 namespace mathpool::detail {
 
-// Exit status of a worker that ran out of memory (the host reports `memory`).
-inline constexpr int kWorkerExitOutOfMemory = 86;
 
 // One analysis ready to run in this worker.
 struct LoadedAnalysis {

@@ -17,11 +17,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   close(fds[1]);
   mathpool::detail::Channel channel(fds[0]);
+  // Every frame is decoded as the host would: control bodies into values,
+  // results checked and written as record JSON.
+  auto consume = [](const mathpool::detail::Frame& frame) {
+    using mathpool::detail::MessageType;
+    std::string json;
+    if (frame.type == MessageType::result) {
+      const auto reply = mathpool::detail::decode_result(frame);
+      if (reply.outcome == 0) mathpool::detail::append_msgpack_json(json, reply.payload);
+    } else if (frame.type == MessageType::run) {
+      (void)mathpool::detail::decode_run(frame);
+    } else {
+      (void)mathpool::detail::decode_control(frame).dump(-1, ' ', false, mathpool::Value::error_handler_t::replace);
+    }
+  };
   try {
     while (channel.fill()) {
-      while (auto message = channel.next_buffered()) (void)message->dump(-1, ' ', false, mathpool::Value::error_handler_t::replace);
+      while (auto frame = channel.next_frame()) consume(*frame);
     }
-    while (auto message = channel.next_buffered()) (void)message->dump(-1, ' ', false, mathpool::Value::error_handler_t::replace);
+    while (auto frame = channel.next_frame()) consume(*frame);
   } catch (const mathpool::detail::ProtocolError&) {
   }
   return 0;

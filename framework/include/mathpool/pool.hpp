@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -108,6 +109,13 @@ class Pool {
   std::vector<std::future<TaskResult>> submit_all(std::vector<TaskSpec> tasks);
   // Runs `analysis` over every parameter set; results in the same order.
   std::vector<TaskResult> map(const std::string& analysis, std::vector<Value> params);
+  // Runs `analysis` over the parameter sets `source` yields until it returns
+  // nullopt, handing each result to `sink` in the same order as soon as it
+  // and every earlier one are done. Holds at most `window` tasks at once
+  // (0: automatic), so any number of tasks runs in bounded memory. Blocks
+  // until the last result is handed over; returns the number of tasks.
+  std::size_t map_stream(const std::string& analysis, const std::function<std::optional<Value>()>& source,
+                         const std::function<void(TaskResult&&)>& sink, std::size_t window = 0);
 
   // The analyses the workers loaded: a list of maps (name, version,
   // description, plugin, params, results).
@@ -127,7 +135,46 @@ class Pool {
   class Impl;
 
  private:
+  friend class TaskStream;
   std::unique_ptr<Impl> impl_;
+};
+
+// Tasks streamed through a pool: push tasks, take results in the order they
+// were pushed. At most window() tasks are in flight, so memory is bounded
+// however many pass; retries and blame are those of Pool::map. Tasks go to
+// the pool in batches, and results are decoded on the caller's thread.
+//
+//   mathpool::TaskStream stream(pool);
+//   for (long x = 0; x < n; ++x) {
+//     if (stream.full()) consume(*stream.next());
+//     stream.push("example.echo", {{"x", x}});
+//   }
+//   while (auto result = stream.next()) consume(*result);
+//
+// Not thread-safe: one thread pushes and takes. Several streams may share a
+// pool. The pool must outlive the stream; destroying a stream waits for the
+// tasks still in flight and drops their results.
+class TaskStream {
+ public:
+  explicit TaskStream(Pool& pool, std::size_t window = 0);  // 0: automatic
+  ~TaskStream();
+  TaskStream(const TaskStream&) = delete;
+  TaskStream& operator=(const TaskStream&) = delete;
+
+  std::size_t window() const noexcept;
+  std::size_t in_flight() const noexcept;
+  bool full() const noexcept { return in_flight() >= window(); }
+  // Queues a task. Precondition: !full().
+  void push(std::string_view analysis, const Value& params);
+  // The result of the oldest task in flight, waiting for it; nullopt when
+  // nothing is in flight.
+  std::optional<TaskResult> next();
+
+  class Core;  // the library's own byte-level interface
+  Core& core() noexcept { return *core_; }
+
+ private:
+  std::unique_ptr<Core> core_;
 };
 
 // The plugin files a pool with these options would load, in load order.

@@ -10,23 +10,58 @@
 namespace mathpool::detail {
 namespace {
 
-bool write_all(int fd, const std::uint8_t* data, std::size_t size) {
-  while (size > 0) {
-    ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
+std::uint32_t read_length(const char* p) {
+  const auto* u = reinterpret_cast<const std::uint8_t*>(p);
+  return std::uint32_t(u[0]) | std::uint32_t(u[1]) << 8 | std::uint32_t(u[2]) << 16 | std::uint32_t(u[3]) << 24;
 }
 
-std::uint32_t read_length(const std::uint8_t* p) {
-  return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 |
-         std::uint32_t(p[3]) << 24;
+void put_le(std::string& out, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out += static_cast<char>(v >> (8 * i));
+}
+
+std::uint64_t get_le(std::string_view& in, int bytes) {
+  if (in.size() < std::size_t(bytes)) throw ProtocolError("truncated message");
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= std::uint64_t(static_cast<std::uint8_t>(in[i])) << (8 * i);
+  in.remove_prefix(std::size_t(bytes));
+  return v;
 }
 
 }  // namespace
+
+Value decode_control(const Frame& frame) {
+  Value body = msgpack_to_value(frame.body);
+  if (!body.is_object()) throw ProtocolError("a control message is not a map");
+  return body;
+}
+
+RunRequest decode_run(const Frame& frame) {
+  std::string_view in = frame.body;
+  RunRequest run;
+  run.id = get_le(in, 8);
+  const auto n = std::size_t(get_le(in, 2));
+  if (in.size() < n) throw ProtocolError("truncated run message");
+  run.analysis = in.substr(0, n);
+  run.params = in.substr(n);
+  return run;
+}
+
+ResultReply decode_result(const Frame& frame) {
+  std::string_view in = frame.body;
+  ResultReply reply;
+  reply.id = get_le(in, 8);
+  const std::uint64_t bits = get_le(in, 8);
+  std::memcpy(&reply.seconds, &bits, sizeof reply.seconds);
+  reply.outcome = static_cast<std::uint8_t>(get_le(in, 1));
+  reply.flags = static_cast<std::uint8_t>(get_le(in, 1));
+  reply.payload = in;
+  if (reply.outcome == 0) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(in.data());
+    if (msgpack_check(p, in.size(), kMaxValueDepth) != in.size())
+      throw ProtocolError("malformed result (trailing bytes)");
+  }
+  return reply;
+}
 
 Channel::Channel(Channel&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
@@ -58,70 +93,72 @@ void Channel::close() noexcept {
   out_pos_ = 0;
 }
 
-bool Channel::send(const Value& message) {
-  queue(message);
-  return flush();
-}
-
-void Channel::queue(const Value& message) {
+std::size_t Channel::begin_frame(MessageType type) {
   const std::size_t start = out_.size();
-  out_.resize(start + 4);
-  Value::to_msgpack(message, out_);  // appends after the length prefix
-  const auto size = static_cast<std::uint32_t>(out_.size() - start - 4);
-  for (int i = 0; i < 4; ++i) out_[start + i] = static_cast<std::uint8_t>(size >> (8 * i));
+  out_.append(4, '\0');
+  out_ += static_cast<char>(type);
+  return start;
 }
 
-namespace {
-
-void put_string(std::vector<std::uint8_t>& out, std::string_view text) {
-  const std::size_t n = text.size();
-  if (n < 32) {
-    out.push_back(static_cast<std::uint8_t>(0xa0 | n));
-  } else if (n < 256) {
-    out.push_back(0xd9);
-    out.push_back(static_cast<std::uint8_t>(n));
-  } else if (n < 65536) {
-    out.push_back(0xda);
-    out.push_back(static_cast<std::uint8_t>(n >> 8));
-    out.push_back(static_cast<std::uint8_t>(n));
-  } else {
-    out.push_back(0xdb);
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(n >> shift));
-  }
-  out.insert(out.end(), text.begin(), text.end());
+void Channel::end_frame(std::size_t start) {
+  const auto size = static_cast<std::uint32_t>(out_.size() - start - 4);
+  for (int i = 0; i < 4; ++i) out_[start + std::size_t(i)] = static_cast<char>(size >> (8 * i));
 }
 
-}  // namespace
+void Channel::queue_control(MessageType type, const Value& body) {
+  const std::size_t start = begin_frame(type);
+  append_msgpack(out_, body);
+  end_frame(start);
+}
 
-void Channel::queue_run(std::uint64_t id, const std::string& analysis, const Value& params) {
-  const std::size_t start = out_.size();
-  out_.resize(start + 4);
-  out_.push_back(0x84);  // a map of four entries, encoded as MessagePack by hand
-  put_string(out_, "type");
-  put_string(out_, "run");
-  put_string(out_, "id");
-  out_.push_back(0xcf);  // uint64
-  for (int shift = 56; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(id >> shift));
-  put_string(out_, "analysis");
-  put_string(out_, analysis);
-  put_string(out_, "params");
-  Value::to_msgpack(params, out_);
-  const auto size = static_cast<std::uint32_t>(out_.size() - start - 4);
-  for (int i = 0; i < 4; ++i) out_[start + i] = static_cast<std::uint8_t>(size >> (8 * i));
+void Channel::queue_run(std::uint64_t id, std::string_view analysis, std::string_view params) {
+  const std::size_t start = begin_frame(MessageType::run);
+  put_le(out_, id, 8);
+  put_le(out_, analysis.size(), 2);
+  out_.append(analysis);
+  out_.append(params);
+  end_frame(start);
+}
+
+void Channel::queue_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
+                           std::string_view payload) {
+  const std::size_t start = begin_frame(MessageType::result);
+  put_le(out_, id, 8);
+  std::uint64_t bits;
+  std::memcpy(&bits, &seconds, sizeof bits);
+  put_le(out_, bits, 8);
+  out_ += static_cast<char>(outcome);
+  out_ += static_cast<char>(flags);
+  out_.append(payload);
+  end_frame(start);
 }
 
 bool Channel::flush() {
-  const bool ok = !has_queued() || write_all(fd_, out_.data() + out_pos_, out_.size() - out_pos_);
+  while (has_queued()) {
+    const ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      out_.clear();
+      out_pos_ = 0;
+      return false;
+    }
+    out_pos_ += std::size_t(n);
+  }
   out_.clear();
   out_pos_ = 0;
-  return ok;
+  return true;
+}
+
+bool Channel::send_control(MessageType type, const Value& body) {
+  queue_control(type, body);
+  return flush();
 }
 
 bool Channel::flush_some() {
   while (has_queued()) {
-    ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
-      out_pos_ += static_cast<std::size_t>(n);
+      out_pos_ += std::size_t(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -139,8 +176,7 @@ void Channel::discard_output() noexcept {
   while (pos < out_.size()) {
     const std::size_t end = pos + 4 + read_length(out_.data() + pos);
     if (end > out_pos_) {
-      if (pos < out_pos_) out_.resize(end);
-      else out_.resize(pos);
+      out_.resize(pos < out_pos_ ? end : pos);
       break;
     }
     pos = end;
@@ -151,59 +187,59 @@ void Channel::discard_output() noexcept {
   }
 }
 
-bool Channel::has_buffered_message() const noexcept {
-  const std::size_t available = in_.size() - in_pos_;
-  return available >= 4 && available >= 4 + std::size_t(read_length(in_.data() + in_pos_));
-}
-
-bool Channel::fill() {
-  if (in_pos_ > 0 && in_pos_ == in_.size()) {
+bool Channel::read_some(bool block) {
+  // Compact first: frames handed out before this call are no longer used.
+  if (in_pos_ == in_.size()) {
     in_.clear();
     in_pos_ = 0;
+  } else if (in_pos_ > 0 && in_pos_ >= in_.size() / 2) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
   }
-  std::uint8_t buffer[65536];
+  constexpr std::size_t kChunk = 65536;
   for (;;) {
-    ssize_t n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+    const std::size_t old = in_.size();
+    in_.resize(old + kChunk);
+    const ssize_t n = ::recv(fd_, in_.data() + old, kChunk, block ? 0 : MSG_DONTWAIT);
+    in_.resize(old + std::size_t(std::max<ssize_t>(n, 0)));
     if (n > 0) {
-      in_.insert(in_.end(), buffer, buffer + n);
-      if (static_cast<std::size_t>(n) < sizeof buffer) return true;
+      if (block || std::size_t(n) < kChunk) return true;
       continue;
     }
     if (n == 0) return false;
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-    return false;
+    return !block && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 }
 
-std::optional<Value> Channel::next_buffered() {
+bool Channel::fill() { return read_some(false); }
+
+bool Channel::has_buffered_frame() const noexcept {
+  const std::size_t available = in_.size() - in_pos_;
+  return available >= 4 && available >= 4 + std::size_t(read_length(in_.data() + in_pos_));
+}
+
+std::optional<Frame> Channel::next_frame() {
   const std::size_t available = in_.size() - in_pos_;
   if (available < 4) return std::nullopt;
   const std::uint32_t size = read_length(in_.data() + in_pos_);
-  if (size > kMaxFrameBytes)
-    throw ProtocolError(fmt::format("frame of {} bytes exceeds the limit", size));
+  if (size > kMaxFrameBytes) throw ProtocolError(fmt::format("frame of {} bytes exceeds the limit", size));
+  if (size == 0) throw ProtocolError("empty frame");
   if (available < 4 + std::size_t(size)) return std::nullopt;
-  const auto* begin = in_.data() + in_pos_ + 4;
+  const char* begin = in_.data() + in_pos_ + 4;
   in_pos_ += 4 + size;
-  Value message = Value::from_msgpack(begin, begin + size, true, false);
-  if (message.is_discarded() || !message.is_object() || !message.contains("type") ||
-      !message["type"].is_string())
-    throw ProtocolError("undecodable message");
-  return message;
+  const auto type = static_cast<std::uint8_t>(begin[0]);
+  if (type < std::uint8_t(MessageType::hello) || type > std::uint8_t(MessageType::exit))
+    throw ProtocolError(fmt::format("unknown message type {}", type));
+  return Frame{static_cast<MessageType>(type), std::string_view(begin + 1, size - 1)};
 }
 
-std::optional<Value> Channel::receive() {
+std::optional<Frame> Channel::receive() {
   for (;;) {
-    if (auto message = next_buffered()) return message;
-    std::uint8_t buffer[65536];
-    ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;
-    if (in_pos_ > 0 && in_pos_ == in_.size()) {
-      in_.clear();
-      in_pos_ = 0;
-    }
-    in_.insert(in_.end(), buffer, buffer + n);
+    if (has_buffered_frame()) return next_frame();
+    // A length beyond the limit is refused now, not after reading it all.
+    if (in_.size() - in_pos_ >= 4 && read_length(in_.data() + in_pos_) > kMaxFrameBytes) return next_frame();
+    if (!read_some(true)) return std::nullopt;
   }
 }
 

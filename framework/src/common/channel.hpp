@@ -1,31 +1,45 @@
-// channel.hpp: framed messages over a stream socket between a host and a worker.
+// channel.hpp: framed messages (protocol.hpp) over a stream socket between a
+// host and a worker. Run and result frames carry their payloads as bytes, so
+// nothing on the per-task path builds a value tree.
 //
-// A frame is a 4-byte little-endian payload length followed by the payload, a
-// MessagePack encoding of a Value. Not thread-safe: one reader and one writer
-// per Channel, which owns its file descriptor.
+// Not thread-safe: one reader and one writer per Channel, which owns its file
+// descriptor. A Frame is a view into the input buffer, valid until the next
+// fill() or receive().
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <vector>
+#include <string_view>
 
-#include "mathpool/value.hpp"
+#include "msgpack_json.hpp"
+#include "protocol.hpp"
 
 namespace mathpool::detail {
 
-// Version of the host-worker protocol, checked in the handshake.
-inline constexpr int kProtocolVersion = 1;
-// Exit status of a worker that ran out of memory; the host reports `memory`.
-inline constexpr int kWorkerExitOutOfMemory = 86;
-// Larger frames are refused as corrupt rather than allocated.
-inline constexpr std::uint32_t kMaxFrameBytes = 256u << 20;
-
-// Thrown when the peer sends bytes that are not a valid frame or message.
-class ProtocolError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
+struct Frame {
+  MessageType type;
+  std::string_view body;
 };
+
+struct RunRequest {
+  std::uint64_t id = 0;
+  std::string_view analysis;
+  std::string_view params;  // MessagePack
+};
+
+struct ResultReply {
+  std::uint64_t id = 0;
+  double seconds = 0;
+  std::uint8_t outcome = 0;  // 0: ok; 1 + ErrorKind: error
+  std::uint8_t flags = 0;
+  std::string_view payload;  // MessagePack result, or the error message
+};
+
+// Body decoders; each throws ProtocolError on malformed input.
+Value decode_control(const Frame& frame);
+RunRequest decode_run(const Frame& frame);
+ResultReply decode_result(const Frame& frame);
 
 class Channel {
  public:
@@ -41,37 +55,42 @@ class Channel {
   bool is_open() const noexcept { return fd_ >= 0; }
   void close() noexcept;
 
-  // Blocking send of one message; returns false when the peer is gone.
-  bool send(const Value& message);
-  // Appends a message to the output buffer; flush() sends everything queued in
-  // one write, so a burst of messages costs one system call.
-  void queue(const Value& message);
-  // Queues {"type": "run", "id", "analysis", "params"} without copying the
-  // parameters into a message Value first (the hot path of dispatch).
-  void queue_run(std::uint64_t id, const std::string& analysis, const Value& params);
+  // Appending frames to the output buffer (no system call).
+  void queue_control(MessageType type, const Value& body);
+  void queue_run(std::uint64_t id, std::string_view analysis, std::string_view params);
+  void queue_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
+                    std::string_view payload);
+  std::size_t queued_bytes() const noexcept { return out_.size() - out_pos_; }
+  bool has_queued() const noexcept { return out_pos_ < out_.size(); }
+
+  // Blocking write of everything queued; false when the peer is gone.
   bool flush();
+  // queue_control + flush.
+  bool send_control(MessageType type, const Value& body);
   // Writes what the socket takes now without blocking; the rest stays queued
   // (a host must never block on a worker that is itself blocked writing).
   // Returns false when the peer is gone.
   bool flush_some();
-  bool has_queued() const noexcept { return out_pos_ < out_.size(); }
   // Forgets queued output the peer has not taken (a frame half sent stays
   // whole, so the stream remains well-formed).
   void discard_output() noexcept;
-  // True when a complete frame is already buffered (receive() will not block).
-  bool has_buffered_message() const noexcept;
-  // Blocking receive; nullopt at end of stream. Throws ProtocolError on garbage.
-  std::optional<Value> receive();
 
-  // Non-blocking use (host side): read what is available into the buffer,
-  // returning false at end of stream; then take complete messages one by one.
+  // Non-blocking: reads what is available; false at end of stream.
   bool fill();
-  std::optional<Value> next_buffered();
+  // The next complete buffered frame, if any. Throws ProtocolError on garbage.
+  std::optional<Frame> next_frame();
+  bool has_buffered_frame() const noexcept;
+  // Blocking: the next frame, or nullopt at end of stream.
+  std::optional<Frame> receive();
 
  private:
+  std::size_t begin_frame(MessageType type);
+  void end_frame(std::size_t start);
+  bool read_some(bool block);
+
   int fd_ = -1;
-  std::vector<std::uint8_t> in_;
-  std::vector<std::uint8_t> out_;
+  std::string in_;
+  std::string out_;
   std::size_t in_pos_ = 0;
   std::size_t out_pos_ = 0;
 };

@@ -3,6 +3,7 @@
 
 #include "mathpool/pool.hpp"
 #include "pool_impl.hpp"
+#include "stream_core.hpp"
 
 namespace mathpool {
 
@@ -20,24 +21,45 @@ Pool::Pool(PoolOptions options) : impl_(std::make_unique<Impl>(std::move(options
 Pool::~Pool() = default;
 
 std::future<TaskResult> Pool::submit(std::string analysis, Value params) {
-  std::vector<TaskSpec> one;
-  one.push_back({std::move(analysis), std::move(params)});
-  return std::move(impl_->submit(std::move(one), false).front());
+  return impl_->submit(std::move(analysis), std::move(params));
 }
 
 std::vector<std::future<TaskResult>> Pool::submit_all(std::vector<TaskSpec> tasks) {
-  return impl_->submit(std::move(tasks), true);
+  std::vector<std::future<TaskResult>> futures;
+  futures.reserve(tasks.size());
+  std::vector<Impl::Task> batch(tasks.size());
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    auto* completion = new detail::PromiseCompletion();
+    futures.push_back(completion->future());
+    batch[i].analysis = std::move(tasks[i].analysis);
+    detail::append_msgpack(batch[i].params, tasks[i].params.is_null() ? Value::object() : tasks[i].params);
+    batch[i].completion = completion;
+  }
+  impl_->enqueue(batch, true);
+  return futures;
 }
 
 std::vector<TaskResult> Pool::map(const std::string& analysis, std::vector<Value> params) {
-  std::vector<TaskSpec> tasks;
-  tasks.reserve(params.size());
-  for (Value& p : params) tasks.push_back({analysis, std::move(p)});
-  auto futures = submit_all(std::move(tasks));
   std::vector<TaskResult> results;
-  results.reserve(futures.size());
-  for (auto& f : futures) results.push_back(f.get());
+  results.reserve(params.size());
+  std::size_t next = 0;
+  map_stream(
+      analysis, [&]() -> std::optional<Value> { return next < params.size() ? std::optional(std::move(params[next++])) : std::nullopt; },
+      [&](TaskResult&& result) { results.push_back(std::move(result)); }, std::max<std::size_t>(params.size(), 1));
   return results;
+}
+
+std::size_t Pool::map_stream(const std::string& analysis, const std::function<std::optional<Value>()>& source,
+                             const std::function<void(TaskResult&&)>& sink, std::size_t window) {
+  TaskStream stream(*this, window);
+  std::size_t count = 0;
+  while (std::optional<Value> params = source()) {
+    if (stream.full()) sink(*stream.next());
+    stream.push(analysis, *params);
+    ++count;
+  }
+  while (auto result = stream.next()) sink(std::move(*result));
+  return count;
 }
 
 const Value& Pool::catalogue() const noexcept { return impl_->catalogue(); }

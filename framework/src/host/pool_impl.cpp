@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,7 +15,6 @@
 #include <fmt/format.h>
 
 #include "plugin_search.hpp"
-#include "worker_process.hpp"
 
 namespace mathpool {
 
@@ -27,10 +27,10 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
   plugin_files_ = find_plugin_files(options_);
   Value files = Value::array();
   for (const auto& file : plugin_files_) files.push_back(file.string());
-  hello_ = {{"type", "hello"},
-            {"protocol", kProtocolVersion},
+  hello_ = {{"protocol", kProtocolVersion},
             {"plugins", files},
             {"memory_limit", options_.memory_limit},
+            {"allow_insecure_plugins", options_.allow_insecure_plugins},
             {"setup", options_.preload ? Value(*options_.preload) : Value(true)}};
   // Zygote workers are double-forked so they become our children, to be reaped
   // (and their exit status read) here.
@@ -64,29 +64,41 @@ void Pool::Impl::wake() {
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
-std::vector<std::future<TaskResult>> Pool::Impl::submit(std::vector<TaskSpec> tasks, bool batch) {
-  std::vector<std::future<TaskResult>> futures;
-  futures.reserve(tasks.size());
+void Pool::Impl::enqueue(std::vector<Task>& tasks, bool batch) {
+  if (tasks.empty()) return;
+  std::vector<Task> refused;
   {
     std::lock_guard lock(mutex_);
-    for (TaskSpec& spec : tasks) {
-      auto task = std::make_unique<Task>();
-      task->analysis = std::move(spec.analysis);
-      task->params = std::move(spec.params);
-      futures.push_back(task->promise.get_future());
-      if (shutdown_requested_ || terminate_requested_) {
-        task->promise.set_value(error_result(ErrorKind::crashed, "the pool is shut down", 0));
-        ++stats_.tasks_failed;
-        continue;
-      }
-      task->id = next_id_++;
-      incoming_.push_back(std::move(task));
-    }
     stats_.tasks_submitted += static_cast<long>(tasks.size());
     if (batch) ++stats_.batches;
+    if (shutdown_requested_ || terminate_requested_) {
+      refused = std::move(tasks);
+      stats_.tasks_failed += static_cast<long>(refused.size());
+    } else {
+      const bool was_empty = incoming_.empty();
+      for (Task& task : tasks) {
+        task.id = next_id_++;
+        incoming_.push_back(std::move(task));
+      }
+      tasks.clear();
+      if (!was_empty) return;  // the dispatcher has a wake-up pending already
+    }
   }
+  for (Task& task : refused)
+    task.completion->complete(task.seq, error_result(ErrorKind::crashed, "the pool is shut down", 0));
+  tasks.clear();
   wake();
-  return futures;
+}
+
+std::future<TaskResult> Pool::Impl::submit(std::string analysis, Value params) {
+  auto* completion = new detail::PromiseCompletion();
+  auto future = completion->future();
+  std::vector<Task> one(1);
+  one[0].analysis = std::move(analysis);
+  detail::append_msgpack(one[0].params, params.is_null() ? Value::object() : params);
+  one[0].completion = completion;
+  enqueue(one, false);
+  return future;
 }
 
 PoolStats Pool::Impl::stats() const {
@@ -122,47 +134,74 @@ void Pool::Impl::terminate() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Pool::Impl::finish(TaskPtr task, TaskResult result) {
-  result.attempts = task->attempts;
-  {
-    std::lock_guard lock(mutex_);
-    ++(result.ok() ? stats_.tasks_ok : stats_.tasks_failed);
-  }
-  task->promise.set_value(std::move(result));
+void Pool::Impl::finish(Task&& task, detail::RawResult&& result) {
+  result.attempts = task.attempts;
+  ++(result.error ? finished_failed_ : finished_ok_);
+  stats_dirty_ = true;
+  done_.push_back({task.completion, task.seq, std::move(result)});
+}
+
+// Statistics first, so a caller who has a result also sees it counted.
+void Pool::Impl::deliver() {
+  publish_stats();
+  for (Done& done : done_) done.completion->complete(done.seq, std::move(done.result));
+  done_.clear();
+}
+
+// Per-task counters are the dispatcher's own; they reach stats_ once per pass.
+void Pool::Impl::publish_stats() {
+  if (!stats_dirty_) return;
+  std::lock_guard lock(mutex_);
+  stats_.tasks_ok += std::exchange(finished_ok_, 0);
+  stats_.tasks_failed += std::exchange(finished_failed_, 0);
+  for (const Slot& slot : slots_) stats_.workers[std::size_t(slot.index)] = slot.stats;
+  stats_dirty_ = false;
 }
 
 // ---- dispatcher thread ------------------------------------------------------
+
+void Pool::Impl::take_incoming() {
+  std::deque<Task> cancelled;
+  std::optional<TaskError> cancel;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty()) queue_.swap(incoming_);
+    else
+      for (auto& task : incoming_) queue_.push_back(std::move(task));
+    incoming_.clear();
+    if (cancel_request_) {
+      cancel = std::exchange(cancel_request_, std::nullopt);
+      cancelled.swap(queue_);
+    }
+  }
+  for (Task& task : cancelled) finish(std::move(task), error_result(cancel->kind, cancel->message, 0));
+}
 
 void Pool::Impl::run_loop() {
   if (options_.start == StartMode::zygote && !start_template()) return stop_all_workers();
   for (Slot& slot : slots_) start_slot(slot);
   std::vector<pollfd> fds;
   for (;;) {
-    bool shutting_down = false;
+    take_incoming();
+    bool shutting_down;
     {
       std::lock_guard lock(mutex_);
-      for (auto& task : incoming_) queue_.push_back(std::move(task));
-      incoming_.clear();
-      if (cancel_request_) {
-        for (auto& task : queue_)
-          task->promise.set_value(error_result(cancel_request_->kind, cancel_request_->message, 0));
-        stats_.tasks_failed += static_cast<long>(queue_.size());
-        queue_.clear();
-        cancel_request_.reset();
-      }
       shutting_down = shutdown_requested_;
       if (terminate_requested_) break;
     }
     dispatch();
+    deliver();
     const bool idle = queue_.empty() && std::all_of(slots_.begin(), slots_.end(),
                                                     [](const Slot& s) { return s.inflight.empty(); });
     if (shutting_down && idle) break;
 
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
-    for (Slot& slot : slots_)
-      if (slot.channel.is_open())
-        fds.push_back({slot.channel.fd(), short(POLLIN | (slot.channel.has_queued() ? POLLOUT : 0)), 0});
+    for (Slot& slot : slots_) {
+      if (!slot.channel.is_open()) continue;
+      fds.push_back({slot.channel.fd(), short(POLLIN | (slot.channel.has_queued() ? POLLOUT : 0)), 0});
+      fds.push_back({slot.pidfd, short(slot.pidfd >= 0 ? POLLIN : 0), 0});
+    }
     const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
     if (ready > 0) {
       if (fds[0].revents) {
@@ -172,13 +211,22 @@ void Pool::Impl::run_loop() {
       std::size_t next = 1;
       for (Slot& slot : slots_) {
         if (!slot.channel.is_open()) continue;
-        const pollfd& p = fds[next++];
-        if (p.fd != slot.channel.fd() || !p.revents) continue;
-        if (p.revents & POLLOUT) slot.channel.flush_some();
-        if (p.revents & (POLLIN | POLLHUP | POLLERR)) handle_input(slot);
+        const pollfd& channel = fds[next++];
+        const pollfd& process = fds[next++];
+        if (channel.fd != slot.channel.fd()) continue;  // replaced during this pass
+        if (channel.revents & POLLOUT) slot.channel.flush_some();
+        const pid_t pid = slot.pid;
+        if (channel.revents & (POLLIN | POLLHUP | POLLERR)) handle_input(slot);
+        // The process ended while something it started may still hold the
+        // channel open: what it wrote before dying is read first.
+        if (slot.pid == pid && slot.pid > 0 && (process.revents & POLLIN)) {
+          handle_input(slot);
+          if (slot.pid == pid) handle_death(slot, "");
+        }
       }
     }
     check_deadlines(Clock::now());
+    deliver();
   }
   stop_all_workers();
 }
@@ -188,7 +236,7 @@ std::size_t Pool::Impl::chunk_limit() const {
   // Hold about kChunkWork of work per worker, so dispatch costs stay a small
   // fraction of it, but split the remaining queue fairly so no worker idles.
   constexpr double kChunkWork = 0.002;
-  constexpr std::size_t kMaxChunk = 256;
+  constexpr std::size_t kMaxChunk = 1024;
   std::size_t by_time = 2;  // before any measurement: one running, one waiting
   if (mean_task_seconds_ >= 0)
     by_time = mean_task_seconds_ * kMaxChunk < kChunkWork
@@ -205,18 +253,16 @@ void Pool::Impl::dispatch() {
     std::size_t limit = chunk_limit();  // tasks the worker may hold, the running one included
     if (options_.max_tasks_per_worker > 0)
       limit = std::min<std::size_t>(limit, std::size_t(options_.max_tasks_per_worker - slot.stats.tasks));
+    // Top up only below half the limit, so each write carries many tasks.
+    if (slot.inflight.size() * 2 > limit) continue;
     while (!queue_.empty() && slot.inflight.size() < limit) {
-      TaskPtr task = std::move(queue_.front());
-      queue_.pop_front();
-      ++task->attempts;
-      slot.channel.queue_run(task->id, task->analysis, task->params);
-      if (slot.inflight.empty()) {
-        slot.head_started = Clock::now();
-        slot.head_timed_out = false;
-      }
+      Task& task = queue_.front();
+      ++task.attempts;
+      slot.channel.queue_run(task.id, task.analysis, task.params);
       slot.inflight.push_back(std::move(task));
+      queue_.pop_front();
     }
-    slot.channel.flush_some();  // a dead worker shows up as end of stream on its channel
+    slot.channel.flush_some();  // a dead worker shows up on its pidfd
   }
 }
 
@@ -224,8 +270,8 @@ void Pool::Impl::handle_input(Slot& slot) {
   const pid_t pid = slot.pid;
   const bool open = slot.channel.fill();
   try {
-    while (auto message = slot.channel.next_buffered()) {
-      handle_message(slot, *message);
+    while (auto frame = slot.channel.next_frame()) {
+      handle_frame(slot, *frame);
       if (slot.pid != pid) return;  // retired or replaced: the rest was its
     }
   } catch (const detail::ProtocolError& e) {
@@ -241,55 +287,71 @@ void Pool::Impl::handle_input(Slot& slot) {
   if (!open) handle_death(slot, "");
 }
 
-void Pool::Impl::handle_message(Slot& slot, Value& message) {
-  const std::string type = message.value("type", "");
-  if (type == "setup") {
+void Pool::Impl::handle_frame(Slot& slot, const detail::Frame& frame) {
+  using detail::MessageType;
+  if (frame.type == MessageType::result && slot.state == SlotState::ready) return handle_result(slot, frame);
+  const Value message = detail::decode_control(frame);
+  if (frame.type == MessageType::setup) {
     slot.in_setup = message.value("analysis", "");
     return;
   }
-  if (!slot.in_setup.empty()) setup_crashes_.erase(std::exchange(slot.in_setup, ""));  // it succeeded
-  if (type == "ready" && slot.state == SlotState::starting) return handle_ready(slot, message);
-  if (type == "result" && slot.state == SlotState::ready) return handle_result(slot, message);
-  if (type == "refused") return fail_startup("worker refused the host: " + message.value("message", ""));
-  throw detail::ProtocolError(fmt::format("unexpected '{}' message", type));
+  if (frame.type == MessageType::ready && slot.state == SlotState::starting) return handle_ready(slot, message);
+  if (frame.type == MessageType::refused)
+    return fail_startup("worker refused the host: " + message.value("message", ""));
+  throw detail::ProtocolError(fmt::format("unexpected message of type {}", int(frame.type)));
 }
 
-void Pool::Impl::handle_result(Slot& slot, Value& message) {
-  if (slot.inflight.empty() || message.value("id", Value()) != slot.inflight.front()->id)
+void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
+  const detail::ResultReply reply = detail::decode_result(frame);
+  if (slot.inflight.empty() || reply.id != slot.inflight.front().id)
     throw detail::ProtocolError("result for a task that was not sent");
-  // Read everything that can throw before the task leaves `inflight`, so a
-  // malformed result is blamed on the task it belongs to.
-  TaskResult result;
+  if (reply.outcome > 1 + int(ErrorKind::memory)) throw detail::ProtocolError("unknown error kind");
+  if (!slot.in_setup.empty()) setup_crashes_.erase(std::exchange(slot.in_setup, ""));  // it succeeded
+  detail::RawResult result;
   result.worker = slot.pid;
-  result.seconds = message.value("seconds", 0.0);
-  if (message.value("ok", false)) {
-    if (message.contains("result")) result.result = std::move(message["result"]);
-  } else {
-    const Value& error = message.at("error");
-    result.error = TaskError{error_kind_from_string(error.value("kind", "plugin_error")),
-                             error.value("message", "")};
-  }
-  TaskPtr task = std::move(slot.inflight.front());
+  result.seconds = reply.seconds;
+  if (reply.outcome == 0) result.payload.assign(reply.payload);
+  else result.error = TaskError{ErrorKind(reply.outcome - 1), std::string(reply.payload)};
+  Task task = std::move(slot.inflight.front());
   slot.inflight.pop_front();
-  slot.head_started = Clock::now();
-  mean_task_seconds_ = mean_task_seconds_ < 0 ? result.seconds
-                                              : 0.9 * mean_task_seconds_ + 0.1 * result.seconds;
+  ++slot.answered;
+  mean_task_seconds_ = mean_task_seconds_ < 0 ? reply.seconds : 0.9 * mean_task_seconds_ + 0.1 * reply.seconds;
   ++slot.stats.tasks;
   ++slot.stats.tasks_total;
-  {
-    std::lock_guard lock(mutex_);
-    stats_.workers[std::size_t(slot.index)] = slot.stats;
-  }
   finish(std::move(task), std::move(result));
-  // Out of memory, the worker exits. After a timeout's SIGTERM (the head
+  // Out of memory, the worker exits. After a timeout's SIGTERM (the task
   // answered just in time) it is dying. Either way what it holds never ran.
-  if (message.value("retire", false) || slot.head_timed_out) {
-    requeue_unstarted(slot);
-    return retire(slot, slot.head_timed_out ? "stopped at a time limit" : "ran out of memory");
+  const bool timed_out = slot.timed_out_task != 0;
+  if ((reply.flags & detail::kRetire) || timed_out) {
+    requeue(slot.inflight, false);
+    return retire(slot, timed_out ? "stopped at a time limit" : "ran out of memory");
   }
   if (options_.max_tasks_per_worker > 0 && slot.stats.tasks >= options_.max_tasks_per_worker &&
       slot.inflight.empty())
     retire(slot, fmt::format("recycled after {} tasks", slot.stats.tasks));
+}
+
+namespace {
+std::int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
+
+// A task's time counts from when the worker began it (its progress page), not
+// from when the host sent it: chunks wait in the worker's queue.
+void Pool::Impl::check_task_time(Slot& slot, Clock::time_point now) {
+  if (!options_.task_timeout || slot.timed_out_task || slot.inflight.empty()) return;
+  const detail::ProgressPage* page = slot.progress.page();
+  const std::uint64_t started = page->started.load(std::memory_order_acquire);
+  const std::int64_t began = page->started_ns.load(std::memory_order_relaxed);
+  if (started <= page->finished.load(std::memory_order_acquire) || started <= slot.answered) return;
+  const auto limit_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*options_.task_timeout).count();
+  if (monotonic_ns() - began < limit_ns) return;
+  slot.timed_out_task = started;
+  ::kill(slot.pid, SIGTERM);
+  slot.kill_at = now + kTerminateGrace;
 }
 
 void Pool::Impl::check_deadlines(Clock::time_point now) {
@@ -300,21 +362,19 @@ void Pool::Impl::check_deadlines(Clock::time_point now) {
       slot.setup_timed_out = true;  // a hung setup: its death counts against the analysis
       ::kill(slot.pid, SIGKILL);
     }
-    if (slot.state != SlotState::ready || slot.inflight.empty()) continue;
-    if (options_.task_timeout && !slot.head_timed_out &&
-        now - slot.head_started >= *options_.task_timeout) {
-      slot.head_timed_out = true;
-      ::kill(slot.pid, SIGTERM);
-      slot.kill_at = now + kTerminateGrace;
-    }
-    if (slot.head_timed_out && now >= slot.kill_at) {
+    if (slot.state != SlotState::ready) continue;
+    check_task_time(slot, now);
+    if (slot.timed_out_task && now >= slot.kill_at) {
       ::kill(slot.pid, SIGKILL);
       slot.kill_at = Clock::time_point::max();
     }
   }
   std::erase_if(retiring_, [now](Retiring& r) {
     int status;
-    if (waitpid(r.pid, &status, WNOHANG) == r.pid) return true;
+    if (waitpid(r.pid, &status, WNOHANG) == r.pid) {
+      ::kill(-r.pid, SIGKILL);  // what it started ends with it
+      return true;
+    }
     if (now >= r.kill_at) {
       detail::kill_and_reap(r.pid);
       return true;
@@ -329,15 +389,26 @@ int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
     if (!stopping_) next = std::min(next, slot.respawn_at);
     if (slot.state == SlotState::starting && !slot.setup_timed_out)
       next = std::min(next, slot.started_at + options_.setup_timeout);
-    if (slot.head_timed_out) next = std::min(next, slot.kill_at);
-    if (options_.task_timeout && !slot.inflight.empty() && !slot.head_timed_out)
-      next = std::min(next, slot.head_started + *options_.task_timeout);
+    if (slot.timed_out_task) next = std::min(next, slot.kill_at);
+    if (options_.task_timeout && !slot.inflight.empty() && !slot.timed_out_task) {
+      // The running task's deadline, from the page; between tasks, look again soon.
+      const detail::ProgressPage* page = slot.progress.page();
+      const std::uint64_t started = page ? page->started.load(std::memory_order_acquire) : 0;
+      if (page && started > page->finished.load(std::memory_order_acquire) && started > slot.answered) {
+        const auto left = std::chrono::nanoseconds(page->started_ns.load(std::memory_order_relaxed) +
+                                                   std::chrono::nanoseconds(*options_.task_timeout).count() -
+                                                   monotonic_ns());
+        next = std::min(next, now + std::chrono::ceil<std::chrono::milliseconds>(left));
+      } else {
+        next = std::min(next, now + std::min<std::chrono::milliseconds>(*options_.task_timeout,
+                                                                        std::chrono::milliseconds(50)));
+      }
+    }
   }
   if (!retiring_.empty()) next = std::min(next, now + std::chrono::milliseconds(20));
   if (next == Clock::time_point::max()) return -1;
   if (next <= now) return 0;
-  return static_cast<int>(
-      std::chrono::ceil<std::chrono::milliseconds>(next - now).count());
+  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(next - now).count());
 }
 
 }  // namespace mathpool

@@ -2,7 +2,8 @@
 //
 // One dispatcher thread owns the worker processes and the run queue; other
 // threads only hand it tasks (under `mutex_`) and wake it through an eventfd.
-// Data flows one way: submit -> queue -> worker -> result -> promise.
+// Data flows one way: submit/stream -> queue -> worker -> result -> completion.
+// Parameters and results stay MessagePack bytes all the way through.
 #pragma once
 
 #include <chrono>
@@ -14,6 +15,8 @@
 #include <thread>
 
 #include "../common/channel.hpp"
+#include "completion.hpp"
+#include "worker_process.hpp"
 #include "zygote_client.hpp"
 #include "mathpool/pool.hpp"
 
@@ -28,8 +31,8 @@ inline constexpr int kMaxStartFailures = 3;
 inline constexpr int kQuarantineAfter = 2;   // setup crashes before an analysis is quarantined
 inline constexpr int kMaxOutsideKills = 20;  // outside SIGKILLs at start before they count as failures
 
-inline TaskResult error_result(ErrorKind kind, std::string message, int worker) {
-  TaskResult result;
+inline detail::RawResult error_result(ErrorKind kind, std::string message, int worker) {
+  detail::RawResult result;
   result.error = TaskError{kind, std::move(message)};
   result.worker = worker;
   return result;
@@ -41,10 +44,22 @@ class Pool::Impl {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // One task on its way: encoded parameters and where its result goes.
+  struct Task {
+    std::uint64_t id = 0;
+    std::string analysis;
+    detail::Bytes params;  // MessagePack map
+    detail::Completion* completion = nullptr;
+    std::uint64_t seq = 0;  // the completion's own number for the task
+    int attempts = 0;
+  };
+
   explicit Impl(PoolOptions options);
   ~Impl();
 
-  std::vector<std::future<TaskResult>> submit(std::vector<TaskSpec> tasks, bool batch);
+  // Hands tasks to the dispatcher (moved out of `tasks`). Thread-safe.
+  void enqueue(std::vector<Task>& tasks, bool batch);
+  std::future<TaskResult> submit(std::string analysis, Value params);
   const Value& catalogue() const noexcept { return catalogue_; }
   const std::vector<std::filesystem::path>& plugin_files() const noexcept { return plugin_files_; }
   int size() const noexcept { return static_cast<int>(options_.workers); }
@@ -54,31 +69,24 @@ class Pool::Impl {
   void terminate();
 
  private:
-  struct Task {
-    std::uint64_t id = 0;
-    std::string analysis;
-    Value params;
-    std::promise<TaskResult> promise;
-    int attempts = 0;
-  };
-  using TaskPtr = std::unique_ptr<Task>;
-
   enum class SlotState { starting, ready, stopped };
   struct Slot {
     int index = 0;
     pid_t pid = -1;
+    int pidfd = -1;                      // readable when the process has ended
     detail::Channel channel;
+    detail::ProgressMapping progress;
     SlotState state = SlotState::stopped;
-    std::deque<TaskPtr> inflight;        // sent, in order; the head is running
-    Clock::time_point head_started;      // when the head task began
-    bool head_timed_out = false;
+    std::deque<Task> inflight;           // sent, in order, not yet answered
+    std::uint64_t answered = 0;          // results received from this process
+    std::uint64_t timed_out_task = 0;    // ordinal (1-based) of the task stopped at its limit; 0: none
     Clock::time_point kill_at = Clock::time_point::max();  // SIGKILL after the grace period
     Clock::time_point started_at;
     Clock::time_point respawn_at = Clock::time_point::max();
     int start_failures = 0;
-    int outside_kills = 0;
-    bool setup_timed_out = false;  // killed because it did not get ready in time  // consecutive SIGKILLs from outside while starting
-    std::string in_setup;  // the analysis whose setup the worker announced last
+    int outside_kills = 0;         // consecutive SIGKILLs from outside while starting
+    bool setup_timed_out = false;  // killed because it did not get ready in time
+    std::string in_setup;          // the analysis whose setup the worker announced last
     WorkerStats stats;
   };
   struct Retiring {
@@ -88,27 +96,32 @@ class Pool::Impl {
 
   // Dispatcher thread.
   void run_loop();
+  void take_incoming();
   bool start_template();
   void start_slot(Slot& slot);
   void dispatch();
   std::size_t chunk_limit() const;
   void handle_input(Slot& slot);
-  void handle_message(Slot& slot, Value& message);
+  void handle_frame(Slot& slot, const detail::Frame& frame);
   void handle_ready(Slot& slot, const Value& message);
   void handle_load_errors(const Value& ready);
-  void handle_result(Slot& slot, Value& message);
+  void handle_result(Slot& slot, const detail::Frame& frame);
   void handle_death(Slot& slot, const std::string& why);
   void retire(Slot& slot, const std::string& reason);
-  void requeue_unstarted(Slot& slot);
+  void requeue(std::deque<Task>& tasks, bool charged);
   void release_channel(Slot& slot);
+  void close_process(Slot& slot);
   void check_deadlines(Clock::time_point now);
+  void check_task_time(Slot& slot, Clock::time_point now);
   int poll_timeout_ms(Clock::time_point now) const;
   void fail_startup(const std::string& message);
   // A worker could not start: back off, and after a few failures report them.
   void start_failed(Slot& slot, const std::string& reason);
   // Counts a process death inside `analysis`'s setup; quarantines it after a few.
   void note_setup_crash(const std::string& analysis, const std::string& reason);
-  void finish(TaskPtr task, TaskResult result);
+  void finish(Task&& task, detail::RawResult&& result);
+  void deliver();
+  void publish_stats();
   void stop_all_workers();
   void wake();
 
@@ -123,7 +136,7 @@ class Pool::Impl {
   // Shared with submitting threads.
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<TaskPtr> incoming_;
+  std::deque<Task> incoming_;
   std::uint64_t next_id_ = 0;
   bool startup_done_ = false;
   std::string startup_error_;
@@ -134,13 +147,21 @@ class Pool::Impl {
   PoolStats stats_;
 
   // Dispatcher-only.
-  std::deque<TaskPtr> queue_;
+  std::deque<Task> queue_;
   std::vector<Slot> slots_;
   std::vector<Retiring> retiring_;
   detail::ZygoteTemplate zygote_;
-  double mean_task_seconds_ = -1;
+  double mean_task_seconds_ = -1;  // moving average of worker-reported task time
   std::map<std::string, int> setup_crashes_;
-  bool stopping_ = false;  // moving average of worker-reported task time
+  bool stopping_ = false;
+  long finished_ok_ = 0, finished_failed_ = 0;  // published to stats_ once per loop pass
+  bool stats_dirty_ = false;
+  struct Done {
+    detail::Completion* completion;
+    std::uint64_t seq;
+    detail::RawResult result;
+  };
+  std::vector<Done> done_;  // finished this pass, delivered at its end
   std::thread thread_;
 };
 

@@ -2,19 +2,26 @@
 // zygote template), handshakes, deaths and their verdicts, recycling,
 // quarantine, and stopping everything. Runs on the dispatcher thread only.
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 
 #include <fmt/format.h>
 
 #include "pool_impl.hpp"
-#include "worker_process.hpp"
 
 namespace mathpool {
 namespace {
 
 using namespace pool_detail;
+
+// A descriptor that becomes readable when `pid` ends: deaths are seen from
+// the process, not from its channel (which its children may hold open).
+int open_pidfd(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
 
 std::string format_duration(std::chrono::milliseconds d) {
   return d.count() % 1000 == 0 ? fmt::format("{}s", d.count() / 1000)
@@ -66,9 +73,14 @@ void Pool::Impl::start_slot(Slot& slot) {
     detail::SpawnedWorker worker =
         forked ? zygote_.fork_worker() : detail::spawn_worker(worker_program_);
     slot.pid = worker.pid;
+    slot.pidfd = open_pidfd(worker.pid);
     slot.channel = std::move(worker.channel);
+    slot.progress = std::move(worker.progress);
+    slot.answered = 0;
+    slot.timed_out_task = 0;
     slot.state = SlotState::starting;
-    if (!forked) slot.channel.send(hello_);  // a forked worker has its plugins already
+    // A forked worker has its plugins already.
+    if (!forked) slot.channel.send_control(detail::MessageType::hello, hello_);
   } catch (const std::exception& e) {
     std::unique_lock lock(mutex_);
     const bool starting_up = !startup_done_;
@@ -91,8 +103,9 @@ void Pool::Impl::start_failed(Slot& slot, const std::string& reason) {
     // While no worker can start, queued tasks would wait forever: fail them.
     if (std::none_of(slots_.begin(), slots_.end(),
                      [](const Slot& s) { return s.state == SlotState::ready; })) {
-      for (auto& task : queue_) finish(std::move(task), error_result(ErrorKind::crashed, message, 0));
-      queue_.clear();
+      std::deque<Task> failed;
+      failed.swap(queue_);
+      for (auto& task : failed) finish(std::move(task), error_result(ErrorKind::crashed, message, 0));
     }
   }
   // Back off so a worker that dies at start cannot spin the machine.
@@ -112,6 +125,7 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
   if (message.value("protocol", 0) != kProtocolVersion)
     throw detail::ProtocolError("worker speaks another protocol version");
   handle_load_errors(message);
+  if (!slot.in_setup.empty()) setup_crashes_.erase(std::exchange(slot.in_setup, ""));  // it succeeded
   slot.state = SlotState::ready;
   slot.start_failures = 0;
   slot.outside_kills = 0;
@@ -130,12 +144,12 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
   }
 }
 
-void Pool::Impl::requeue_unstarted(Slot& slot) {
-  while (!slot.inflight.empty()) {
-    TaskPtr waiting = std::move(slot.inflight.back());
-    slot.inflight.pop_back();
-    --waiting->attempts;  // not charged: it never ran
-    queue_.push_front(std::move(waiting));
+void Pool::Impl::requeue(std::deque<Task>& tasks, bool charged) {
+  while (!tasks.empty()) {
+    Task task = std::move(tasks.back());
+    tasks.pop_back();
+    if (!charged) --task.attempts;  // it never ran, or its result was lost with the worker
+    queue_.push_front(std::move(task));
   }
 }
 
@@ -143,10 +157,16 @@ void Pool::Impl::release_channel(Slot& slot) {
   // Never block on a worker: drop what it has not taken, ask it to exit if
   // the socket has room, and let the grace period's SIGKILL do the rest.
   slot.channel.discard_output();
-  slot.channel.queue({{"type", "exit"}});
+  slot.channel.queue_control(detail::MessageType::exit, Value::object());
   slot.channel.flush_some();
+  close_process(slot);
+}
+
+void Pool::Impl::close_process(Slot& slot) {
   slot.channel.close();
-  slot.head_timed_out = false;
+  if (slot.pidfd >= 0) ::close(std::exchange(slot.pidfd, -1));
+  slot.progress = {};
+  slot.timed_out_task = 0;
   slot.kill_at = Clock::time_point::max();
 }
 
@@ -165,51 +185,59 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   const pid_t pid = slot.pid;
   const bool was_starting = slot.state == SlotState::starting;
   const int status = detail::kill_and_reap(pid);
-  slot.channel.close();
+  // The progress page says what the worker was doing when it died.
+  const detail::ProgressPage* page = slot.progress.page();
+  const std::uint64_t started = page ? page->started.load() : 0;
+  const bool task_running = page && started > page->finished.load() && started > slot.answered;
+  const bool setup_running = page && page->in_setup.load() != 0;
+  const std::uint64_t timed_out_task = slot.timed_out_task;
+  close_process(slot);
   slot.state = SlotState::stopped;
   slot.pid = -1;
-  slot.kill_at = Clock::time_point::max();
-  const bool timed_out = std::exchange(slot.head_timed_out, false);
-  std::string reason = why.empty() ? detail::describe_wait_status(status) : why;
-  // SIGKILL comes from outside (a user, the OOM killer), never from a setup's own bug.
+  const detail::ExitVerdict verdict = detail::judge_exit(status);
+  std::string reason = why.empty() ? verdict.description : why;
   const bool hung = std::exchange(slot.setup_timed_out, false);
-  const bool killed_from_outside = !hung && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
   if (hung) reason = fmt::format("hung in start-up (no ready after {} ms)", options_.setup_timeout.count());
-  if (!slot.in_setup.empty()) {
-    if (!killed_from_outside) note_setup_crash(slot.in_setup, reason);
-    reason += " in the setup of " + std::exchange(slot.in_setup, "");
+  const bool killed_from_outside = !hung && verdict.killed_from_outside;
+  const std::string setup = std::exchange(slot.in_setup, "");
+  const bool in_setup = !setup.empty() && (setup_running || was_starting);
+  if (in_setup) {
+    if (!killed_from_outside) note_setup_crash(setup, reason);
+    reason += " in the setup of " + setup;
   }
-  const bool out_of_memory = WIFEXITED(status) && WEXITSTATUS(status) == detail::kWorkerExitOutOfMemory;
 
   if (!slot.inflight.empty()) {
-    // The worker writes each result before it starts the next task, so the
-    // head is the task that was running; those behind it never started.
-    TaskPtr head = std::move(slot.inflight.front());
-    slot.inflight.pop_front();
-    requeue_unstarted(slot);
-    if (timed_out) {
-      finish(std::move(head),
-             error_result(ErrorKind::timeout,
-                          fmt::format("task exceeded its time limit of {}; worker {} stopped",
-                                      format_duration(*options_.task_timeout), pid),
-                          pid));
-    } else if (out_of_memory) {
-      finish(std::move(head), error_result(ErrorKind::memory,
-                                           fmt::format("worker {} ran out of memory", pid), pid));
-    } else if (head->attempts <= options_.retries) {
-      queue_.push_front(std::move(head));
+    // Exact blame: the task the worker had begun and not finished (its page)
+    // is the one that was running; those before it finished but their
+    // results died with the worker, those after it never started.
+    std::deque<Task> tasks;
+    tasks.swap(slot.inflight);
+    const std::size_t running = task_running && !in_setup ? std::size_t(started - 1 - slot.answered) : tasks.size();
+    if (running < tasks.size()) {
+      Task culprit = std::move(tasks[running]);
+      tasks.erase(tasks.begin() + std::ptrdiff_t(running));
+      requeue(tasks, false);
+      if (timed_out_task == started) {
+        finish(std::move(culprit),
+               error_result(ErrorKind::timeout,
+                            fmt::format("task exceeded its time limit of {}; worker {} stopped",
+                                        format_duration(*options_.task_timeout), pid),
+                            pid));
+      } else if (verdict.out_of_memory) {
+        finish(std::move(culprit), error_result(ErrorKind::memory, fmt::format("worker {} ran out of memory", pid), pid));
+      } else if (culprit.attempts <= options_.retries) {
+        queue_.push_front(std::move(culprit));
+      } else {
+        finish(std::move(culprit), error_result(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason), pid));
+      }
     } else {
-      finish(std::move(head),
-             error_result(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason), pid));
+      requeue(tasks, false);  // it died between tasks (or in a setup): no task is to blame
     }
   }
   slot.stats.restart_reasons.push_back(fmt::format("pid {}: {}", pid, reason));
   ++slot.stats.restarts;
   slot.stats.pid = 0;
-  {
-    std::lock_guard lock(mutex_);
-    stats_.workers[std::size_t(slot.index)] = slot.stats;
-  }
+  stats_dirty_ = true;
   if (!was_starting) return start_slot(slot);
   // An outside SIGKILL is not the worker's failure, unless it happens again
   // and again (an OOM killer at every start).
@@ -223,25 +251,28 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
 void Pool::Impl::stop_all_workers() {
   stopping_ = true;  // no respawns from here on
   for (Slot& slot : slots_) {
-    for (auto& task : slot.inflight)
+    std::deque<Task> running;
+    running.swap(slot.inflight);
+    for (auto& task : running)
       finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", slot.pid));
-    slot.inflight.clear();
     if (slot.pid > 0) {
       release_channel(slot);
       retiring_.push_back({slot.pid, Clock::now() + kTerminateGrace});
     }
-    slot.channel.close();
+    close_process(slot);
     slot.pid = -1;
     slot.state = SlotState::stopped;
   }
-  for (auto& task : queue_) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
-  queue_.clear();
-  std::deque<TaskPtr> unsent;
+  std::deque<Task> queued;
+  queued.swap(queue_);
+  for (auto& task : queued) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
+  std::deque<Task> unsent;
   {
     std::lock_guard lock(mutex_);
     unsent.swap(incoming_);
   }
   for (auto& task : unsent) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
+  deliver();
   {
     std::lock_guard lock(mutex_);
     stopped_ = true;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "../common/fd_passing.hpp"
 #include "mathpool/error.hpp"
 
 extern char** environ;
@@ -32,6 +34,40 @@ int move_high(int fd) {
 }
 
 }  // namespace
+
+ProgressMapping ProgressMapping::create() {
+  ProgressMapping mapping;
+  mapping.fd_ = memfd_create("mathpool-progress", MFD_CLOEXEC);
+  if (mapping.fd_ < 0 || ftruncate(mapping.fd_, kProgressPageBytes) != 0)
+    throw Error(ErrorKind::crashed, fmt::format("cannot create a progress page: {}", strerror(errno)));
+  void* p = mmap(nullptr, kProgressPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mapping.fd_, 0);
+  if (p == MAP_FAILED)
+    throw Error(ErrorKind::crashed, fmt::format("cannot map a progress page: {}", strerror(errno)));
+  mapping.page_ = new (p) ProgressPage();
+  return mapping;
+}
+
+ProgressMapping& ProgressMapping::operator=(ProgressMapping&& other) noexcept {
+  if (this != &other) {
+    this->~ProgressMapping();
+    fd_ = std::exchange(other.fd_, -1);
+    page_ = std::exchange(other.page_, nullptr);
+  }
+  return *this;
+}
+
+ProgressMapping::~ProgressMapping() {
+  if (page_) munmap(page_, kProgressPageBytes);
+  if (fd_ >= 0) ::close(fd_);
+  page_ = nullptr;
+  fd_ = -1;
+}
+
+bool ProgressMapping::hand_over(int channel_fd) {
+  const bool sent = send_fd(channel_fd, fd_, getpid());
+  ::close(std::exchange(fd_, -1));
+  return sent;
+}
 
 SpawnedWorker spawn_worker(const std::filesystem::path& program) {
   int fds[2];
@@ -56,9 +92,10 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
   sigaddset(&defaults, SIGPIPE);
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setpgroup(&attributes, 0);  // own group: the terminal's Ctrl-C is the host's
+  // A session of its own: the terminal's Ctrl-C is the host's, and what the
+  // worker starts can be ended with its process group.
   posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   const std::string path = program.string();
   const std::string channel = std::to_string(kChildChannelFd);
@@ -77,10 +114,13 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
     throw Error(ErrorKind::crashed,
                 fmt::format("cannot start worker program {}: {}", path, strerror(rc)));
   }
-  return SpawnedWorker{pid, Channel(host_end)};
+  SpawnedWorker worker{pid, Channel(host_end), ProgressMapping::create()};
+  worker.progress.hand_over(worker.channel.fd());  // a worker gone already shows up at its handshake
+  return worker;
 }
 
 int kill_and_reap(pid_t pid) {
+  ::kill(-pid, SIGKILL);  // what the worker started in its own group ends with it
   ::kill(pid, SIGKILL);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -96,6 +136,14 @@ std::string describe_wait_status(int status) {
   }
   if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
   return fmt::format("ended with wait status {}", status);
+}
+
+ExitVerdict judge_exit(int status) {
+  ExitVerdict verdict;
+  verdict.out_of_memory = WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitOutOfMemory;
+  verdict.killed_from_outside = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  verdict.description = describe_wait_status(status);
+  return verdict;
 }
 
 }  // namespace mathpool::detail

@@ -11,21 +11,53 @@
 
 namespace mathpool::detail {
 
+// The host's mapping of a worker's progress page (protocol.hpp). Owns the
+// mapping and, until it has been handed to the worker, the memfd.
+class ProgressMapping {
+ public:
+  // Creates a zeroed page; throws mathpool::Error when the system refuses.
+  static ProgressMapping create();
+  ProgressMapping() = default;
+  ProgressMapping(ProgressMapping&& other) noexcept { *this = std::move(other); }
+  ProgressMapping& operator=(ProgressMapping&& other) noexcept;
+  ~ProgressMapping();
+
+  const ProgressPage* page() const noexcept { return page_; }
+  // Sends the page to the worker at the other end of `channel_fd` (its first
+  // message); returns false when the worker is gone.
+  bool hand_over(int channel_fd);
+
+ private:
+  int fd_ = -1;
+  ProgressPage* page_ = nullptr;
+};
+
 struct SpawnedWorker {
   pid_t pid = -1;
   Channel channel;
+  ProgressMapping progress;
 };
 
-// Starts `program` as a worker in its own process group, with one end of a
+// Starts `program` as a worker in a session of its own (so its process group
+// is its own and it has no controlling terminal), with one end of a
 // private socket pair as its channel. No shell is involved. Throws
 // mathpool::Error when the process cannot be started.
 SpawnedWorker spawn_worker(const std::filesystem::path& program);
 
-// Kills `pid` with SIGKILL and waits for it; returns the wait status.
+// Kills `pid` and its process group with SIGKILL and waits for it; returns
+// the wait status.
 int kill_and_reap(pid_t pid);
 
 // "killed by signal 11 (SIGSEGV)" or "exited with status 3".
 std::string describe_wait_status(int status);
+
+// What a worker's wait status means, decided here and nowhere else.
+struct ExitVerdict {
+  bool out_of_memory = false;        // it exited with kWorkerExitOutOfMemory
+  bool killed_from_outside = false;  // SIGKILL: a user or the OOM killer, never the worker's own bug
+  std::string description;           // describe_wait_status()
+};
+ExitVerdict judge_exit(int status);
 
 
 }  // namespace mathpool::detail

@@ -27,39 +27,44 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello,
   bool hung = false;
   const auto deadline = std::chrono::steady_clock::now() + setup_timeout_;
   // Waits for the next message, but never past the deadline.
-  auto next = [&]() -> std::optional<Value> {
-    while (!channel_.has_buffered_message()) {
+  auto next = [&]() -> std::optional<Frame> {
+    while (!channel_.has_buffered_frame()) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       pollfd p{channel_.fd(), POLLIN, 0};
       if (left.count() <= 0 || ::poll(&p, 1, int(left.count())) == 0) {
         hung = true;
         return std::nullopt;
       }
-      if (!channel_.fill()) return channel_.next_buffered();
+      if (!channel_.fill()) return channel_.next_frame();
     }
-    return channel_.next_buffered();
+    return channel_.next_frame();
   };
+  std::optional<Frame> frame;
   try {
-    if (channel_.send(hello_)) {
+    if (channel_.send_control(MessageType::hello, hello_)) {
       // "setup" announcements come first, then "ready".
-      while ((ready = next()) && ready->value("type", "") == "setup")
-        died_in_setup_ = ready->value("analysis", "");
+      while ((frame = next()) && frame->type == MessageType::setup)
+        died_in_setup_ = decode_control(*frame).value("analysis", "");
+      if (frame && (frame->type == MessageType::ready || frame->type == MessageType::refused))
+        ready = decode_control(*frame);
     }
   } catch (const ProtocolError&) {
+    frame.reset();
   }
-  if (!ready || ready->value("type", "") != "ready") {
+  const bool is_ready = frame && frame->type == MessageType::ready && ready;
+  if (!is_ready) {
     const int status = kill_and_reap(pid_);
     pid_ = -1;
     channel_.close();
     // SIGKILL comes from outside, never from a setup's own bug.
-    last_death_was_sigkill_ = !hung && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    last_death_was_sigkill_ = !hung && judge_exit(status).killed_from_outside;
     if (last_death_was_sigkill_) died_in_setup_.clear();
     if (hung)
       throw Error(ErrorKind::crashed,
                   fmt::format("zygote template hung in start-up (no ready after {} ms){}",
                               setup_timeout_.count(),
                               died_in_setup_.empty() ? "" : " in the setup of " + died_in_setup_));
-    if (ready && ready->value("type", "") == "refused")
+    if (ready && frame && frame->type == MessageType::refused)
       throw Error(ErrorKind::crashed, ready->value("message", "worker refused the host"));
     throw Error(ErrorKind::crashed,
                 fmt::format("zygote template {} during start-up{}", describe_wait_status(status),
@@ -77,10 +82,14 @@ SpawnedWorker ZygoteTemplate::fork_worker() {
     pid_t worker = -1;
     if (::send(channel_.fd(), &request, 1, MSG_NOSIGNAL) == 1 &&
         receive_fd(channel_.fd(), &fd, &worker))
-      return SpawnedWorker{worker, Channel(fd)};
+    {
+      SpawnedWorker spawned{worker, Channel(fd), ProgressMapping::create()};
+      spawned.progress.hand_over(fd);  // a worker gone already shows up at its ready message
+      return spawned;
+    }
     // The template died: reap it and start a clean one.
     const int status = kill_and_reap(pid_);
-    last_death_was_sigkill_ = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    last_death_was_sigkill_ = judge_exit(status).killed_from_outside;
     pid_ = -1;
     channel_.close();
   }

@@ -1,9 +1,12 @@
 // mathpool-worker: loads plugins once, runs their setups once, then serves
-// tasks from its host over a private socket inherited at start.
+// tasks from its host over a private socket inherited at start (protocol.hpp).
 //
 // Usage (by the host only): mathpool-worker --channel FD --host PID
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,12 +20,12 @@
 #include <fmt/format.h>
 
 #include "../common/channel.hpp"
+#include "../common/fd_passing.hpp"
 #include "plugin_loader.hpp"
 #include "zygote.hpp"
 
 namespace mathpool::detail {
 namespace {
-
 
 void apply_memory_limit(std::int64_t bytes) {
   if (bytes <= 0) return;
@@ -34,6 +37,12 @@ void apply_memory_limit(std::int64_t bytes) {
 void limit_threads() {
   for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"})
     setenv(name, "1", 0);
+}
+
+std::int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 // Checks the parameters against the analysis's documentation; returns the
@@ -55,50 +64,72 @@ std::optional<TaskError> check_params(const LoadedAnalysis& analysis, const Valu
   return std::nullopt;
 }
 
-Value error_value(const TaskError& error) {
-  return {{"kind", std::string(to_string(error.kind))}, {"message", error.message}};
+// What this worker process shares with its host: the channel and the page.
+struct Link {
+  Channel* channel = nullptr;
+  ProgressPage* page = nullptr;
+};
+Link current;  // the template's, then a forked worker's
+
+// The host's first words on a channel: the progress page, as a descriptor.
+ProgressPage* receive_page(int channel_fd) {
+  int page_fd = -1;
+  pid_t unused = 0;
+  if (!receive_fd(channel_fd, &page_fd, &unused)) return nullptr;
+  void* mapped = mmap(nullptr, kProgressPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0);
+  ::close(page_fd);
+  return mapped == MAP_FAILED ? nullptr : static_cast<ProgressPage*>(mapped);
 }
 
-// Runs one request; the reply carries the result or the error, and the time.
-Value run_task(PluginLoader& loader, Value& request) {
-  const auto start = std::chrono::steady_clock::now();
-  Value reply = {{"type", "result"}, {"id", request.value("id", Value())}};
-  auto fail = [&](const TaskError& error) {
-    reply["ok"] = false;
-    reply["error"] = error_value(error);
-    // After std::bad_alloc the heap may be in any state: ask to be replaced.
-    if (error.kind == ErrorKind::memory) reply["retire"] = true;
-  };
-  const std::string name = request.value("analysis", "");
-  LoadedAnalysis* analysis = loader.find(name);
-  Value no_params = Value::object();
-  Value& params = request.contains("params") && !request["params"].is_null() ? request["params"] : no_params;
+void run_setup(PluginLoader& loader, LoadedAnalysis& analysis) {
+  loader.ensure_setup(analysis);
+  if (current.page) current.page->in_setup.store(0, std::memory_order_release);
+}
+
+// Runs one request and queues its reply; returns the reply's flags.
+std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& request) {
+  const auto start = monotonic_ns();
+  ProgressPage& page = *current.page;
+  page.started_ns.store(start, std::memory_order_relaxed);
+  page.started.fetch_add(1, std::memory_order_release);
+  std::optional<TaskError> error;
+  std::optional<Outcome> outcome;
+  LoadedAnalysis* analysis = loader.find(std::string(request.analysis));
   if (analysis == nullptr) {
-    fail({ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", name)});
-  } else if (loader.ensure_setup(*analysis), analysis->setup_error) {
-    fail(*analysis->setup_error);
-  } else if (auto invalid = check_params(*analysis, params)) {
-    fail(*invalid);
+    error = TaskError{ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", request.analysis)};
+  } else if (run_setup(loader, *analysis), analysis->setup_error) {
+    error = *analysis->setup_error;
   } else {
-    Outcome outcome = analysis->guarded.run(params, analysis->setup_state);
-    if (outcome.ok) {
-      reply["ok"] = true;
-      reply["result"] = std::move(outcome.result);
+    Value params = request.params.empty() ? Value::object() : msgpack_to_value(request.params);
+    if (params.is_null()) params = Value::object();
+    if (auto invalid = check_params(*analysis, params)) {
+      error = *invalid;
     } else {
-      fail(outcome.error);
+      outcome = analysis->guarded.run(params, analysis->setup_state);
+      if (!outcome->ok) error = std::move(outcome->error);
     }
   }
-  reply["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return reply;
+  const double seconds = double(monotonic_ns() - start) * 1e-9;
+  std::uint8_t flags = 0;
+  if (error) {
+    // After std::bad_alloc the heap may be in any state: ask to be replaced.
+    if (error->kind == ErrorKind::memory) flags |= kRetire;
+    channel.queue_result(request.id, seconds, std::uint8_t(1 + int(error->kind)), flags, error->message);
+  } else {
+    Bytes payload;
+    append_msgpack(payload, outcome->result);
+    channel.queue_result(request.id, seconds, 0, flags, payload);
+  }
+  page.finished.fetch_add(1, std::memory_order_release);
+  return flags;
 }
-
-// The channel the worker talks on now (the template's, then a forked worker's).
-Channel* current_channel = nullptr;
 
 Value handshake(PluginLoader& loader, const Value& hello) {
   apply_memory_limit(hello.value("memory_limit", std::int64_t{0}));
   loader.on_setup([](const std::string& name) {
-    if (current_channel) current_channel->send({{"type", "setup"}, {"analysis", name}});
+    if (current.page) current.page->in_setup.store(1, std::memory_order_release);
+    // Written at once: if the setup kills the process, the host knows whose it was.
+    if (current.channel) current.channel->send_control(MessageType::setup, {{"analysis", name}});
   });
   Value errors = Value::array();
   for (const auto& file : hello.value("plugins", Value::array())) {
@@ -116,62 +147,104 @@ Value handshake(PluginLoader& loader, const Value& hello) {
   for (auto& [name, analysis] : loader.analyses()) {
     const bool now = setup.is_boolean() ? setup.get<bool>()
                                         : std::find(setup.begin(), setup.end(), name) != setup.end();
-    if (now) loader.ensure_setup(analysis);
+    if (now) run_setup(loader, analysis);
   }
   Value catalogue = Value::array();
   for (const auto& [name, analysis] : loader.analyses()) catalogue.push_back(describe(analysis));
-  return {{"type", "ready"},      {"protocol", kProtocolVersion}, {"pid", getpid()},
-          {"analyses", catalogue}, {"errors", errors}};
+  return {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", catalogue}, {"errors", errors}};
 }
 
-// Each reply is written before the next task starts: when a worker dies, the
-// host knows exactly which task was running (requests arrive in bursts).
+// Replies are batched: they go out when the input runs dry, every
+// millisecond, or past 64 KiB. Blame stays exact through the progress page.
 int serve_tasks(Channel& channel, PluginLoader& loader) {
+  constexpr std::int64_t kFlushEveryNs = 1000000;
+  constexpr std::size_t kFlushBytes = 64 * 1024;
+  std::int64_t last_flush = monotonic_ns();
   for (;;) {
-    std::optional<Value> request;
-    try {
-      request = channel.receive();
-    } catch (const ProtocolError&) {
-      return 4;
+    if (channel.has_queued() &&
+        (channel.queued_bytes() >= kFlushBytes || monotonic_ns() - last_flush >= kFlushEveryNs)) {
+      if (!channel.flush()) return kWorkerExitOk;
+      last_flush = monotonic_ns();
     }
-    if (!request) return 0;
-    const std::string type = request->value("type", "");
-    if (type == "exit") return 0;
-    if (type != "run") return 4;
-    Value reply = run_task(loader, *request);
-    if (!channel.send(reply)) return 0;
-    if (reply.value("retire", false)) return kWorkerExitOutOfMemory;
+    std::optional<Frame> frame;
+    try {
+      if (!channel.has_buffered_frame() && !channel.fill()) return kWorkerExitOk;
+      if (!channel.has_buffered_frame()) {
+        if (!channel.flush()) return kWorkerExitOk;  // input ran dry: answers go out, then wait
+        last_flush = monotonic_ns();
+        frame = channel.receive();
+      } else {
+        frame = channel.next_frame();
+      }
+      if (!frame || frame->type == MessageType::exit) {
+        channel.flush();
+        return kWorkerExitOk;
+      }
+      if (frame->type != MessageType::run) return kWorkerExitProtocol;
+      const std::uint8_t flags = run_task(loader, channel, decode_run(*frame));
+      if (flags & kRetire) {
+        channel.flush();
+        return kWorkerExitOutOfMemory;
+      }
+    } catch (const ProtocolError&) {
+      return kWorkerExitProtocol;
+    }
   }
+}
+
+// A fresh worker (spawned, or forked from the template): its own session, so
+// its process group is its own and it has no controlling terminal; nothing on
+// standard input; the channel closed in anything it executes.
+void detach_from_terminal(int channel_fd) {
+  setsid();
+  if (int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC); null >= 0) {
+    dup2(null, STDIN_FILENO);
+    if (null != STDIN_FILENO) ::close(null);
+  }
+  fcntl(channel_fd, F_SETFD, FD_CLOEXEC);
 }
 
 int serve(int fd, pid_t host) {
   // Die with the host, and never outlive it as an orphan.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (host > 0 && getppid() != host) return 0;
+  if (host > 0 && getppid() != host) return kWorkerExitOk;
   std::signal(SIGINT, SIG_IGN);
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGTTIN, SIG_IGN);
+  std::signal(SIGTTOU, SIG_IGN);
   // Plugin output on stdout must never mix with the host's results.
   dup2(STDERR_FILENO, STDOUT_FILENO);
+  detach_from_terminal(fd);
   limit_threads();
 
   Channel channel(fd);
-  current_channel = &channel;
-  auto hello = channel.receive();
-  if (!hello || hello->value("type", "") != "hello") return 3;
+  current = {&channel, receive_page(fd)};
+  if (!current.page) return kWorkerExitBadHello;
+  std::optional<Value> hello;
+  try {
+    auto frame = channel.receive();
+    if (!frame || frame->type != MessageType::hello) return kWorkerExitBadHello;
+    hello = decode_control(*frame);
+  } catch (const ProtocolError&) {
+    return kWorkerExitBadHello;
+  }
   if (hello->value("protocol", 0) != kProtocolVersion) {
-    channel.send({{"type", "refused"},
-                  {"message", fmt::format("worker speaks protocol {}, host {}", kProtocolVersion,
-                                          hello->value("protocol", 0))}});
-    return 3;
+    channel.send_control(MessageType::refused,
+                         {{"message", fmt::format("worker speaks protocol {}, host {}", kProtocolVersion,
+                                                  hello->value("protocol", 0))}});
+    return kWorkerExitBadHello;
   }
   PluginLoader loader;
-  if (!channel.send(handshake(loader, *hello))) return 0;
+  if (!channel.send_control(MessageType::ready, handshake(loader, *hello))) return kWorkerExitOk;
   if (hello->value("mode", "") == "zygote") {
     return run_template(channel, host, [&loader](Channel& worker_channel) {
-      current_channel = &worker_channel;
-      Value ready = {{"type", "ready"},       {"protocol", kProtocolVersion}, {"pid", getpid()},
-                     {"analyses", Value::array()}, {"errors", Value::array()}};
-      return worker_channel.send(ready) ? serve_tasks(worker_channel, loader) : 0;
+      detach_from_terminal(worker_channel.fd());
+      current = {&worker_channel, receive_page(worker_channel.fd())};
+      if (!current.page) return kWorkerExitBadHello;
+      Value ready = {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", Value::array()},
+                     {"errors", Value::array()}};
+      return worker_channel.send_control(MessageType::ready, ready) ? serve_tasks(worker_channel, loader)
+                                                                    : kWorkerExitOk;
     });
   }
   return serve_tasks(channel, loader);

@@ -1,0 +1,49 @@
+// completion.hpp: how a finished task leaves the dispatcher. A result stays
+// bytes (RawResult) until whoever consumes it decides: a record line is
+// transcoded straight from them, a TaskResult decodes them into a Value on
+// the consumer's thread, not the dispatcher's.
+#pragma once
+
+#include <cstdint>
+#include <future>
+#include <optional>
+
+#include "../common/msgpack_json.hpp"
+#include "mathpool/pool.hpp"
+
+namespace mathpool::detail {
+
+// The outcome of one task as the worker sent it. Plain value type.
+struct RawResult {
+  std::optional<TaskError> error;  // set when the task did not succeed
+  Bytes payload;                   // the MessagePack result when ok (checked)
+  int worker = 0;
+  double seconds = 0;
+  int attempts = 0;
+};
+
+// Decodes the payload; a payload that cannot be decoded becomes plugin_error.
+TaskResult to_task_result(RawResult&& raw);
+
+// Where the dispatcher delivers a finished task. complete() runs on the
+// dispatcher thread, once per task, and must not block.
+class Completion {
+ public:
+  virtual ~Completion() = default;
+  virtual void complete(std::uint64_t seq, RawResult&& result) = 0;
+};
+
+// One future's completion; deletes itself when it completes.
+class PromiseCompletion final : public Completion {
+ public:
+  std::future<TaskResult> future() { return promise_.get_future(); }
+  void complete(std::uint64_t, RawResult&& result) override {
+    promise_.set_value(to_task_result(std::move(result)));
+    delete this;
+  }
+
+ private:
+  std::promise<TaskResult> promise_;
+};
+
+}  // namespace mathpool::detail

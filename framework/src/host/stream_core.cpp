@@ -1,0 +1,117 @@
+#include "stream_core.hpp"
+
+#include <algorithm>
+
+namespace mathpool {
+namespace {
+
+// Tasks handed to the pool per lock and wake-up.
+constexpr std::size_t kBatch = 256;
+
+}  // namespace
+
+namespace detail {
+
+TaskResult to_task_result(RawResult&& raw) {
+  TaskResult result;
+  result.worker = raw.worker;
+  result.seconds = raw.seconds;
+  result.attempts = raw.attempts;
+  result.error = std::move(raw.error);
+  if (!result.error) {
+    try {
+      result.result = msgpack_to_value(raw.payload);
+    } catch (const std::exception& e) {
+      result.error = TaskError{ErrorKind::plugin_error, std::string("malformed result: ") + e.what()};
+    }
+  }
+  return result;
+}
+
+}  // namespace detail
+
+TaskStream::Core::Core(Pool::Impl& pool, std::size_t window) : pool_(pool) {
+  if (window == 0) window = std::max<std::size_t>(4096, std::size_t(pool.size()) * 2048);
+  ring_.resize(window);
+  batch_.reserve(std::min(window, kBatch));
+}
+
+TaskStream::Core::~Core() {
+  while (in_flight() > 0) take();  // the pool still writes into the ring
+}
+
+void TaskStream::Core::push(std::string_view analysis, detail::Bytes&& params) {
+  Pool::Impl::Task& task = batch_.emplace_back();
+  task.analysis.assign(analysis);
+  task.params = std::move(params);
+  task.completion = this;
+  task.seq = pushed_++;
+  if (batch_.size() >= kBatch) submit();
+}
+
+void TaskStream::Core::submit() {
+  if (batch_.empty()) return;
+  pool_.enqueue(batch_, !counted_);  // a stream counts as one batch in the statistics
+  counted_ = true;
+}
+
+bool TaskStream::Core::next_ready() {
+  if (in_flight() == 0) return false;
+  std::lock_guard lock(mutex_);
+  return ring_[taken_ % ring_.size()].done;
+}
+
+bool TaskStream::Core::wait_next(std::chrono::milliseconds timeout) {
+  if (in_flight() == 0) return false;
+  submit();
+  std::unique_lock lock(mutex_);
+  Entry& entry = ring_[taken_ % ring_.size()];
+  if (!entry.done) {
+    waiting_for_ = taken_;
+    ready_.wait_for(lock, timeout, [&] { return entry.done; });
+    waiting_for_ = UINT64_MAX;
+  }
+  return entry.done;
+}
+
+detail::RawResult TaskStream::Core::take() {
+  submit();
+  std::unique_lock lock(mutex_);
+  Entry& entry = ring_[taken_ % ring_.size()];
+  waiting_for_ = taken_;
+  ready_.wait(lock, [&] { return entry.done; });
+  waiting_for_ = UINT64_MAX;
+  entry.done = false;
+  ++taken_;
+  return std::move(entry.result);
+}
+
+void TaskStream::Core::complete(std::uint64_t seq, detail::RawResult&& result) {
+  std::lock_guard lock(mutex_);
+  Entry& entry = ring_[seq % ring_.size()];
+  entry.result = std::move(result);
+  entry.done = true;
+  if (seq == waiting_for_) ready_.notify_one();  // wake the consumer only for what it waits on
+}
+
+// ---- the public TaskStream --------------------------------------------------
+
+TaskStream::TaskStream(Pool& pool, std::size_t window)
+    : core_(std::make_unique<Core>(*pool.impl_, window)) {}
+TaskStream::~TaskStream() = default;
+
+std::size_t TaskStream::window() const noexcept { return core_->window(); }
+std::size_t TaskStream::in_flight() const noexcept { return core_->in_flight(); }
+
+void TaskStream::push(std::string_view analysis, const Value& params) {
+  detail::Bytes bytes;
+  detail::append_msgpack(bytes, params.is_null() ? Value::object() : params);
+  core_->push(analysis, std::move(bytes));
+}
+
+std::optional<TaskResult> TaskStream::next() {
+  if (core_->in_flight() == 0) return std::nullopt;
+  return detail::to_task_result(core_->take());
+}
+
+}  // namespace mathpool

@@ -1,0 +1,59 @@
+// stream_core.hpp: the byte-level heart of TaskStream. Parameters go in as
+// MessagePack, results come out as RawResults in push order, from a ring of
+// `window` slots: no future and no allocation per task in the steady state
+// beyond the bytes themselves.
+//
+// push/take run on one consumer thread; complete() runs on the pool's
+// dispatcher thread. The ring is guarded by `mutex_`.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include "completion.hpp"
+#include "pool_impl.hpp"
+
+namespace mathpool {
+
+class TaskStream::Core final : public detail::Completion {
+ public:
+  Core(Pool::Impl& pool, std::size_t window);
+  ~Core() override;
+
+  std::size_t window() const noexcept { return ring_.size(); }
+  std::size_t in_flight() const noexcept { return std::size_t(pushed_ - taken_); }
+  bool full() const noexcept { return in_flight() >= window(); }
+
+  // Queues a task (sent to the pool in batches). Precondition: !full().
+  void push(std::string_view analysis, detail::Bytes&& params);
+  // Sends what push() has batched up.
+  void submit();
+  // Whether the oldest task in flight is done, waiting at most `timeout`.
+  // False also when nothing is in flight.
+  bool wait_next(std::chrono::milliseconds timeout);
+  bool next_ready();
+  // Takes the oldest task's result, waiting for it. Precondition: in_flight() > 0.
+  detail::RawResult take();
+
+  void complete(std::uint64_t seq, detail::RawResult&& result) override;
+
+ private:
+  struct Entry {
+    bool done = false;
+    detail::RawResult result;
+  };
+
+  Pool::Impl& pool_;
+  std::vector<Entry> ring_;
+  std::vector<Pool::Impl::Task> batch_;
+  std::uint64_t pushed_ = 0;
+  std::uint64_t taken_ = 0;
+  bool counted_ = false;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::uint64_t waiting_for_ = UINT64_MAX;  // the seq the consumer sleeps on
+};
+
+}  // namespace mathpool

@@ -700,8 +700,8 @@ TEST(ConfigSweep, CartesianProductLastKeyFastest) {
       "      b: [x, y, z]\n",
       kFile);
   ASSERT_EQ(config.analyses[0].sweep.size(), 2u);
-  EXPECT_EQ(config.analyses[0].sweep[0].key, "a");
-  EXPECT_EQ(config.analyses[0].sweep[1].key, "b");
+  EXPECT_EQ(config.analyses[0].sweep[0].keys(), std::vector<std::string>{"a"});
+  EXPECT_EQ(config.analyses[0].sweep[1].keys(), std::vector<std::string>{"b"});
   const auto plan = mathpool::expand_tasks(config);
   ASSERT_EQ(plan.size(), 6u);
   const std::vector<std::pair<int, std::string>> expected = {{1, "x"}, {1, "y"}, {1, "z"},
@@ -793,12 +793,12 @@ TEST(ConfigSweep, CsvRowsInLfsrSeqFormat) {
                                   "      mode: [u, v]\n");
   const RunConfig config = mathpool::load_config(file);
   ASSERT_EQ(config.analyses[0].sweep.size(), 2u);
-  const auto& rows = config.analyses[0].sweep[0].values;
+  const auto& rows = config.analyses[0].sweep[0];
   ASSERT_EQ(rows.size(), 4u);
-  EXPECT_EQ(rows[0], (Value{1, 0, 1, 1}));
-  EXPECT_EQ(rows[1], (Value{0, 1, 1}));
-  EXPECT_EQ(rows[2], (Value{-1, 2}));
-  EXPECT_EQ(rows[3], (Value{5}));
+  EXPECT_EQ(rows.value(0), (Value{1, 0, 1, 1}));
+  EXPECT_EQ(rows.value(1), (Value{0, 1, 1}));
+  EXPECT_EQ(rows.value(2), (Value{-1, 2}));
+  EXPECT_EQ(rows.value(3), (Value{5}));
   const auto plan = mathpool::expand_tasks(config);
   ASSERT_EQ(plan.size(), 8u);
   EXPECT_EQ(plan[0].params, (Value{{"field", 2}, {"coefficients", {1, 0, 1, 1}}, {"mode", "u"}}));
@@ -812,8 +812,8 @@ TEST(ConfigSweep, CsvAbsolutePath) {
   const fs::path csv = dir.write("abs.csv", "1,2\n3,4\n");
   const RunConfig config =
       parse_config(kAnalyses + "    sweep: {c: {csv: \"" + csv.string() + "\"}}\n", "/nowhere/run.yaml");
-  ASSERT_EQ(config.analyses[0].sweep.at(0).values.size(), 2u);
-  EXPECT_EQ(config.analyses[0].sweep[0].values[1], (Value{3, 4}));
+  ASSERT_EQ(config.analyses[0].sweep.at(0).size(), 2u);
+  EXPECT_EQ(config.analyses[0].sweep[0].value(1), (Value{3, 4}));
 }
 
 // ---------------------------------------------------------------- records
@@ -988,12 +988,23 @@ TEST(ConfigOptions, ChunkSizeIsAutoOrAPositiveInteger) {
   }
 }
 
-TEST(ConfigErrors, EntryThatExpandsBeyondTheTaskLimitIsRefused) {
+TEST(ConfigSweep, EntriesOfAnySizeAreCountedNotExpanded) {
+  // Two billion tasks: accepted at once, counted without being generated.
+  const RunConfig big = parse_config("analyses:\n  - {name: a, analysis: x, repeat: 2000000000}\n", "c.yaml");
+  EXPECT_EQ(big.analyses[0].task_count(), 2000000000u);
+  const RunConfig huge = parse_config(
+      "analyses:\n  - {name: a, analysis: x, repeat: 1000, sweep: {n: {range: [0, 1000000000000]}}}\n", "c.yaml");
+  EXPECT_EQ(huge.analyses[0].task_count(), 1000000000000000u);
+}
+
+TEST(ConfigErrors, EntryBeyondWhatCanBeCountedIsRefused) {
   try {
-    parse_config("analyses:\n  - {name: a, analysis: x, repeat: 2000000000}\n", "c.yaml");
-    FAIL() << "a two-billion-task entry was accepted";
+    parse_config("analyses:\n  - {name: a, analysis: x, repeat: 2000000000,\n"
+                 "     sweep: {n: {range: [0, 9000000000000000000]}}}\n",
+                 "c.yaml");
+    FAIL() << "an entry of more than 2^64 tasks was accepted";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("c.yaml:2: key 'analyses[0]': expands to 2000000000 tasks"),
+    EXPECT_NE(std::string(e.what()).find("c.yaml:2: key 'analyses[0]': expands to more tasks than can be counted"),
               std::string::npos)
         << e.what();
   }

@@ -1,11 +1,15 @@
 // mathpool/config.hpp: run configurations (YAML) and the tasks they expand to.
 //
 //   mathpool::RunConfig config = mathpool::load_config("configs/demo.yaml");
-//   std::vector<mathpool::TaskPlan> plan = mathpool::expand_tasks(config);
+//   for (const auto& entry : config.analyses) fmt::print("{}: {} tasks\n", entry.name, entry.task_count());
+//
+// Sweeps are never listed: each axis yields its value at an index, so a run
+// of any size is generated as it goes.
 #pragma once
 
 #include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -22,10 +26,25 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// One sweep axis: a parameter and the values it takes.
-struct SweepAxis {
-  std::string key;
-  std::vector<Value> values;
+// One factor of an entry's cartesian product: the values of one sweep key,
+// or the rows of a `rows` file (one value per column). Values are kept
+// encoded (a list, a CSV's data) or computed (a range, a product), never
+// expanded. Immutable and cheap to copy; thread-safe.
+class SweepAxis {
+ public:
+  struct Data;
+  explicit SweepAxis(std::shared_ptr<const Data> data) : data_(std::move(data)) {}
+
+  // The parameters this axis sets: one key, or a `rows` file's columns.
+  const std::vector<std::string>& keys() const noexcept;
+  std::uint64_t size() const noexcept;
+  // Appends each key and its value at `index` (< size()) as MessagePack.
+  void encode(std::uint64_t index, std::string& out) const;
+  // The value of keys()[key] at `index`, decoded.
+  Value value(std::uint64_t index, std::size_t key = 0) const;
+
+ private:
+  std::shared_ptr<const Data> data_;
 };
 
 // One entry of `analyses:`.
@@ -33,9 +52,16 @@ struct AnalysisEntry {
   std::string name;      // unique in the config; the `run` of its records
   std::string analysis;  // e.g. "lfsr.cycles"
   Value params = Value::object();
-  std::vector<SweepAxis> sweep;  // cartesian product, last axis fastest
+  std::vector<SweepAxis> sweep;  // cartesian product, `rows` first, last axis fastest
   int repeat = 1;
   int line = 0;  // where the entry starts, for messages
+
+  // Parameter sets (the product of the axes' sizes) and tasks (times repeat).
+  std::uint64_t parameter_sets() const noexcept;
+  std::uint64_t task_count() const noexcept;
+  // Appends the MessagePack map of parameter set `task` (< parameter_sets()):
+  // `params`, then each axis's keys, in that order.
+  void encode_params(std::uint64_t task, std::string& out) const;
 };
 
 // A parsed configuration. Paths are already resolved against the file's folder.
@@ -51,7 +77,7 @@ RunConfig load_config(const std::filesystem::path& file);
 // Same, from text (`file` is used for messages and relative paths).
 RunConfig parse_config(const std::string& yaml, const std::filesystem::path& file);
 
-// One task of a run, in run order.
+// One task of a run, in run order, with its parameters decoded.
 struct TaskPlan {
   std::string run;       // the entry's name
   std::string analysis;
@@ -60,6 +86,8 @@ struct TaskPlan {
   Value params;
 };
 
+// Every task of a config, decoded: for small configs, tools and tests only
+// (a run generates its tasks as it goes).
 std::vector<TaskPlan> expand_tasks(const RunConfig& config);
 
 // Parses "30s", "250ms", "2m", "1h", a bare number of seconds, or "none".

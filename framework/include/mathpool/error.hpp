@@ -18,6 +18,7 @@ enum class ErrorKind {
   timeout,         // the task ran past its time limit and its worker was stopped
   crashed,         // the worker died (signal or exit status in the message)
   memory,          // the worker ran out of its memory limit
+  io_error,        // the host could not read or write a file (never a task's status)
 };
 
 std::string_view to_string(ErrorKind kind) noexcept;

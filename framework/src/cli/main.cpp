@@ -97,13 +97,17 @@ int cmd_describe(const std::string& name, const std::vector<std::string>& plugin
 
 int cmd_validate(const std::string& config_file, const std::vector<std::string>& plugin_paths) {
   mathpool::RunConfig config = mathpool::load_config(config_file);
-  const auto plan = mathpool::expand_tasks(config);
   std::vector<std::string> paths = plugin_paths;
   for (const auto& p : config.pool.plugin_paths) paths.insert(paths.begin(), p.string());
   mathpool::Pool pool = catalogue_pool(paths);
   mathpool::check_analyses(config, pool);
-  std::cout << fmt::format("{}: ok: {} analyses, {} tasks\n", config_file, config.analyses.size(),
-                           plan.size());
+  // Counted, never generated: a sweep of any size validates at once.
+  std::uint64_t total = 0;
+  for (const auto& entry : config.analyses) total += entry.task_count();
+  std::cout << fmt::format("{}: ok: {} analyses, {} tasks\n", config_file, config.analyses.size(), total);
+  for (const auto& entry : config.analyses)
+    std::cout << fmt::format("  {}: {} tasks ({} parameter sets x {} repeats)\n", entry.name, entry.task_count(),
+                             entry.parameter_sets(), entry.repeat);
   return kExitOk;
 }
 

@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "csv.hpp"
+#include "sweep.hpp"
 #include "yaml_value.hpp"
 
 namespace mathpool {
@@ -135,31 +136,104 @@ void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
     options.chunk_size = r.scalar(n, "pool.chunk_size") == "auto" ? 0 : r.integer(n, "pool.chunk_size", 1);
 }
 
-std::vector<Value> read_sweep_values(const Reader& r, const YAML::Node& node, const std::string& key) {
-  if (node.IsSequence()) {
-    Value list = r.value(node, key);
-    if (list.empty()) r.fail(node, key, "a sweep needs at least one value");
-    return {list.begin(), list.end()};
-  }
-  if (node.IsMap()) {
-    r.expect_map(node, key, {"csv"});
-    if (!node["csv"]) r.fail(node, key, "expected {csv: FILE} or a list");
-    const fs::path csv = r.relative(r.scalar(node["csv"], key + ".csv"));
-    std::vector<Value> rows;
-    try {
-      rows = detail::read_integer_csv(csv);
-    } catch (const std::runtime_error& e) {
-      r.fail(node["csv"], key + ".csv", e.what());
+// An integer of a range: START, STOP or STEP.
+std::int64_t range_integer(const Reader& r, const YAML::Node& node, const std::string& key) {
+  const Value v = r.value(node, key);
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(INT64_MAX)))
+    r.fail(node, key, fmt::format("'{}' is not a 64-bit integer", node.IsScalar() ? node.Scalar() : v.dump()));
+  return v.get<std::int64_t>();
+}
+
+// {range: [START, STOP]} or {range: [START, STOP, STEP]}, as Python's range.
+detail::IntegerRange read_range(const Reader& r, const YAML::Node& node, const std::string& key) {
+  const YAML::Node bounds = node["range"];
+  if (!bounds.IsSequence() || bounds.size() < 2 || bounds.size() > 3)
+    r.fail(bounds, key + ".range", "expected [START, STOP] or [START, STOP, STEP]");
+  const std::int64_t start = range_integer(r, bounds[0], key + ".range[0]");
+  const std::int64_t stop = range_integer(r, bounds[1], key + ".range[1]");
+  const std::int64_t step = bounds.size() == 3 ? range_integer(r, bounds[2], key + ".range[2]") : 1;
+  if (step == 0) r.fail(bounds[2], key + ".range[2]", "the step must not be 0");
+  const detail::IntegerRange range = detail::make_range(start, stop, step);
+  if (range.count == 0)
+    r.fail(bounds, key + ".range", fmt::format("range [{}, {}, {}] is empty; a sweep needs at least one value",
+                                               start, stop, step));
+  return range;
+}
+
+std::vector<Value> read_list(const Reader& r, const YAML::Node& node, const std::string& key) {
+  Value list = r.value(node, key);
+  if (list.empty()) r.fail(node, key, "a sweep needs at least one value");
+  return {list.begin(), list.end()};
+}
+
+SweepAxis read_product(const Reader& r, const YAML::Node& node, const std::string& name, const std::string& key) {
+  const YAML::Node positions = node["product"];
+  if (!positions.IsSequence() || positions.size() == 0)
+    r.fail(positions, key + ".product", "expected a non-empty list of lists or {range: ...}");
+  std::vector<detail::ProductFactor> factors;
+  for (std::size_t i = 0; i < positions.size(); ++i) {
+    const std::string at = fmt::format("{}.product[{}]", key, i);
+    detail::ProductFactor factor;
+    if (positions[i].IsSequence()) {
+      for (const Value& v : read_list(r, positions[i], at)) factor.list.add(v);
+    } else if (positions[i].IsMap()) {
+      r.expect_map(positions[i], at, {"range"});
+      if (!positions[i]["range"]) r.fail(positions[i], at, "expected a list or {range: ...}");
+      factor.range = read_range(r, positions[i], at);
+    } else {
+      r.fail(positions[i], at, "expected a list or {range: ...}");
     }
-    if (rows.empty()) r.fail(node["csv"], key + ".csv", fmt::format("{} has no data rows", csv.string()));
-    return rows;
+    factors.push_back(std::move(factor));
   }
-  r.fail(node, key, "a sweep takes a list of values or {csv: FILE}");
+  return detail::product_axis(name, std::move(factors));
+}
+
+detail::HeaderCsv read_csv_with_header(const Reader& r, const YAML::Node& file, const std::string& key) {
+  const fs::path csv = r.relative(r.scalar(file, key));
+  detail::HeaderCsv table;
+  try {
+    table = detail::read_header_csv(csv);
+  } catch (const std::runtime_error& e) {
+    r.fail(file, key, e.what());
+  }
+  if (table.rows.empty()) r.fail(file, key, fmt::format("{} has no data rows", csv.string()));
+  return table;
+}
+
+// One `sweep` key: a list, {range}, {csv}, {csv, column} or {product}.
+SweepAxis read_sweep_axis(const Reader& r, const YAML::Node& node, const std::string& name, const std::string& key) {
+  if (node.IsSequence()) return detail::list_axis(name, read_list(r, node, key));
+  if (!node.IsMap()) r.fail(node, key, "a sweep takes a list, {range: ...}, {csv: FILE}, or {product: ...}");
+  r.expect_map(node, key, {"csv", "column", "range", "product"});
+  if (node["range"] && node.size() == 1) return detail::range_axis(name, read_range(r, node, key));
+  if (node["product"] && node.size() == 1) return read_product(r, node, name, key);
+  if (!node["csv"] || node["range"] || node["product"])
+    r.fail(node, key, "expected one of {range: ...}, {csv: FILE}, {csv: FILE, column: NAME}, {product: ...}");
+  if (const YAML::Node column = node["column"]) {
+    const std::string wanted = r.scalar(column, key + ".column");
+    const detail::HeaderCsv table = read_csv_with_header(r, node["csv"], key + ".csv");
+    const auto at = std::find(table.header.begin(), table.header.end(), wanted);
+    if (at == table.header.end())
+      r.fail(column, key + ".column", fmt::format("no column '{}' in the CSV header", wanted));
+    std::vector<Value> values;
+    values.reserve(table.rows.size());
+    for (const auto& row : table.rows) values.push_back(row[std::size_t(at - table.header.begin())]);
+    return detail::list_axis(name, values);
+  }
+  const fs::path csv = r.relative(r.scalar(node["csv"], key + ".csv"));
+  std::vector<Value> rows;
+  try {
+    rows = detail::read_integer_csv(csv);
+  } catch (const std::runtime_error& e) {
+    r.fail(node["csv"], key + ".csv", e.what());
+  }
+  if (rows.empty()) r.fail(node["csv"], key + ".csv", fmt::format("{} has no data rows", csv.string()));
+  return detail::list_axis(name, rows);
 }
 
 AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t index) {
   const std::string at = fmt::format("analyses[{}]", index);
-  r.expect_map(node, at, {"name", "analysis", "params", "repeat", "sweep"});
+  r.expect_map(node, at, {"name", "analysis", "params", "repeat", "sweep", "rows"});
   AnalysisEntry entry;
   entry.line = node.Mark().line + 1;
   if (!node["name"]) r.fail(node, at + ".name", "is required");
@@ -172,23 +246,30 @@ AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t in
     if (params.IsMap()) entry.params = r.value(params, at + ".params");
   }
   if (auto repeat = node["repeat"]) entry.repeat = r.integer(repeat, at + ".repeat", 1);
+  std::set<std::string> keys;  // every parameter is set in one place only
+  for (const auto& item : entry.params.items()) keys.insert(item.key());
+  if (auto rows = node["rows"]) {
+    r.expect_map(rows, at + ".rows", {"csv"});
+    if (!rows["csv"]) r.fail(rows, at + ".rows", "expected {csv: FILE}");
+    detail::HeaderCsv table = read_csv_with_header(r, rows["csv"], at + ".rows.csv");
+    for (const std::string& column : table.header)
+      if (!keys.insert(column).second)
+        r.fail(rows["csv"], at + ".rows.csv", fmt::format("column '{}' is also set in params; set it in one place", column));
+    entry.sweep.push_back(detail::rows_axis(std::move(table.header), table.rows));
+  }
   if (auto sweep = node["sweep"]) {
     if (!sweep.IsMap()) r.fail(sweep, at + ".sweep", "must be a map of parameter: values");
+    std::set<std::string> seen;
     for (const auto& axis : sweep) {
       const std::string key = r.key_name(axis.first, at + ".sweep");
-      for (const SweepAxis& earlier : entry.sweep)
-        if (earlier.key == key) r.fail(axis.first, at + ".sweep." + key, "duplicate key");
-      if (entry.params.contains(key))
-        r.fail(axis.first, at + ".sweep." + key, "is also set in params; set it in one place");
-      entry.sweep.push_back({key, read_sweep_values(r, axis.second, at + ".sweep." + key)});
+      if (!seen.insert(key).second) r.fail(axis.first, at + ".sweep." + key, "duplicate key");
+      if (!keys.insert(key).second)
+        r.fail(axis.first, at + ".sweep." + key, "is also set in params or rows; set it in one place");
+      entry.sweep.push_back(read_sweep_axis(r, axis.second, key, at + ".sweep." + key));
     }
   }
-  // Refuse what could never be held in memory, before anything expands it.
-  constexpr double kMaxTasks = 1e8;
-  double tasks = entry.repeat;
-  for (const SweepAxis& axis : entry.sweep) tasks *= double(axis.values.size());
-  if (tasks > kMaxTasks)
-    r.fail(node, at, fmt::format("expands to {:.0f} tasks; at most {:.0f} are allowed", tasks, kMaxTasks));
+  if (entry.task_count() == UINT64_MAX)
+    r.fail(node, at, "expands to more tasks than can be counted (2^64)");
   return entry;
 }
 
@@ -203,7 +284,8 @@ RunConfig parse_config(const std::string& yaml, const fs::path& file) {
     throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", file.string(), e.mark.line + 1, e.msg));
   }
   if (root.IsNull()) throw ConfigError(fmt::format("{}:1: key 'analyses': is required", file.string()));
-  r.expect_map(root, "", {"pool", "plugin_path", "output", "analyses"});
+  // `anchors` holds YAML anchors for use below (e.g. `bit: &bit [0, 1]`); it is not read.
+  r.expect_map(root, "", {"pool", "plugin_path", "output", "analyses", "anchors"});
 
   RunConfig config;
   config.file = file;
@@ -246,22 +328,14 @@ RunConfig load_config(const fs::path& file) {
 
 std::vector<TaskPlan> expand_tasks(const RunConfig& config) {
   std::vector<TaskPlan> plan;
+  detail::Bytes params;
   for (const AnalysisEntry& entry : config.analyses) {
-    std::size_t combinations = 1;
-    for (const SweepAxis& axis : entry.sweep) combinations *= axis.values.size();
-    for (std::size_t task = 0; task < combinations; ++task) {
-      // Mixed-radix digits of `task`, the last axis varying fastest.
-      std::vector<std::size_t> digit(entry.sweep.size());
-      std::size_t rest = task;
-      for (std::size_t a = entry.sweep.size(); a-- > 0;) {
-        digit[a] = rest % entry.sweep[a].values.size();
-        rest /= entry.sweep[a].values.size();
-      }
-      Value params = entry.params;
-      for (std::size_t a = 0; a < entry.sweep.size(); ++a)
-        params[entry.sweep[a].key] = entry.sweep[a].values[digit[a]];
+    for (std::uint64_t task = 0; task < entry.parameter_sets(); ++task) {
+      params.clear();
+      entry.encode_params(task, params);
+      const Value decoded = detail::msgpack_to_value(params);
       for (int repeat = 0; repeat < entry.repeat; ++repeat)
-        plan.push_back({entry.name, entry.analysis, task, repeat, params});
+        plan.push_back({entry.name, entry.analysis, std::size_t(task), repeat, decoded});
     }
   }
   return plan;

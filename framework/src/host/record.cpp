@@ -1,114 +1,102 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <fstream>
 
 #include "mathpool/run.hpp"
+#include "record.hpp"
 
 namespace mathpool {
-namespace {
 
-// Integers past signed 64 bits become strings, as SPEC.md requires.
-void stringify_big_integers(Value& v) {
-  if (v.is_number_unsigned()) {
-    const auto u = v.get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(INT64_MAX)) v = std::to_string(u);
-  } else if (v.is_structured()) {
-    for (auto& item : v) stringify_big_integers(item);
-  }
-}
-
-}  // namespace
-
-namespace {
-
-Value outcome_fields(TaskResult result) {
-  Value fields = {{"status", result.status()}};
-  if (result.ok()) {
-    fields["result"] = std::move(result.result);
-  } else {
-    fields["error"] = {{"kind", std::string(to_string(result.error->kind))},
-                       {"message", result.error->message}};
-  }
-  fields["worker"] = result.worker;
-  fields["seconds"] = result.seconds;
-  return fields;
-}
-
-}  // namespace
+// Every record byte goes through one writer (msgpack_json.cpp), whether it
+// comes from a Value or straight from a worker's bytes.
 
 Value make_record(const TaskPlan& task, TaskResult result) {
   Value record = {{"run", task.run},       {"analysis", task.analysis}, {"task", task.task},
-                  {"repeat", task.repeat}, {"params", task.params}};
-  Value outcome = outcome_fields(std::move(result));
-  for (auto& [key, value] : outcome.items()) record[key] = std::move(value);
+                  {"repeat", task.repeat}, {"params", task.params},     {"status", result.status()}};
+  if (result.ok()) {
+    record["result"] = std::move(result.result);
+  } else {
+    record["error"] = {{"kind", std::string(to_string(result.error->kind))}, {"message", result.error->message}};
+  }
+  record["worker"] = result.worker;
+  record["seconds"] = result.seconds;
   return record;
 }
 
-namespace {
-
-bool has_big_integers(const Value& v) {
-  if (v.is_number_unsigned()) return v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX);
-  if (v.is_structured())
-    for (const auto& item : v)
-      if (has_big_integers(item)) return true;
-  return false;
+std::string format_record(Value record) {
+  std::string line;
+  detail::append_value_json(line, record);
+  return line;
 }
 
-// Appends `v` as record JSON; copies only when a big integer must become a string.
-void append_json(std::string& out, const Value& v) {
-  if (has_big_integers(v)) {
-    Value copy = v;
-    stringify_big_integers(copy);
-    out += copy.dump(-1, ' ', false, Value::error_handler_t::replace);
-  } else {
-    out += v.dump(-1, ' ', false, Value::error_handler_t::replace);
-  }
-}
-
-void append_string(std::string& out, const std::string& text) {
-  out += Value(text).dump(-1, ' ', false, Value::error_handler_t::replace);
-}
-
-}  // namespace
-
-// Built by hand rather than as a Value: this runs once per task on the host's
-// hot path. The record tests check it against format_record(make_record()).
 std::string record_head(const TaskPlan& task) {
-  std::string head = "{\"run\":";
-  append_string(head, task.run);
-  head += ",\"analysis\":";
-  append_string(head, task.analysis);
-  head += ",\"task\":" + std::to_string(task.task) + ",\"repeat\":" + std::to_string(task.repeat);
-  head += ",\"params\":";
-  append_json(head, task.params);
-  head += ',';  // the record goes on with record_tail
+  detail::Bytes params;
+  detail::append_msgpack(params, task.params);
+  std::string head;
+  detail::append_record_head(head, detail::record_prefix(task.run, task.analysis), task.task, task.repeat, params);
   return head;
 }
 
 std::string record_tail(TaskResult result) {
-  std::string tail = "\"status\":\"";
-  tail += result.status();
-  if (result.ok()) {
-    tail += "\",\"result\":";
-    append_json(tail, result.result);
-  } else {
-    tail += "\",\"error\":{\"kind\":\"";
-    tail += to_string(result.error->kind);
-    tail += "\",\"message\":";
-    append_string(tail, result.error->message);
-    tail += '}';
-  }
-  tail += ",\"worker\":" + std::to_string(result.worker) + ",\"seconds\":";
-  tail += Value(result.seconds).dump();
-  tail += '}';
+  detail::RawResult raw;
+  raw.error = std::move(result.error);
+  raw.worker = result.worker;
+  raw.seconds = result.seconds;
+  if (!raw.error) detail::append_msgpack(raw.payload, result.result);
+  std::string tail;
+  detail::append_record_tail(tail, raw);
   return tail;
 }
 
-std::string format_record(Value record) {
-  stringify_big_integers(record);
-  return record.dump(-1, ' ', false, Value::error_handler_t::replace);
+namespace detail {
+
+std::string record_prefix(std::string_view run, std::string_view analysis) {
+  std::string prefix = "{\"run\":";
+  append_json_string(prefix, run);
+  prefix += ",\"analysis\":";
+  append_json_string(prefix, analysis);
+  prefix += ",\"task\":";
+  return prefix;
 }
+
+void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
+                        std::string_view params) {
+  char number[24];
+  out += prefix;
+  out.append(number, std::to_chars(number, number + sizeof number, task).ptr);
+  out += ",\"repeat\":";
+  out.append(number, std::to_chars(number, number + sizeof number, repeat).ptr);
+  out += ",\"params\":";
+  append_msgpack_json(out, params);
+  out += ',';  // the record goes on with its tail
+}
+
+void append_record_tail(std::string& out, const RawResult& result) {
+  out += "\"status\":\"";
+  if (!result.error) {
+    out += "ok\",\"result\":";
+    append_msgpack_json(out, result.payload);
+  } else {
+    TaskResult status_only;
+    status_only.error = TaskError{result.error->kind, {}};
+    out += status_only.status();
+    out += "\",\"error\":{\"kind\":\"";
+    out += to_string(result.error->kind);
+    out += "\",\"message\":";
+    append_json_string(out, result.error->message);
+    out += '}';
+  }
+  char number[24];
+  out += ",\"worker\":";
+  out.append(number, std::to_chars(number, number + sizeof number, result.worker).ptr);
+  out += ",\"seconds\":";
+  append_json_float(out, result.seconds);
+  out += '}';
+}
+
+}  // namespace detail
 
 std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {
   std::set<RecordKey> done;
@@ -122,14 +110,16 @@ std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {
       cut = true;
       break;
     }
-    Value record = Value::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.is_object() || !record.contains("run") ||
-        !record.contains("task") || !record.contains("repeat"))
+    const Value record = Value::parse(line, nullptr, false);
+    const auto field = [&](const char* key) { return record.is_object() ? record.find(key) : record.end(); };
+    const auto run = field("run"), task = field("task"), repeat = field("repeat");
+    if (record.is_discarded() || !record.is_object() || run == record.end() || !run->is_string() ||
+        task == record.end() || !task->is_number_unsigned() || repeat == record.end() ||
+        !repeat->is_number_unsigned())
       throw std::runtime_error(output.string() + ":" + std::to_string(number) +
                                ": not a result record; refusing to resume into this file");
     good_end += static_cast<std::streamoff>(line.size()) + 1;
-    done.emplace(record["run"].get<std::string>(), record["task"].get<std::size_t>(),
-                 record["repeat"].get<int>());
+    done.emplace(run->get<std::string>(), task->get<std::size_t>(), repeat->get<int>());
   }
   if (cut) {
     in.close();

@@ -1,5 +1,6 @@
 #include "mathpool/run.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,10 @@
 #include <fmt/format.h>
 
 #include "plugin_search.hpp"
+#include "record.hpp"
+#include "resume.hpp"
+#include "stream_core.hpp"
+#include "sweep.hpp"
 
 namespace mathpool {
 namespace {
@@ -23,11 +28,11 @@ using Clock = std::chrono::steady_clock;
 // "done/total, rate, ETA" on one refreshed stderr line.
 class Progress {
  public:
-  Progress(bool enabled, std::size_t total) : enabled_(enabled), total_(total) {}
+  Progress(bool enabled, std::uint64_t total) : enabled_(enabled), total_(total) {}
   ~Progress() {
     if (enabled_ && shown_) std::fputs("\n", stderr);
   }
-  void update(std::size_t done, bool force = false) {
+  void update(std::uint64_t done, bool force = false) {
     if (!enabled_) return;
     const auto now = Clock::now();
     if (!force && now - last_ < std::chrono::milliseconds(200)) return;
@@ -36,13 +41,14 @@ class Progress {
     const double elapsed = std::chrono::duration<double>(now - start_).count();
     const double rate = elapsed > 0 ? double(done) / elapsed : 0;
     const double eta = rate > 0 ? double(total_ - done) / rate : 0;
-    std::fprintf(stderr, "\r%zu/%zu tasks  %.1f/s  ETA %.0fs   ", done, total_, rate, eta);
+    std::fprintf(stderr, "\r%llu/%llu tasks  %.1f/s  ETA %.0fs   ", (unsigned long long)done,
+                 (unsigned long long)total_, rate, eta);
     std::fflush(stderr);
   }
 
  private:
   bool enabled_;
-  std::size_t total_;
+  std::uint64_t total_;
   bool shown_ = false;
   Clock::time_point start_ = Clock::now();
   Clock::time_point last_{};
@@ -77,80 +83,176 @@ PoolOptions pool_options_for(const RunConfig& config, std::size_t task_count) {
   return options;
 }
 
-RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out,
-                    const RunOptions& options) {
-  RunSummary summary;
-  summary.planned = plan.size();
-  std::vector<TaskSpec> specs;
-  specs.reserve(plan.size());
-  for (const TaskPlan& task : plan) specs.push_back({task.analysis, task.params});
-  auto futures = pool.submit_all(std::move(specs));
+namespace {
 
-  Progress progress(options.progress, futures.size());
-  for (std::size_t i = 0; i < futures.size(); ++i) {
-    for (;;) {
-      // Checked before every record, not only while waiting: a steady stream
-      // of results must not hide an interrupt.
-      if (options.interrupted && options.interrupted()) {
-        summary.interrupted = true;
-        pool.cancel_pending({ErrorKind::crashed, "interrupted"});
-        return summary;  // records written so far stay; resume runs the rest
-      }
-      if (futures[i].wait_for(std::chrono::seconds(0)) == std::future_status::ready) break;
-      // Poll instead of blocking on each future: the dispatcher then need not
-      // wake this thread once per task, and results are drained in bursts.
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      progress.update(i);
-    }
-    TaskResult result = futures[i].get();
-    ++(result.ok() ? summary.ok : summary.failed);
-    futures[i] = {};  // release the shared state now
-    // Formatted here, while the workers go on with later tasks.
-    out << record_head(plan[i]) << record_tail(std::move(result)) << '\n';
-    // Flush whenever nothing else is ready, so a killed run keeps every record.
-    if (i + 1 == futures.size() ||
-        futures[i + 1].wait_for(std::chrono::seconds(0)) != std::future_status::ready)
-      out.flush();
-    if (!out) {
+// Where records go: a file descriptor, or a stream (run_plan's callers).
+using WriteRecords = std::function<bool(std::string_view)>;
+
+// Hands tasks to the run one at a time: its record head, analysis and
+// encoded parameters. False when there are no more.
+using NextTask = std::function<bool(std::string& head, std::string_view& analysis, detail::Bytes& params)>;
+
+// The run's loop: keeps the stream's window full, writes records in task
+// order as soon as each and every earlier one is done, flushes whenever it
+// would wait, polls for an interrupt before every record.
+RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total, const WriteRecords& write,
+                      const RunOptions& options, bool terminate_on_interrupt) {
+  RunSummary summary;
+  TaskStream stream(pool);
+  TaskStream::Core& core = stream.core();
+  std::vector<std::string> heads(core.window());  // reused: no allocation per task
+  std::uint64_t pushed = 0, written = 0;
+  std::string buffer;
+  constexpr std::size_t kWriteBytes = 64 * 1024;
+  Progress progress(options.progress, total);
+  bool more = true;
+  detail::Bytes params;
+  auto write_buffer = [&] {
+    if (buffer.empty()) return;
+    if (!write(buffer)) {
       pool.cancel_pending({ErrorKind::crashed, "the output cannot be written"});
-      throw Error(ErrorKind::plugin_error,
-                  fmt::format("cannot write the output ({})", std::strerror(errno)));
+      throw Error(ErrorKind::io_error, fmt::format("cannot write the output ({})", std::strerror(errno)));
     }
-    progress.update(i + 1, i + 1 == futures.size());
+    buffer.clear();
+  };
+  for (;;) {
+    while (more && !core.full()) {
+      std::string& head = heads[pushed % heads.size()];
+      head.clear();
+      params.clear();
+      std::string_view analysis;
+      if (!(more = next_task(head, analysis, params))) break;
+      core.push(analysis, std::move(params));
+      params = detail::Bytes();
+      ++pushed;
+    }
+    if (core.in_flight() == 0) break;
+    if (!core.next_ready()) {
+      write_buffer();  // about to wait: everything done so far goes out now
+      while (!core.wait_next(std::chrono::milliseconds(50))) {
+        if (options.interrupted && options.interrupted()) break;
+        progress.update(written);
+      }
+    }
+    // Checked before every record, not only while waiting: a steady stream
+    // of results must not hide an interrupt.
+    if (options.interrupted && options.interrupted()) {
+      write_buffer();
+      summary.interrupted = true;
+      if (terminate_on_interrupt) pool.terminate();
+      else pool.cancel_pending({ErrorKind::crashed, "interrupted"});
+      return summary;  // records written so far stay; resume runs the rest
+    }
+    detail::RawResult result = core.take();
+    ++(result.error ? summary.failed : summary.ok);
+    buffer += heads[written % heads.size()];
+    detail::append_record_tail(buffer, result);
+    buffer += '\n';
+    ++written;
+    if (buffer.size() >= kWriteBytes) write_buffer();
+    progress.update(written, written == total);
   }
+  write_buffer();
+  return summary;
+}
+
+bool write_fd(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(std::size_t(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out, const RunOptions& options) {
+  std::size_t next = 0;
+  const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params) {
+    if (next == plan.size()) return false;
+    const TaskPlan& task = plan[next++];
+    detail::append_msgpack(params, task.params.is_null() ? Value::object() : task.params);
+    detail::append_record_head(head, detail::record_prefix(task.run, task.analysis), task.task, task.repeat, params);
+    analysis = task.analysis;
+    return true;
+  };
+  const WriteRecords write = [&](std::string_view bytes) {
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+    out.flush();
+    return bool(out);
+  };
+  RunSummary summary = run_stream(pool, next_task, plan.size(), write, options, false);
+  summary.planned = plan.size();
   return summary;
 }
 
 RunSummary run_config(const RunConfig& config, const RunOptions& options) {
-  std::vector<TaskPlan> plan = expand_tasks(config);
-  const std::size_t planned = plan.size();
+  std::uint64_t planned = 0;
+  for (const AnalysisEntry& entry : config.analyses)
+    planned = detail::saturating_product(1, planned + entry.task_count());
+  std::optional<detail::FinishedTasks> finished;
   if (options.resume) {
     if (!config.output) throw ConfigError("--resume needs an output file, not standard output");
-    const auto done = read_finished_records(*config.output);
-    std::erase_if(plan, [&](const TaskPlan& t) { return done.count({t.run, t.task, t.repeat}) > 0; });
+    finished = detail::scan_for_resume(config, *config.output);
   }
-  const std::size_t to_run = plan.size();
-  Pool pool(pool_options_for(config, std::max<std::size_t>(to_run, 1)));
-  check_analyses(config, pool);
-
-  std::ofstream file;
-  if (config.output) {
-    file.open(*config.output, options.resume ? std::ios::app : std::ios::trunc);
-    if (!file)
-      throw ConfigError(fmt::format("cannot write output file {} ({})", config.output->string(),
-                                    std::strerror(errno)));
-  }
-  std::ostream& out = config.output ? static_cast<std::ostream&>(file) : std::cout;
+  const std::uint64_t to_run = planned - (finished ? finished->count() : 0);
   RunSummary summary;
-  try {
-    summary = run_plan(pool, std::move(plan), out, options);
-  } catch (...) {
-    pool.terminate();  // do not wait for the rest of a run that has failed
-    throw;
-  }
   summary.planned = planned;
   summary.skipped = planned - to_run;
-  if (summary.interrupted) pool.terminate();
+  if (to_run == 0) return summary;  // nothing left: no pool is started
+
+  Pool pool(pool_options_for(config, std::size_t(std::min<std::uint64_t>(to_run, 1u << 30))));
+  check_analyses(config, pool);
+
+  int fd = STDOUT_FILENO;
+  if (config.output) {
+    fd = ::open(config.output->c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (options.resume ? O_APPEND : O_TRUNC), 0666);
+    if (fd < 0)
+      throw ConfigError(fmt::format("cannot write output file {} ({})", config.output->string(), std::strerror(errno)));
+  }
+  // Tasks in run order: entries, their parameter sets, their repeats; those
+  // with records already are skipped before anything is encoded.
+  std::size_t e = 0;
+  std::uint64_t task = 0;
+  int repeat = 0;
+  std::string prefix = detail::record_prefix(config.analyses[0].name, config.analyses[0].analysis);
+  const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params) {
+    for (;;) {
+      if (e == config.analyses.size()) return false;
+      const AnalysisEntry& entry = config.analyses[e];
+      if (task == entry.parameter_sets()) {
+        task = 0;
+        if (++e < config.analyses.size())
+          prefix = detail::record_prefix(config.analyses[e].name, config.analyses[e].analysis);
+        continue;
+      }
+      const std::uint64_t index = task * std::uint64_t(entry.repeat) + std::uint64_t(repeat);
+      const std::uint64_t this_task = task;
+      const int this_repeat = repeat;
+      if (++repeat == entry.repeat) repeat = 0, ++task;
+      if (finished && finished->contains(e, index)) continue;
+      entry.encode_params(this_task, params);
+      detail::append_record_head(head, prefix, this_task, this_repeat, params);
+      analysis = entry.analysis;
+      return true;
+    }
+  };
+  const WriteRecords write = [fd](std::string_view bytes) { return write_fd(fd, bytes); };
+  RunSummary ran;
+  try {
+    ran = run_stream(pool, next_task, to_run, write, options, true);
+  } catch (...) {
+    pool.terminate();  // do not wait for the rest of a run that has failed
+    if (fd != STDOUT_FILENO) ::close(fd);
+    throw;
+  }
+  if (fd != STDOUT_FILENO && ::close(fd) != 0)
+    throw Error(ErrorKind::io_error, fmt::format("cannot write the output ({})", std::strerror(errno)));
+  summary.ok = ran.ok;
+  summary.failed = ran.failed;
+  summary.interrupted = ran.interrupted;
   return summary;
 }
 

@@ -85,4 +85,6 @@ Value convert(const YAML::Node& node, const std::string& path) {
 
 Value yaml_to_value(const YAML::Node& node) { return convert(node, ""); }
 
+Value typed_scalar(const std::string& text) { return plain_scalar(text); }
+
 }  // namespace mathpool::detail

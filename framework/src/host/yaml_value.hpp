@@ -25,4 +25,8 @@ class YamlValueError : public std::invalid_argument {
 // integer beyond 64 bits, a map key that is not a scalar, or a repeated key.
 Value yaml_to_value(const YAML::Node& node);
 
+// A plain scalar's text typed as yaml_to_value types it (a CSV cell, say).
+// Throws std::invalid_argument for an integer beyond 64 bits.
+Value typed_scalar(const std::string& text);
+
 }  // namespace mathpool::detail

@@ -5,12 +5,13 @@
 
 namespace mathpool {
 namespace {
-constexpr std::array<std::pair<ErrorKind, std::string_view>, 5> kKindNames{{
+constexpr std::array<std::pair<ErrorKind, std::string_view>, 6> kKindNames{{
     {ErrorKind::invalid_params, "invalid_params"},
     {ErrorKind::plugin_error, "plugin_error"},
     {ErrorKind::timeout, "timeout"},
     {ErrorKind::crashed, "crashed"},
     {ErrorKind::memory, "memory"},
+    {ErrorKind::io_error, "io_error"},
 }};
 }  // namespace
 

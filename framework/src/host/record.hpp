@@ -1,0 +1,22 @@
+// record.hpp: result records written straight from bytes: the head from the
+// task's encoded parameters, the tail from the worker's encoded result.
+// Byte for byte what format_record(make_record(...)) writes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "completion.hpp"
+
+namespace mathpool::detail {
+
+// `{"run":RUN,"analysis":ANALYSIS,"task":` : the same for every task of an entry.
+std::string record_prefix(std::string_view run, std::string_view analysis);
+// prefix . TASK ,"repeat": REPEAT ,"params": PARAMS ,
+void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
+                        std::string_view params);
+// "status":...,"result" or "error":...,"worker":...,"seconds":...}
+void append_record_tail(std::string& out, const RawResult& result);
+
+}  // namespace mathpool::detail

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include <fmt/format.h>
@@ -86,15 +87,22 @@ void run_setup(PluginLoader& loader, LoadedAnalysis& analysis) {
   if (current.page) current.page->in_setup.store(0, std::memory_order_release);
 }
 
+// Replies held back must never wait behind a long task: before a task of an
+// analysis not known to be quick (below kQuickTaskNs last time), they go out.
+constexpr std::int64_t kQuickTaskNs = 100000;
+std::map<const LoadedAnalysis*, std::int64_t> last_task_ns;
+
 // Runs one request and queues its reply; returns the reply's flags.
 std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& request) {
+  LoadedAnalysis* analysis = loader.find(std::string(request.analysis));
+  const auto known = last_task_ns.find(analysis);
+  if (channel.has_queued() && (known == last_task_ns.end() || known->second >= kQuickTaskNs)) channel.flush();
   const auto start = monotonic_ns();
   ProgressPage& page = *current.page;
   page.started_ns.store(start, std::memory_order_relaxed);
   page.started.fetch_add(1, std::memory_order_release);
   std::optional<TaskError> error;
   std::optional<Outcome> outcome;
-  LoadedAnalysis* analysis = loader.find(std::string(request.analysis));
   if (analysis == nullptr) {
     error = TaskError{ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", request.analysis)};
   } else if (run_setup(loader, *analysis), analysis->setup_error) {
@@ -109,7 +117,9 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
       if (!outcome->ok) error = std::move(outcome->error);
     }
   }
-  const double seconds = double(monotonic_ns() - start) * 1e-9;
+  const std::int64_t took = monotonic_ns() - start;
+  last_task_ns[analysis] = took;
+  const double seconds = double(took) * 1e-9;
   std::uint8_t flags = 0;
   if (error) {
     // After std::bad_alloc the heap may be in any state: ask to be replaced.
@@ -155,7 +165,8 @@ Value handshake(PluginLoader& loader, const Value& hello) {
 }
 
 // Replies are batched: they go out when the input runs dry, every
-// millisecond, or past 64 KiB. Blame stays exact through the progress page.
+// millisecond, past 64 KiB, or before a task that may be long (run_task).
+// Blame stays exact through the progress page.
 int serve_tasks(Channel& channel, PluginLoader& loader) {
   constexpr std::int64_t kFlushEveryNs = 1000000;
   constexpr std::size_t kFlushBytes = 64 * 1024;

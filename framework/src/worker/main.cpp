@@ -97,6 +97,7 @@ Channel* current_channel = nullptr;
 
 Value handshake(PluginLoader& loader, const Value& hello) {
   apply_memory_limit(hello.value("memory_limit", std::int64_t{0}));
+  loader.allow_insecure(hello.value("allow_insecure_plugins", false));
   loader.on_setup([](const std::string& name) {
     if (current_channel) current_channel->send({{"type", "setup"}, {"analysis", name}});
   });

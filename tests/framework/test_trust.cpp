@@ -150,7 +150,8 @@ TEST(TrustDirectory, SymlinkToAFileInAWritableDirectoryIsRefused) {
   EXPECT_TRUE(contains(host, "directory " + open_dir.string() + " is world-writable")) << host;
 }
 
-TEST(TrustDirectory, AllowInsecureReachesEveryWorker) {
+// In the "Pool" suite so that it also runs with zygote workers (see CMakeLists.txt).
+TEST(PoolTrust, AllowInsecureReachesEveryWorker) {
   TempDir dir;
   const fs::path file = copy_plugin(TESTKIT_PLUGIN, make_dir(dir, "open", 0777), "testkit.so");
   PoolOptions options = mathpool::test::test_pool_options(2);

@@ -340,6 +340,15 @@ TEST(InputCli, ZeroWorkersIsAClearMessage) {
   }
 }
 
+TEST(InputCli, HugeWorkersIsAShortMessage) {
+  TempDir dir;
+  const fs::path config = dir.write("run.yaml", kEntry);
+  const Measured m = run_measured(dir, {"run", config.string(), "--workers", kHugeNumber});
+  EXPECT_EQ(m.exit_code, 2) << describe(m);
+  EXPECT_NE(m.err.find("must be a whole number of at least 1"), std::string::npos) << describe(m);
+  EXPECT_LT(m.err.size(), 200u) << describe(m);
+}
+
 TEST(InputCli, UnknownCommandIsNamed) {
   TempDir dir;
   const Measured m = run_measured(dir, {"bogus"});

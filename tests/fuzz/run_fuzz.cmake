@@ -24,7 +24,7 @@ file(GLOB seeds "${SOURCE_DIR}/tests/fuzz/seeds-${TARGET}/*")
 # alias bomb, say) is a finding, reported as such, not an OOM kill of ctest.
 # The config loader must stay small and fast on any text; the channel may
 # legitimately buffer a frame of up to 256 MiB, so its limit is higher.
-if(TARGET STREQUAL "fuzz_config")
+if("${TARGET}" STREQUAL "fuzz_config")
   # max_len leaves room for huge scalars and deep nesting beyond the seeds'.
   set(limits -timeout=5 -rss_limit_mb=512 -malloc_limit_mb=256 -max_len=20000
              -dict=${SOURCE_DIR}/tests/fuzz/fuzz_config.dict)

@@ -122,7 +122,9 @@ std::string check_workers(const std::string& text) {
   } catch (const std::exception&) {
     n = 0;
   }
-  return n >= 1 ? "" : fmt::format("must be a whole number of at least 1, got '{}'", text);
+  if (n >= 1) return "";
+  const std::string shown = text.size() <= 20 ? text : text.substr(0, 20) + "...";
+  return fmt::format("must be a whole number of at least 1, got '{}'", shown);
 }
 
 // Names an unknown command instead of CLI11's "A subcommand is required"; an

@@ -84,8 +84,28 @@ class Converter {
  public:
   explicit Converter(YamlBudget& budget) : budget_(budget) {}
 
-  Value convert(const YAML::Node& node, const PathStep* at, int depth) {
+  // Spends the budget on `node` and all below it, without building anything:
+  // an alias bomb is refused after a cheap walk, before any Value is made.
+  void measure(const YAML::Node& node, const PathStep* at, int depth) {
     spend(node, at, depth);
+    if (node.IsSequence()) {
+      std::size_t i = 0;
+      for (const auto& item : node) {
+        const PathStep step{at, {}, i++, true};
+        measure(item, &step, depth + 1);
+      }
+    } else if (node.IsMap()) {
+      for (const auto& item : node) {
+        const std::string_view key =
+            item.first.IsScalar() ? std::string_view(item.first.Scalar()) : std::string_view("?");
+        const PathStep step{at, key, 0, false};
+        measure(item.second, &step, depth + 1);
+      }
+    }
+  }
+
+  // Converts a node that measure() accepted.
+  Value convert(const YAML::Node& node, const PathStep* at, int depth) {
     switch (node.Type()) {
       case YAML::NodeType::Null:
       case YAML::NodeType::Undefined:
@@ -152,7 +172,9 @@ class Converter {
 }  // namespace
 
 Value yaml_to_value(const YAML::Node& node, YamlBudget& budget) {
-  return Converter(budget).convert(node, nullptr, 0);
+  Converter converter(budget);
+  converter.measure(node, nullptr, 0);
+  return converter.convert(node, nullptr, 0);
 }
 
 Value yaml_to_value(const YAML::Node& node) {

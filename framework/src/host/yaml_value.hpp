@@ -26,7 +26,11 @@ class YamlValueError : public std::invalid_argument {
 // tree (an "alias bomb"), so every node visited counts, each time it is
 // visited; one budget is shared by all conversions of a config.
 struct YamlBudget {
+#ifdef MATHPOOL_YAML_NODE_BUDGET  // smaller in the fuzz build, whose sanitizers are ~10x slower
+  static constexpr std::size_t kDefaultNodes = MATHPOOL_YAML_NODE_BUDGET;
+#else
   static constexpr std::size_t kDefaultNodes = 1'000'000;
+#endif
   static constexpr int kMaxDepth = 64;
   std::size_t nodes_left = kDefaultNodes;
 };

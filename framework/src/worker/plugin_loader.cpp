@@ -102,7 +102,9 @@ void PluginLoader::load(const std::filesystem::path& file) {
     throw Error(ErrorKind::plugin_error, fmt::format("plugin {}: {}", file.string(), reason));
   };
   // Checked and loaded through one descriptor: a file swapped in after the
-  // check is never the one loaded.
+  // check is never the one loaded. (The price: the plugin's $ORIGIN reads as
+  // /proc/self/fd, so its dependencies must be on the default search path or
+  // already loaded, as the SDK library is, the worker being linked to it.)
   PluginFile opened = PluginFile::open(file, allow_insecure_);
   if (!opened.ok()) fail(opened.problem());
   const std::string by_fd = unused_fd_name(opened);

@@ -191,7 +191,7 @@ TEST(ConfigOptions, EntryFields) {
 
 TEST(ConfigLoad, LoadConfigReadsTheFileAndResolvesAgainstItsFolder) {
   mathpool::test::TempDir dir;
-  fs::create_directories(dir.path() / "sub");
+  fs::create_directories(dir.path() / "sub" / "p");  // a config file's plugin_path must exist
   const fs::path file = dir.write("sub/run.yaml", "output: r.jsonl\nplugin_path: p\n" + kAnalyses);
   const RunConfig config = mathpool::load_config(file);
   EXPECT_EQ(config.file, file);

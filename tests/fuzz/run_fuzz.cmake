@@ -4,23 +4,35 @@ find_program(CLANGXX NAMES clang++ clang++-14)
 if(NOT CLANGXX)
   message(FATAL_ERROR "clang++ is needed for the fuzz tests (Debian: clang, libclang-rt-14-dev)")
 endif()
-if(NOT EXISTS "${WORK_DIR}/build/${TARGET}")
+if(NOT EXISTS "${WORK_DIR}/build/CMakeCache.txt")
   execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/fuzz" -B "${WORK_DIR}/build"
                           -DCMAKE_CXX_COMPILER=${CLANGXX} -DMATHPOOL_SOURCE_DIR=${SOURCE_DIR}
                           -DCMAKE_BUILD_TYPE=Debug RESULT_VARIABLE rc OUTPUT_QUIET)
   if(rc)
     message(FATAL_ERROR "configuring the fuzz targets failed: ${rc}")
   endif()
-  execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build" --target ${TARGET}
-                  RESULT_VARIABLE rc)
-  if(rc)
-    message(FATAL_ERROR "building ${TARGET} failed: ${rc}")
-  endif()
+endif()
+# Always (incrementally) built, so the target fuzzes the current sources.
+execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build" --target ${TARGET}
+                RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "building ${TARGET} failed: ${rc}")
 endif()
 file(MAKE_DIRECTORY "${WORK_DIR}/corpus-${TARGET}")
 file(GLOB seeds "${SOURCE_DIR}/tests/fuzz/seeds-${TARGET}/*")
-execute_process(COMMAND "${WORK_DIR}/build/${TARGET}" -max_total_time=${SECONDS} -timeout=10
-                        -rss_limit_mb=2048 "${WORK_DIR}/corpus-${TARGET}"
+# Per-input limits: an input that takes seconds or hundreds of megabytes (an
+# alias bomb, say) is a finding, reported as such, not an OOM kill of ctest.
+# The config loader must stay small and fast on any text; the channel may
+# legitimately buffer a frame of up to 256 MiB, so its limit is higher.
+if("${TARGET}" STREQUAL "fuzz_config")
+  # max_len leaves room for huge scalars and deep nesting beyond the seeds'.
+  set(limits -timeout=5 -rss_limit_mb=512 -malloc_limit_mb=256 -max_len=20000
+             -dict=${SOURCE_DIR}/tests/fuzz/fuzz_config.dict)
+else()
+  set(limits -timeout=10 -rss_limit_mb=2048)
+endif()
+execute_process(COMMAND "${WORK_DIR}/build/${TARGET}" -max_total_time=${SECONDS} ${limits}
+                        "${WORK_DIR}/corpus-${TARGET}"
                         "${SOURCE_DIR}/tests/fuzz/seeds-${TARGET}"
                 WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE rc ERROR_VARIABLE log)
 string(REGEX MATCH "Done [0-9]+ runs[^\n]*" summary "${log}")

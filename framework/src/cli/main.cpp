@@ -1,5 +1,5 @@
 // mathpool: the command line. Subcommands run, plugins, describe, validate;
-// see SPEC.md. Exit status: 0 all ok, 1 some task failed, 2 nothing ran,
+// see the README. Exit status: 0 all ok, 1 some task failed, 2 nothing ran,
 // 130 interrupted.
 #include <unistd.h>
 
@@ -34,16 +34,17 @@ int fail(const std::string& message) {
 }
 
 // A one-worker pool that only reports what the plugins provide.
-mathpool::Pool catalogue_pool(const std::vector<std::string>& plugin_paths) {
+mathpool::Pool catalogue_pool(const std::vector<std::string>& plugin_paths, bool allow_insecure) {
   mathpool::PoolOptions options;
   options.workers = 1;
+  options.allow_insecure_plugins = allow_insecure;
   options.preload = std::vector<std::string>{};  // listing needs no setup
   for (const auto& p : plugin_paths) options.plugin_paths.emplace_back(p);
   return mathpool::Pool(options);
 }
 
 int cmd_run(const std::string& config_file, const std::string& output, int workers,
-            const std::vector<std::string>& plugin_paths, bool resume) {
+            const std::vector<std::string>& plugin_paths, bool resume, bool allow_insecure) {
   mathpool::RunConfig config = mathpool::load_config(config_file);
   if (!output.empty()) {
     config.output.reset();
@@ -51,6 +52,7 @@ int cmd_run(const std::string& config_file, const std::string& output, int worke
   }
   if (workers > 0) config.pool.workers = workers;
   for (const auto& p : plugin_paths) config.pool.plugin_paths.emplace_back(p);
+  if (allow_insecure) config.pool.allow_insecure_plugins = true;
 
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
@@ -66,16 +68,17 @@ int cmd_run(const std::string& config_file, const std::string& output, int worke
   return summary.failed == 0 ? kExitOk : kExitTaskFailed;
 }
 
-int cmd_plugins(const std::vector<std::string>& plugin_paths) {
-  mathpool::Pool pool = catalogue_pool(plugin_paths);
+int cmd_plugins(const std::vector<std::string>& plugin_paths, bool allow_insecure) {
+  mathpool::Pool pool = catalogue_pool(plugin_paths, allow_insecure);
   for (const mathpool::Value& a : pool.catalogue())
     std::cout << fmt::format("{:<20} {:<8} {}  {}\n", a.value("name", ""), a.value("version", ""),
                              a.value("plugin", ""), a.value("description", ""));
   return kExitOk;
 }
 
-int cmd_describe(const std::string& name, const std::vector<std::string>& plugin_paths) {
-  mathpool::Pool pool = catalogue_pool(plugin_paths);
+int cmd_describe(const std::string& name, const std::vector<std::string>& plugin_paths,
+                 bool allow_insecure) {
+  mathpool::Pool pool = catalogue_pool(plugin_paths, allow_insecure);
   const mathpool::Value* a = pool.find_analysis(name);
   if (!a) return fail(fmt::format("unknown analysis '{}'; `mathpool plugins` lists them", name));
   std::cout << fmt::format("{} {}: {}\nplugin: {}\n\nparameters:\n", a->value("name", ""),
@@ -95,11 +98,12 @@ int cmd_describe(const std::string& name, const std::vector<std::string>& plugin
   return kExitOk;
 }
 
-int cmd_validate(const std::string& config_file, const std::vector<std::string>& plugin_paths) {
+int cmd_validate(const std::string& config_file, const std::vector<std::string>& plugin_paths,
+                 bool allow_insecure) {
   mathpool::RunConfig config = mathpool::load_config(config_file);
   std::vector<std::string> paths = plugin_paths;
   for (const auto& p : config.pool.plugin_paths) paths.insert(paths.begin(), p.string());
-  mathpool::Pool pool = catalogue_pool(paths);
+  mathpool::Pool pool = catalogue_pool(paths, allow_insecure);
   mathpool::check_analyses(config, pool);
   // Counted, never generated: a sweep of any size validates at once.
   std::uint64_t total = 0;
@@ -111,6 +115,40 @@ int cmd_validate(const std::string& config_file, const std::vector<std::string>&
   return kExitOk;
 }
 
+// The worker count: a whole number of at least 1. (CLI11's own range check
+// would print the largest double as the upper bound.)
+std::string check_workers(const std::string& text) {
+  int n = 0;
+  try {
+    std::size_t used = 0;
+    n = std::stoi(text, &used);
+    if (used != text.size()) n = 0;
+  } catch (const std::exception&) {
+    n = 0;
+  }
+  if (n >= 1) return "";
+  const std::string shown = text.size() <= 20 ? text : text.substr(0, 20) + "...";
+  return fmt::format("must be a whole number of at least 1, got '{}'", shown);
+}
+
+// Names an unknown command instead of CLI11's "A subcommand is required"; an
+// empty string when `word` (the first argument) is fine.
+std::string unknown_command(const CLI::App& app, const std::string& word) {
+  if (word.empty() || word[0] == '-') return "";
+  std::string names;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (sub->get_name() == word) return "";
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  return fmt::format("unknown command '{}' (commands: {}; see mathpool --help)", word, names);
+}
+
+void add_plugin_options(CLI::App* command, std::vector<std::string>& plugin_paths, bool& allow_insecure) {
+  command->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+  command->add_flag("--allow-insecure-plugins", allow_insecure,
+                    "Load plugins even when other users could change them");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,26 +157,30 @@ int main(int argc, char** argv) {
   std::vector<std::string> plugin_paths;
   std::string config_file, output, analysis;
   int workers = 0;
-  bool resume = false;
+  bool resume = false, allow_insecure = false;
 
   auto* run = app.add_subcommand("run", "Run every task of a config, one result record per task");
   run->add_option("CONFIG", config_file, "YAML run configuration")->required();
   run->add_option("-o,--output", output, "Output file (- for standard output)");
-  run->add_option("--workers", workers, "Number of workers")->check(CLI::PositiveNumber);
-  run->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+  run->add_option("--workers", workers, "Number of workers")
+      ->check(CLI::Validator(check_workers, "N>=1", "workers"));
+  add_plugin_options(run, plugin_paths, allow_insecure);
   run->add_flag("--resume", resume, "Run only the tasks missing from the output file");
 
   auto* plugins = app.add_subcommand("plugins", "List the analyses the plugins provide");
-  plugins->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+  add_plugin_options(plugins, plugin_paths, allow_insecure);
 
   auto* describe = app.add_subcommand("describe", "Show an analysis's parameters and results");
   describe->add_option("ANALYSIS", analysis, "Analysis name, e.g. lfsr.cycles")->required();
-  describe->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+  add_plugin_options(describe, plugin_paths, allow_insecure);
 
   auto* validate = app.add_subcommand("validate", "Check a config without running anything");
   validate->add_option("CONFIG", config_file, "YAML run configuration")->required();
-  validate->add_option("--plugin-path", plugin_paths, "Plugin file or directory (repeatable)");
+  add_plugin_options(validate, plugin_paths, allow_insecure);
 
+  if (argc > 1) {
+    if (std::string unknown = unknown_command(app, argv[1]); !unknown.empty()) return fail(unknown);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -149,10 +191,10 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*run) return cmd_run(config_file, output, workers, plugin_paths, resume);
-    if (*plugins) return cmd_plugins(plugin_paths);
-    if (*describe) return cmd_describe(analysis, plugin_paths);
-    if (*validate) return cmd_validate(config_file, plugin_paths);
+    if (*run) return cmd_run(config_file, output, workers, plugin_paths, resume, allow_insecure);
+    if (*plugins) return cmd_plugins(plugin_paths, allow_insecure);
+    if (*describe) return cmd_describe(analysis, plugin_paths, allow_insecure);
+    if (*validate) return cmd_validate(config_file, plugin_paths, allow_insecure);
   } catch (const std::exception& e) {
     return fail(e.what());
   }

@@ -1,14 +1,17 @@
 #include "mathpool/config.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "csv.hpp"
+#include "scan.hpp"
 #include "sweep.hpp"
 #include "yaml_value.hpp"
 
@@ -54,24 +57,24 @@ class Reader {
     return node.Scalar();
   }
 
+  // A decimal integer in [min, INT32_MAX]; anything else names the key.
   int integer(const YAML::Node& node, const std::string& key, int min) const {
     const std::string text = scalar(node, key);
-    static const std::regex int_re("[-+]?[0-9]+");
-    if (!std::regex_match(text, int_re)) fail(node, key, fmt::format("'{}' is not an integer", text));
+    if (!detail::scan::is_integer(text))
+      fail(node, key, fmt::format("{} is not an integer", detail::quote_short(text)));
+    const char* begin = text.data() + (text[0] == '+' ? 1 : 0);
     std::int64_t v = 0;
-    try {
-      v = std::stoll(text);
-    } catch (const std::exception&) {
-      fail(node, key, fmt::format("'{}' is out of range", text));
-    }
+    if (std::from_chars(begin, text.data() + text.size(), v).ec != std::errc())
+      fail(node, key, fmt::format("{} is out of range", detail::quote_short(text)));
     if (v < min) fail(node, key, fmt::format("must be at least {}, got {}", min, v));
     if (v > INT32_MAX) fail(node, key, fmt::format("must be at most {}, got {}", INT32_MAX, v));
     return static_cast<int>(v);
   }
 
+  // The node as a Value, spending this config's node budget (see YamlBudget).
   Value value(const YAML::Node& node, const std::string& key) const {
     try {
-      return detail::yaml_to_value(node);
+      return detail::yaml_to_value(node, budget_);
     } catch (const detail::YamlValueError& e) {
       const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
       throw ConfigError(fmt::format("{}:{}: key '{}{}': {}", file_.string(), line, key, e.path, e.what()));
@@ -83,13 +86,76 @@ class Reader {
     return p.is_absolute() ? p : file_.parent_path() / p;
   }
 
+  // A plugin_path entry, resolved against the config's folder. A config read
+  // from a file has its entries checked here, where the line is known, rather
+  // than later by a worker that can only name the path.
+  fs::path plugin_path(const YAML::Node& node, const std::string& key) const {
+    const fs::path p = relative(scalar(node, key));
+    std::error_code ec;
+    if (fs::is_regular_file(file_, ec) && !fs::exists(p, ec))
+      fail(node, key, fmt::format("no such file or directory: {}", p.string()));
+    return p;
+  }
+
   static std::string path(const std::string& parent, const std::string& key) {
     return parent.empty() ? key : parent + "." + key;
   }
 
  private:
   fs::path file_;
+  mutable detail::YamlBudget budget_;  // one for the whole config
 };
+
+// The deepest flow nesting ([ and {) allowed; yaml-cpp parses nesting by
+// recursion, so deep text is refused before it gets there.
+constexpr int kMaxFlowDepth = detail::YamlBudget::kMaxDepth;
+
+// Whether a quote after `c` opens a quoted scalar (rather than being part of
+// a plain one, as in "don't").
+bool starts_token(char c) {
+  return std::isspace(static_cast<unsigned char>(c)) || c == '[' || c == '{' || c == ',' ||
+         c == ':' || c == '-' || c == '?';
+}
+
+// The 1-based line where flow nesting first goes deeper than kMaxFlowDepth,
+// or 0. Skips quoted text and comments; a bracket inside a plain scalar may
+// be over-counted, which only matters past the limit.
+int too_deep_line(std::string_view text) {
+  int depth = 0, line = 1;
+  char quote = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') ++line;
+    if (quote) {
+      if (quote == '"' && c == '\\') ++i;  // an escape; a newline here is rare enough to miss
+      else if (c == quote) quote = 0;
+    } else if (c == '#' && (i == 0 || std::isspace(static_cast<unsigned char>(text[i - 1])))) {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+    } else if ((c == '"' || c == '\'') && (i == 0 || starts_token(text[i - 1]))) {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxFlowDepth) return line;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return 0;
+}
+
+// Parses the text, turning every yaml-cpp failure into a located ConfigError.
+YAML::Node load_yaml(const std::string& yaml, const fs::path& file) {
+  if (const int line = too_deep_line(yaml))
+    throw ConfigError(fmt::format("{}:{}: invalid YAML: nested deeper than {} levels", file.string(),
+                                  line, kMaxFlowDepth));
+  try {
+    return YAML::Load(yaml);
+  } catch (const YAML::DeepRecursion& e) {
+    throw ConfigError(fmt::format("{}:{}: invalid YAML: nested too deeply ({} levels)", file.string(),
+                                  e.mark.line + 1, e.depth()));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", file.string(), e.mark.line + 1, e.msg));
+  }
+}
 
 void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
   r.expect_map(pool, "pool",
@@ -277,12 +343,7 @@ AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t in
 
 RunConfig parse_config(const std::string& yaml, const fs::path& file) {
   Reader r(file);
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", file.string(), e.mark.line + 1, e.msg));
-  }
+  const YAML::Node root = load_yaml(yaml, file);
   if (root.IsNull()) throw ConfigError(fmt::format("{}:1: key 'analyses': is required", file.string()));
   // `anchors` holds YAML anchors for use below (e.g. `bit: &bit [0, 1]`); it is not read.
   r.expect_map(root, "", {"pool", "plugin_path", "output", "analyses", "anchors"});
@@ -292,9 +353,9 @@ RunConfig parse_config(const std::string& yaml, const fs::path& file) {
   if (auto pool = root["pool"]) read_pool(r, pool, config.pool);
   if (auto paths = root["plugin_path"]) {
     if (paths.IsScalar()) {
-      config.pool.plugin_paths.push_back(r.relative(paths.Scalar()));
+      config.pool.plugin_paths.push_back(r.plugin_path(paths, "plugin_path"));
     } else if (paths.IsSequence()) {
-      for (const auto& p : paths) config.pool.plugin_paths.push_back(r.relative(r.scalar(p, "plugin_path")));
+      for (const auto& p : paths) config.pool.plugin_paths.push_back(r.plugin_path(p, "plugin_path"));
     } else {
       r.fail(paths, "plugin_path", "must be a path or a list of paths");
     }
@@ -341,33 +402,53 @@ std::vector<TaskPlan> expand_tasks(const RunConfig& config) {
   return plan;
 }
 
+namespace {
+
+// The number part of an amount (digits, maybe a fraction). Past a double's
+// range it is a huge number or (only zeros before the point) a tiny one.
+double amount_value(std::string_view number) {
+  double v = 0;
+  const auto r = std::from_chars(number.data(), number.data() + number.size(), v);
+  if (r.ec == std::errc()) return v;
+  const std::string_view whole = number.substr(0, number.find('.'));
+  return whole.find_first_not_of('0') == std::string_view::npos ? 0.0 : HUGE_VAL;
+}
+
+}  // namespace
+
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
   if (text == "none") return std::nullopt;
-  static const std::regex re(R"(([0-9]+(\.[0-9]+)?)\s*(ms|s|m|h)?)");
-  std::smatch m;
-  if (!std::regex_match(text, m, re))
-    throw std::invalid_argument(
-        fmt::format("'{}' is not a duration (none, or a number with ms, s, m or h)", text));
-  const double amount = std::stod(m[1]);
-  const std::string unit = m[3].matched ? m[3].str() : "s";
-  const double ms = amount * (unit == "ms" ? 1 : unit == "s" ? 1e3 : unit == "m" ? 6e4 : 3.6e6);
-  if (ms < 1) throw std::invalid_argument(fmt::format("'{}' is shorter than 1ms", text));
-  if (ms > 1e12) throw std::invalid_argument(fmt::format("'{}' is longer than 30 years", text));
+  detail::scan::Amount amount;
+  const bool ok = detail::scan::amount(text, amount) &&
+                  (amount.unit.empty() || amount.unit == "ms" || amount.unit == "s" ||
+                   amount.unit == "m" || amount.unit == "h");
+  if (!ok)
+    throw std::invalid_argument(fmt::format(
+        "{} is not a duration (none, or a number with ms, s, m or h)", detail::quote_short(text)));
+  const std::string_view unit = amount.unit.empty() ? "s" : amount.unit;
+  const double scale = unit == "ms" ? 1 : unit == "s" ? 1e3 : unit == "m" ? 6e4 : 3.6e6;
+  const double ms = amount_value(amount.number) * scale;
+  if (ms < 1) throw std::invalid_argument(fmt::format("{} is shorter than 1ms", detail::quote_short(text)));
+  if (ms > 1e12)
+    throw std::invalid_argument(fmt::format("{} is longer than 30 years", detail::quote_short(text)));
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
 std::int64_t parse_memory(const std::string& text) {
   if (text == "none") return 0;
-  static const std::regex re(R"(([0-9]+(\.[0-9]+)?)\s*(B|KiB|MiB|GiB)?)");
-  std::smatch m;
-  if (!std::regex_match(text, m, re))
-    throw std::invalid_argument(
-        fmt::format("'{}' is not a memory size (none, or bytes with KiB, MiB or GiB)", text));
-  const std::string unit = m[3].matched ? m[3].str() : "B";
+  detail::scan::Amount amount;
+  const bool ok = detail::scan::amount(text, amount) &&
+                  (amount.unit.empty() || amount.unit == "B" || amount.unit == "KiB" ||
+                   amount.unit == "MiB" || amount.unit == "GiB");
+  if (!ok)
+    throw std::invalid_argument(fmt::format(
+        "{} is not a memory size (none, or bytes with KiB, MiB or GiB)", detail::quote_short(text)));
+  const std::string_view unit = amount.unit;
   const double scale = unit == "KiB" ? 1024.0 : unit == "MiB" ? 1048576.0 : unit == "GiB" ? 1073741824.0 : 1.0;
-  const double bytes = std::stod(m[1]) * scale;
-  if (bytes < 1 << 20) throw std::invalid_argument(fmt::format("'{}' is below 1MiB", text));
-  if (bytes > 1e18) throw std::invalid_argument(fmt::format("'{}' is larger than any machine", text));
+  const double bytes = amount_value(amount.number) * scale;
+  if (bytes < 1 << 20) throw std::invalid_argument(fmt::format("{} is below 1MiB", detail::quote_short(text)));
+  if (bytes > 1e18)
+    throw std::invalid_argument(fmt::format("{} is larger than any machine", detail::quote_short(text)));
   return static_cast<std::int64_t>(bytes);
 }
 

@@ -79,7 +79,7 @@ HeaderCsv read_header_csv(const std::filesystem::path& file) {
     row.reserve(cells.size());
     for (const std::string& cell : cells) {
       try {
-        row.push_back(typed_scalar(cell));
+        row.push_back(plain_scalar(cell));
       } catch (const std::invalid_argument& e) {
         throw std::runtime_error(fmt::format("{}:{}: {}", file.string(), number, e.what()));
       }

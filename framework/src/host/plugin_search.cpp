@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 #include <sched.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "mathpool/pool.hpp"
+#include "../common/plugin_trust.hpp"
 
 namespace mathpool {
 namespace detail {
@@ -42,23 +42,20 @@ int available_cores() {
 
 namespace {
 
-// Someone other than us (or root) could change what loads from `path`: it is
-// theirs, or anyone may write it. (A sticky shared directory like /tmp still
-// lets others drop files in, so it counts as writable.)
-bool writable_by_others(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return false;
-  const bool foreign_owner = st.st_uid != 0 && st.st_uid != ::geteuid();
-  return foreign_owner || (st.st_mode & S_IWOTH) != 0;
+// Refuses a plugin file another user could change (see plugin_trust.hpp). A
+// missing file passes: the worker reports it by name.
+void check_file(const std::filesystem::path& file, const PoolOptions& options) {
+  if (options.allow_insecure_plugins) return;
+  const PluginFile opened = PluginFile::open(file, false);
+  if (!opened.ok() && opened.fd() >= 0)
+    throw Error(ErrorKind::plugin_error, fmt::format("plugin {} is {}", file.string(), opened.problem()));
 }
 
-void check_safe(const std::filesystem::path& path, const PoolOptions& options) {
+// Refuses a searched directory another user could add files to or change.
+void check_directory(const std::filesystem::path& dir, const PoolOptions& options) {
   if (options.allow_insecure_plugins) return;
-  if (writable_by_others(path))
-    throw Error(ErrorKind::plugin_error,
-                fmt::format("plugin path {} is writable by other users; refusing to load from it "
-                            "(allow insecure plugins to override)",
-                            path.string()));
+  if (std::string why = search_directory_problem(dir); !why.empty())
+    throw Error(ErrorKind::plugin_error, fmt::format("plugin path {} is {}", dir.string(), why));
 }
 
 }  // namespace
@@ -84,14 +81,14 @@ std::vector<std::filesystem::path> find_plugin_files(const PoolOptions& options)
     fs::path canonical = fs::canonical(file, ec);
     if (ec) canonical = file;
     if (seen.insert(canonical).second) {
-      detail::check_safe(canonical, options);
+      detail::check_file(canonical, options);
       files.push_back(canonical);
     }
   };
   for (const fs::path& root : roots) {
     std::error_code ec;
     if (fs::is_directory(root, ec)) {
-      detail::check_safe(root, options);
+      detail::check_directory(root, options);
       std::vector<fs::path> in_dir;
       for (const auto& entry : fs::directory_iterator(root, ec))
         if (entry.is_regular_file() && entry.path().extension() == ".so")

@@ -136,6 +136,7 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
 
 Value handshake(PluginLoader& loader, const Value& hello) {
   apply_memory_limit(hello.value("memory_limit", std::int64_t{0}));
+  loader.allow_insecure(hello.value("allow_insecure_plugins", false));
   loader.on_setup([](const std::string& name) {
     if (current.page) current.page->in_setup.store(1, std::memory_order_release);
     // Written at once: if the setup kills the process, the host knows whose it was.

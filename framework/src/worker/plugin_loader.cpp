@@ -1,8 +1,10 @@
 #include "plugin_loader.hpp"
 
 #include "../common/channel.hpp"
+#include "../common/plugin_trust.hpp"
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <unistd.h>
 
@@ -20,14 +22,35 @@ namespace {
 
 // Boost.DLL keeps only an errno-style code; the dynamic loader's own message
 // says what is wrong (not ELF, wrong class, an undefined symbol ...).
-std::string loader_message(const std::filesystem::path& file) {
+// `by_fd` is the name it was loaded by, shown as the plugin's own path.
+std::string loader_message(const std::string& by_fd, const std::string& file) {
   dlerror();
-  if (void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+  if (void* handle = dlopen(by_fd.c_str(), RTLD_NOW | RTLD_LOCAL)) {
     dlclose(handle);
     return "the loader refused it";
   }
-  const char* message = dlerror();
-  return message ? message : "the loader refused it";
+  const char* reported = dlerror();
+  std::string message = reported ? reported : "the loader refused it";
+  for (auto at = message.find(by_fd); at != std::string::npos; at = message.find(by_fd, at + file.size()))
+    message.replace(at, by_fd.size(), file);
+  return message;
+}
+
+// A /proc/self/fd name for `file` that no loaded library goes by. The
+// dynamic loader matches names before files, so a library loaded earlier as
+// /proc/self/fd/N (N since closed and reused) would be handed back instead.
+std::string unused_fd_name(PluginFile& file) {
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const std::string name = file.fd_path();
+    void* loaded = dlopen(name.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+    if (!loaded) return name;
+    link_map* map = nullptr;
+    const bool taken = dlinfo(loaded, RTLD_DI_LINKMAP, &map) == 0 && map && name == map->l_name;
+    dlclose(loaded);
+    if (!taken) return name;  // this very file, loaded under another name
+    file.renumber();
+  }
+  return file.fd_path();
 }
 
 }  // namespace
@@ -63,6 +86,7 @@ void route_flint_allocations(void* library) {
 
 struct PluginLoader::Libraries {
   std::vector<boost::dll::shared_library> loaded;  // kept until the process exits
+  std::vector<int> descriptors;                     // of the loaded files, likewise
 };
 
 PluginLoader::PluginLoader() : libraries_(std::make_unique<Libraries>()) {}
@@ -77,14 +101,22 @@ void PluginLoader::load(const std::filesystem::path& file) {
   auto fail = [&](const std::string& reason) {
     throw Error(ErrorKind::plugin_error, fmt::format("plugin {}: {}", file.string(), reason));
   };
-  std::error_code exists_error;
-  if (!std::filesystem::is_regular_file(file, exists_error)) fail("no such file");
+  // Checked and loaded through one descriptor: a file swapped in after the
+  // check is never the one loaded. (The price: the plugin's $ORIGIN reads as
+  // /proc/self/fd, so its dependencies must be on the default search path or
+  // already loaded, as the SDK library is, the worker being linked to it.)
+  PluginFile opened = PluginFile::open(file, allow_insecure_);
+  if (!opened.ok()) fail(opened.problem());
+  const std::string by_fd = unused_fd_name(opened);
 
   boost::dll::shared_library library;
   boost::dll::fs::error_code load_error;
-  library.load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local,
+  library.load(by_fd, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local,
                load_error);
-  if (load_error) fail(fmt::format("not a loadable shared library ({})", loader_message(file)));
+  if (load_error) fail(fmt::format("not a loadable shared library ({})", loader_message(by_fd, file.string())));
+  // The loader knows the library by the name /proc/self/fd/N and would hand
+  // this library back for a later load by that name, so N stays taken.
+  libraries_->descriptors.push_back(opened.release());
   if (!library.has(kPluginEntrySymbol))
     fail(fmt::format("not a mathpool plugin (no '{}' entry point)", kPluginEntrySymbol));
 

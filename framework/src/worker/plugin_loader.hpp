@@ -32,9 +32,14 @@ class PluginLoader {
   ~PluginLoader();
 
   // Loads one plugin file; throws mathpool::Error naming the file and the reason
-  // (missing, not a shared library, no entry point, wrong API version or ABI,
-  // an analysis name already taken).
+  // (missing, writable by other users, not a shared library, no entry point,
+  // wrong API version or ABI, an analysis name already taken). The file is
+  // opened once, checked on that descriptor (see plugin_trust.hpp) and loaded
+  // through it, so what is checked is what runs.
   void load(const std::filesystem::path& file);
+  // Skips the ownership and permission checks of load() (the pool option
+  // allow_insecure_plugins).
+  void allow_insecure(bool allow) { allow_insecure_ = allow; }
 
   // Runs the setup of `analysis` once; later calls return at once. Announces
   // each setup first through `on_setup`, so that if the setup kills the
@@ -52,6 +57,7 @@ class PluginLoader {
   std::unique_ptr<Libraries> libraries_;
   std::map<std::string, LoadedAnalysis> analyses_;
   std::function<void(const std::string&)> announce_;
+  bool allow_insecure_ = false;
 };
 
 // The catalogue entry the worker reports for an analysis.

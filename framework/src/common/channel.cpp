@@ -120,8 +120,7 @@ void Channel::queue_run(std::uint64_t id, std::string_view analysis, std::string
   end_frame(start);
 }
 
-void Channel::queue_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
-                           std::string_view payload) {
+std::size_t Channel::begin_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags) {
   const std::size_t start = begin_frame(MessageType::result);
   put_le(out_, id, 8);
   std::uint64_t bits;
@@ -129,7 +128,19 @@ void Channel::queue_result(std::uint64_t id, double seconds, std::uint8_t outcom
   put_le(out_, bits, 8);
   out_ += static_cast<char>(outcome);
   out_ += static_cast<char>(flags);
+  return start;
+}
+
+void Channel::queue_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
+                           std::string_view payload) {
+  const std::size_t start = begin_result(id, seconds, outcome, flags);
   out_.append(payload);
+  end_frame(start);
+}
+
+void Channel::queue_ok_result(std::uint64_t id, double seconds, const Value& result) {
+  const std::size_t start = begin_result(id, seconds, 0, 0);
+  append_msgpack(out_, result);
   end_frame(start);
 }
 

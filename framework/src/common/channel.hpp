@@ -60,6 +60,8 @@ class Channel {
   void queue_run(std::uint64_t id, std::string_view analysis, std::string_view params);
   void queue_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
                     std::string_view payload);
+  // An ok result, encoded straight into the output buffer.
+  void queue_ok_result(std::uint64_t id, double seconds, const Value& result);
   std::size_t queued_bytes() const noexcept { return out_.size() - out_pos_; }
   bool has_queued() const noexcept { return out_pos_ < out_.size(); }
 
@@ -84,6 +86,7 @@ class Channel {
   std::optional<Frame> receive();
 
  private:
+  std::size_t begin_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags);
   std::size_t begin_frame(MessageType type);
   void end_frame(std::size_t start);
   bool read_some(bool block);

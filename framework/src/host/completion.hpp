@@ -25,12 +25,25 @@ struct RawResult {
 // Decodes the payload; a payload that cannot be decoded becomes plugin_error.
 TaskResult to_task_result(RawResult&& raw);
 
-// Where the dispatcher delivers a finished task. complete() runs on the
-// dispatcher thread, once per task, and must not block.
+class Completion;
+
+// A finished task on its way out of the dispatcher.
+struct Finished {
+  Completion* completion;
+  std::uint64_t seq;
+  RawResult result;
+};
+
+// Where the dispatcher delivers finished tasks. Runs on the dispatcher
+// thread, once per task, and must not block. complete_batch() hands over a
+// run of tasks of this completion at once (one lock instead of many).
 class Completion {
  public:
   virtual ~Completion() = default;
   virtual void complete(std::uint64_t seq, RawResult&& result) = 0;
+  virtual void complete_batch(Finished* first, Finished* last) {
+    for (; first != last; ++first) complete(first->seq, std::move(first->result));
+  }
 };
 
 // One future's completion; deletes itself when it completes.

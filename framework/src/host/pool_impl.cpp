@@ -144,7 +144,13 @@ void Pool::Impl::finish(Task&& task, detail::RawResult&& result) {
 // Statistics first, so a caller who has a result also sees it counted.
 void Pool::Impl::deliver() {
   publish_stats();
-  for (Done& done : done_) done.completion->complete(done.seq, std::move(done.result));
+  // Runs of tasks for the same completion go over together.
+  for (std::size_t i = 0; i < done_.size();) {
+    std::size_t j = i + 1;
+    while (j < done_.size() && done_[j].completion == done_[i].completion) ++j;
+    done_[i].completion->complete_batch(done_.data() + i, done_.data() + j);
+    i = j;
+  }
   done_.clear();
 }
 

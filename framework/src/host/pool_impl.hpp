@@ -156,12 +156,7 @@ class Pool::Impl {
   bool stopping_ = false;
   long finished_ok_ = 0, finished_failed_ = 0;  // published to stats_ once per loop pass
   bool stats_dirty_ = false;
-  struct Done {
-    detail::Completion* completion;
-    std::uint64_t seq;
-    detail::RawResult result;
-  };
-  std::vector<Done> done_;  // finished this pass, delivered at its end
+  std::vector<detail::Finished> done_;  // finished this pass, delivered at its end
   std::thread thread_;
 };
 

@@ -56,12 +56,15 @@ void TaskStream::Core::submit() {
 }
 
 bool TaskStream::Core::next_ready() {
+  if (claimed_ > 0) return true;
   if (in_flight() == 0) return false;
   std::lock_guard lock(mutex_);
-  return ring_[taken_ % ring_.size()].done;
+  while (claimed_ < in_flight() && ring_[(taken_ + claimed_) % ring_.size()].done) ++claimed_;
+  return claimed_ > 0;
 }
 
 bool TaskStream::Core::wait_next(std::chrono::milliseconds timeout) {
+  if (next_ready()) return true;
   if (in_flight() == 0) return false;
   submit();
   std::unique_lock lock(mutex_);
@@ -75,14 +78,21 @@ bool TaskStream::Core::wait_next(std::chrono::milliseconds timeout) {
 }
 
 detail::RawResult TaskStream::Core::take() {
-  submit();
-  std::unique_lock lock(mutex_);
+  if (claimed_ == 0) {
+    submit();
+    std::unique_lock lock(mutex_);
+    Entry& entry = ring_[taken_ % ring_.size()];
+    waiting_for_ = taken_;
+    ready_.wait(lock, [&] { return entry.done; });
+    waiting_for_ = UINT64_MAX;
+    claimed_ = 1;
+  }
+  // A claimed entry is done: the dispatcher does not touch it again until it
+  // is pushed anew, after this.
   Entry& entry = ring_[taken_ % ring_.size()];
-  waiting_for_ = taken_;
-  ready_.wait(lock, [&] { return entry.done; });
-  waiting_for_ = UINT64_MAX;
   entry.done = false;
   ++taken_;
+  --claimed_;
   return std::move(entry.result);
 }
 
@@ -92,6 +102,20 @@ void TaskStream::Core::complete(std::uint64_t seq, detail::RawResult&& result) {
   entry.result = std::move(result);
   entry.done = true;
   if (seq == waiting_for_) ready_.notify_one();  // wake the consumer only for what it waits on
+}
+
+void TaskStream::Core::complete_batch(detail::Finished* first, detail::Finished* last) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    for (; first != last; ++first) {
+      Entry& entry = ring_[first->seq % ring_.size()];
+      entry.result = std::move(first->result);
+      entry.done = true;
+      wake = wake || first->seq == waiting_for_;
+    }
+  }
+  if (wake) ready_.notify_one();
 }
 
 // ---- the public TaskStream --------------------------------------------------

@@ -33,11 +33,14 @@ class TaskStream::Core final : public detail::Completion {
   // Whether the oldest task in flight is done, waiting at most `timeout`.
   // False also when nothing is in flight.
   bool wait_next(std::chrono::milliseconds timeout);
+  // Whether the oldest task in flight is done; claims the whole run of done
+  // tasks after it at once, so take() needs no lock for them.
   bool next_ready();
   // Takes the oldest task's result, waiting for it. Precondition: in_flight() > 0.
   detail::RawResult take();
 
   void complete(std::uint64_t seq, detail::RawResult&& result) override;
+  void complete_batch(detail::Finished* first, detail::Finished* last) override;
 
  private:
   struct Entry {
@@ -50,6 +53,7 @@ class TaskStream::Core final : public detail::Completion {
   std::vector<Pool::Impl::Task> batch_;
   std::uint64_t pushed_ = 0;
   std::uint64_t taken_ = 0;
+  std::uint64_t claimed_ = 0;  // done tasks from taken_ on, known without the lock
   bool counted_ = false;
   std::mutex mutex_;
   std::condition_variable ready_;

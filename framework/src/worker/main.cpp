@@ -126,9 +126,7 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
     if (error->kind == ErrorKind::memory) flags |= kRetire;
     channel.queue_result(request.id, seconds, std::uint8_t(1 + int(error->kind)), flags, error->message);
   } else {
-    Bytes payload;
-    append_msgpack(payload, outcome->result);
-    channel.queue_result(request.id, seconds, 0, flags, payload);
+    channel.queue_ok_result(request.id, seconds, outcome->result);
   }
   page.finished.fetch_add(1, std::memory_order_release);
   return flags;

@@ -154,6 +154,34 @@ void BM_Degree160FirstVsSecond(benchmark::State& state) {
 }
 BENCHMARK(BM_Degree160FirstVsSecond)->Unit(benchmark::kMillisecond)->Iterations(20);
 
+// Where the degree-160 time goes: factoring 2^160 - 1 on a fresh cache (what
+// the learned cache saves), factoring the polynomial, its order (warm cache).
+void BM_Degree160Parts(benchmark::State& state) {
+  const lfsr::Field field(2);
+  std::vector<std::uint64_t> c(160, 0);
+  c[0] = c[2] = c[3] = c[5] = 1;
+  const auto f = lfsr::characteristic_polynomial(field, c);
+  double factor_int = 0, factor_poly = 0, order = 0;
+  const auto since = [](auto t0) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  for (auto _ : state) {
+    lfsr::FactorCache cache;
+    auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(cache.get(2, 160));
+    factor_int += since(t0);
+    t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(lfsr::factor_polynomial(field, f));
+    factor_poly += since(t0);
+    t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(lfsr::order_of_irreducible(field, f, cache));
+    order += since(t0);
+  }
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["factor_2^160-1_ms"] = factor_int / n * 1e3;
+  state.counters["factor_poly_ms"] = factor_poly / n * 1e3;
+  state.counters["order_ms"] = order / n * 1e3;
+}
+BENCHMARK(BM_Degree160Parts)->Unit(benchmark::kMillisecond)->Iterations(20);
+
 // The warm worker path: every call through a fresh teaching layer on a root
 // that has already learned what the registers need (what a task does).
 void BM_CycleStructureTaughtLayer(benchmark::State& state) {

@@ -108,7 +108,7 @@ std::size_t FactorCache::learned_bytes() const {
   return learned_bytes_;
 }
 
-const Factorization* FactorCache::learn(Table FactorCache::*table, const Key& key, Factorization value) {
+const Factorization* FactorCache::learn(Table FactorCache::*table, const Key& key, Factorization& value) {
   std::unique_lock lock(mutex_);
   Table& t = this->*table;
   if (auto it = t.find(key); it != t.end()) return &it->second;
@@ -120,9 +120,8 @@ const Factorization* FactorCache::learn(Table FactorCache::*table, const Key& ke
 
 const Factorization& FactorCache::store(Table FactorCache::*table, const Key& key, Factorization value) {
   if (teach_) {
-    // Copy: learn() may refuse, and then this layer keeps the value itself.
     if (const Factorization* f = teach_->learn(table, key, value)) return *f;
-  }
+  }  // refused (budget spent): `value` is untouched and stays in this layer
   std::unique_lock lock(mutex_);
   return (this->*table).emplace(key, std::move(value)).first->second;
 }

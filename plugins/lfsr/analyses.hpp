@@ -16,7 +16,8 @@ inline constexpr std::uint64_t kMaxListedStates = std::uint64_t{1} << 16;
 
 // The worker's cache of q^m - 1 factorisations: created empty by the setup,
 // filled by the tasks (thread-safe, see FactorCache), lives as long as the
-// worker. Bounded: beyond the budget a task keeps new entries to itself.
+// worker. Bounded: beyond the budget a task keeps new entries to itself. 4 MiB
+// is room for thousands of (q, m): an entry of a dozen small primes is ~300 bytes.
 using SharedCache = std::shared_ptr<lfsr::FactorCache>;
 inline constexpr std::size_t kLearnBudgetBytes = std::size_t{4} << 20;
 std::any make_shared_cache();

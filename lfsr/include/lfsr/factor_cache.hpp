@@ -79,8 +79,9 @@ class FactorCache {
   // Stores `value` under `key` (in the teaching parent while it has room,
   // else here); an entry already present wins and is returned.
   const Factorization& store(Table FactorCache::*table, const Key& key, Factorization value);
-  // The parent's side of store(): nullptr when the learn budget is spent.
-  const Factorization* learn(Table FactorCache::*table, const Key& key, Factorization value);
+  // The parent's side of store(): moves from `value` when it keeps it;
+  // nullptr (value untouched) when the learn budget is spent.
+  const Factorization* learn(Table FactorCache::*table, const Key& key, Factorization& value);
   const Factorization& cyclotomic(std::uint64_t q, unsigned d);  // Phi_d(q)
 
   std::shared_ptr<const FactorCache> parent_;

@@ -1,6 +1,7 @@
 #include "lfsr/factor_cache.hpp"
 
 #include <algorithm>
+#include <mutex>
 #include <stdexcept>
 
 #include <flint/fmpz_factor.h>
@@ -51,6 +52,14 @@ void split(const BigInt& n, unsigned mult, std::map<BigInt, unsigned>& out, flin
   fmpz_factor_clear(fac);
 }
 
+// Approximate heap bytes of a stored entry (map node, vector, big primes
+// limbs): what a learn budget is charged.
+std::size_t footprint(const Factorization& f) {
+  std::size_t bytes = 96 + f.capacity() * sizeof(f[0]);
+  for (const auto& [prime, e] : f) bytes += fmpz_size(prime.get()) * sizeof(mp_limb_t);
+  return bytes;
+}
+
 }  // namespace
 
 Factorization factor_integer(const BigInt& n) {
@@ -70,25 +79,64 @@ Factorization factor_integer(const BigInt& n) {
   return Factorization(primes.begin(), primes.end());
 }
 
-const Factorization* FactorCache::find(std::uint64_t q, unsigned m) const {
-  if (auto it = qm_.find({q, m}); it != qm_.end()) return &it->second;
-  return parent_ ? parent_->find(q, m) : nullptr;
+FactorCache FactorCache::teaching(std::shared_ptr<FactorCache> parent) {
+  if (!parent) throw std::invalid_argument("FactorCache::teaching: parent must not be null");
+  return FactorCache(std::move(parent), true);
 }
 
-const Factorization* FactorCache::find_cyclotomic(std::uint64_t q, unsigned d) const {
-  if (auto it = cyclo_.find({q, d}); it != cyclo_.end()) return &it->second;
-  return parent_ ? parent_->find_cyclotomic(q, d) : nullptr;
+FactorCache::FactorCache(std::shared_ptr<FactorCache> parent, bool teach)
+    : parent_(parent), teach_(teach ? parent.get() : nullptr) {}
+
+const Factorization* FactorCache::find_in(Table FactorCache::*table, const Key& key) const {
+  {
+    std::shared_lock lock(mutex_);
+    const Table& t = this->*table;
+    if (auto it = t.find(key); it != t.end()) return &it->second;
+  }
+  return parent_ ? parent_->find_in(table, key) : nullptr;
+}
+
+const Factorization* FactorCache::find(std::uint64_t q, unsigned m) const { return find_in(&FactorCache::qm_, {q, m}); }
+
+std::size_t FactorCache::size() const {
+  std::shared_lock lock(mutex_);
+  return qm_.size();
+}
+
+std::size_t FactorCache::learned_bytes() const {
+  std::shared_lock lock(mutex_);
+  return learned_bytes_;
+}
+
+const Factorization* FactorCache::learn(Table FactorCache::*table, const Key& key, Factorization& value) {
+  std::unique_lock lock(mutex_);
+  Table& t = this->*table;
+  if (auto it = t.find(key); it != t.end()) return &it->second;
+  const std::size_t bytes = footprint(value);
+  if (learn_budget_ - learned_bytes_ < bytes) return nullptr;  // learned_bytes_ <= learn_budget_ always
+  learned_bytes_ += bytes;
+  return &t.emplace(key, std::move(value)).first->second;
+}
+
+const Factorization& FactorCache::store(Table FactorCache::*table, const Key& key, Factorization value) {
+  if (teach_) {
+    if (const Factorization* f = teach_->learn(table, key, value)) return *f;
+  }  // refused (budget spent): `value` is untouched and stays in this layer
+  std::unique_lock lock(mutex_);
+  return (this->*table).emplace(key, std::move(value)).first->second;
 }
 
 const Factorization& FactorCache::cyclotomic(std::uint64_t q, unsigned d) {
-  if (const Factorization* f = find_cyclotomic(q, d)) return *f;
+  if (const Factorization* f = find_in(&FactorCache::cyclo_, {q, d})) return *f;
   fmpz_poly_t phi;
   fmpz_poly_init(phi);
   fmpz_poly_cyclotomic(phi, d);
   BigInt value, x(q);
   fmpz_poly_evaluate_fmpz(value.get(), phi, x.get());
   fmpz_poly_clear(phi);
-  return cyclo_.emplace(std::pair{q, d}, factor_integer(value)).first->second;
+  Factorization f = factor_integer(value);  // unlocked: may take long
+  factored_.fetch_add(1, std::memory_order_relaxed);
+  return store(&FactorCache::cyclo_, {q, d}, std::move(f));
 }
 
 const Factorization& FactorCache::get(std::uint64_t q, unsigned m) {
@@ -101,8 +149,7 @@ const Factorization& FactorCache::get(std::uint64_t q, unsigned m) {
     if (m % d != 0) continue;
     for (const auto& [prime, e] : cyclotomic(q, d)) merged[prime] += e;
   }
-  Factorization out(merged.begin(), merged.end());
-  return qm_.emplace(std::pair{q, m}, std::move(out)).first->second;
+  return store(&FactorCache::qm_, {q, m}, Factorization(merged.begin(), merged.end()));
 }
 
 void FactorCache::precompute(std::uint64_t q, unsigned max_m) {

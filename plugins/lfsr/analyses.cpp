@@ -11,22 +11,12 @@ namespace lfsr_plugin {
 using mathpool::InvalidParams;
 using mathpool::Value;
 
-namespace {
-
-SharedCache build_cache() {
-  // About 0.1 s, and covers the common cases (every binary register up to
-  // degree 128); anything else is factored per task in a task-local layer.
-  auto cache = std::make_shared<lfsr::FactorCache>();
-  cache->precompute(2, 128);
-  for (std::uint64_t q : {3, 4, 5, 7, 8, 9, 16}) cache->precompute(q, 32);
-  return cache;
-}
-
-}  // namespace
-
 std::any make_shared_cache() {
-  // One cache per worker process, shared by the four analyses' setups.
-  static const SharedCache cache = build_cache();
+  // One cache per worker process, shared by the four analyses' setups. It
+  // starts empty: factoring on first need costs microseconds for the small
+  // degrees of a typical one-shot run, where precomputing every binary
+  // register up to degree 128 cost about 0.1 s per worker start.
+  static const SharedCache cache = std::make_shared<lfsr::FactorCache>(kLearnBudgetBytes);
   return std::any(cache);
 }
 
@@ -41,8 +31,9 @@ std::uint64_t enumeration_memory_limit() {
 namespace {
 
 lfsr::FactorCache task_cache(const mathpool::TaskContext& task) {
-  // Read-only shared layer + a layer private to this task: no locking needed.
-  return lfsr::FactorCache(task.setup_state<SharedCache>());
+  // A task layer that teaches the worker's cache: factorisations are facts,
+  // so later tasks reuse them; the layer only keeps what the budget refuses.
+  return lfsr::FactorCache::teaching(task.setup_state<SharedCache>());
 }
 
 void add_modulus(Value& out, const lfsr::Field& field) {

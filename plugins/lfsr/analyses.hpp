@@ -2,6 +2,7 @@
 #pragma once
 
 #include <any>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -13,8 +14,12 @@ namespace lfsr_plugin {
 // Largest state space `list_cycles` will print.
 inline constexpr std::uint64_t kMaxListedStates = std::uint64_t{1} << 16;
 
-// The shared, read-only cache of q^m - 1 factorisations (built once per worker).
-using SharedCache = std::shared_ptr<const lfsr::FactorCache>;
+// The worker's cache of q^m - 1 factorisations: created empty by the setup,
+// filled by the tasks (thread-safe, see FactorCache), lives as long as the
+// worker. Bounded: beyond the budget a task keeps new entries to itself. 4 MiB
+// is room for thousands of (q, m): an entry of a dozen small primes is ~300 bytes.
+using SharedCache = std::shared_ptr<lfsr::FactorCache>;
+inline constexpr std::size_t kLearnBudgetBytes = std::size_t{4} << 20;
 std::any make_shared_cache();
 
 // Bytes `method: enumerate` may use: 1 GiB, or half of RLIMIT_AS when lower.

@@ -33,7 +33,8 @@ lfsr::Field field_param(const mathpool::Params& params);
 std::vector<std::uint64_t> elements_param(const mathpool::Params& params, const char* name,
                                           const lfsr::Field& field);
 
-// Integers that do not fit in int64 become decimal strings (SPEC).
+// Integers that do not fit in int64 become decimal strings: JSON readers may
+// hold integers as doubles or int64 and would round or reject larger ones.
 mathpool::Value big(const lfsr::BigInt& x);
 mathpool::Value elements(const std::vector<std::uint64_t>& v);
 

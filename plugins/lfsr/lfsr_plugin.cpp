@@ -1,6 +1,6 @@
 // The lfsr plugin: linear feedback shift registers over GF(q) (mathematics in
-// the lfsr library). Every analysis shares one setup: a read-only cache of
-// q^m - 1 factorisations built once per worker.
+// the lfsr library). Every analysis shares one setup: the worker's cache of
+// q^m - 1 factorisations, empty at start and filled as tasks need entries.
 #include <mathpool/plugin.hpp>
 
 #include "analyses.hpp"

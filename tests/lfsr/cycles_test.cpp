@@ -1,5 +1,5 @@
 // Cycle structure: algebra == library enumeration == naive oracle, OEIS counts,
-// the worked examples of NOTES.md.
+// hand-worked small examples (x^4 + x^2 + 1, x^5 + x^4 + 1, GF(3) degree 3).
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -138,7 +138,7 @@ TEST(Cycles, LargerSpacesAlgebraVsEnumeration) {
   }
 }
 
-TEST(Cycles, WorkedExamplesOfNotes) {
+TEST(Cycles, HandWorkedExamples) {
   FactorCache cache;
   using M = std::map<std::uint64_t, std::uint64_t>;
   EXPECT_EQ(as_map(cycle_structure(Field(2), {1, 0, 1, 0}, cache)), (M{{1, 1}, {3, 1}, {6, 2}}));

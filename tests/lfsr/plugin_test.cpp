@@ -1,8 +1,10 @@
 // Loads the built lfsr plugin with dlopen, as a worker would, and runs its
-// guarded analyses: results per SPEC and invalid_params errors.
+// guarded analyses: result fields and order, invalid_params errors, and the
+// setup state (one factor cache per worker that tasks teach).
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <lfsr/factor_cache.hpp>
 #include <mathpool/plugin.hpp>
 
 using mathpool::ErrorKind;
@@ -153,4 +155,24 @@ TEST_F(LfsrPlugin, InvalidParams) {
   invalid("lfsr.synthesis", {{"field", 2}, {"sequence", Value::array()}}, "sequence");
   invalid("lfsr.synthesis", {{"field", 3}, {"sequence", {0, 3}}}, "sequence");
   invalid("lfsr.polynomial", {{"field", 2}, {"coefficients", {1.5}}}, "coefficients");
+}
+
+TEST_F(LfsrPlugin, TasksTeachTheWorkersSharedCache) {
+  // Every analysis gets the same cache; it starts empty (no precompute) and
+  // keeps what a task factored for the next task.
+  using Shared = std::shared_ptr<lfsr::FactorCache>;
+  const Shared cache = std::any_cast<Shared>((*states_)[0]);
+  for (const auto& s : *states_) EXPECT_EQ(std::any_cast<Shared>(s), cache);
+  std::vector<int> c(160, 0);
+  c[0] = c[2] = c[3] = c[5] = 1;  // x^160 + x^5 + x^3 + x^2 + 1 (primitive)
+  EXPECT_EQ(cache->find(2, 160), nullptr);
+  const Value first = ok("lfsr.polynomial", {{"field", 2}, {"coefficients", c}});
+  EXPECT_EQ(first["is_primitive"], true);
+  const lfsr::Factorization* learned = cache->find(2, 160);
+  ASSERT_NE(learned, nullptr);
+  const std::size_t size = cache->size(), bytes = cache->learned_bytes();
+  EXPECT_EQ(ok("lfsr.polynomial", {{"field", 2}, {"coefficients", c}}), first);
+  EXPECT_EQ(cache->find(2, 160), learned);
+  EXPECT_EQ(cache->size(), size);  // nothing refactored or added
+  EXPECT_EQ(cache->learned_bytes(), bytes);
 }

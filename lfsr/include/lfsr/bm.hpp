@@ -14,7 +14,7 @@ class Field;
 // Plain value type.
 struct Synthesis {
   unsigned linear_complexity = 0;                // L
-  std::vector<std::uint64_t> coefficients;       // [c0, ..., c(L-1)], SPEC convention
+  std::vector<std::uint64_t> coefficients;       // [c0, ..., c(L-1)], the register convention
   Poly connection_polynomial;                    // C(x) = 1 - c(L-1) x - ... - c0 x^L
   Poly characteristic_polynomial;                // x^L C(1/x)
   bool unique = false;                           // 2L <= n: the register is the only one of length L

@@ -25,7 +25,7 @@ std::string poly_to_string(const Poly& f);
 // std::invalid_argument naming `coefficients` when empty or out of range.
 void check_coefficients(const Field& field, const std::vector<std::uint64_t>& coefficients);
 
-// x^d - c(d-1) x^(d-1) - ... - c0 (the SPEC convention).
+// x^d - c(d-1) x^(d-1) - ... - c0 (the register convention, docs/lfsr.md).
 Poly characteristic_polynomial(const Field& field, const std::vector<std::uint64_t>& coefficients);
 
 // One irreducible factor with its multiplicity. Plain value type.

@@ -30,10 +30,21 @@ enum class StartMode {
   zygote,
 };
 
+// What a task shares with the next task of its worker.
+enum class Isolation {
+  // Tasks run one after another in the worker: the plugin's per-task objects
+  // are fresh, but what a plugin keeps in globals survives to the next task.
+  worker,
+  // Each task runs in a process forked from the warm worker: nothing of one
+  // task survives into the next. Costs a fork per task.
+  task,
+};
+
 // How a pool is built. Every field has a usable default.
 struct PoolOptions {
   int workers = 0;  // 0: the cores this process may run on
   StartMode start = StartMode::zygote;
+  Isolation isolation = Isolation::worker;
   std::optional<std::chrono::milliseconds> task_timeout;  // nullopt: none
   std::int64_t memory_limit = 0;  // bytes of address space per worker; 0: none
   int max_tasks_per_worker = 0;   // replace a worker after this many tasks; 0: never

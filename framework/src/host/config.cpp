@@ -160,7 +160,7 @@ YAML::Node load_yaml(const std::string& yaml, const fs::path& file) {
 void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
   r.expect_map(pool, "pool",
                {"workers", "start", "task_timeout", "memory_limit", "max_tasks_per_worker", "retries",
-                "chunk_size", "setup_timeout"});
+                "chunk_size", "setup_timeout", "isolation"});
   if (auto n = pool["workers"]) {
     options.workers = r.scalar(n, "pool.workers") == "auto"
                           ? 0
@@ -171,6 +171,12 @@ void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
     if (start == "spawn") options.start = StartMode::spawn;
     else if (start == "zygote") options.start = StartMode::zygote;
     else r.fail(n, "pool.start", fmt::format("'{}' is not one of: zygote, spawn", start));
+  }
+  if (auto n = pool["isolation"]) {
+    const std::string isolation = r.scalar(n, "pool.isolation");
+    if (isolation == "worker") options.isolation = Isolation::worker;
+    else if (isolation == "task") options.isolation = Isolation::task;
+    else r.fail(n, "pool.isolation", fmt::format("'{}' is not one of: worker, task", isolation));
   }
   if (auto n = pool["task_timeout"]) {
     try {

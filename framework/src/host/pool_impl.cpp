@@ -30,6 +30,7 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
   hello_ = {{"protocol", kProtocolVersion},
             {"plugins", files},
             {"memory_limit", options_.memory_limit},
+            {"isolation", options_.isolation == Isolation::task ? "task" : "worker"},
             {"allow_insecure_plugins", options_.allow_insecure_plugins},
             {"setup", options_.preload ? Value(*options_.preload) : Value(true)}};
   // Zygote workers are double-forked so they become our children, to be reaped

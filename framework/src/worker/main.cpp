@@ -2,8 +2,10 @@
 // tasks from its host over a private socket inherited at start (protocol.hpp).
 //
 // Usage (by the host only): mathpool-worker --channel FD --host PID
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -17,6 +19,9 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <thread>
+
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -82,9 +87,94 @@ ProgressPage* receive_page(int channel_fd) {
   return mapped == MAP_FAILED ? nullptr : static_cast<ProgressPage*>(mapped);
 }
 
+// The worker is the subreaper of everything its tasks start, so children,
+// grandchildren and daemons that double-fork and setsid all end up as its
+// children when their parents go. After each task they are killed and
+// reaped: nothing a task starts outlives it.
+void end_what_the_task_started() {
+  siginfo_t info{};
+  // The common case, a task that started nothing: one system call.
+  if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD) return;
+  for (int round = 0; round < 1000; ++round) {
+    bool any = false;
+    if (DIR* tasks = opendir("/proc/self/task")) {
+      while (dirent* thread = readdir(tasks)) {
+        if (thread->d_name[0] == '.') continue;
+        std::ifstream children(fmt::format("/proc/self/task/{}/children", thread->d_name));
+        for (pid_t child; children >> child;) {
+          ::kill(-child, SIGKILL);  // its group, if it leads one
+          ::kill(child, SIGKILL);
+          any = true;
+        }
+      }
+      closedir(tasks);
+    }
+    int status;
+    pid_t reaped;
+    while ((reaped = waitpid(-1, &status, any ? 0 : WNOHANG)) > 0) {
+    }
+    if (reaped < 0 && errno == ECHILD) return;
+    if (!any) std::this_thread::sleep_for(std::chrono::microseconds(100));  // orphans on their way to us
+  }
+}
+
+// How tasks run: one after another in this process, or each in a process
+// forked from it (pool.isolation: task), so nothing of one survives into the next.
+bool fork_per_task = false;
+
 void run_setup(PluginLoader& loader, LoadedAnalysis& analysis) {
   loader.ensure_setup(analysis);
   if (current.page) current.page->in_setup.store(0, std::memory_order_release);
+}
+
+// Runs the task's analysis: the result, or the error.
+std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader& loader, LoadedAnalysis* analysis,
+                                                                    const RunRequest& request) {
+  if (analysis == nullptr)
+    return {std::nullopt, TaskError{ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", request.analysis)}};
+  run_setup(loader, *analysis);
+  if (analysis->setup_error) return {std::nullopt, *analysis->setup_error};
+  Value params = request.params.empty() ? Value::object() : msgpack_to_value(request.params);
+  if (params.is_null()) params = Value::object();
+  if (auto invalid = check_params(*analysis, params)) return {std::nullopt, *invalid};
+  Outcome outcome = analysis->guarded.run(params, analysis->setup_state);
+  if (!outcome.ok) return {std::nullopt, std::move(outcome.error)};
+  return {std::move(outcome), std::nullopt};
+}
+
+void queue_reply(Channel& channel, const RunRequest& request, double seconds, std::optional<Outcome>& outcome,
+                 std::optional<TaskError>& error, std::uint8_t flags) {
+  if (error) channel.queue_result(request.id, seconds, std::uint8_t(1 + int(error->kind)), flags, error->message);
+  else channel.queue_ok_result(request.id, seconds, outcome->result);
+}
+
+// isolation: task. The task runs in a child that writes its own reply; what
+// kills the child becomes the task's error, and the worker goes on.
+std::optional<TaskError> run_in_child(PluginLoader& loader, LoadedAnalysis* analysis, Channel& channel,
+                                      const RunRequest& request, std::int64_t start) {
+  channel.flush();  // the child must not write our replies a second time
+  const pid_t child = fork();
+  if (child < 0) return TaskError{ErrorKind::crashed, fmt::format("cannot fork the task: {}", std::strerror(errno))};
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    auto [outcome, error] = compute(loader, analysis, request);
+    const std::uint8_t flags = 0;  // the child ends anyway: no need to retire the worker
+    queue_reply(channel, request, double(monotonic_ns() - start) * 1e-9, outcome, error, flags);
+    channel.flush();
+    _exit(0);
+  }
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return std::nullopt;  // it replied
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitOutOfMemory)
+    return TaskError{ErrorKind::memory, "the task's process ran out of memory"};
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return TaskError{ErrorKind::crashed, fmt::format("the task's process was killed by signal {} (SIG{})",
+                                                     WTERMSIG(status), name ? name : "?")};
+  }
+  return TaskError{ErrorKind::crashed, fmt::format("the task's process exited with status {}", WEXITSTATUS(status))};
 }
 
 // Replies held back must never wait behind a long task: before a task of an
@@ -101,39 +191,27 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
   ProgressPage& page = *current.page;
   page.started_ns.store(start, std::memory_order_relaxed);
   page.started.fetch_add(1, std::memory_order_release);
-  std::optional<TaskError> error;
-  std::optional<Outcome> outcome;
-  if (analysis == nullptr) {
-    error = TaskError{ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", request.analysis)};
-  } else if (run_setup(loader, *analysis), analysis->setup_error) {
-    error = *analysis->setup_error;
-  } else {
-    Value params = request.params.empty() ? Value::object() : msgpack_to_value(request.params);
-    if (params.is_null()) params = Value::object();
-    if (auto invalid = check_params(*analysis, params)) {
-      error = *invalid;
-    } else {
-      outcome = analysis->guarded.run(params, analysis->setup_state);
-      if (!outcome->ok) error = std::move(outcome->error);
-    }
-  }
-  const std::int64_t took = monotonic_ns() - start;
-  last_task_ns[analysis] = took;
-  const double seconds = double(took) * 1e-9;
   std::uint8_t flags = 0;
-  if (error) {
-    // After std::bad_alloc the heap may be in any state: ask to be replaced.
-    if (error->kind == ErrorKind::memory) flags |= kRetire;
-    channel.queue_result(request.id, seconds, std::uint8_t(1 + int(error->kind)), flags, error->message);
+  if (fork_per_task) {
+    std::optional<Outcome> none;
+    std::optional<TaskError> error = run_in_child(loader, analysis, channel, request, start);
+    if (error) queue_reply(channel, request, double(monotonic_ns() - start) * 1e-9, none, error, flags);
   } else {
-    channel.queue_ok_result(request.id, seconds, outcome->result);
+    auto [outcome, error] = compute(loader, analysis, request);
+    // After std::bad_alloc the heap may be in any state: ask to be replaced.
+    if (error && error->kind == ErrorKind::memory) flags |= kRetire;
+    const std::int64_t took = monotonic_ns() - start;
+    last_task_ns[analysis] = took;
+    queue_reply(channel, request, double(took) * 1e-9, outcome, error, flags);
   }
+  end_what_the_task_started();
   page.finished.fetch_add(1, std::memory_order_release);
   return flags;
 }
 
 Value handshake(PluginLoader& loader, const Value& hello) {
   apply_memory_limit(hello.value("memory_limit", std::int64_t{0}));
+  fork_per_task = hello.value("isolation", "worker") == "task";
   loader.allow_insecure(hello.value("allow_insecure_plugins", false));
   loader.on_setup([](const std::string& name) {
     if (current.page) current.page->in_setup.store(1, std::memory_order_release);
@@ -167,6 +245,7 @@ Value handshake(PluginLoader& loader, const Value& hello) {
 // millisecond, past 64 KiB, or before a task that may be long (run_task).
 // Blame stays exact through the progress page.
 int serve_tasks(Channel& channel, PluginLoader& loader) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);  // see end_what_the_task_started()
   constexpr std::int64_t kFlushEveryNs = 1000000;
   constexpr std::size_t kFlushBytes = 64 * 1024;
   std::int64_t last_flush = monotonic_ns();

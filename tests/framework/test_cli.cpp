@@ -113,7 +113,7 @@ TEST(CliRun, AllOkWritesRecordsInTaskOrderOnStdout) {
       EXPECT_EQ(rec["params"], rec["result"]);
     }
   }
-  // The key order of SPEC.md on the wire.
+  // The key order of the README's result records, on the wire.
   EXPECT_EQ(lines_of(r.out)[0].rfind("{\"run\":\"sums\",\"analysis\":\"example.sum\",\"task\":0,\"repeat\":0,"
                                      "\"params\":",
                                      0),

@@ -68,7 +68,7 @@ TEST(ConfigDefaults, EveryOptionHasADefault) {
   const RunConfig config = parse_config(kAnalyses, kFile);
   EXPECT_EQ(config.file, kFile);
   EXPECT_EQ(config.pool.workers, 0);  // auto
-  EXPECT_EQ(config.pool.start, mathpool::StartMode::zygote);  // SPEC.md: `start: zygote`
+  EXPECT_EQ(config.pool.start, mathpool::StartMode::zygote);  // README: `start: zygote` is the default
   EXPECT_FALSE(config.pool.task_timeout.has_value());
   EXPECT_EQ(config.pool.memory_limit, 0);
   EXPECT_EQ(config.pool.max_tasks_per_worker, 0);
@@ -675,7 +675,7 @@ TEST(ConfigScalars, IntegerBeyond64BitsIsAnError) {
 // params map is converted as a whole, so an integer too large for 64 bits deep in
 // a block-style params map is reported at the line where `params` starts and under
 // the key 'analyses[0].params', not at its own line and key
-// ('analyses[0].params.big'). SPEC.md: bad values name the file, the line and the key.
+// ('analyses[0].params.big'). bad values name the file, the line and the key.
 TEST(ConfigScalars, IntegerBeyond64BitsNamesItsOwnLineAndKey) {
   const std::string m = config_error(
       "analyses:\n"

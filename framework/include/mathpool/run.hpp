@@ -32,7 +32,7 @@ struct RunSummary {
   bool interrupted = false;
 };
 
-// The result record of one task (key order as in SPEC.md).
+// The result record of one task (key order as in README.md, "Result records").
 Value make_record(const TaskPlan& task, TaskResult result);
 // One JSON line; integers beyond signed 64 bits are written as decimal strings.
 std::string format_record(Value record);

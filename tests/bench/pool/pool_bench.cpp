@@ -4,6 +4,7 @@
 //   pool_bench --quick    smoke mode: 3 repetitions, smaller sizes (seconds)
 //   pool_bench --reps N   N repetitions (at least 3)
 //   pool_bench --only S   only scenario S (repeatable): reuse start overhead scaling lfsr-12 e2e
+//                         volume sweep16 oneshot isolation
 //   pool_bench --no-python  leave out the Python rows (e.g. to profile)
 //   pool_bench --quiet-wait S  before each scenario wait up to S seconds (default
 //                 120, 0 with --quick) for other processes to leave the CPUs idle
@@ -16,340 +17,29 @@
 //   scaling   one vs two workers on CPU-bound LFSR enumeration; host CPU use
 //   lfsr-12   lfsr-seq's repeated 12-bit analysis, first and second run
 //   e2e       `mathpool run` of 20,000 echo tasks vs Python Pool.map(chunksize=1)
+//   volume    `mathpool run` of 1M echo tasks vs Python Pool.imap(chunksize=1000); host memory at 1M and 10M
+//   sweep16   every degree-16 register (lfsr.cycles), 1 vs 2 workers, against the tasks' own time
+//   oneshot   a whole `mathpool run` of four small registers
+//   isolation per-task cost of isolation: task next to isolation: worker
 //
 // Every figure is the median of the repetitions with a 95% confidence interval
 // for the median from order statistics (binomial, distribution-free); ratios
 // carry a 95% bootstrap interval. Variants of a scenario are interleaved
 // repetition by repetition so drift hits them alike. Exit status: 0 when every
 // scenario ran (targets may be missed), 1 on an error.
-#include <dlfcn.h>
-#include <fcntl.h>
-#include <sched.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "bench_support.hpp"
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <optional>
-#include <random>
-#include <sstream>
-#include <stdexcept>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <fmt/format.h>
-
-#include <mathpool/plugin.hpp>
-#include <mathpool/pool.hpp>
-
-extern char** environ;
+namespace bench {
+// Scenarios in volume_scenarios.cpp.
+void scenario_volume(const Settings& s);
+void scenario_sweep16(const Settings& s);
+void scenario_oneshot(const Settings& s);
+void scenario_isolation(const Settings& s);
+}  // namespace bench
 
 namespace {
 
-namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-using mathpool::Value;
-
-// ---- statistics -------------------------------------------------------------
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// A distribution-free 95% interval for the median: order statistics
-// x(j) .. x(n+1-j) (1-based) with the largest j whose binomial coverage
-// P(j <= B <= n-j), B ~ Bin(n, 1/2), is still >= 95%. Below 6 samples no
-// such j exists and the interval is the range.
-std::pair<double, double> median_interval(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const int n = int(v.size());
-  std::vector<double> pmf(std::size_t(n) + 1);
-  for (int k = 0; k <= n; ++k)
-    pmf[std::size_t(k)] = std::exp(std::lgamma(n + 1.0) - std::lgamma(k + 1.0) -
-                                   std::lgamma(n - k + 1.0) - n * std::log(2.0));
-  int best = 1;
-  for (int j = 1; 2 * j <= n; ++j) {
-    double coverage = 0;
-    for (int k = j; k <= n - j; ++k) coverage += pmf[std::size_t(k)];
-    if (coverage >= 0.95) best = j;
-  }
-  return {v[std::size_t(best - 1)], v[std::size_t(n - best)]};
-}
-
-struct Summary {
-  double median = 0, lo = 0, hi = 0;
-};
-
-Summary summarize(const std::vector<double>& v) {
-  auto [lo, hi] = median_interval(v);
-  return {median_of(v), lo, hi};
-}
-
-// Bootstrap (2000 resamples) of median(a) / median(b): point and 95% interval.
-Summary ratio_of_medians(const std::vector<double>& a, const std::vector<double>& b) {
-  std::mt19937_64 rng(12345);
-  auto resample = [&rng](const std::vector<double>& v) {
-    std::uniform_int_distribution<std::size_t> pick(0, v.size() - 1);
-    std::vector<double> r(v.size());
-    for (double& x : r) x = v[pick(rng)];
-    return median_of(r);
-  };
-  std::vector<double> ratios;
-  for (int i = 0; i < 2000; ++i) ratios.push_back(resample(a) / resample(b));
-  std::sort(ratios.begin(), ratios.end());
-  return {median_of(a) / median_of(b), ratios[50], ratios[1949]};
-}
-
-// ---- the table --------------------------------------------------------------
-
-enum class Unit { seconds, percent, count };
-enum class Compare { none, slowdown, speedup };  // ratio = v/ref, or ref/v
-enum class Goal { none, value_below, ratio_at_most, ratio_at_least };
-
-struct Row {
-  std::string scenario, variant;
-  std::vector<double> samples;
-  Unit unit = Unit::seconds;
-  Compare compare = Compare::none;
-  std::string reference;           // its name
-  std::vector<double> ref_samples;
-  Goal goal = Goal::none;
-  double threshold = 0;
-  std::string target;  // as printed
-};
-
-std::vector<Row> table;
-std::vector<std::string> notes;
-
-std::string format_value(double x, Unit unit) {
-  if (unit == Unit::percent) return fmt::format("{:.2f} %", x);
-  if (unit == Unit::count) return fmt::format("{:.2f}", x);
-  const double a = std::fabs(x);
-  if (a >= 1) return fmt::format("{:.3f} s", x);
-  if (a >= 1e-3) return fmt::format("{:.2f} ms", x * 1e3);
-  if (a >= 1e-6) return fmt::format("{:.2f} µs", x * 1e6);
-  return fmt::format("{:.0f} ns", x * 1e9);
-}
-
-std::string format_ratio(double r) { return r >= 100 ? fmt::format("{:.0f}", r) : fmt::format("{:.3g}", r); }
-
-struct Verdict {
-  int met = 0, missed = 0;
-};
-
-Verdict print_table(std::FILE* out) {
-  Verdict verdict;
-  fmt::print(out, "| Scenario | Variant | Median | 95% CI | Reference | Ratio (95% CI) | Target | Result |\n");
-  fmt::print(out, "|---|---|---:|---|---|---|---|---|\n");
-  for (const Row& row : table) {
-    const Summary s = summarize(row.samples);
-    std::string ratio = "—";
-    Summary r{};
-    if (row.compare != Compare::none) {
-      r = row.compare == Compare::slowdown ? ratio_of_medians(row.samples, row.ref_samples)
-                                           : ratio_of_medians(row.ref_samples, row.samples);
-      ratio = fmt::format("{}× {} ({}–{})", format_ratio(r.median),
-                          row.compare == Compare::slowdown ? "the time" : "faster",
-                          format_ratio(r.lo), format_ratio(r.hi));
-    }
-    std::string result = "—";
-    if (row.goal != Goal::none) {
-      bool met = false, sure = false;
-      switch (row.goal) {
-        case Goal::value_below: met = s.median < row.threshold; sure = met ? s.hi < row.threshold : s.lo >= row.threshold; break;
-        case Goal::ratio_at_most: met = r.median <= row.threshold; sure = met ? r.hi <= row.threshold : r.lo > row.threshold; break;
-        case Goal::ratio_at_least: met = r.median >= row.threshold; sure = met ? r.lo >= row.threshold : r.hi < row.threshold; break;
-        case Goal::none: break;
-      }
-      result = std::string(met ? "**met**" : "**missed**") + (sure ? "" : " (CI straddles)");
-      ++(met ? verdict.met : verdict.missed);
-    }
-    fmt::print(out, "| {} | {} | {} | [{}, {}] | {} | {} | {} | {} |\n", row.scenario, row.variant,
-               format_value(s.median, row.unit), format_value(s.lo, row.unit),
-               format_value(s.hi, row.unit), row.reference.empty() ? "—" : row.reference, ratio,
-               row.target.empty() ? "—" : row.target, result);
-  }
-  return verdict;
-}
-
-// ---- helpers ----------------------------------------------------------------
-
-struct Settings {
-  bool quick = false;
-  int reps = 11;
-  double quiet_wait = 120;  // seconds to wait for an idle machine before each scenario
-  std::vector<std::string> only;  // scenarios to run; empty: all
-};
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-long self_context_switches() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_nvcsw + u.ru_nivcsw;
-}
-
-double self_cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-int available_cores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return int(std::thread::hardware_concurrency());
-  return CPU_COUNT(&set);
-}
-
-mathpool::PoolOptions pool_options(int workers, mathpool::StartMode start, const char* plugin,
-                                   std::optional<std::vector<std::string>> preload = std::nullopt) {
-  mathpool::PoolOptions options;
-  options.workers = workers;
-  options.start = start;
-  options.default_plugin_paths = false;
-  options.plugin_paths = {plugin};
-  options.preload = std::move(preload);
-  return options;
-}
-
-void check_results(const std::vector<mathpool::TaskResult>& results, const char* what) {
-  for (const auto& r : results)
-    if (!r.ok())
-      throw std::runtime_error(fmt::format("{}: task failed ({}): {}", what, r.status(), r.error->message));
-}
-
-// A plugin loaded into this process, to call its analyses directly.
-class InProcessPlugin {
- public:
-  explicit InProcessPlugin(const char* file) {
-    // Never unloaded: objects the plugin made must not outlive its code.
-    void* handle = dlopen(file, RTLD_NOW | RTLD_LOCAL);
-    if (!handle) throw std::runtime_error(fmt::format("dlopen {}: {}", file, dlerror()));
-    using Entry = const mathpool::PluginDescriptor* (*)();
-    auto entry = reinterpret_cast<Entry>(dlsym(handle, mathpool::kPluginEntrySymbol));
-    if (!entry) throw std::runtime_error(fmt::format("{}: no plugin entry point", file));
-    const auto* descriptor = entry();
-    std::string error;
-    if (descriptor->api_version != mathpool::kPluginApiVersion ||
-        !descriptor->declare(&analyses_, &error))
-      throw std::runtime_error(fmt::format("{}: cannot declare analyses: {}", file, error));
-  }
-  const mathpool::GuardedAnalysis& find(std::string_view name) const {
-    for (const auto& a : analyses_)
-      if (a.doc.name == name) return a;
-    throw std::runtime_error(fmt::format("no analysis {}", name));
-  }
-  static std::any setup(const mathpool::GuardedAnalysis& a) {
-    if (!a.setup) return {};
-    mathpool::TaskError error;
-    std::any state = a.setup(&error);
-    if (!error.message.empty()) throw std::runtime_error("setup failed: " + error.message);
-    return state;
-  }
-  static Value run(const mathpool::GuardedAnalysis& a, const Value& params, const std::any& state) {
-    mathpool::Outcome outcome = a.run(params, state);
-    if (!outcome.ok) throw std::runtime_error("direct call failed: " + outcome.error.message);
-    return std::move(outcome.result);
-  }
-
- private:
-  std::vector<mathpool::GuardedAnalysis> analyses_;
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs a command with stdout/stderr to /dev/null; returns wall seconds from
-// spawn to reaped exit. Throws on a non-zero exit.
-double time_command(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  const auto start = Clock::now();
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
-  int status = 0;
-  constexpr double kLimit = 120;
-  for (;;) {
-    const pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) break;
-    if (done < 0 && errno != EINTR) throw std::runtime_error("waitpid failed");
-    if (seconds_since(start) > kLimit) {
-      ::kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      throw std::runtime_error(fmt::format("{} did not finish in {:.0f} s (hung); killed", argv[0], kLimit));
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-  const double seconds = seconds_since(start);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error(fmt::format("{} failed (wait status {})", argv[0], status));
-  return seconds;
-}
-
-std::string capture_command(const std::string& command) {
-  std::FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) throw std::runtime_error("popen failed: " + command);
-  std::string out;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  if (pclose(pipe) != 0) throw std::runtime_error("command failed: " + command);
-  return out;
-}
-
-bool python_disabled = false;  // --no-python
-bool have_python() { return !python_disabled && std::strlen(POOL_BENCH_PYTHON) > 0; }
-
-std::vector<double> python_overhead(int n, int reps, int chunksize) {
-  const std::string out = capture_command(fmt::format(
-      "{} {} overhead {} {} {}", shell_quote(POOL_BENCH_PYTHON), shell_quote(POOL_BENCH_PY_SCRIPT),
-      n, reps, chunksize));
-  std::vector<double> per_task;
-  for (const auto& t : Value::parse(out)) per_task.push_back(t.get<double>() / n);
-  return per_task;
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "pool_bench.XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using namespace bench;
 
 // ---- scenarios --------------------------------------------------------------
 
@@ -663,9 +353,9 @@ void scenario_lfsr12(const Settings& s) {
   notes.push_back(
       "**lfsr-12**: `lfsr.cycles` of x^12 + x^6 + x^4 + x + 1 over GF(2) with `list_cycles: true` "
       "(all 4096 states listed by cycle), as lfsr-seq's 12-bit full state-space map with 4 workers. "
-      "First run: Pool constructor (zygote template start, lfsr plugin load, its factor-cache setup, "
+      "First run: Pool constructor (zygote template start, lfsr plugin load, its (lazy) factor-cache setup, "
       "4 forks) plus the task; second run: the same task on the same pool. The lfsr-seq figures are "
-      "its published ones (NOTES §2), not measured here.");
+      "its published ones (lfsr-seq's persistent-pool change, 4 workers), not measured here.");
 }
 
 // `mathpool run` of N echo tasks vs Python Pool.map(chunksize=1), whole processes.
@@ -675,9 +365,7 @@ void scenario_e2e(const Settings& s) {
   {
     std::ofstream config(dir.path / "echo.yaml");
     config << "pool: {workers: 2}\noutput: mathpool.jsonl\nanalyses:\n  - name: echo\n"
-              "    analysis: example.echo\n    sweep:\n      x: [";
-    for (int i = 0; i < n; ++i) config << (i ? "," : "") << i;
-    config << "]\n";
+              "    analysis: example.echo\n    sweep:\n      x: {range: [0, " << n << "]}\n";
   }
   const std::vector<std::string> mathpool_cmd = {POOL_BENCH_MATHPOOL, "run", (dir.path / "echo.yaml").string(),
                                                  "--plugin-path", POOL_BENCH_EXAMPLE_PLUGIN};
@@ -699,16 +387,16 @@ void scenario_e2e(const Settings& s) {
   if (have_python()) {
     table.push_back({sc, "Python: interpreter + Pool(2).map(chunksize=1) + JSON lines, " + what, tp});
     table.push_back({sc, "`mathpool run` (the command), " + what, tm, Unit::seconds, Compare::speedup, "Python",
-                     tp, Goal::ratio_at_least, 5, "≥ 5× faster"});
+                     tp, Goal::ratio_at_least, 10, "≥ 10× faster"});
   } else {
     table.push_back({sc, "`mathpool run` (the command), " + what, tm});
   }
   notes.push_back(fmt::format(
       "**e2e**: whole wall time from process start to exit. mathpool: `mathpool run` of a config "
-      "with a sweep `x: [0 .. {}]` over `example.echo`, `pool: {{workers: 2}}` (zygote), records to a file. "
+      "with a sweep `x: {{range: [0, {}]}}` over `example.echo`, `pool: {{workers: 2}}` (zygote), records to a file. "
       "Python: `python3 py_pool_bench.py e2e`: interpreter start, fork-context `Pool(2)`, "
       "`map(identity, [{{\"x\": i}}...], chunksize=1)`, records written as JSON lines.",
-      n - 1));
+      n));
 }
 
 // CPU time the whole machine spent busy, from /proc/stat (all cores), seconds.
@@ -789,7 +477,9 @@ int main(int argc, char** argv) {
   try {
     const std::vector<std::pair<const char*, void (*)(const Settings&)>> scenarios = {
         {"reuse", scenario_reuse},     {"start", scenario_start}, {"overhead", scenario_overhead},
-        {"scaling", scenario_scaling}, {"lfsr-12", scenario_lfsr12}, {"e2e", scenario_e2e}};
+        {"scaling", scenario_scaling}, {"lfsr-12", scenario_lfsr12}, {"e2e", scenario_e2e},
+        {"volume", scenario_volume},   {"sweep16", scenario_sweep16}, {"oneshot", scenario_oneshot},
+        {"isolation", scenario_isolation}};
     // A scenario that stops making progress (a hung pool) is an error, not a
     // benchmark that never ends.
     std::atomic<long> scenario_deadline{0};

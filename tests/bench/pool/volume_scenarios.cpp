@@ -1,0 +1,226 @@
+// Volume scenarios of pool_bench: what users run at scale, measured whole.
+//   volume     1M echo tasks through `mathpool run` vs Python Pool.imap; host memory at 1M and 10M
+//   sweep16    every degree-16 register, 1 vs 2 workers, against the tasks' own time
+//   oneshot    a whole `mathpool run` of four small registers
+//   isolation  per-task cost of isolation: task next to isolation: worker
+#include "bench_support.hpp"
+
+namespace bench {
+namespace {
+
+// Spawns `argv` (output to /dev/null) and samples its VmHWM until it exits:
+// the peak resident memory of that process alone, not of its children.
+struct Measured {
+  double seconds = 0;
+  double peak_bytes = 0;
+};
+
+Measured run_and_watch(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  const auto start = Clock::now();
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
+  Measured m;
+  int status = 0;
+  for (;;) {
+    {
+      std::ifstream proc(fmt::format("/proc/{}/status", pid));
+      for (std::string line; std::getline(proc, line);)
+        if (line.rfind("VmHWM:", 0) == 0) m.peak_bytes = std::max(m.peak_bytes, 1024.0 * std::stod(line.substr(6)));
+    }
+    if (waitpid(pid, &status, WNOHANG) == pid) break;
+    if (seconds_since(start) > 300) {
+      ::kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      throw std::runtime_error(fmt::format("{} did not finish in 300 s; killed", argv[0]));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  m.seconds = seconds_since(start);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(fmt::format("{} failed (wait status {})", argv[0], status));
+  return m;
+}
+
+fs::path write_file(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string echo_config(long n, const std::string& output) {
+  return fmt::format("pool: {{workers: 2}}\noutput: {}\nanalyses:\n  - name: echo\n    analysis: example.echo\n"
+                     "    sweep:\n      x: {{range: [0, {}]}}\n",
+                     output, n);
+}
+
+long count_lines(const fs::path& file) {
+  std::ifstream in(file);
+  return long(std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
+}
+
+// The sum of the records' "seconds" (each record ends with it).
+double summed_task_seconds(const fs::path& file) {
+  std::ifstream in(file);
+  double total = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto at = line.rfind("\"seconds\":");
+    if (at != std::string::npos) total += std::stod(line.substr(at + 10));
+  }
+  return total;
+}
+
+}  // namespace
+
+void scenario_volume(const Settings& s) {
+  const long n = s.quick ? 20000 : 1000000;
+  const long huge = s.quick ? 200000 : 10000000;
+  const int reps = std::min(s.reps, s.quick ? 3 : 5);  // a Python run of 1M takes seconds
+  TempDir dir;
+  const fs::path config = write_file(dir.path / "echo.yaml", echo_config(n, "mathpool.jsonl"));
+  const std::vector<std::string> mathpool_cmd = {POOL_BENCH_MATHPOOL, "run", config.string(), "--plugin-path",
+                                                 POOL_BENCH_EXAMPLE_PLUGIN};
+  const std::vector<std::string> python_cmd = {POOL_BENCH_PYTHON, POOL_BENCH_PY_SCRIPT, "imap", std::to_string(n),
+                                               (dir.path / "python.jsonl").string()};
+  std::vector<double> tm, tp, mem;
+  for (int r = 0; r < reps; ++r) {
+    const Measured m = run_and_watch(mathpool_cmd);
+    tm.push_back(m.seconds);
+    mem.push_back(m.peak_bytes);
+    if (have_python()) tp.push_back(time_command(python_cmd));
+  }
+  if (count_lines(dir.path / "mathpool.jsonl") != n)
+    throw std::runtime_error("volume: mathpool run wrote the wrong number of records");
+  // Ten times the tasks, records to /dev/null: the host's peak must not move.
+  const fs::path big = write_file(dir.path / "big.yaml", echo_config(huge, "/dev/null"));
+  std::vector<double> mem_big;
+  for (int r = 0; r < (s.quick ? 1 : 3); ++r)
+    mem_big.push_back(
+        run_and_watch({POOL_BENCH_MATHPOOL, "run", big.string(), "--plugin-path", POOL_BENCH_EXAMPLE_PLUGIN})
+            .peak_bytes);
+  const std::string sc = "volume";
+  const std::string what = fmt::format("{} echo tasks, range sweep, 2 workers", n);
+  if (have_python()) {
+    table.push_back({sc, "Python: Pool(2).imap(chunksize=1000) over a generator + JSON lines, " + what, tp});
+    table.push_back({sc, "`mathpool run`, " + what, tm, Unit::seconds, Compare::speedup, "Python imap", tp,
+                     Goal::ratio_at_least, 10, "≥ 10× faster"});
+  } else {
+    table.push_back({sc, "`mathpool run`, " + what, tm});
+  }
+  auto mib = [](std::vector<double> v) {
+    for (double& x : v) x /= 1048576.0;
+    return v;
+  };
+  table.push_back({sc, fmt::format("host peak memory (MiB), {} tasks", n), mib(mem), Unit::count, Compare::none, "",
+                   {}, Goal::value_below, 64, "≤ 64 MiB"});
+  table.push_back({sc, fmt::format("host peak memory (MiB), {} tasks", huge), mib(mem_big), Unit::count,
+                   Compare::none, "", {}, Goal::value_below, 64, "≤ 64 MiB"});
+  notes.push_back(fmt::format(
+      "**volume**: whole wall time of `mathpool run` of a config sweeping `x: {{range: [0, {0}]}}` over "
+      "`example.echo` (2 workers, zygote), records to a file, against `python3 py_pool_bench.py imap {0}`: "
+      "interpreter, fork-context `Pool(2).imap(identity, generator, chunksize=1000)`, writing the same JSON "
+      "lines. {2} repetitions. Host peak memory: `VmHWM` of the `mathpool` process itself (sampled from "
+      "/proc every 2 ms; its workers are other processes), with records to a file at {0} tasks and to "
+      "/dev/null at {1}.",
+      n, huge, reps));
+}
+
+void scenario_sweep16(const Settings& s) {
+  const int reps = std::min(s.reps, s.quick ? 3 : 5);
+  TempDir dir;
+  std::string bits;
+  for (int i = 0; i < 15; ++i) bits += ", *bit";
+  const std::string range = s.quick ? "[[1], *bit, *bit, *bit, *bit, *bit, *bit, *bit, *bit, *bit, *bit]"
+                                    : "[[1]" + bits + "]";
+  auto config = [&](int workers) {
+    return write_file(dir.path / fmt::format("w{}.yaml", workers),
+                      fmt::format("pool: {{workers: {}}}\noutput: out{}.jsonl\nanchors: {{bit: &bit [0, 1]}}\n"
+                                  "analyses:\n  - name: all16\n    analysis: lfsr.cycles\n    params: {{field: 2}}\n"
+                                  "    sweep:\n      coefficients: {{product: {}}}\n",
+                                  workers, workers, range));
+  };
+  const fs::path one = config(1), two = config(2);
+  std::vector<double> t1, t2, own;
+  for (int r = 0; r < reps; ++r) {
+    t1.push_back(time_command({POOL_BENCH_MATHPOOL, "run", one.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
+    own.push_back(summed_task_seconds(dir.path / "out1.jsonl"));
+    t2.push_back(time_command({POOL_BENCH_MATHPOOL, "run", two.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
+  }
+  const long tasks = count_lines(dir.path / "out2.jsonl");
+  const std::string sc = "sweep16";
+  table.push_back({sc, fmt::format("tasks' own time (sum of `seconds`), {} registers", tasks), own});
+  table.push_back({sc, "`mathpool run`, 1 worker", t1, Unit::seconds, Compare::slowdown, "tasks' own time", own,
+                   Goal::ratio_at_most, 1.2, "≤ 1.2× own time"});
+  table.push_back({sc, "`mathpool run`, 2 workers", t2, Unit::seconds, Compare::speedup, "1 worker", t1,
+                   Goal::ratio_at_least, 1.8, "≥ 1.8× faster"});
+  notes.push_back(fmt::format(
+      "**sweep16**: `mathpool run` of `lfsr.cycles` over every degree-16 register over GF(2) with c0 = 1 "
+      "(`coefficients: {{product: [[1], *bit x 15]}}`, {} tasks, records to a file), whole process, with 1 and "
+      "2 workers; the tasks' own time is the sum of the records' `seconds` of the 1-worker run. {} repetitions.",
+      tasks, reps));
+}
+
+void scenario_oneshot(const Settings& s) {
+  TempDir dir;
+  const fs::path config = write_file(
+      dir.path / "four.yaml",
+      "pool: {workers: 1}\noutput: four.jsonl\nanalyses:\n"
+      "  - {name: a, analysis: lfsr.cycles, params: {field: 2, coefficients: [1,1,0,0,1,0,1,0,0,0,0,0]}}\n"
+      "  - {name: b, analysis: lfsr.cycles, params: {field: 2, coefficients: [1,0,1,1,0,0,0,0,0,0,0,0,1]}}\n"
+      "  - {name: c, analysis: lfsr.cycles, params: {field: 2, coefficients: [1,1,0,1,0,0,0,0,0,0,0,0,0,1]}}\n"
+      "  - {name: d, analysis: lfsr.cycles, params: {field: 2, coefficients: [1,0,0,0,0,1,0,0,0,0,1,0,1,0]}}\n");
+  const fs::path echo = write_file(dir.path / "echo.yaml",
+                                   "pool: {workers: 1}\noutput: echo.jsonl\nanalyses:\n"
+                                   "  - {name: e, analysis: example.echo, params: {x: 1}}\n");
+  std::vector<double> t_lfsr, t_echo;
+  for (int r = 0; r < s.reps; ++r) {
+    t_lfsr.push_back(time_command({POOL_BENCH_MATHPOOL, "run", config.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
+    t_echo.push_back(time_command({POOL_BENCH_MATHPOOL, "run", echo.string(), "--plugin-path", POOL_BENCH_EXAMPLE_PLUGIN}));
+  }
+  if (count_lines(dir.path / "four.jsonl") != 4) throw std::runtime_error("oneshot: expected 4 records");
+  const std::string sc = "oneshot";
+  table.push_back({sc, "`mathpool run` of one example.echo task, whole process", t_echo});
+  table.push_back({sc, "`mathpool run` of four lfsr.cycles registers of 12-14 bits, whole process", t_lfsr,
+                   Unit::seconds, Compare::none, "", {}, Goal::value_below, 0.020, "≤ 20 ms"});
+  notes.push_back("**oneshot**: wall time from process start to exit of `mathpool run` (1 worker, zygote: "
+                  "template start, plugin load, setup, fork, tasks, records to a file).");
+}
+
+void scenario_isolation(const Settings& s) {
+  const int n = s.quick ? 200 : 2000;
+  std::vector<Value> params;
+  for (int i = 0; i < n; ++i) params.push_back({{"x", i}});
+  auto make = [&](mathpool::Isolation isolation) {
+    auto options = pool_options(1, mathpool::StartMode::zygote, POOL_BENCH_EXAMPLE_PLUGIN);
+    options.isolation = isolation;
+    options.chunk_size = 1;  // one task at a time: the cost of each task alone
+    auto pool = std::make_unique<mathpool::Pool>(options);
+    check_results(pool->map("example.echo", std::vector<Value>(params.begin(), params.begin() + 50)), "warm-up");
+    return pool;
+  };
+  auto worker = make(mathpool::Isolation::worker), task = make(mathpool::Isolation::task);
+  std::vector<double> tw, tt;
+  for (int r = 0; r < s.reps; ++r) {
+    for (auto [pool, times] : {std::pair{worker.get(), &tw}, std::pair{task.get(), &tt}}) {
+      const auto t = Clock::now();
+      check_results(pool->map("example.echo", params), "isolation");
+      times->push_back(seconds_since(t) / n);
+    }
+  }
+  const std::string sc = "isolation";
+  table.push_back({sc, "per task, isolation: worker (1 worker, chunk_size 1)", tw});
+  table.push_back({sc, "per task, isolation: task (a fork per task)", tt, Unit::seconds, Compare::slowdown,
+                   "isolation: worker", tw, Goal::value_below, 150e-6, "≤ 150 µs"});
+  notes.push_back(fmt::format("**isolation**: `Pool::map` of {} `example.echo` tasks on a warm 1-worker zygote "
+                              "pool with `chunk_size = 1`, wall time per task.",
+                              n));
+}
+
+}  // namespace bench

@@ -100,16 +100,7 @@ void append_record_tail(std::string& out, const RawResult& result) {
 
 std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {
   std::set<RecordKey> done;
-  std::ifstream in(output, std::ios::binary);
-  if (!in) return done;
-  std::string line;
-  std::streamoff good_end = 0;
-  bool cut = false;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (in.eof()) {  // no newline: a line cut short by a killed writer
-      cut = true;
-      break;
-    }
+  detail::for_each_record_line(output, [&](const std::string& line, int number) {
     const Value record = Value::parse(line, nullptr, false);
     const auto field = [&](const char* key) { return record.is_object() ? record.find(key) : record.end(); };
     const auto run = field("run"), task = field("task"), repeat = field("repeat");
@@ -118,14 +109,27 @@ std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {
         !repeat->is_number_unsigned())
       throw std::runtime_error(output.string() + ":" + std::to_string(number) +
                                ": not a result record; refusing to resume into this file");
-    good_end += static_cast<std::streamoff>(line.size()) + 1;
     done.emplace(run->get<std::string>(), task->get<std::size_t>(), repeat->get<int>());
-  }
-  if (cut) {
-    in.close();
-    if (::truncate(output.c_str(), good_end) != 0) throw std::runtime_error("cannot repair " + output.string());
-  }
+  });
   return done;
+}
+
+void detail::for_each_record_line(const std::filesystem::path& file,
+                                  const std::function<void(const std::string& line, int number)>& record) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return;
+  std::string line;
+  std::streamoff good_end = 0;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (in.eof()) {  // no newline: a line cut short by a killed writer
+      in.close();
+      if (::truncate(file.c_str(), good_end) != 0)
+        throw std::runtime_error(file.string() + ": cannot cut off its partial last line");
+      return;
+    }
+    record(line, number);
+    good_end += static_cast<std::streamoff>(line.size()) + 1;
+  }
 }
 
 }  // namespace mathpool

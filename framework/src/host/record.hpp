@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -18,5 +20,12 @@ void append_record_head(std::string& out, std::string_view prefix, std::uint64_t
                         std::string_view params);
 // "status":...,"result" or "error":...,"worker":...,"seconds":...}
 void append_record_tail(std::string& out, const RawResult& result);
+
+// Calls `record(line, number)` for each complete line of a JSON Lines file
+// (1-based numbers). A partial last line (a killed writer) is cut off the file
+// afterwards, so appending continues cleanly; throws std::runtime_error when
+// that fails. A missing file has no lines.
+void for_each_record_line(const std::filesystem::path& file,
+                          const std::function<void(const std::string& line, int number)>& record);
 
 }  // namespace mathpool::detail

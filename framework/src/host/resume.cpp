@@ -1,7 +1,5 @@
 #include "resume.hpp"
 
-#include <unistd.h>
-
 #include <charconv>
 #include <fstream>
 
@@ -51,20 +49,12 @@ void FinishedTasks::insert(std::size_t entry, std::uint64_t index) {
 
 FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::path& output) {
   FinishedTasks finished(config.analyses.size());
-  std::ifstream in(output, std::ios::binary);
-  if (!in) return finished;
   std::vector<std::string> prefixes;
   for (const AnalysisEntry& entry : config.analyses) prefixes.push_back(record_prefix(entry.name, entry.analysis));
 
-  std::string line, expected;
+  std::string expected;
   Bytes params;
-  std::streamoff good_end = 0;
-  bool cut = false;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (in.eof()) {  // no newline: a line cut short by a killed writer
-      cut = true;
-      break;
-    }
+  auto check = [&](const std::string& line, int number) {
     // A record starts with its entry's prefix, then task and repeat: the
     // expected head for those must match the line byte for byte.
     std::size_t e = 0;
@@ -92,12 +82,13 @@ FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::pa
                                     "config's task; refusing to resume into this file",
                                     output.string(), number, entry.name, task, repeat));
     finished.insert(e, task * std::uint64_t(entry.repeat) + repeat);
-    good_end += static_cast<std::streamoff>(line.size()) + 1;
-  }
-  if (cut) {
-    in.close();
-    if (::truncate(output.c_str(), good_end) != 0)
-      throw ConfigError(fmt::format("{}: cannot cut off its partial last line", output.string()));
+  };
+  try {
+    for_each_record_line(output, check);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(e.what());
   }
   return finished;
 }

@@ -266,9 +266,8 @@ inline std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-// Runs a command with stdout/stderr to /dev/null; returns wall seconds from
-// spawn to reaped exit. Throws on a non-zero exit.
-inline double time_command(const std::vector<std::string>& argv) {
+// Starts a command with stdout/stderr to /dev/null; returns its pid.
+inline pid_t spawn_quiet(const std::vector<std::string>& argv) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -276,28 +275,41 @@ inline double time_command(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  const auto start = Clock::now();
   pid_t pid = -1;
   const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
+  return pid;
+}
+
+// Waits for `pid`, calling `poll` about every `period` meanwhile; kills it
+// after `limit` seconds. Throws unless it exits 0.
+inline void wait_success(pid_t pid, const std::string& name, Clock::time_point start, double limit,
+                         std::chrono::microseconds period, const std::function<void()>& poll = {}) {
   int status = 0;
-  constexpr double kLimit = 120;
   for (;;) {
+    if (poll) poll();
     const pid_t done = waitpid(pid, &status, WNOHANG);
     if (done == pid) break;
     if (done < 0 && errno != EINTR) throw std::runtime_error("waitpid failed");
-    if (seconds_since(start) > kLimit) {
+    if (seconds_since(start) > limit) {
       ::kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      throw std::runtime_error(fmt::format("{} did not finish in {:.0f} s (hung); killed", argv[0], kLimit));
+      throw std::runtime_error(fmt::format("{} did not finish in {:.0f} s (hung); killed", name, limit));
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    std::this_thread::sleep_for(period);
   }
-  const double seconds = seconds_since(start);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error(fmt::format("{} failed (wait status {})", argv[0], status));
-  return seconds;
+    throw std::runtime_error(fmt::format("{} failed (wait status {})", name, status));
+}
+
+// Runs a command with stdout/stderr to /dev/null; returns wall seconds from
+// spawn to reaped exit. Throws on a non-zero exit.
+inline double time_command(const std::vector<std::string>& argv) {
+  const auto start = Clock::now();
+  const pid_t pid = spawn_quiet(argv);
+  wait_success(pid, argv[0], start, 120, std::chrono::microseconds(100));
+  return seconds_since(start);
 }
 
 inline std::string capture_command(const std::string& command) {

@@ -16,37 +16,15 @@ struct Measured {
 };
 
 Measured run_and_watch(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   const auto start = Clock::now();
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
+  const pid_t pid = spawn_quiet(argv);
   Measured m;
-  int status = 0;
-  for (;;) {
-    {
-      std::ifstream proc(fmt::format("/proc/{}/status", pid));
-      for (std::string line; std::getline(proc, line);)
-        if (line.rfind("VmHWM:", 0) == 0) m.peak_bytes = std::max(m.peak_bytes, 1024.0 * std::stod(line.substr(6)));
-    }
-    if (waitpid(pid, &status, WNOHANG) == pid) break;
-    if (seconds_since(start) > 300) {
-      ::kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      throw std::runtime_error(fmt::format("{} did not finish in 300 s; killed", argv[0]));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  wait_success(pid, argv[0], start, 300, std::chrono::milliseconds(2), [&] {
+    std::ifstream proc(fmt::format("/proc/{}/status", pid));
+    for (std::string line; std::getline(proc, line);)
+      if (line.rfind("VmHWM:", 0) == 0) m.peak_bytes = std::max(m.peak_bytes, 1024.0 * std::stod(line.substr(6)));
+  });
   m.seconds = seconds_since(start);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error(fmt::format("{} failed (wait status {})", argv[0], status));
   return m;
 }
 

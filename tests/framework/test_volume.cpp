@@ -365,3 +365,48 @@ TEST(HostMemory, DoesNotGrowWithTheNumberOfTasks) {
 
 }  // namespace
 }  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+// ------------------------------------------------------------ validate = what a run would refuse
+
+test::CommandResult validate(const test::TempDir& dir, const std::string& entries, const std::string& top = "") {
+  const auto config = dir.write("v.yaml", fmt::format("plugin_path: [\"{}\"]\n{}analyses:\n{}", EXAMPLE_PLUGIN, top, entries));
+  return test::run_mathpool({"validate", config.string()});
+}
+
+TEST(CliValidate, RefusesWhatEveryTaskWouldFailWith) {
+  test::TempDir dir;
+  auto r = validate(dir, "  - name: s\n    analysis: example.sum\n    params: {values: [1], bogus: 2}\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("v.yaml:3: key 'analyses[0].params.bogus': unknown parameter 'bogus' for example.sum (known: values, offset)"),
+            std::string::npos)
+      << r.err;
+  r = validate(dir, "  - name: s\n    analysis: example.sum\n    sweep: {offset: [1, 2]}\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("key 'analyses[0].params': parameter 'values' is required by example.sum"), std::string::npos)
+      << r.err;
+  r = validate(dir, "  - name: s\n    analysis: example.sum\n    params: {values: [1]}\n    sweep: {offset: [a, b]}\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("key 'analyses[0].sweep.offset': parameter 'offset' of example.sum must be an integer, got \"a\""),
+            std::string::npos)
+      << r.err;
+  // An open analysis takes anything.
+  r = validate(dir, "  - name: e\n    analysis: example.echo\n    params: {anything: [1]}\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(CliValidate, RefusesAnOutputThatCannotBeWritten) {
+  test::TempDir dir;
+  const auto r = validate(dir, "  - {name: e, analysis: example.echo}\n", "output: no/such/dir/out.jsonl\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("key 'output': cannot write output file"), std::string::npos) << r.err;
+  // The run refuses it the same way, before any task.
+  const auto run = test::run_mathpool({"run", (dir.path() / "v.yaml").string()});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("key 'output': cannot write output file"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace mathpool

@@ -21,9 +21,10 @@
 namespace mathpool {
 
 // A configuration that cannot be used. what() is "FILE:LINE: key 'K': reason".
-class ConfigError : public std::runtime_error {
+// One family with every other host error: a mathpool::Error of kind invalid_config.
+class ConfigError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& message) : Error(ErrorKind::invalid_config, message) {}
 };
 
 // One factor of an entry's cartesian product: the values of one sweep key,

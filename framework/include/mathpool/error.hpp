@@ -19,6 +19,7 @@ enum class ErrorKind {
   crashed,         // the worker died (signal or exit status in the message)
   memory,          // the worker ran out of its memory limit
   io_error,        // the host could not read or write a file (never a task's status)
+  invalid_config,  // a run configuration that cannot be used (never a task's status)
 };
 
 std::string_view to_string(ErrorKind kind) noexcept;

@@ -44,11 +44,16 @@ std::string record_tail(TaskResult result);
 
 // (run, task, repeat) of each complete record in a JSON Lines file. A partial
 // last line (a killed writer) is cut off the file so appending continues cleanly.
+// Throws ConfigError naming the line that is not a record.
 using RecordKey = std::tuple<std::string, std::size_t, int>;
 std::set<RecordKey> read_finished_records(const std::filesystem::path& output);
 
-// Throws ConfigError when an entry names an analysis the pool does not have.
+// Throws ConfigError when an entry names an analysis the pool does not have,
+// or gives it parameters it does not take, lacks a required one, or gives one
+// of a documented type it cannot be: what every task would fail with.
 void check_analyses(const RunConfig& config, const Pool& pool);
+// Throws ConfigError when the config's output file cannot be written.
+void check_output(const RunConfig& config);
 
 // The pool options of a config for `task_count` tasks (auto workers: the
 // available cores, at most the task count).
@@ -60,7 +65,10 @@ RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out,
                     const RunOptions& options = {});
 
 // Runs a whole config: builds its pool, writes to its output (stdout when
-// none), honours resume. Throws ConfigError or mathpool::Error when nothing ran.
+// none), honours resume. Throws mathpool::Error: ConfigError (kind
+// invalid_config) for the config, its output or a resume file that does not
+// belong to it; plugin_error when the pool cannot start; io_error when the
+// output cannot be written.
 RunSummary run_config(const RunConfig& config, const RunOptions& options = {});
 
 }  // namespace mathpool

@@ -105,6 +105,7 @@ int cmd_validate(const std::string& config_file, const std::vector<std::string>&
   for (const auto& p : config.pool.plugin_paths) paths.insert(paths.begin(), p.string());
   mathpool::Pool pool = catalogue_pool(paths, allow_insecure);
   mathpool::check_analyses(config, pool);
+  mathpool::check_output(config);
   // Counted, never generated: a sweep of any size validates at once.
   std::uint64_t total = 0;
   for (const auto& entry : config.analyses) total += entry.task_count();

@@ -107,8 +107,8 @@ std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {
     if (record.is_discarded() || !record.is_object() || run == record.end() || !run->is_string() ||
         task == record.end() || !task->is_number_unsigned() || repeat == record.end() ||
         !repeat->is_number_unsigned())
-      throw std::runtime_error(output.string() + ":" + std::to_string(number) +
-                               ": not a result record; refusing to resume into this file");
+      throw ConfigError(output.string() + ":" + std::to_string(number) +
+                        ": not a result record; refusing to resume into this file");
     done.emplace(run->get<std::string>(), task->get<std::size_t>(), repeat->get<int>());
   });
   return done;

@@ -56,10 +56,81 @@ class Progress {
 
 }  // namespace
 
+namespace {
+
+// Whether `v` fits a documented parameter type; types the check does not
+// know (free text in a plugin's documentation) pass.
+bool fits_type(const Value& v, const std::string& type) {
+  if (type == "integer") return v.is_number_integer();
+  if (type == "bool") return v.is_boolean();
+  if (type == "string") return v.is_string();
+  if (type == "list of integers")
+    return v.is_array() && std::all_of(v.begin(), v.end(), [](const Value& x) { return x.is_number_integer(); });
+  return true;
+}
+
+// What a run would refuse in every task of an entry, refused before any task
+// runs: parameters the analysis does not take, required ones missing, and
+// values (fixed ones, and each sweep axis's first) of a documented type they
+// cannot be.
+void check_entry_params(const RunConfig& config, std::size_t index, const Value& analysis) {
+  const AnalysisEntry& entry = config.analyses[index];
+  auto fail = [&](const std::string& key, const std::string& why) {
+    throw ConfigError(fmt::format("{}:{}: key 'analyses[{}].{}': {}", config.file.string(), entry.line, index, key, why));
+  };
+  std::vector<std::pair<std::string, Value>> given;  // key in the config, sample value
+  for (const auto& [key, value] : entry.params.items()) given.emplace_back("params." + key, value);
+  for (const SweepAxis& axis : entry.sweep)
+    for (std::size_t k = 0; k < axis.keys().size(); ++k)
+      given.emplace_back((axis.keys().size() > 1 ? "rows." : "sweep.") + axis.keys()[k], axis.value(0, k));
+  const Value& documented = analysis.at("params");
+  std::string known;
+  for (const Value& p : documented) known += (known.empty() ? "" : ", ") + p.value("name", "");
+  for (const auto& [key, value] : given) {
+    const std::string name = key.substr(key.find('.') + 1);
+    const auto doc = std::find_if(documented.begin(), documented.end(),
+                                  [&](const Value& p) { return p.value("name", "") == name; });
+    if (doc == documented.end()) {
+      if (analysis.value("open_params", false)) continue;
+      fail(key, fmt::format("unknown parameter '{}' for {} (known: {})", name, entry.analysis,
+                            known.empty() ? "none" : known));
+    }
+    const std::string type = doc->value("type", "");
+    if (!value.is_null() && !fits_type(value, type))
+      fail(key, fmt::format("parameter '{}' of {} must be {}, got {}", name, entry.analysis,
+                            type == "integer" ? "an integer" : type == "bool" ? "true or false"
+                                              : type == "string" ? "a string" : "a " + type,
+                            value.dump()));
+  }
+  for (const Value& p : documented) {
+    const std::string name = p.value("name", "");
+    if (!p.value("default", "").empty()) continue;
+    const bool set = std::any_of(given.begin(), given.end(),
+                                 [&](const auto& g) { return g.first.substr(g.first.find('.') + 1) == name; });
+    if (!set) fail("params", fmt::format("parameter '{}' is required by {}", name, entry.analysis));
+  }
+}
+
+}  // namespace
+
+void check_output(const RunConfig& config) {
+  if (!config.output) return;
+  const std::filesystem::path& out = *config.output;
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(out, ec);
+  const std::filesystem::path dir = out.parent_path().empty() ? "." : out.parent_path();
+  if (exists ? ::access(out.c_str(), W_OK) != 0 : ::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw ConfigError(fmt::format("{}: key 'output': cannot write output file {} ({})", config.file.string(),
+                                  out.string(), std::strerror(errno)));
+}
+
 void check_analyses(const RunConfig& config, const Pool& pool) {
   for (std::size_t i = 0; i < config.analyses.size(); ++i) {
     const AnalysisEntry& entry = config.analyses[i];
-    if (pool.find_analysis(entry.analysis)) continue;
+    if (const Value* analysis = pool.find_analysis(entry.analysis)) {
+      check_entry_params(config, i, *analysis);
+      continue;
+    }
     std::string known;
     for (const Value& a : pool.catalogue())
       known += (known.empty() ? "" : ", ") + a.value("name", "");
@@ -202,7 +273,7 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   summary.planned = planned;
   summary.skipped = planned - to_run;
   if (to_run == 0) return summary;  // nothing left: no pool is started
-
+  check_output(config);  // before any worker starts
   Pool pool(pool_options_for(config, std::size_t(std::min<std::uint64_t>(to_run, 1u << 30))));
   check_analyses(config, pool);
 

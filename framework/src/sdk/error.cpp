@@ -5,13 +5,14 @@
 
 namespace mathpool {
 namespace {
-constexpr std::array<std::pair<ErrorKind, std::string_view>, 6> kKindNames{{
+constexpr std::array<std::pair<ErrorKind, std::string_view>, 7> kKindNames{{
     {ErrorKind::invalid_params, "invalid_params"},
     {ErrorKind::plugin_error, "plugin_error"},
     {ErrorKind::timeout, "timeout"},
     {ErrorKind::crashed, "crashed"},
     {ErrorKind::memory, "memory"},
     {ErrorKind::io_error, "io_error"},
+    {ErrorKind::invalid_config, "invalid_config"},
 }};
 }  // namespace
 

@@ -410,3 +410,89 @@ TEST(CliValidate, RefusesAnOutputThatCannotBeWritten) {
 
 }  // namespace
 }  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+// ------------------------------------------------------------ host programs
+
+// Runs `body` in a forked child; returns its exit status (the child must not
+// return into the test runner).
+int in_child(const std::function<int()>& body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    int code = 99;
+    try {
+      code = body();
+    } catch (...) {
+      code = 98;
+    }
+    std::_Exit(code);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(HostProgram, AForkedChildGetsAClearErrorAtOnceNotAHang) {
+  Pool pool(test::test_pool_options(1));
+  const int code = in_child([&] {
+    auto future = pool.submit("example.echo", {{"x", 1}});
+    if (future.wait_for(std::chrono::seconds(2)) != std::future_status::ready) return 1;
+    const TaskResult r = future.get();
+    return !r.ok() && r.error->message.find("a forked child must create a pool of its own") != std::string::npos ? 0 : 2;
+  });
+  EXPECT_EQ(code, 0);
+  EXPECT_TRUE(pool.submit("example.echo", {{"x", 1}}).get().ok());  // the parent's pool goes on
+}
+
+TEST(HostProgram, DefaultPoolTakesOptionsFromCodeOrEnvironmentBeforeFirstUse) {
+  EXPECT_EQ(in_child([] {
+              setenv("MATHPOOL_WORKERS", "3", 1);
+              setenv("MATHPOOL_PLUGIN_PATH", EXAMPLE_PLUGIN, 1);
+              Pool& pool = default_pool();
+              return pool.size() == 3 && pool.submit("example.echo", {{"x", 1}}).get().ok() ? 0 : 1;
+            }),
+            0);
+  EXPECT_EQ(in_child([] {
+              PoolOptions options = test::test_pool_options(1);
+              set_default_pool_options(options);
+              Pool& pool = default_pool();
+              if (pool.size() != 1) return 1;
+              try {
+                set_default_pool_options(options);
+                return 2;  // too late: must throw
+              } catch (const Error& e) {
+                return e.kind() == ErrorKind::invalid_config ? 0 : 3;
+              }
+            }),
+            0);
+  // A bad environment value is a clear error, not a silent default.
+  EXPECT_EQ(in_child([] {
+              setenv("MATHPOOL_WORKERS", "many", 1);
+              try {
+                default_pool();
+                return 1;
+              } catch (const Error& e) {
+                return std::string(e.what()).find("MATHPOOL_WORKERS") != std::string::npos ? 0 : 2;
+              }
+            }),
+            0);
+}
+
+TEST(HostProgram, DefaultPoolExitIsBoundedWhileATaskRuns) {
+  // A task that would run 30 s must not hold the exit for more than the grace.
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(in_child([] {
+              set_default_pool_options(test::test_pool_options(1));
+              auto pending = default_pool().submit("testkit.sleep", {{"ms", 30000}});
+              std::this_thread::sleep_for(std::chrono::milliseconds(100));
+              std::exit(0);  // runs the exit handler
+              return 1;
+            }),
+            0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(6));
+}
+
+}  // namespace
+}  // namespace mathpool

@@ -140,6 +140,9 @@ class Pool {
   void cancel_pending(const TaskError& error);
   // Waits for submitted tasks, then stops the workers. Idempotent.
   void shutdown();
+  // Waits at most `grace` for submitted tasks, then stops the workers as
+  // terminate() does. Idempotent.
+  void shutdown(std::chrono::milliseconds grace);
   // Stops the workers now; running and queued tasks fail with `crashed`.
   void terminate();
 
@@ -192,8 +195,17 @@ class TaskStream {
 // Throws mathpool::Error naming a path that is refused.
 std::vector<std::filesystem::path> find_plugin_files(const PoolOptions& options);
 
-// The process-wide default pool, created on first use with default options and
-// shut down at exit. Thread-safe.
+// The process-wide default pool, created on first use and shut down at exit:
+// tasks still running then get at most two seconds before the workers are
+// stopped. The pool object itself stays valid to the end of the process, so
+// a thread still using it at exit gets "the pool is shut down" errors, not a
+// crash. Its options are, in order: those given to set_default_pool_options(),
+// or defaults with MATHPOOL_WORKERS (a number) and MATHPOOL_START (spawn or
+// zygote) from the environment; MATHPOOL_PLUGIN_PATH applies to every pool.
+// Thread-safe.
 Pool& default_pool();
+// Sets the default pool's options; throws mathpool::Error (invalid_config)
+// once the default pool exists. Thread-safe.
+void set_default_pool_options(PoolOptions options);
 
 }  // namespace mathpool

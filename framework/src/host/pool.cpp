@@ -1,5 +1,8 @@
 #include <cstdlib>
 #include <mutex>
+#include <optional>
+
+#include <fmt/format.h>
 
 #include "mathpool/pool.hpp"
 #include "pool_impl.hpp"
@@ -77,29 +80,55 @@ int Pool::size() const noexcept { return impl_->size(); }
 PoolStats Pool::stats() const { return impl_->stats(); }
 void Pool::cancel_pending(const TaskError& error) { impl_->cancel_pending(error); }
 void Pool::shutdown() { impl_->shutdown(); }
+void Pool::shutdown(std::chrono::milliseconds grace) { impl_->shutdown(grace); }
 void Pool::terminate() { impl_->terminate(); }
 
 namespace {
+
 std::mutex default_pool_mutex;
-std::unique_ptr<Pool>* default_pool_slot = nullptr;
+Pool* default_pool_instance = nullptr;  // never deleted: late users must not crash
+std::optional<PoolOptions> default_options;
+constexpr auto kDefaultPoolExitGrace = std::chrono::seconds(2);
 
 void shut_down_default_pool() {
   std::lock_guard lock(default_pool_mutex);
-  if (default_pool_slot) {
-    default_pool_slot->reset();
-    delete default_pool_slot;
-    default_pool_slot = nullptr;
-  }
+  if (default_pool_instance) default_pool_instance->shutdown(kDefaultPoolExitGrace);
 }
+
+PoolOptions options_from_environment() {
+  PoolOptions options;
+  if (const char* workers = std::getenv("MATHPOOL_WORKERS")) {
+    char* end = nullptr;
+    const long n = std::strtol(workers, &end, 10);
+    if (end == workers || *end != '\0' || n < 1 || n > 4096)
+      throw Error(ErrorKind::invalid_config,
+                  fmt::format("MATHPOOL_WORKERS must be a number from 1 to 4096, got '{}'", workers));
+    options.workers = int(n);
+  }
+  if (const char* start = std::getenv("MATHPOOL_START")) {
+    if (std::string_view(start) == "spawn") options.start = StartMode::spawn;
+    else if (std::string_view(start) == "zygote") options.start = StartMode::zygote;
+    else throw Error(ErrorKind::invalid_config, fmt::format("MATHPOOL_START must be spawn or zygote, got '{}'", start));
+  }
+  return options;
+}
+
 }  // namespace
 
 Pool& default_pool() {
   std::lock_guard lock(default_pool_mutex);
-  if (!default_pool_slot) {
-    default_pool_slot = new std::unique_ptr<Pool>(std::make_unique<Pool>());
+  if (!default_pool_instance) {
+    default_pool_instance = new Pool(default_options ? *default_options : options_from_environment());
     std::atexit(shut_down_default_pool);
   }
-  return **default_pool_slot;
+  return *default_pool_instance;
+}
+
+void set_default_pool_options(PoolOptions options) {
+  std::lock_guard lock(default_pool_mutex);
+  if (default_pool_instance)
+    throw Error(ErrorKind::invalid_config, "the default pool exists already; set its options before its first use");
+  default_options = std::move(options);
 }
 
 }  // namespace mathpool

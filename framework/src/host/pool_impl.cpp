@@ -67,6 +67,18 @@ void Pool::Impl::wake() {
 
 void Pool::Impl::enqueue(std::vector<Task>& tasks, bool batch) {
   if (tasks.empty()) return;
+  if (getpid() != owner_) {
+    // After fork() the dispatcher thread and the workers stayed with the parent.
+    std::vector<Task> refused = std::move(tasks);
+    tasks.clear();
+    for (Task& task : refused)
+      task.completion->complete(task.seq, error_result(ErrorKind::crashed,
+                                                       fmt::format("this pool belongs to process {}; a forked "
+                                                                   "child must create a pool of its own",
+                                                                   owner_),
+                                                       0));
+    return;
+  }
   std::vector<Task> refused;
   {
     std::lock_guard lock(mutex_);
@@ -122,6 +134,18 @@ void Pool::Impl::shutdown() {
     std::lock_guard lock(mutex_);
     shutdown_requested_ = true;
   }
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Pool::Impl::shutdown(std::chrono::milliseconds grace) {
+  std::unique_lock lock(mutex_);
+  shutdown_requested_ = true;
+  lock.unlock();
+  wake();
+  lock.lock();
+  if (!changed_.wait_for(lock, grace, [this] { return stopped_; })) terminate_requested_ = true;
+  lock.unlock();
   wake();
   if (thread_.joinable()) thread_.join();
 }

@@ -14,6 +14,8 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "../common/channel.hpp"
 #include "completion.hpp"
 #include "worker_process.hpp"
@@ -66,6 +68,7 @@ class Pool::Impl {
   PoolStats stats() const;
   void cancel_pending(const TaskError& error);
   void shutdown();
+  void shutdown(std::chrono::milliseconds grace);
   void terminate();
 
  private:
@@ -132,6 +135,7 @@ class Pool::Impl {
   Value catalogue_ = Value::array();
   Clock::time_point created_at_ = Clock::now();
   int wake_fd_ = -1;
+  pid_t owner_ = getpid();  // a forked child of the host program cannot use this pool
 
   // Shared with submitting threads.
   mutable std::mutex mutex_;

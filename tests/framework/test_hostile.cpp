@@ -297,6 +297,9 @@ TEST(Hostile, ThousandGrandchildrenLeaveNoZombieInTheHost) {
     std::vector<Value> params(1000, Value::object());
     const auto results = pool.map("hostile.grandchild", params);
     for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.error->message;
+    // Crashed workers leave children behind too: they must not end up here either.
+    const auto crashes = pool.map("hostile.fork_then_segv", std::vector<Value>(5, {{"tag", unique_tag("hgc")}}));
+    for (const auto& r : crashes) EXPECT_EQ(r.status(), "crashed");
     std::this_thread::sleep_for(200ms);
     EXPECT_EQ(zombie_children(), 0) << "while the pool runs";
   }

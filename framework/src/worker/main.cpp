@@ -87,6 +87,35 @@ ProgressPage* receive_page(int channel_fd) {
   return mapped == MAP_FAILED ? nullptr : static_cast<ProgressPage*>(mapped);
 }
 
+// The process whose fatal signals are recorded: the worker itself, never a
+// child a task forked (it shares the page but its death is not the worker's).
+pid_t recording_pid = 0;
+
+// Records the signal in the page, then lets it end the process as it would
+// have: SA_RESETHAND restored the default action, and the signal raised
+// here (blocked while the handler runs) is delivered when it returns.
+void record_fatal_signal(int signal) {
+  if (current.page && getpid() == recording_pid) current.page->fatal_signal.store(signal, std::memory_order_relaxed);
+  ::raise(signal);
+}
+
+// Crashes leave their signal in the progress page, so the host can name the
+// cause even when a waitpid(-1) elsewhere in the host program reaped us.
+// An alternate stack lets a stack overflow be recorded too.
+void record_fatal_signals() {
+  recording_pid = getpid();
+  static char alternate_stack[64 * 1024];
+  stack_t stack{};
+  stack.ss_sp = alternate_stack;
+  stack.ss_size = sizeof alternate_stack;
+  sigaltstack(&stack, nullptr);
+  struct sigaction action {};
+  action.sa_handler = record_fatal_signal;
+  action.sa_flags = SA_RESETHAND | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  for (int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS}) sigaction(signal, &action, nullptr);
+}
+
 // The worker is the subreaper of everything its tasks start, so children,
 // grandchildren and daemons that double-fork and setsid all end up as its
 // children when their parents go. After each task they are killed and
@@ -309,6 +338,7 @@ int serve(int fd, pid_t host) {
   Channel channel(fd);
   current = {&channel, receive_page(fd)};
   if (!current.page) return kWorkerExitBadHello;
+  record_fatal_signals();
   std::optional<Value> hello;
   try {
     auto frame = channel.receive();
@@ -330,6 +360,7 @@ int serve(int fd, pid_t host) {
       detach_from_terminal(worker_channel.fd());
       current = {&worker_channel, receive_page(worker_channel.fd())};
       if (!current.page) return kWorkerExitBadHello;
+      recording_pid = getpid();
       Value ready = {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", Value::array()},
                      {"errors", Value::array()}};
       return worker_channel.send_control(MessageType::ready, ready) ? serve_tasks(worker_channel, loader)

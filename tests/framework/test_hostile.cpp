@@ -217,6 +217,26 @@ TEST(Hostile, DaemonEndsWithItsTaskAndThePipeCloses) {
   EXPECT_TRUE(wait_gone(tag).empty()) << "a task's daemon outlived it";
 }
 
+// 4b. A daemon started by a task that then crashes or overstays its time
+// limit ends with the worker: the worker takes it down on SIGTERM and on a
+// fatal signal.
+TEST(Hostile, DaemonEndsWhenItsTaskCrashesOrTimesOut) {
+  for (const std::string then : {"segv", "hang"}) {
+    test::TempDir dir;
+    const std::string tag = unique_tag("hd" + then.substr(0, 1));
+    const auto start = Clock::now();
+    const auto run = run_hostile(dir, pool_yaml(", task_timeout: 1s") +
+                                          "analyses:\n  - {name: d, analysis: hostile.daemon_then, params: {tag: " +
+                                          tag + ", then: " + then + "}}\n");
+    const auto records = test::parse_records(run.out);
+    ASSERT_EQ(records.size(), 1u) << run.err;
+    EXPECT_EQ(records[0]["status"], then == "segv" ? "crashed" : "timeout") << records[0].dump();
+    // A daemon that escaped would hold the run's output open for its 30 s.
+    EXPECT_LT(seconds_since(start), 8.0) << "the run's output stayed open after the run";
+    EXPECT_TRUE(wait_gone(tag).empty()) << "the daemon of a task that ended by " << then << " outlived it";
+  }
+}
+
 // 5. A task reading standard input under a terminal: the run finishes and no
 // process is stopped by job control.
 TEST(Hostile, ReadingStdinUnderATerminalStopsNothing) {

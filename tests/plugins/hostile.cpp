@@ -95,6 +95,21 @@ MATHPOOL_PLUGIN("hostile", "1.0.0") {
                           waitpid(child, nullptr, 0);
                           return mathpool::Value{{"pid", getpid()}};
                         }));
+  registry.add(analysis("daemon_then", "Starts a daemon like hostile.daemon, then raises SIGSEGV (then: segv) "
+                        "or sleeps `ms` milliseconds (then: hang)",
+                        [](const auto& task) {
+                          const std::string tag = tag_of(task);
+                          const pid_t child = fork();
+                          if (child == 0) {
+                            setsid();
+                            if (fork() == 0) linger_for(tag, 30);
+                            _exit(0);
+                          }
+                          waitpid(child, nullptr, 0);
+                          if (task.params().string("then", "segv") == "segv") ::raise(SIGSEGV);
+                          usleep(useconds_t(task.params().integer("ms", 10000) * 1000));
+                          return mathpool::Value{{"pid", getpid()}};
+                        }));
   registry.add(analysis("grandchild", "Leaves a grandchild that exits quickly", [](const auto&) {
     const pid_t child = fork();
     if (child == 0) {

@@ -91,11 +91,63 @@ ProgressPage* receive_page(int channel_fd) {
 // child a task forked (it shares the page but its death is not the worker's).
 pid_t recording_pid = 0;
 
-// Records the signal in the page, then lets it end the process as it would
-// have: SA_RESETHAND restored the default action, and the signal raised
-// here (blocked while the handler runs) is delivered when it returns.
+// SIGKILLs the children listed in one thread's children file (and the groups
+// they lead). Async-signal-safe: system calls only.
+void kill_children_of_thread(const char* thread) {
+  char path[96] = "/proc/self/task/";
+  char* end = path + std::strlen(path);
+  end = stpcpy(end, thread);
+  stpcpy(end, "/children");
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char text[4096];
+  unsigned long pid = 0;
+  auto kill_pid = [&pid] {
+    if (pid == 0) return;
+    ::kill(-pid_t(pid), SIGKILL);
+    ::kill(pid_t(pid), SIGKILL);
+    pid = 0;
+  };
+  for (ssize_t n; (n = ::read(fd, text, sizeof text)) > 0;) {
+    for (ssize_t i = 0; i < n; ++i) {
+      if (text[i] >= '0' && text[i] <= '9') pid = pid * 10 + unsigned(text[i] - '0');
+      else kill_pid();
+    }
+  }
+  kill_pid();
+  ::close(fd);
+}
+
+// Kills every child of this process now, from a signal handler: daemons a
+// task started (setsid, double fork) are our children by then (we are their
+// subreaper), and out of our process group, so the host's kill of the group
+// would miss them once we are gone.
+void kill_children_now() {
+  const int tasks = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (tasks < 0) return;
+  alignas(dirent64) char entries[4096];
+  for (ssize_t n; (n = getdents64(tasks, entries, sizeof entries)) > 0;) {
+    for (ssize_t offset = 0; offset < n;) {
+      const auto* entry = reinterpret_cast<const dirent64*>(entries + offset);
+      offset += entry->d_reclen;
+      if (entry->d_name[0] != '.') kill_children_of_thread(entry->d_name);
+    }
+  }
+  ::close(tasks);
+}
+
+// Records the signal in the page and ends what the tasks started, then lets
+// the signal end the process as it would have: SA_RESETHAND restored the
+// default action, and the signal raised here (blocked while the handler
+// runs) is delivered when it returns. Also the handler of SIGTERM, which the
+// host sends first to a task over its time limit.
 void record_fatal_signal(int signal) {
-  if (current.page && getpid() == recording_pid) current.page->fatal_signal.store(signal, std::memory_order_relaxed);
+  const int saved_errno = errno;
+  if (getpid() == recording_pid) {
+    if (current.page && signal != SIGTERM) current.page->fatal_signal.store(signal, std::memory_order_relaxed);
+    kill_children_now();
+  }
+  errno = saved_errno;
   ::raise(signal);
 }
 
@@ -113,7 +165,8 @@ void record_fatal_signals() {
   action.sa_handler = record_fatal_signal;
   action.sa_flags = SA_RESETHAND | SA_ONSTACK;
   sigemptyset(&action.sa_mask);
-  for (int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS}) sigaction(signal, &action, nullptr);
+  for (int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS, SIGTERM})
+    sigaction(signal, &action, nullptr);
 }
 
 // The worker is the subreaper of everything its tasks start, so children,

@@ -371,8 +371,17 @@ TEST(Hostile, DeepMessagePackOnTheChannelIsRefused) {
 
   Pool pool(hostile_pool_options(1));
   const TaskResult forged = pool.submit("hostile.deep_value", {{"depth", 50000}}).get();
-  EXPECT_FALSE(forged.ok());
+  ASSERT_FALSE(forged.ok());
+  EXPECT_EQ(forged.status(), "crashed");
+  EXPECT_NE(forged.error->message.find("nested too deeply"), std::string::npos) << forged.error->message;
   EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok()) << "the pool must go on";
+  // A frame claiming 4 GiB, and one of an unknown type: refused, not allocated or obeyed.
+  for (const Value& params : {Value{{"length", 0xfffffff0}}, Value{{"length", 17}, {"type", 99}}}) {
+    const TaskResult refused = pool.submit("hostile.forge_frame", params).get();
+    ASSERT_FALSE(refused.ok()) << params.dump();
+    EXPECT_NE(refused.error->message.find("protocol error"), std::string::npos) << refused.error->message;
+    EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok()) << "the pool must go on";
+  }
 }
 
 // 9. isolation: task gives every task a fresh process; a crash there is the

@@ -152,6 +152,15 @@ MATHPOOL_PLUGIN("hostile", "1.0.0") {
                           const ssize_t written = ::write(3, frame.data(), frame.size());
                           return mathpool::Value{{"written", written}};
                         }));
+  registry.add(analysis("forge_frame", "Writes a frame header claiming `length` bytes of type `type` to fd 3",
+                        [](const auto& task) {
+                          std::string frame;
+                          put_le(frame, std::uint64_t(task.params().integer("length", 0xfffffff0)), 4);
+                          frame.push_back(char(task.params().integer("type", 6)));
+                          frame.append(16, '\x7f');
+                          const ssize_t written = ::write(3, frame.data(), frame.size());
+                          return mathpool::Value{{"written", written}};
+                        }));
   registry.add(analysis("count", "Counts the tasks this process has run", [](const auto&) {
     return mathpool::Value{{"count", ++task_count}, {"pid", getpid()}};
   }));

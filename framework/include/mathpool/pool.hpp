@@ -25,8 +25,9 @@ namespace mathpool {
 enum class StartMode {
   spawn,   // every worker is a fresh process that loads plugins and runs setups
   // Workers fork from a warm template that ran the setups once. The host
-  // process becomes a child subreaper (PR_SET_CHILD_SUBREAPER) so that it can
-  // reap its workers: orphans of its other children are reparented to it too.
+  // process adopts each new worker by being a child subreaper
+  // (PR_SET_CHILD_SUBREAPER) for the length of that fork only, so orphans of
+  // its other children are almost never reparented to it.
   zygote,
 };
 

@@ -71,6 +71,9 @@ struct ProgressPage {
   std::atomic<std::uint64_t> finished{0};
   std::atomic<std::int64_t> started_ns{0};  // CLOCK_MONOTONIC when the running task began
   std::atomic<std::uint32_t> in_setup{0};   // 1 while an analysis's setup runs
+  // The fatal signal the worker caught on its way down: the host reads the
+  // cause of death here when another waiter in the host program took the exit status.
+  std::atomic<std::int32_t> fatal_signal{0};
 };
 inline constexpr std::size_t kProgressPageBytes = 4096;
 static_assert(sizeof(ProgressPage) <= kProgressPageBytes);

@@ -33,10 +33,8 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
             {"isolation", options_.isolation == Isolation::task ? "task" : "worker"},
             {"allow_insecure_plugins", options_.allow_insecure_plugins},
             {"setup", options_.preload ? Value(*options_.preload) : Value(true)}};
-  // Zygote workers are double-forked so they become our children, to be reaped
-  // (and their exit status read) here.
-  if (options_.start == StartMode::zygote && prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-    options_.start = StartMode::spawn;
+  // Zygote workers are double-forked and adopted by us (see zygote_client.cpp).
+  if (options_.start == StartMode::zygote && !detail::ZygoteTemplate::supported()) options_.start = StartMode::spawn;
 
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   slots_.resize(static_cast<std::size_t>(options_.workers));
@@ -402,7 +400,8 @@ void Pool::Impl::check_deadlines(Clock::time_point now) {
   }
   std::erase_if(retiring_, [now](Retiring& r) {
     int status;
-    if (waitpid(r.pid, &status, WNOHANG) == r.pid) {
+    const pid_t reaped = waitpid(r.pid, &status, WNOHANG);
+    if (reaped == r.pid || (reaped < 0 && errno == ECHILD)) {  // ECHILD: another waiter in the host program reaped it
       ::kill(-r.pid, SIGKILL);  // what it started ends with it
       return true;
     }

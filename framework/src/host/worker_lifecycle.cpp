@@ -31,7 +31,7 @@ std::string format_duration(std::chrono::milliseconds d) {
 }  // namespace
 
 bool Pool::Impl::start_template() {
-  for (;;) {
+  for (int outside_kills = 0;;) {
     try {
       Value ready = zygote_.start(worker_program_, hello_, options_.setup_timeout);
       handle_load_errors(ready);
@@ -39,6 +39,13 @@ bool Pool::Impl::start_template() {
       catalogue_ = ready.at("analyses");
       return startup_error_.empty();
     } catch (const std::exception& e) {
+      // A SIGKILL comes from outside (a user, the OOM killer), never from a
+      // setup's bug: start again after a pause that grows, and give up only
+      // when it happens at every start.
+      if (zygote_.last_death_was_sigkill() && ++outside_kills < kMaxOutsideKills) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5 << std::min(outside_kills, 6)));
+        continue;
+      }
       const std::string culprit = zygote_.died_in_setup();
       if (culprit.empty() || setup_crashes_[culprit] >= kQuarantineAfter) {
         fail_startup(e.what());
@@ -82,15 +89,17 @@ void Pool::Impl::start_slot(Slot& slot) {
     // A forked worker has its plugins already.
     if (!forked) slot.channel.send_control(detail::MessageType::hello, hello_);
   } catch (const std::exception& e) {
+    // The template killed from outside (even while the pool starts): fork
+    // again from a new one soon.
+    if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill() &&
+        ++slot.outside_kills < kMaxOutsideKills) {
+      slot.respawn_at = Clock::now() + std::chrono::milliseconds(10 << std::min(slot.outside_kills, 5));
+      return;
+    }
     std::unique_lock lock(mutex_);
     const bool starting_up = !startup_done_;
     lock.unlock();
     if (starting_up) return fail_startup(e.what());
-    if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill() &&
-        ++slot.outside_kills < kMaxOutsideKills) {
-      slot.respawn_at = Clock::now() + std::chrono::milliseconds(10);  // killed from outside
-      return;
-    }
     start_failed(slot, e.what());
   }
 }
@@ -184,9 +193,9 @@ void Pool::Impl::retire(Slot& slot, const std::string& reason) {
 void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   const pid_t pid = slot.pid;
   const bool was_starting = slot.state == SlotState::starting;
-  const int status = detail::kill_and_reap(pid);
   // The progress page says what the worker was doing when it died.
   const detail::ProgressPage* page = slot.progress.page();
+  const int status = detail::kill_and_reap(pid, page);
   const std::uint64_t started = page ? page->started.load() : 0;
   const bool task_running = page && started > page->finished.load() && started > slot.answered;
   const bool setup_running = page && page->in_setup.load() != 0;

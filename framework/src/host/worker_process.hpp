@@ -44,9 +44,16 @@ struct SpawnedWorker {
 // mathpool::Error when the process cannot be started.
 SpawnedWorker spawn_worker(const std::filesystem::path& program);
 
+// The wait status kill_and_reap() returns when another waiter in the host
+// program (a waitpid(-1) of its own) reaped the worker first and the worker
+// recorded no fatal signal. Not a status the kernel reports.
+inline constexpr int kStatusTakenElsewhere = -1;
+
 // Kills `pid` and its process group with SIGKILL and waits for it; returns
-// the wait status.
-int kill_and_reap(pid_t pid);
+// the wait status. When another waiter took it, returns the fatal signal the
+// worker recorded in `page` (as the status of a death by that signal), or
+// kStatusTakenElsewhere.
+int kill_and_reap(pid_t pid, const ProgressPage* page = nullptr);
 
 // "killed by signal 11 (SIGSEGV)" or "exited with status 3".
 std::string describe_wait_status(int status);

@@ -2,8 +2,11 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -11,6 +14,53 @@
 #include "mathpool/error.hpp"
 
 namespace mathpool::detail {
+namespace {
+
+// A forked worker is adopted by the host: the template's middle process
+// exits, and the kernel hands the worker to the nearest child subreaper.
+// The host is one only for the length of a fork request (the template
+// answers once the middle process is gone, so the worker is ours by then),
+// not for its whole life: a subreaper also adopts the orphans of every other
+// child of the host program (its `sh -c 'job &'`), which it never waits for
+// and which would stay zombies, and the children of dead workers.
+// Descendants of a worker that dies during a window are reaped with the
+// worker (kill_and_reap()).
+//
+// The exact guarantee: an orphan of the host program's own children is
+// adopted by the host only if its parent dies during such a window (well
+// under a millisecond per worker start); those stay zombies until the host
+// program waits for any child or exits. Orphans whose parent dies at any
+// other time go where they would go without a pool. A host program that is a
+// child subreaper itself stays one. One lock for the process: several pools
+// must not end each other's windows.
+class AdoptionWindow {
+ public:
+  AdoptionWindow() : lock_(mutex()) {
+    int already = 0;
+    prctl(PR_GET_CHILD_SUBREAPER, &already);
+    opened_ = already == 0 && prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+  }
+  ~AdoptionWindow() {
+    if (opened_) prctl(PR_SET_CHILD_SUBREAPER, 0);
+  }
+  AdoptionWindow(const AdoptionWindow&) = delete;
+  AdoptionWindow& operator=(const AdoptionWindow&) = delete;
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex shared;
+    return shared;
+  }
+  std::lock_guard<std::mutex> lock_;
+  bool opened_ = false;
+};
+
+}  // namespace
+
+bool ZygoteTemplate::supported() {
+  int subreaper = 0;
+  return prctl(PR_GET_CHILD_SUBREAPER, &subreaper) == 0;
+}
 
 Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello,
                             std::chrono::milliseconds setup_timeout) {
@@ -53,7 +103,7 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello,
   }
   const bool is_ready = frame && frame->type == MessageType::ready && ready;
   if (!is_ready) {
-    const int status = kill_and_reap(pid_);
+    const int status = kill_and_reap(pid_, process.progress.page());
     pid_ = -1;
     channel_.close();
     // SIGKILL comes from outside, never from a setup's own bug.
@@ -80,9 +130,12 @@ SpawnedWorker ZygoteTemplate::fork_worker() {
     const char request = 'F';
     int fd = -1;
     pid_t worker = -1;
-    if (::send(channel_.fd(), &request, 1, MSG_NOSIGNAL) == 1 &&
-        receive_fd(channel_.fd(), &fd, &worker))
+    bool forked = false;
     {
+      AdoptionWindow window;
+      forked = ::send(channel_.fd(), &request, 1, MSG_NOSIGNAL) == 1 && receive_fd(channel_.fd(), &fd, &worker);
+    }
+    if (forked) {
       SpawnedWorker spawned{worker, Channel(fd), ProgressMapping::create()};
       spawned.progress.hand_over(fd);  // a worker gone already shows up at its ready message
       return spawned;

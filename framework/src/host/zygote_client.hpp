@@ -14,9 +14,11 @@ class ZygoteTemplate {
   ZygoteTemplate() = default;
   ~ZygoteTemplate() { stop(); }
 
+  // Whether this system lets the host adopt forked workers (see AdoptionWindow).
+  static bool supported();
   // Starts the template, which loads the plugins and runs their setups once;
   // returns its ready message (catalogue and load errors). Throws
-  // mathpool::Error when it dies first. The host must be a child subreaper.
+  // mathpool::Error when it dies first.
   Value start(const std::filesystem::path& program, Value hello,
               std::chrono::milliseconds setup_timeout);
   // Forks a ready-to-serve worker from the template (restarting a dead

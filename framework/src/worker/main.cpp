@@ -87,6 +87,88 @@ ProgressPage* receive_page(int channel_fd) {
   return mapped == MAP_FAILED ? nullptr : static_cast<ProgressPage*>(mapped);
 }
 
+// The process whose fatal signals are recorded: the worker itself, never a
+// child a task forked (it shares the page but its death is not the worker's).
+pid_t recording_pid = 0;
+
+// SIGKILLs the children listed in one thread's children file (and the groups
+// they lead). Async-signal-safe: system calls only.
+void kill_children_of_thread(const char* thread) {
+  char path[96] = "/proc/self/task/";
+  char* end = path + std::strlen(path);
+  end = stpcpy(end, thread);
+  stpcpy(end, "/children");
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char text[4096];
+  unsigned long pid = 0;
+  auto kill_pid = [&pid] {
+    if (pid == 0) return;
+    ::kill(-pid_t(pid), SIGKILL);
+    ::kill(pid_t(pid), SIGKILL);
+    pid = 0;
+  };
+  for (ssize_t n; (n = ::read(fd, text, sizeof text)) > 0;) {
+    for (ssize_t i = 0; i < n; ++i) {
+      if (text[i] >= '0' && text[i] <= '9') pid = pid * 10 + unsigned(text[i] - '0');
+      else kill_pid();
+    }
+  }
+  kill_pid();
+  ::close(fd);
+}
+
+// Kills every child of this process now, from a signal handler: daemons a
+// task started (setsid, double fork) are our children by then (we are their
+// subreaper), and out of our process group, so the host's kill of the group
+// would miss them once we are gone.
+void kill_children_now() {
+  const int tasks = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (tasks < 0) return;
+  alignas(dirent64) char entries[4096];
+  for (ssize_t n; (n = getdents64(tasks, entries, sizeof entries)) > 0;) {
+    for (ssize_t offset = 0; offset < n;) {
+      const auto* entry = reinterpret_cast<const dirent64*>(entries + offset);
+      offset += entry->d_reclen;
+      if (entry->d_name[0] != '.') kill_children_of_thread(entry->d_name);
+    }
+  }
+  ::close(tasks);
+}
+
+// Records the signal in the page and ends what the tasks started, then lets
+// the signal end the process as it would have: SA_RESETHAND restored the
+// default action, and the signal raised here (blocked while the handler
+// runs) is delivered when it returns. Also the handler of SIGTERM, which the
+// host sends first to a task over its time limit.
+void record_fatal_signal(int signal) {
+  const int saved_errno = errno;
+  if (getpid() == recording_pid) {
+    if (current.page && signal != SIGTERM) current.page->fatal_signal.store(signal, std::memory_order_relaxed);
+    kill_children_now();
+  }
+  errno = saved_errno;
+  ::raise(signal);
+}
+
+// Crashes leave their signal in the progress page, so the host can name the
+// cause even when a waitpid(-1) elsewhere in the host program reaped us.
+// An alternate stack lets a stack overflow be recorded too.
+void record_fatal_signals() {
+  recording_pid = getpid();
+  static char alternate_stack[64 * 1024];
+  stack_t stack{};
+  stack.ss_sp = alternate_stack;
+  stack.ss_size = sizeof alternate_stack;
+  sigaltstack(&stack, nullptr);
+  struct sigaction action {};
+  action.sa_handler = record_fatal_signal;
+  action.sa_flags = SA_RESETHAND | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  for (int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS, SIGTERM})
+    sigaction(signal, &action, nullptr);
+}
+
 // The worker is the subreaper of everything its tasks start, so children,
 // grandchildren and daemons that double-fork and setsid all end up as its
 // children when their parents go. After each task they are killed and
@@ -309,6 +391,7 @@ int serve(int fd, pid_t host) {
   Channel channel(fd);
   current = {&channel, receive_page(fd)};
   if (!current.page) return kWorkerExitBadHello;
+  record_fatal_signals();
   std::optional<Value> hello;
   try {
     auto frame = channel.receive();
@@ -330,6 +413,7 @@ int serve(int fd, pid_t host) {
       detach_from_terminal(worker_channel.fd());
       current = {&worker_channel, receive_page(worker_channel.fd())};
       if (!current.page) return kWorkerExitBadHello;
+      recording_pid = getpid();
       Value ready = {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", Value::array()},
                      {"errors", Value::array()}};
       return worker_channel.send_control(MessageType::ready, ready) ? serve_tasks(worker_channel, loader)

@@ -13,8 +13,8 @@ namespace mathpool::detail {
 // worker that inherits the loaded plugins and their setup state
 // (copy-on-write) and runs `serve_worker` on a fresh private channel, whose
 // other end goes to the host with the worker's pid. Workers are double-forked
-// so that they become children of the host (a child subreaper), which reaps
-// them and reads their exit status. Returns the template's exit status.
+// so that they become children of the host (a child subreaper while it waits
+// for the answer), which reaps them and reads their exit status. Returns the template's exit status.
 int run_template(Channel& channel, pid_t host, const std::function<int(Channel&)>& serve_worker);
 
 }  // namespace mathpool::detail

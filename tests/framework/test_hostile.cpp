@@ -1,0 +1,430 @@
+// Hostile plugins and host programs: what a plugin starts never outlives its
+// task, a crash is blamed on its task only, the terminal and standard input
+// cannot stop a worker, the host program's own children and zombies are left
+// alone, and a template killed at start-up is replaced. Each test runs in the
+// start mode MATHPOOL_TEST_START names (see CMakeLists.txt).
+#include <dirent.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/msgpack_json.hpp"
+#include "common/protocol.hpp"
+#include "test_support.hpp"
+
+namespace mathpool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+bool zygote_mode() {
+  const char* start = std::getenv("MATHPOOL_TEST_START");
+  return start && std::string(start) == "zygote";
+}
+
+std::string start_mode() { return zygote_mode() ? "zygote" : "spawn"; }
+
+// A process name no other test uses at the same time (at most 15 characters).
+std::string unique_tag(const std::string& what) {
+  return (what + std::to_string(getpid() % 100000)).substr(0, 15);
+}
+
+std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The state letter of a process (R, S, T, Z...), or 0 when it is gone.
+char process_state(pid_t pid) {
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? 0 : stat[close + 2];
+}
+
+std::vector<pid_t> all_pids() {
+  std::vector<pid_t> pids;
+  if (DIR* proc = opendir("/proc")) {
+    while (dirent* e = readdir(proc))
+      if (const pid_t pid = std::atoi(e->d_name); pid > 0) pids.push_back(pid);
+    closedir(proc);
+  }
+  return pids;
+}
+
+// Processes not yet dead (zombies do not count) whose name is `comm` or whose
+// command line contains `text`.
+std::vector<pid_t> live_processes(const std::string& comm, const std::string& text = "") {
+  std::vector<pid_t> found;
+  for (pid_t pid : all_pids()) {
+    const std::string dir = "/proc/" + std::to_string(pid);
+    std::string name = read_text(dir + "/comm");
+    if (!name.empty() && name.back() == '\n') name.pop_back();
+    const bool named = !comm.empty() && name == comm;
+    const bool matches = !text.empty() && read_text(dir + "/cmdline").find(text) != std::string::npos;
+    const char state = process_state(pid);
+    if ((named || matches) && state != 0 && state != 'Z' && state != 'X') found.push_back(pid);
+  }
+  return found;
+}
+
+// Waits up to `limit` for no live process to match; returns what still matches.
+std::vector<pid_t> wait_gone(const std::string& comm, const std::string& text = "",
+                             std::chrono::milliseconds limit = 1000ms) {
+  const auto give_up = Clock::now() + limit;
+  std::vector<pid_t> left;
+  while (!(left = live_processes(comm, text)).empty() && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
+  return left;
+}
+
+// Children of `pid` (of every thread).
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* dir = opendir(tasks.c_str())) {
+    while (dirent* e = readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      std::istringstream list(read_text(tasks + "/" + e->d_name + "/children"));
+      for (pid_t child; list >> child;) out.push_back(child);
+    }
+    closedir(dir);
+  }
+  return out;
+}
+
+int zombie_children() {
+  int zombies = 0;
+  for (pid_t child : children_of(getpid())) zombies += process_state(child) == 'Z';
+  return zombies;
+}
+
+std::string pool_yaml(const std::string& extra) {
+  return "pool: {workers: 1, start: " + start_mode() + ", retries: 0" + extra + "}\n";
+}
+
+test::CommandResult run_hostile(const test::TempDir& dir, const std::string& yaml) {
+  const auto config = dir.write("run.yaml", yaml);
+  return test::run_mathpool({"run", config.string(), "--plugin-path", HOSTILE_PLUGIN});
+}
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+PoolOptions hostile_pool_options(int workers) {
+  PoolOptions options = test::test_pool_options(workers);
+  options.plugin_paths.push_back(HOSTILE_PLUGIN);
+  options.retries = 0;
+  return options;
+}
+
+// 1. A task that waits for `sleep` under std::system ends at its time limit,
+// and the sleep ends with it.
+TEST(Hostile, SystemSleepTimesOutPromptlyAndTheSleepEnds) {
+  test::TempDir dir;
+  const std::string seconds = "15." + std::to_string(getpid());
+  const auto start = Clock::now();
+  const auto run = run_hostile(dir, pool_yaml(", task_timeout: 2s") +
+                                        "analyses:\n  - {name: s, analysis: hostile.system_sleep, params: {seconds: \"" +
+                                        seconds + "\"}}\n");
+  const double took = seconds_since(start);
+  const auto records = test::parse_records(run.out);
+  ASSERT_EQ(records.size(), 1u) << run.err;
+  EXPECT_EQ(records[0]["status"], "timeout") << records[0].dump();
+  EXPECT_LT(took, 3.5) << "the timeout record must come within the limit + 1 s (plus start-up)";
+  EXPECT_TRUE(wait_gone("", std::string("sleep") + '\0' + seconds).empty()) << "sleep " << seconds << " outlived its task";
+}
+
+// 2. A task that leaves a child behind and crashes: `crashed`, promptly, and
+// the child is gone.
+TEST(Hostile, ForkThenSegvIsCrashedAndTheChildEnds) {
+  test::TempDir dir;
+  const std::string tag = unique_tag("hseg");
+  const auto start = Clock::now();
+  const auto run = run_hostile(dir, pool_yaml(", task_timeout: 20s") +
+                                        "analyses:\n  - {name: c, analysis: hostile.fork_then_segv, params: {tag: " + tag +
+                                        "}}\n  - {name: ok, analysis: hostile.count}\n");
+  const double took = seconds_since(start);
+  const auto records = test::parse_records(run.out);
+  ASSERT_EQ(records.size(), 2u) << run.err;
+  for (const auto& r : records) {
+    if (r["run"] == "c") {
+      EXPECT_EQ(r["status"], "crashed") << r.dump();
+      EXPECT_NE(r["error"]["message"].get<std::string>().find("SIGSEGV"), std::string::npos) << r.dump();
+    } else {
+      EXPECT_EQ(r["status"], "ok") << r.dump();
+    }
+  }
+  EXPECT_LT(took, 5.0);
+  EXPECT_TRUE(wait_gone(tag).empty()) << "the crashed task's child outlived it";
+}
+
+// 3. A setup that forks and crashes: the run ends, SIGTERM still stops a run,
+// and the setup's child is gone.
+TEST(Hostile, SetupThatForksAndCrashesNeitherHangsNorBlocksSigterm) {
+  test::TempDir dir;
+  const std::string tag = unique_tag("hset");
+  ::setenv("MATHPOOL_HOSTILE_SETUP_CRASH", tag.c_str(), 1);
+  const auto config = dir.write("run.yaml", pool_yaml("") + "analyses:\n  - {name: n, analysis: hostile.count}\n");
+  const auto start = Clock::now();
+  const int pid = test::start_mathpool({"run", config.string(), "--plugin-path", HOSTILE_PLUGIN}, dir.path() / "log");
+  const int code = test::wait_exit(pid);
+  EXPECT_LT(seconds_since(start), 20.0);
+  EXPECT_LT(code, 128) << read_text(dir.path() / "log");
+
+  const auto slow = dir.write("slow.yaml", pool_yaml("") +
+                                               "analyses:\n  - {name: n, analysis: hostile.nap, params: {ms: 200}, "
+                                               "sweep: {i: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}}\n");
+  const int second = test::start_mathpool({"run", slow.string(), "--plugin-path", HOSTILE_PLUGIN}, dir.path() / "log2");
+  std::this_thread::sleep_for(500ms);
+  ::kill(second, SIGTERM);
+  const auto stop = Clock::now();
+  const int stopped = test::wait_exit(second);
+  EXPECT_LT(seconds_since(stop), 5.0) << "SIGTERM must end a run whose setups crash";
+  EXPECT_NE(stopped, 0);
+  ::unsetenv("MATHPOOL_HOSTILE_SETUP_CRASH");
+  EXPECT_TRUE(wait_gone(tag).empty()) << "the crashed setup's child outlived it";
+}
+
+// 4. A daemon (setsid, double fork) started by a task ends with the task, so
+// a pipe reader sees end-of-file at once.
+TEST(Hostile, DaemonEndsWithItsTaskAndThePipeCloses) {
+  test::TempDir dir;
+  const std::string tag = unique_tag("hdmn");
+  const auto config = dir.write("run.yaml", pool_yaml("") +
+                                                "analyses:\n  - {name: d, analysis: hostile.daemon, params: {tag: " +
+                                                tag + "}, repeat: 3}\n");
+  const auto start = Clock::now();
+  const std::string command = std::string("\"") + MATHPOOL_CLI + "\" run \"" + config.string() +
+                              "\" --plugin-path \"" + HOSTILE_PLUGIN + "\" | cat > \"" +
+                              (dir.path() / "out.jsonl").string() + "\"";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  EXPECT_LT(seconds_since(start), 10.0) << "the pipe stayed open after the run";
+  const auto records = test::read_records(dir.path() / "out.jsonl");
+  ASSERT_EQ(records.size(), 3u);
+  for (const auto& r : records) EXPECT_EQ(r["status"], "ok") << r.dump();
+  EXPECT_TRUE(wait_gone(tag).empty()) << "a task's daemon outlived it";
+}
+
+// 4b. A daemon started by a task that then crashes or overstays its time
+// limit ends with the worker: the worker takes it down on SIGTERM and on a
+// fatal signal.
+TEST(Hostile, DaemonEndsWhenItsTaskCrashesOrTimesOut) {
+  for (const std::string then : {"segv", "hang"}) {
+    test::TempDir dir;
+    const std::string tag = unique_tag("hd" + then.substr(0, 1));
+    const auto start = Clock::now();
+    const auto run = run_hostile(dir, pool_yaml(", task_timeout: 1s") +
+                                          "analyses:\n  - {name: d, analysis: hostile.daemon_then, params: {tag: " +
+                                          tag + ", then: " + then + "}}\n");
+    const auto records = test::parse_records(run.out);
+    ASSERT_EQ(records.size(), 1u) << run.err;
+    EXPECT_EQ(records[0]["status"], then == "segv" ? "crashed" : "timeout") << records[0].dump();
+    // A daemon that escaped would hold the run's output open for its 30 s.
+    EXPECT_LT(seconds_since(start), 8.0) << "the run's output stayed open after the run";
+    EXPECT_TRUE(wait_gone(tag).empty()) << "the daemon of a task that ended by " << then << " outlived it";
+  }
+}
+
+// 5. A task reading standard input under a terminal: the run finishes and no
+// process is stopped by job control.
+TEST(Hostile, ReadingStdinUnderATerminalStopsNothing) {
+  test::TempDir dir;
+  const auto config = dir.write("run.yaml", pool_yaml("") + "output: " + (dir.path() / "out.jsonl").string() +
+                                                "\nanalyses:\n  - {name: r, analysis: hostile.read_stdin, repeat: 3}\n"
+                                                "  - {name: n, analysis: hostile.nap, params: {ms: 300}}\n");
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(MATHPOOL_CLI, MATHPOOL_CLI, "run", config.c_str(), "--plugin-path", HOSTILE_PLUGIN, (char*)nullptr);
+    _exit(127);
+  }
+  bool stopped_seen = false;
+  const auto give_up = Clock::now() + 20s;
+  int status = 0;
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG | WUNTRACED)) == 0 && Clock::now() < give_up) {
+    char buffer[256];
+    while (true) {  // drain the terminal so the run never blocks on output
+      fd_set read_set;
+      FD_ZERO(&read_set);
+      FD_SET(master, &read_set);
+      timeval none{0, 0};
+      if (select(master + 1, &read_set, nullptr, nullptr, &none) <= 0 || ::read(master, buffer, sizeof buffer) <= 0) break;
+    }
+    for (pid_t child : children_of(pid)) stopped_seen = stopped_seen || process_state(child) == 'T';
+    stopped_seen = stopped_seen || process_state(pid) == 'T';
+    std::this_thread::sleep_for(5ms);
+  }
+  if (done == 0) ::kill(pid, SIGKILL), waitpid(pid, &status, 0);
+  ::close(master);
+  ASSERT_EQ(done, pid) << "the run did not finish under a terminal";
+  EXPECT_FALSE(stopped_seen) << "a process was stopped (state T)";
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const auto records = test::read_records(dir.path() / "out.jsonl");
+  ASSERT_EQ(records.size(), 4u);
+  for (const auto& r : records) {
+    EXPECT_EQ(r["status"], "ok") << r.dump();
+    if (r["run"] == "r") EXPECT_EQ(r["result"]["tty_opened"], false) << r.dump();
+  }
+}
+
+// 6. kill(0, SIGKILL) in a task ends its own worker only: its task is
+// `crashed`, the tasks on the other worker are ok, the template lives on.
+TEST(Hostile, KillingItsProcessGroupBlamesOnlyThatTask) {
+  Pool pool(hostile_pool_options(2));
+  // Before any task, the children that are not workers are the template.
+  std::set<pid_t> templates;
+  for (pid_t child : children_of(getpid())) templates.insert(child);
+  for (const auto& w : pool.stats().workers) templates.erase(w.pid);
+  std::vector<TaskSpec> tasks;
+  for (int i = 0; i < 6; ++i) tasks.push_back({"hostile.nap", {{"ms", 150}, {"i", i}}});
+  tasks.insert(tasks.begin() + 1, TaskSpec{"hostile.kill_group", Value::object()});
+  auto futures = pool.submit_all(std::move(tasks));
+  std::vector<TaskResult> results;
+  for (auto& f : futures) results.push_back(f.get());
+  EXPECT_EQ(results[1].status(), "crashed") << (results[1].error ? results[1].error->message : "");
+  for (std::size_t i = 0; i < results.size(); ++i)
+    if (i != 1) EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].error->message;
+  if (zygote_mode()) {
+    EXPECT_EQ(templates.size(), 1u);
+    for (pid_t child : templates) {
+      const char state = process_state(child);
+      EXPECT_TRUE(state != 0 && state != 'Z') << "template " << child << " died";
+    }
+    const auto after = pool.map("hostile.count", {Value::object(), Value::object()});
+    for (const auto& r : after) EXPECT_TRUE(r.ok());
+  }
+}
+
+// 7a. Grandchildren left by a thousand tasks leave no zombie in the host.
+TEST(Hostile, ThousandGrandchildrenLeaveNoZombieInTheHost) {
+  {
+    Pool pool(hostile_pool_options(2));
+    std::vector<Value> params(1000, Value::object());
+    const auto results = pool.map("hostile.grandchild", params);
+    for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.error->message;
+    // Crashed workers leave children behind too: they must not end up here either.
+    const auto crashes = pool.map("hostile.fork_then_segv", std::vector<Value>(5, {{"tag", unique_tag("hgc")}}));
+    for (const auto& r : crashes) EXPECT_EQ(r.status(), "crashed");
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(zombie_children(), 0) << "while the pool runs";
+  }
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(zombie_children(), 0) << "after the pool";
+}
+
+// 7b. The host program's own background jobs are not adopted and left as
+// zombies by the pool.
+TEST(Hostile, HostProgramsOrphansAreNotLeftAsZombies) {
+  Pool pool(hostile_pool_options(1));
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(std::system("sh -c 'sleep 0.2 &'"), 0);
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(zombie_children(), 0);
+  EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
+}
+
+// 7c. A host thread reaping any child (waitpid(-1)) must not turn worker
+// crashes into clean exits.
+TEST(Hostile, CrashesReadAsSignalsWhileTheHostReapsAnyChild) {
+  Pool pool(hostile_pool_options(2));
+  std::atomic<bool> stop{false};
+  std::atomic<int> stolen{0};
+  std::thread reaper([&] {
+    while (!stop) {
+      int status;
+      if (waitpid(-1, &status, WNOHANG) > 0) ++stolen;
+      else std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  std::vector<Value> params(20, Value::object());
+  const auto results = pool.map("hostile.segv", params);
+  stop = true;
+  reaper.join();
+  for (const auto& r : results) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status(), "crashed");
+    EXPECT_NE(r.error->message.find("SIGSEGV"), std::string::npos) << r.error->message;
+    EXPECT_EQ(r.error->message.find("status 0"), std::string::npos) << r.error->message;
+  }
+  RecordProperty("stolen", stolen.load());
+}
+
+// 8. A forged result frame 50,000 levels deep is refused, not recursed into.
+TEST(Hostile, DeepMessagePackOnTheChannelIsRefused) {
+  std::string deep(50000, char(0x91));
+  deep.push_back(char(0xc0));
+  EXPECT_THROW(detail::msgpack_to_value(deep), detail::ProtocolError);
+
+  Pool pool(hostile_pool_options(1));
+  const TaskResult forged = pool.submit("hostile.deep_value", {{"depth", 50000}}).get();
+  ASSERT_FALSE(forged.ok());
+  EXPECT_EQ(forged.status(), "crashed");
+  EXPECT_NE(forged.error->message.find("nested too deeply"), std::string::npos) << forged.error->message;
+  EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok()) << "the pool must go on";
+  // A frame claiming 4 GiB, and one of an unknown type: refused, not allocated or obeyed.
+  for (const Value& params : {Value{{"length", 0xfffffff0}}, Value{{"length", 17}, {"type", 99}}}) {
+    const TaskResult refused = pool.submit("hostile.forge_frame", params).get();
+    ASSERT_FALSE(refused.ok()) << params.dump();
+    EXPECT_NE(refused.error->message.find("protocol error"), std::string::npos) << refused.error->message;
+    EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok()) << "the pool must go on";
+  }
+}
+
+// 9. isolation: task gives every task a fresh process; a crash there is the
+// task's and the worker stays.
+TEST(Hostile, TaskIsolationResetsGlobalsAndSurvivesCrashes) {
+  PoolOptions options = hostile_pool_options(1);
+  options.isolation = Isolation::task;
+  {
+    Pool pool(options);
+    const auto counts = pool.map("hostile.count", std::vector<Value>(5, Value::object()));
+    for (const auto& r : counts) EXPECT_EQ(r.result["count"], 1) << r.result.dump();
+    const int worker = pool.stats().workers[0].pid;
+    const TaskResult crash = pool.submit("hostile.segv", Value::object()).get();
+    EXPECT_EQ(crash.status(), "crashed");
+    EXPECT_NE(crash.error->message.find("SIGSEGV"), std::string::npos) << crash.error->message;
+    EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
+    EXPECT_EQ(pool.stats().workers[0].pid, worker) << "the worker must survive an isolated crash";
+  }
+  options.isolation = Isolation::worker;
+  Pool pool(options);
+  const auto counts = pool.map("hostile.count", std::vector<Value>(5, Value::object()));
+  EXPECT_EQ(counts.back().result["count"], 5);
+}
+
+// 10. The zygote template killed as soon as it appears: the run still completes.
+TEST(Hostile, TemplateKilledAtStartUpIsReplaced) {
+  if (!zygote_mode()) GTEST_SKIP() << "zygote mode only";
+  test::TempDir dir;
+  const auto config = dir.write("run.yaml", pool_yaml("") + "output: " + (dir.path() / "out.jsonl").string() +
+                                                "\nanalyses:\n  - {name: n, analysis: hostile.count, repeat: 4}\n");
+  const int pid = test::start_mathpool({"run", config.string(), "--plugin-path", HOSTILE_PLUGIN}, dir.path() / "log");
+  std::set<pid_t> killed;
+  const auto give_up = Clock::now() + 5s;
+  while (killed.size() < 2 && Clock::now() < give_up && process_state(pid) != 0 && process_state(pid) != 'Z') {
+    // The first processes the run starts are templates: kill the first two.
+    for (pid_t child : children_of(pid))
+      if (killed.size() < 2 && killed.insert(child).second) ::kill(child, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  EXPECT_FALSE(killed.empty());
+  EXPECT_EQ(test::wait_exit(pid), 0) << read_text(dir.path() / "log");
+  EXPECT_EQ(test::read_records(dir.path() / "out.jsonl").size(), 4u);
+}
+
+}  // namespace
+}  // namespace mathpool

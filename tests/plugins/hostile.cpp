@@ -1,0 +1,175 @@
+// hostile: analyses that attack the pool the way a careless or malicious
+// plugin would (stray children, daemons, terminal reads, signals to the
+// whole group, forged channel frames), so the tests can prove each is
+// contained. Processes they leave carry the name given in `tag` (at most 15
+// characters), so a test can look for exactly its own. Not installed.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <mathpool/plugin.hpp>
+
+namespace {
+
+int task_count = 0;  // per process: grows under isolation: worker, 1 under isolation: task
+
+mathpool::Analysis analysis(std::string name, std::string description,
+                            std::function<mathpool::Value(const mathpool::TaskContext&)> run) {
+  mathpool::Analysis a;
+  a.name = "hostile." + name;
+  a.version = "1.0.0";
+  a.description = std::move(description);
+  a.open_params = true;
+  a.run = std::move(run);
+  return a;
+}
+
+// Names this process (as seen in /proc/PID/comm) and sleeps until killed.
+[[noreturn]] void linger(const std::string& tag) {
+  prctl(PR_SET_NAME, tag.c_str());
+  for (;;) pause();
+}
+
+// Names this process and sleeps `seconds`, then exits.
+[[noreturn]] void linger_for(const std::string& tag, unsigned seconds) {
+  prctl(PR_SET_NAME, tag.c_str());
+  sleep(seconds);
+  _exit(0);
+}
+
+std::string tag_of(const mathpool::TaskContext& task) { return task.params().string("tag", "hostile"); }
+
+// A setup that leaves a child and then crashes, when the environment asks
+// for it (so the plugin stays usable by every other test).
+std::any hostile_setup() {
+  if (const char* tag = std::getenv("MATHPOOL_HOSTILE_SETUP_CRASH")) {
+    if (fork() == 0) linger(tag);
+    ::raise(SIGSEGV);
+  }
+  return {};
+}
+
+void append_nested_arrays(std::string& out, int depth) {
+  out.append(std::size_t(depth), char(0x91));  // fixarray of one element, nested
+  out.push_back(char(0xc0));                   // nil at the bottom
+}
+
+void put_le(std::string& out, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
+}
+
+}  // namespace
+
+MATHPOOL_PLUGIN("hostile", "1.0.0") {
+  auto system_sleep = analysis("system_sleep", "Runs `exec sleep SECONDS` through std::system", [](const auto& task) {
+    const std::string seconds(task.params().string("seconds", "15"));
+    const int rc = std::system(("exec sleep " + seconds).c_str());
+    return mathpool::Value{{"rc", rc}};
+  });
+  system_sleep.setup = hostile_setup;
+  registry.add(system_sleep);
+
+  registry.add(analysis("fork_then_segv", "Forks a child that sleeps forever, then raises SIGSEGV",
+                        [](const auto& task) -> mathpool::Value {
+                          const std::string tag = tag_of(task);
+                          if (fork() == 0) linger(tag);
+                          ::raise(SIGSEGV);
+                          return mathpool::Value{{"survived", true}};
+                        }));
+  registry.add(analysis("daemon", "Double-forks a daemon (setsid) that sleeps 30 s; returns at once",
+                        [](const auto& task) {
+                          const std::string tag = tag_of(task);
+                          const pid_t child = fork();
+                          if (child == 0) {
+                            setsid();
+                            if (fork() == 0) linger_for(tag, 30);
+                            _exit(0);
+                          }
+                          waitpid(child, nullptr, 0);
+                          return mathpool::Value{{"pid", getpid()}};
+                        }));
+  registry.add(analysis("daemon_then", "Starts a daemon like hostile.daemon, then raises SIGSEGV (then: segv) "
+                        "or sleeps `ms` milliseconds (then: hang)",
+                        [](const auto& task) {
+                          const std::string tag = tag_of(task);
+                          const pid_t child = fork();
+                          if (child == 0) {
+                            setsid();
+                            if (fork() == 0) linger_for(tag, 30);
+                            _exit(0);
+                          }
+                          waitpid(child, nullptr, 0);
+                          if (task.params().string("then", "segv") == "segv") ::raise(SIGSEGV);
+                          usleep(useconds_t(task.params().integer("ms", 10000) * 1000));
+                          return mathpool::Value{{"pid", getpid()}};
+                        }));
+  registry.add(analysis("grandchild", "Leaves a grandchild that exits quickly", [](const auto&) {
+    const pid_t child = fork();
+    if (child == 0) {
+      if (fork() == 0) {
+        usleep(1000);
+        _exit(0);
+      }
+      _exit(0);
+    }
+    waitpid(child, nullptr, 0);
+    return mathpool::Value{{"pid", getpid()}};
+  }));
+  registry.add(analysis("read_stdin", "Reads standard input and tries the controlling terminal", [](const auto&) {
+    char buffer[64];
+    const ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+    const int tty = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
+    ssize_t from_tty = -1;
+    if (tty >= 0) {
+      from_tty = ::read(tty, buffer, sizeof buffer);
+      ::close(tty);
+    }
+    return mathpool::Value{{"stdin_bytes", n}, {"tty_opened", tty >= 0}, {"tty_bytes", from_tty}};
+  }));
+  registry.add(analysis("kill_group", "Sends SIGKILL to its whole process group", [](const auto&) {
+    ::kill(0, SIGKILL);
+    return mathpool::Value{{"survived", true}};
+  }));
+  registry.add(analysis("deep_value", "Writes a result frame with a `depth`-deep MessagePack value to fd 3",
+                        [](const auto& task) {
+                          std::string body;
+                          put_le(body, task.params().integer("id", 1), 8);  // id
+                          put_le(body, 0, 8);                               // seconds
+                          body.push_back(0);                                // outcome: ok
+                          body.push_back(0);                                // flags
+                          append_nested_arrays(body, int(task.params().integer("depth", 50000)));
+                          std::string frame;
+                          put_le(frame, body.size() + 1, 4);
+                          frame.push_back(6);  // result
+                          frame += body;
+                          const ssize_t written = ::write(3, frame.data(), frame.size());
+                          return mathpool::Value{{"written", written}};
+                        }));
+  registry.add(analysis("forge_frame", "Writes a frame header claiming `length` bytes of type `type` to fd 3",
+                        [](const auto& task) {
+                          std::string frame;
+                          put_le(frame, std::uint64_t(task.params().integer("length", 0xfffffff0)), 4);
+                          frame.push_back(char(task.params().integer("type", 6)));
+                          frame.append(16, '\x7f');
+                          const ssize_t written = ::write(3, frame.data(), frame.size());
+                          return mathpool::Value{{"written", written}};
+                        }));
+  registry.add(analysis("count", "Counts the tasks this process has run", [](const auto&) {
+    return mathpool::Value{{"count", ++task_count}, {"pid", getpid()}};
+  }));
+  registry.add(analysis("nap", "Sleeps for `ms` milliseconds", [](const auto& task) {
+    usleep(useconds_t(task.params().integer("ms", 10) * 1000));
+    return mathpool::Value{{"pid", getpid()}};
+  }));
+  registry.add(analysis("segv", "Raises SIGSEGV", [](const auto&) -> mathpool::Value {
+    ::raise(SIGSEGV);
+    return mathpool::Value{{"survived", true}};
+  }));
+}

@@ -108,12 +108,15 @@ TEST(Chaos, EveryTaskComesBackOnceWithItsCleanResultUnderRepeatedKills) {
 }
 
 // The same through a task stream, and processes of any age are fair game,
-// the template and workers that are still starting included.
+// the template and workers that are still starting included. One kill every
+// 50 ms: a start (a template start takes tens of milliseconds on a slow
+// virtual machine) must be able to finish between kills, since a pool that
+// is SIGKILLed at 20 starts in a row gives up by design (an OOM-killer loop).
 TEST(Chaos, StreamedTasksComeBackOnceInOrderUnderKillsOfProcessesOfAnyAge) {
   PoolOptions options = test::test_pool_options(2);
   options.retries = 1000;
   Pool pool(options);
-  Killer killer(std::chrono::milliseconds(15), 0);
+  Killer killer(std::chrono::milliseconds(50), 0);
   constexpr long kMinTasks = 3000;
   constexpr int kMinKills = 30;
   long produced = 0, consumed = 0;

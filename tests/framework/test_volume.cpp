@@ -496,3 +496,24 @@ TEST(HostProgram, DefaultPoolExitIsBoundedWhileATaskRuns) {
 
 }  // namespace
 }  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+TEST(FailedRecords, SecondsIsTheTimeUntilTheFault) {
+  PoolOptions options = test::test_pool_options(1);
+  options.task_timeout = std::chrono::milliseconds(300);
+  options.retries = 0;
+  Pool pool(options);
+  const TaskResult timed_out = pool.submit("testkit.sleep", {{"ms", 5000}}).get();
+  ASSERT_EQ(timed_out.status(), "timeout");
+  EXPECT_GE(timed_out.seconds, 0.3);
+  EXPECT_LT(timed_out.seconds, 2.0);
+  const TaskResult crashed = pool.submit("testkit.segfault", Value::object()).get();
+  ASSERT_EQ(crashed.status(), "crashed");
+  EXPECT_GT(crashed.seconds, 0.0);
+  EXPECT_LT(crashed.seconds, 2.0);
+}
+
+}  // namespace
+}  // namespace mathpool

@@ -200,6 +200,11 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   const bool task_running = page && started > page->finished.load() && started > slot.answered;
   const bool setup_running = page && page->in_setup.load() != 0;
   const std::uint64_t timed_out_task = slot.timed_out_task;
+  // A failed task's `seconds` is the time from its start to the fault.
+  const double ran_for =
+      task_running ? double(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                Clock::now().time_since_epoch()).count() - page->started_ns.load()) * 1e-9
+                   : 0.0;
   close_process(slot);
   slot.state = SlotState::stopped;
   slot.pid = -1;
@@ -226,18 +231,20 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
       Task culprit = std::move(tasks[running]);
       tasks.erase(tasks.begin() + std::ptrdiff_t(running));
       requeue(tasks, false);
+      auto fail = [&](ErrorKind kind, std::string message) {
+        detail::RawResult result = error_result(kind, std::move(message), pid);
+        result.seconds = std::max(0.0, ran_for);
+        finish(std::move(culprit), std::move(result));
+      };
       if (timed_out_task == started) {
-        finish(std::move(culprit),
-               error_result(ErrorKind::timeout,
-                            fmt::format("task exceeded its time limit of {}; worker {} stopped",
-                                        format_duration(*options_.task_timeout), pid),
-                            pid));
+        fail(ErrorKind::timeout, fmt::format("task exceeded its time limit of {}; worker {} stopped",
+                                             format_duration(*options_.task_timeout), pid));
       } else if (verdict.out_of_memory) {
-        finish(std::move(culprit), error_result(ErrorKind::memory, fmt::format("worker {} ran out of memory", pid), pid));
+        fail(ErrorKind::memory, fmt::format("worker {} ran out of memory", pid));
       } else if (culprit.attempts <= options_.retries) {
         queue_.push_front(std::move(culprit));
       } else {
-        finish(std::move(culprit), error_result(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason), pid));
+        fail(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason));
       }
     } else {
       requeue(tasks, false);  // it died between tasks (or in a setup): no task is to blame

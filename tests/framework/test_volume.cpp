@@ -517,3 +517,19 @@ TEST(FailedRecords, SecondsIsTheTimeUntilTheFault) {
 
 }  // namespace
 }  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+TEST(Setup, AnExceptionWithAnEmptyMessageIsAFailureNotASuccess) {
+  Pool pool(test::test_pool_options(1));
+  const TaskResult r = pool.submit("testkit.silent_setup_failure", Value::object()).get();
+  ASSERT_FALSE(r.ok()) << "the task ran although its setup threw";
+  EXPECT_EQ(r.error->kind, ErrorKind::plugin_error);
+  EXPECT_NE(r.error->message.find("setup failed: the setup threw an exception with no message"), std::string::npos)
+      << r.error->message;
+  EXPECT_TRUE(pool.submit("example.echo", {{"x", 1}}).get().ok());  // the others go on
+}
+
+}  // namespace
+}  // namespace mathpool

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <stdexcept>
 #include <vector>
 
 #include <flint/flint.h>
@@ -44,6 +45,10 @@ MATHPOOL_PLUGIN("testkit", "1.0.0") {
     return std::any(std::string("table"));
   };
   registry.add(counted);
+  auto silent = analysis("silent_setup_failure", "Its setup throws an exception with an empty message",
+                         [](const auto&) { return mathpool::Value{{"ran", true}}; });
+  silent.setup = []() -> std::any { throw std::runtime_error(""); };
+  registry.add(silent);
 
   registry.add(analysis("fresh", "Appends to per-task scratch state; returns its size", [](const auto& task) {
     Scratch scratch;  // the contract: nothing from an earlier task is visible here

@@ -89,6 +89,8 @@ inline bool declare_guarded(void (*declare_analyses)(Registry&),
             return setup();
           } catch (...) {
             *failure = current_exception_as_error();
+            // An empty message must still read as a failure, not a success.
+            if (failure->message.empty()) failure->message = "the setup threw an exception with no message";
             return {};
           }
         };

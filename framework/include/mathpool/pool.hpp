@@ -137,7 +137,9 @@ class Pool {
   int size() const noexcept;
   PoolStats stats() const;
 
-  // Fails every task not yet started with `error` (used on interrupt).
+  // Fails with `error` every task still queued in the pool, not yet handed to
+  // a worker (used on interrupt). Tasks a worker holds already (a chunk) run
+  // to completion; terminate() stops those too.
   void cancel_pending(const TaskError& error);
   // Waits for submitted tasks, then stops the workers. Idempotent.
   void shutdown();

@@ -533,3 +533,48 @@ TEST(Setup, AnExceptionWithAnEmptyMessageIsAFailureNotASuccess) {
 
 }  // namespace
 }  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+TEST(PoolStatistics, PerAnalysisCountsQueueDepthMemoryAndTheTemplate) {
+  Pool pool(test::test_pool_options(2));
+  pool.map("example.echo", std::vector<Value>(50, Value{{"x", 1}}));
+  pool.submit("testkit.throw_int", Value::object()).get();
+  const PoolStats stats = pool.stats();
+  ASSERT_EQ(stats.analyses.count("example.echo"), 1u);
+  EXPECT_EQ(stats.analyses.at("example.echo").tasks_ok, 50);
+  EXPECT_EQ(stats.analyses.at("testkit.throw_int").tasks_failed, 1);
+  EXPECT_GE(stats.analyses.at("example.echo").seconds, 0.0);
+  EXPECT_EQ(stats.queued, 0);
+  EXPECT_EQ(stats.in_flight, 0);
+  for (const WorkerStats& w : stats.workers) {
+    EXPECT_GT(w.rss_bytes, 0) << "worker " << w.pid;
+    EXPECT_GT(w.pss_bytes, 0);
+    EXPECT_LE(w.pss_bytes, w.rss_bytes);
+  }
+  const bool zygote = test::test_pool_options(1).start == StartMode::zygote;
+  if (zygote) {
+    EXPECT_GT(stats.template_pid, 0);
+    EXPECT_GT(stats.template_setup_seconds, 0.0);
+    EXPECT_GT(stats.template_rss_bytes, 0);
+    // Copy-on-write: a forked worker shares most of its pages with the template.
+    EXPECT_LT(stats.workers[0].pss_bytes, stats.workers[0].rss_bytes);
+  } else {
+    EXPECT_EQ(stats.template_pid, 0);
+  }
+}
+
+TEST(PoolStatistics, QueueDepthWhileTasksWait) {
+  Pool pool(test::test_pool_options(1));
+  std::vector<std::future<TaskResult>> futures;
+  for (int i = 0; i < 5; ++i) futures.push_back(pool.submit("testkit.sleep", {{"ms", 200}}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const PoolStats stats = pool.stats();
+  EXPECT_EQ(stats.queued + stats.in_flight, 5) << stats.queued << " queued, " << stats.in_flight << " in flight";
+  EXPECT_GE(stats.in_flight, 1);
+  for (auto& f : futures) f.get();
+}
+
+}  // namespace
+}  // namespace mathpool

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,9 +91,21 @@ struct WorkerStats {
   int pid = 0;                 // current process (0 while restarting)
   long tasks = 0;              // tasks the current process has run
   long tasks_total = 0;        // tasks this slot has run over all its processes
-  double setup_seconds = 0;    // plugin load + setup time of the current process
+  double setup_seconds = 0;    // from start request to ready (zygote: the fork; the setups ran in the template)
   int restarts = 0;
   std::vector<std::string> restart_reasons;  // why each earlier process ended
+  // Memory of the current process when the statistics were read. PSS splits
+  // shared pages among the processes sharing them, so in zygote mode it shows
+  // what the copy-on-write template saves (rss - pss).
+  long rss_bytes = 0;
+  long pss_bytes = 0;
+};
+
+// Tasks and time of one analysis in a pool.
+struct AnalysisStats {
+  long tasks_ok = 0;
+  long tasks_failed = 0;
+  double seconds = 0;  // summed time inside the workers
 };
 
 struct PoolStats {
@@ -101,7 +114,15 @@ struct PoolStats {
   long tasks_submitted = 0;
   long tasks_ok = 0;
   long tasks_failed = 0;
+  long queued = 0;     // tasks waiting for a worker
+  long in_flight = 0;  // tasks handed to workers, not yet finished
   std::vector<WorkerStats> workers;
+  std::map<std::string, AnalysisStats> analyses;
+  // Zygote mode: the warm template (0 in spawn mode or while it restarts).
+  int template_pid = 0;
+  double template_setup_seconds = 0;  // plugin load + setups of the current template
+  long template_rss_bytes = 0;
+  long template_pss_bytes = 0;
 };
 
 // A pool of worker processes that load the plugins once and serve tasks until

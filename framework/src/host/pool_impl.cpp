@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -112,10 +114,32 @@ std::future<TaskResult> Pool::Impl::submit(std::string analysis, Value params) {
   return future;
 }
 
+namespace {
+
+// Resident and proportional memory of a process, from /proc (0 when gone).
+void read_memory(int pid, long& rss, long& pss) {
+  rss = pss = 0;
+  if (pid <= 0) return;
+  std::ifstream rollup("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  for (std::string line; std::getline(rollup, line);) {  // "Rss:  1616 kB"; the first line is a header
+    long kb = 0;
+    if (std::sscanf(line.c_str(), "Rss: %ld kB", &kb) == 1) rss = kb * 1024;
+    if (std::sscanf(line.c_str(), "Pss: %ld kB", &kb) == 1) pss = kb * 1024;
+  }
+}
+
+}  // namespace
+
 PoolStats Pool::Impl::stats() const {
-  std::lock_guard lock(mutex_);
-  PoolStats copy = stats_;
+  PoolStats copy;
+  {
+    std::lock_guard lock(mutex_);
+    copy = stats_;
+    copy.queued += long(incoming_.size());
+  }
   copy.uptime_seconds = std::chrono::duration<double>(Clock::now() - created_at_).count();
+  for (WorkerStats& w : copy.workers) read_memory(w.pid, w.rss_bytes, w.pss_bytes);
+  read_memory(copy.template_pid, copy.template_rss_bytes, copy.template_pss_bytes);
   return copy;
 }
 
@@ -160,6 +184,9 @@ void Pool::Impl::terminate() {
 void Pool::Impl::finish(Task&& task, detail::RawResult&& result) {
   result.attempts = task.attempts;
   ++(result.error ? finished_failed_ : finished_ok_);
+  AnalysisStats& per_analysis = analysis_stats_[task.analysis];
+  ++(result.error ? per_analysis.tasks_failed : per_analysis.tasks_ok);
+  per_analysis.seconds += result.seconds;
   stats_dirty_ = true;
   done_.push_back({task.completion, task.seq, std::move(result)});
 }
@@ -183,7 +210,16 @@ void Pool::Impl::publish_stats() {
   std::lock_guard lock(mutex_);
   stats_.tasks_ok += std::exchange(finished_ok_, 0);
   stats_.tasks_failed += std::exchange(finished_failed_, 0);
-  for (const Slot& slot : slots_) stats_.workers[std::size_t(slot.index)] = slot.stats;
+  long in_flight = 0;
+  for (const Slot& slot : slots_) {
+    stats_.workers[std::size_t(slot.index)] = slot.stats;
+    in_flight += long(slot.inflight.size());
+  }
+  stats_.queued = long(queue_.size());
+  stats_.in_flight = in_flight;
+  stats_.analyses = analysis_stats_;
+  stats_.template_pid = zygote_.running() ? zygote_.pid() : 0;
+  stats_.template_setup_seconds = zygote_.start_seconds();
   stats_dirty_ = false;
 }
 
@@ -194,6 +230,7 @@ void Pool::Impl::take_incoming() {
   std::optional<TaskError> cancel;
   {
     std::lock_guard lock(mutex_);
+    stats_dirty_ = stats_dirty_ || !incoming_.empty();  // the queue depth changes
     if (queue_.empty()) queue_.swap(incoming_);
     else
       for (auto& task : incoming_) queue_.push_back(std::move(task));
@@ -290,6 +327,7 @@ void Pool::Impl::dispatch() {
       slot.channel.queue_run(task.id, task.analysis, task.params);
       slot.inflight.push_back(std::move(task));
       queue_.pop_front();
+      stats_dirty_ = true;
     }
     slot.channel.flush_some();  // a dead worker shows up on its pidfd
   }

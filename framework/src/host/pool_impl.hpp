@@ -159,6 +159,7 @@ class Pool::Impl {
   std::map<std::string, int> setup_crashes_;
   bool stopping_ = false;
   long finished_ok_ = 0, finished_failed_ = 0;  // published to stats_ once per loop pass
+  std::map<std::string, AnalysisStats> analysis_stats_;
   bool stats_dirty_ = false;
   std::vector<detail::Finished> done_;  // finished this pass, delivered at its end
   std::thread thread_;

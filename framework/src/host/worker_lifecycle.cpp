@@ -34,6 +34,7 @@ bool Pool::Impl::start_template() {
   for (int outside_kills = 0;;) {
     try {
       Value ready = zygote_.start(worker_program_, hello_, options_.setup_timeout);
+      stats_dirty_ = true;
       handle_load_errors(ready);
       std::lock_guard lock(mutex_);
       catalogue_ = ready.at("analyses");
@@ -86,6 +87,7 @@ void Pool::Impl::start_slot(Slot& slot) {
     slot.answered = 0;
     slot.timed_out_task = 0;
     slot.state = SlotState::starting;
+    stats_dirty_ = true;  // a fork may have restarted the template
     // A forked worker has its plugins already.
     if (!forked) slot.channel.send_control(detail::MessageType::hello, hello_);
   } catch (const std::exception& e) {

@@ -121,6 +121,7 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello,
                             died_in_setup_.empty() ? "" : " (in the setup of " + died_in_setup_ + ")"));
   }
   died_in_setup_.clear();
+  start_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - (deadline - setup_timeout_)).count();
   return *ready;
 }
 

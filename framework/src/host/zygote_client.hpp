@@ -25,6 +25,9 @@ class ZygoteTemplate {
   // template once). Throws mathpool::Error when that fails.
   SpawnedWorker fork_worker();
   bool running() const noexcept { return pid_ > 0; }
+  pid_t pid() const noexcept { return pid_; }
+  // Seconds the current template took to load the plugins and run the setups.
+  double start_seconds() const noexcept { return start_seconds_; }
   // The analysis whose setup was running when the template last died at start.
   const std::string& died_in_setup() const noexcept { return died_in_setup_; }
   // Whether the template's last death was a SIGKILL from outside.
@@ -38,6 +41,7 @@ class ZygoteTemplate {
   std::chrono::milliseconds setup_timeout_{};
   Value hello_;
   pid_t pid_ = -1;
+  double start_seconds_ = 0;
   Channel channel_;
   std::string died_in_setup_;
   bool last_death_was_sigkill_ = false;

@@ -72,6 +72,21 @@ class Pool::Impl {
   void terminate();
 
  private:
+  // The lifecycle of a worker slot, written down once:
+  //
+  //   stopped --start_slot--> starting --ready message--> ready
+  //   starting --death / setup_timeout (SIGKILL, setup_timed_out)--> stopped, respawn_at after a
+  //            back-off (outside SIGKILLs: 10 ms, up to kMaxOutsideKills in a row; others count
+  //            toward kMaxStartFailures and, inside a setup, toward quarantine)
+  //   ready --task overruns its limit (page)--> ready with timed_out_task set: SIGTERM, then
+  //            SIGKILL at kill_at; its death or late result ends it
+  //   ready --death (pidfd, end of stream, protocol error)--> stopped, started again at once;
+  //            blame from the progress page (handle_death)
+  //   ready --recycle, out-of-memory retire, late result after a timeout--> retire(): the
+  //            process goes to `retiring_` (exit message, SIGKILL after a grace), the slot starts anew
+  //   any --pool stops--> stopped for good (stopping_)
+  //
+  // A wait status becomes a verdict in judge_exit() (worker_process.hpp), nowhere else.
   enum class SlotState { starting, ready, stopped };
   struct Slot {
     int index = 0;

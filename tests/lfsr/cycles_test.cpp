@@ -229,18 +229,8 @@ TEST(Cycles, SharedReadOnlyCacheAcrossThreads) {
   shared->precompute(2, 64);
   const std::shared_ptr<const FactorCache> parent = shared;
   const Field field(2);
-  std::mt19937_64 rng(8);
-  std::vector<std::vector<std::uint64_t>> regs;
-  for (int i = 0; i < 40; ++i) {
-    auto c = lfsr_test::random_coefficients(rng, 2, 80);
-    c[0] = 1;
-    regs.push_back(c);
-  }
-  std::vector<BigInt> expected;
-  {
-    FactorCache solo;
-    for (const auto& c : regs) expected.push_back(cycle_structure(field, c, solo).cycle_count);
-  }
+  const auto regs = lfsr_test::random_binary_registers(8, 40, [](int) { return 80u; });
+  const std::vector<BigInt> expected = lfsr_test::cycle_counts_alone(field, regs);
   std::vector<std::vector<BigInt>> got(2);
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t)

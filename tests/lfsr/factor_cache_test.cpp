@@ -118,18 +118,8 @@ TEST(FactorCache, ConcurrentCycleStructuresOnOneLearningRoot) {
   // private cache's answers.
   auto root = std::make_shared<FactorCache>();
   const Field field(2);
-  std::mt19937_64 rng(21);
-  std::vector<std::vector<std::uint64_t>> regs;
-  for (int i = 0; i < 30; ++i) {
-    auto c = lfsr_test::random_coefficients(rng, 2, 30 + 5 * (i % 12));
-    c[0] = 1;
-    regs.push_back(c);
-  }
-  std::vector<BigInt> expected;
-  {
-    FactorCache solo;
-    for (const auto& c : regs) expected.push_back(cycle_structure(field, c, solo).cycle_count);
-  }
+  const auto regs = lfsr_test::random_binary_registers(21, 30, [](int i) { return unsigned(30 + 5 * (i % 12)); });
+  const std::vector<BigInt> expected = lfsr_test::cycle_counts_alone(field, regs);
   std::vector<std::vector<BigInt>> got(3);
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t)

@@ -70,6 +70,29 @@ inline std::vector<std::uint64_t> random_coefficients(std::mt19937_64& rng, std:
   return c;
 }
 
+// `count` random nonsingular (c0 = 1) binary registers, register i of degree degree(i).
+template <class Degree>
+std::vector<std::vector<std::uint64_t>> random_binary_registers(std::uint64_t seed, int count, Degree degree) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<std::uint64_t>> regs;
+  for (int i = 0; i < count; ++i) {
+    auto c = random_coefficients(rng, 2, degree(i));
+    c[0] = 1;
+    regs.push_back(c);
+  }
+  return regs;
+}
+
+// Their cycle counts, computed alone on a fresh cache: the reference for
+// runs that share a cache between threads.
+inline std::vector<lfsr::BigInt> cycle_counts_alone(const lfsr::Field& field,
+                                                    const std::vector<std::vector<std::uint64_t>>& regs) {
+  lfsr::FactorCache solo;
+  std::vector<lfsr::BigInt> counts;
+  for (const auto& c : regs) counts.push_back(lfsr::cycle_structure(field, c, solo).cycle_count);
+  return counts;
+}
+
 inline std::uint64_t euler_phi(std::uint64_t n) {
   std::uint64_t r = n;
   for (std::uint64_t p = 2; p * p <= n; ++p)

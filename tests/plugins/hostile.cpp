@@ -65,6 +65,18 @@ void put_le(std::string& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
 }
 
+// Double-forks a daemon in a session of its own that lingers 30 s, as a
+// service started by a task would; returns once the middle process is gone.
+void start_daemon(const std::string& tag) {
+  const pid_t child = fork();
+  if (child == 0) {
+    setsid();
+    if (fork() == 0) linger_for(tag, 30);
+    _exit(0);
+  }
+  waitpid(child, nullptr, 0);
+}
+
 }  // namespace
 
 MATHPOOL_PLUGIN("hostile", "1.0.0") {
@@ -85,27 +97,13 @@ MATHPOOL_PLUGIN("hostile", "1.0.0") {
                         }));
   registry.add(analysis("daemon", "Double-forks a daemon (setsid) that sleeps 30 s; returns at once",
                         [](const auto& task) {
-                          const std::string tag = tag_of(task);
-                          const pid_t child = fork();
-                          if (child == 0) {
-                            setsid();
-                            if (fork() == 0) linger_for(tag, 30);
-                            _exit(0);
-                          }
-                          waitpid(child, nullptr, 0);
+                          start_daemon(tag_of(task));
                           return mathpool::Value{{"pid", getpid()}};
                         }));
   registry.add(analysis("daemon_then", "Starts a daemon like hostile.daemon, then raises SIGSEGV (then: segv) "
                         "or sleeps `ms` milliseconds (then: hang)",
                         [](const auto& task) {
-                          const std::string tag = tag_of(task);
-                          const pid_t child = fork();
-                          if (child == 0) {
-                            setsid();
-                            if (fork() == 0) linger_for(tag, 30);
-                            _exit(0);
-                          }
-                          waitpid(child, nullptr, 0);
+                          start_daemon(tag_of(task));
                           if (task.params().string("then", "segv") == "segv") ::raise(SIGSEGV);
                           usleep(useconds_t(task.params().integer("ms", 10000) * 1000));
                           return mathpool::Value{{"pid", getpid()}};

@@ -578,3 +578,23 @@ TEST(PoolStatistics, QueueDepthWhileTasksWait) {
 
 }  // namespace
 }  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+TEST(CliRun, FloatsJsonCannotHoldAreWrittenAsStrings) {
+  test::TempDir dir;
+  const auto config = dir.write("f.yaml", kPlugins +
+                                              "analyses:\n  - name: f\n    analysis: example.echo\n"
+                                              "    params: {a: .nan, b: .inf, c: -.inf, d: 0.5}\n");
+  const auto r = test::run_mathpool({"run", config.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(R"("params":{"a":"nan","b":"inf","c":"-inf","d":0.5})"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"("status":"ok","result":{"a":"nan","b":"inf","c":"-inf","d":0.5})"), std::string::npos)
+      << r.out;
+  const Value record = Value::parse(r.out);  // still one valid JSON line
+  EXPECT_EQ(record.at("result").at("a"), "nan");
+}
+
+}  // namespace
+}  // namespace mathpool

@@ -39,6 +39,8 @@ class SweepAxis {
   // The parameters this axis sets: one key, or a `rows` file's columns.
   const std::vector<std::string>& keys() const noexcept;
   std::uint64_t size() const noexcept;
+  // Whether the axis is a `rows` file (else one `sweep` key).
+  bool from_rows() const noexcept;
   // Appends each key and its value at `index` (< size()) as MessagePack.
   void encode(std::uint64_t index, std::string& out) const;
   // The value of keys()[key] at `index`, decoded.

@@ -7,7 +7,6 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -398,25 +397,22 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
     retire(slot, fmt::format("recycled after {} tasks", slot.stats.tasks));
 }
 
-namespace {
-std::int64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot) {
+  const detail::ProgressPage* page = slot.progress.page();
+  if (!page) return std::nullopt;
+  const std::uint64_t started = page->started.load(std::memory_order_acquire);
+  if (started <= page->finished.load(std::memory_order_acquire) || started <= slot.answered) return std::nullopt;
+  // The worker's CLOCK_MONOTONIC is the steady clock's.
+  return RunningTask{started, Clock::time_point(std::chrono::nanoseconds(page->started_ns.load()))};
 }
-}  // namespace
 
 // A task's time counts from when the worker began it (its progress page), not
 // from when the host sent it: chunks wait in the worker's queue.
 void Pool::Impl::check_task_time(Slot& slot, Clock::time_point now) {
   if (!options_.task_timeout || slot.timed_out_task || slot.inflight.empty()) return;
-  const detail::ProgressPage* page = slot.progress.page();
-  const std::uint64_t started = page->started.load(std::memory_order_acquire);
-  const std::int64_t began = page->started_ns.load(std::memory_order_relaxed);
-  if (started <= page->finished.load(std::memory_order_acquire) || started <= slot.answered) return;
-  const auto limit_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*options_.task_timeout).count();
-  if (monotonic_ns() - began < limit_ns) return;
-  slot.timed_out_task = started;
+  const auto running = running_task(slot);
+  if (!running || now - running->since < *options_.task_timeout) return;
+  slot.timed_out_task = running->ordinal;
   ::kill(slot.pid, SIGTERM);
   slot.kill_at = now + kTerminateGrace;
 }
@@ -460,17 +456,11 @@ int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
     if (slot.timed_out_task) next = std::min(next, slot.kill_at);
     if (options_.task_timeout && !slot.inflight.empty() && !slot.timed_out_task) {
       // The running task's deadline, from the page; between tasks, look again soon.
-      const detail::ProgressPage* page = slot.progress.page();
-      const std::uint64_t started = page ? page->started.load(std::memory_order_acquire) : 0;
-      if (page && started > page->finished.load(std::memory_order_acquire) && started > slot.answered) {
-        const auto left = std::chrono::nanoseconds(page->started_ns.load(std::memory_order_relaxed) +
-                                                   std::chrono::nanoseconds(*options_.task_timeout).count() -
-                                                   monotonic_ns());
-        next = std::min(next, now + std::chrono::ceil<std::chrono::milliseconds>(left));
-      } else {
+      if (const auto running = running_task(slot))
+        next = std::min(next, running->since + *options_.task_timeout);
+      else
         next = std::min(next, now + std::min<std::chrono::milliseconds>(*options_.task_timeout,
                                                                         std::chrono::milliseconds(50)));
-      }
     }
   }
   if (!retiring_.empty()) next = std::min(next, now + std::chrono::milliseconds(20));

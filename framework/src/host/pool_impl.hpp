@@ -131,6 +131,13 @@ class Pool::Impl {
   void close_process(Slot& slot);
   void check_deadlines(Clock::time_point now);
   void check_task_time(Slot& slot, Clock::time_point now);
+  // The task a worker has begun and not finished, from its progress page: its
+  // ordinal (1-based, since the worker started) and when it began.
+  struct RunningTask {
+    std::uint64_t ordinal;
+    Clock::time_point since;
+  };
+  static std::optional<RunningTask> running_task(const Slot& slot);
   int poll_timeout_ms(Clock::time_point now) const;
   void fail_startup(const std::string& message);
   // A worker could not start: back off, and after a few failures report them.

@@ -54,10 +54,6 @@ class Progress {
   Clock::time_point last_{};
 };
 
-}  // namespace
-
-namespace {
-
 // Whether `v` fits a documented parameter type; types the check does not
 // know (free text in a plugin's documentation) pass.
 bool fits_type(const Value& v, const std::string& type) {
@@ -82,7 +78,7 @@ void check_entry_params(const RunConfig& config, std::size_t index, const Value&
   for (const auto& [key, value] : entry.params.items()) given.emplace_back("params." + key, value);
   for (const SweepAxis& axis : entry.sweep)
     for (std::size_t k = 0; k < axis.keys().size(); ++k)
-      given.emplace_back((axis.keys().size() > 1 ? "rows." : "sweep.") + axis.keys()[k], axis.value(0, k));
+      given.emplace_back((axis.from_rows() ? "rows." : "sweep.") + axis.keys()[k], axis.value(0, k));
   const Value& documented = analysis.at("params");
   std::string known;
   for (const Value& p : documented) known += (known.empty() ? "" : ", ") + p.value("name", "");
@@ -260,9 +256,9 @@ RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out, c
 }
 
 RunSummary run_config(const RunConfig& config, const RunOptions& options) {
-  std::uint64_t planned = 0;
+  std::uint64_t planned = 0;  // saturates, as task counts do
   for (const AnalysisEntry& entry : config.analyses)
-    planned = detail::saturating_product(1, planned + entry.task_count());
+    planned = entry.task_count() > UINT64_MAX - planned ? UINT64_MAX : planned + entry.task_count();
   std::optional<detail::FinishedTasks> finished;
   if (options.resume) {
     if (!config.output) throw ConfigError("--resume needs an output file, not standard output");
@@ -289,6 +285,9 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   std::uint64_t task = 0;
   int repeat = 0;
   std::string prefix = detail::record_prefix(config.analyses[0].name, config.analyses[0].analysis);
+  detail::Bytes encoded;
+  std::size_t encoded_entry = SIZE_MAX;
+  std::uint64_t encoded_task = 0;
   const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params) {
     for (;;) {
       if (e == config.analyses.size()) return false;
@@ -304,7 +303,13 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
       const int this_repeat = repeat;
       if (++repeat == entry.repeat) repeat = 0, ++task;
       if (finished && finished->contains(e, index)) continue;
-      entry.encode_params(this_task, params);
+      // Repeats of a task share its parameters: encoded once.
+      if (encoded_entry != e || encoded_task != this_task) {
+        encoded.clear();
+        entry.encode_params(this_task, encoded);
+        encoded_entry = e, encoded_task = this_task;
+      }
+      params.assign(encoded);
       detail::append_record_head(head, prefix, this_task, this_repeat, params);
       analysis = entry.analysis;
       return true;

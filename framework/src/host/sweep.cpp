@@ -18,6 +18,7 @@ struct SweepAxis::Data {
 
 const std::vector<std::string>& SweepAxis::keys() const noexcept { return data_->keys; }
 std::uint64_t SweepAxis::size() const noexcept { return data_->size; }
+bool SweepAxis::from_rows() const noexcept { return data_->kind == Data::Kind::rows; }
 
 void SweepAxis::encode(std::uint64_t index, std::string& out) const {
   const Data& d = *data_;

@@ -198,15 +198,12 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   // The progress page says what the worker was doing when it died.
   const detail::ProgressPage* page = slot.progress.page();
   const int status = detail::kill_and_reap(pid, page);
-  const std::uint64_t started = page ? page->started.load() : 0;
-  const bool task_running = page && started > page->finished.load() && started > slot.answered;
+  const std::optional<RunningTask> running_at_death = running_task(slot);
   const bool setup_running = page && page->in_setup.load() != 0;
   const std::uint64_t timed_out_task = slot.timed_out_task;
   // A failed task's `seconds` is the time from its start to the fault.
   const double ran_for =
-      task_running ? double(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                Clock::now().time_since_epoch()).count() - page->started_ns.load()) * 1e-9
-                   : 0.0;
+      running_at_death ? std::chrono::duration<double>(Clock::now() - running_at_death->since).count() : 0.0;
   close_process(slot);
   slot.state = SlotState::stopped;
   slot.pid = -1;
@@ -228,7 +225,9 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
     // results died with the worker, those after it never started.
     std::deque<Task> tasks;
     tasks.swap(slot.inflight);
-    const std::size_t running = task_running && !in_setup ? std::size_t(started - 1 - slot.answered) : tasks.size();
+    const std::size_t running = running_at_death && !in_setup
+                                    ? std::size_t(running_at_death->ordinal - 1 - slot.answered)
+                                    : tasks.size();
     if (running < tasks.size()) {
       Task culprit = std::move(tasks[running]);
       tasks.erase(tasks.begin() + std::ptrdiff_t(running));
@@ -238,7 +237,7 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
         result.seconds = std::max(0.0, ran_for);
         finish(std::move(culprit), std::move(result));
       };
-      if (timed_out_task == started) {
+      if (running_at_death && timed_out_task == running_at_death->ordinal) {
         fail(ErrorKind::timeout, fmt::format("task exceeded its time limit of {}; worker {} stopped",
                                              format_duration(*options_.task_timeout), pid));
       } else if (verdict.out_of_memory) {

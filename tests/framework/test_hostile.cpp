@@ -21,6 +21,7 @@
 
 #include "common/msgpack_json.hpp"
 #include "common/protocol.hpp"
+#include "host/cgroup.hpp"
 #include "test_support.hpp"
 
 namespace mathpool {
@@ -237,6 +238,40 @@ TEST(Hostile, DaemonEndsWhenItsTaskCrashesOrTimesOut) {
   }
 }
 
+// 4c. A daemon (setsid, double fork) whose worker is SIGKILLed, so the
+// worker's own sweep never runs: by the task itself, from outside, or at a
+// time limit when the task blocks SIGTERM. The worker's cgroup ends it.
+TEST(Hostile, DaemonEndsWhenItsWorkerIsSigkilled) {
+  if (const std::string why = detail::CgroupTree::unavailable_reason(); !why.empty())
+    GTEST_SKIP() << "no cgroup containment on this machine, so a daemon can outlive a SIGKILLed worker: " << why;
+  for (const std::string how : {"sigkill", "outside", "timeout"}) {
+    SCOPED_TRACE(how);
+    test::TempDir dir;
+    const std::string tag = unique_tag("hk" + how.substr(0, 1));
+    const std::string pidfile = (dir.path() / "daemon.pid").string();
+    PoolOptions options = hostile_pool_options(1);
+    if (how == "timeout") options.task_timeout = std::chrono::milliseconds(500);
+    Pool pool(options);
+    const pid_t worker = pool.stats().workers[0].pid;
+    EXPECT_NE(read_text("/proc/" + std::to_string(worker) + "/cgroup").find("/mathpool-"), std::string::npos)
+        << "worker " << worker << " is in no cgroup of the pool";
+    const std::string then = how == "sigkill" ? "sigkill" : how == "timeout" ? "hang_deaf" : "hang";
+    auto future = pool.submit("hostile.daemon_then", {{"tag", tag}, {"then", then}, {"pidfile", pidfile}, {"ms", 20000}});
+    pid_t daemon = 0;
+    for (const auto give_up = Clock::now() + 5s; daemon == 0 && Clock::now() < give_up; std::this_thread::sleep_for(2ms))
+      daemon = std::atoi(read_text(pidfile).c_str());
+    ASSERT_GT(daemon, 0) << "the task never started its daemon";
+    if (how == "outside") ::kill(worker, SIGKILL);
+    const TaskResult result = future.get();
+    EXPECT_EQ(result.status(), how == "timeout" ? "timeout" : "crashed")
+        << (result.error ? result.error->message : "");
+    EXPECT_TRUE(wait_gone(tag).empty()) << "the daemon of a SIGKILLed worker outlived it";
+    const char state = process_state(daemon);
+    EXPECT_TRUE(state == 0 || state == 'Z') << "daemon " << daemon << " is alive (state " << state << ")";
+    EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok()) << "the pool must go on";
+  }
+}
+
 // 5. A task reading standard input under a terminal: the run finishes and no
 // process is stopped by job control.
 TEST(Hostile, ReadingStdinUnderATerminalStopsNothing) {
@@ -424,6 +459,45 @@ TEST(Hostile, TemplateKilledAtStartUpIsReplaced) {
   EXPECT_FALSE(killed.empty());
   EXPECT_EQ(test::wait_exit(pid), 0) << read_text(dir.path() / "log");
   EXPECT_EQ(test::read_records(dir.path() / "out.jsonl").size(), 4u);
+}
+
+// 11. While the template restarts with a slow setup, the running worker's
+// results and time limits still flow: the restart happens inside the
+// dispatcher's poll loop, not in its way.
+TEST(Hostile, ResultsAndTimeLimitsFlowWhileTheTemplateRestarts) {
+  if (!zygote_mode()) GTEST_SKIP() << "zygote mode only";
+  constexpr double kSetupSeconds = 3.0;
+  ::setenv("MATHPOOL_HOSTILE_SETUP_MS", std::to_string(int(kSetupSeconds * 1000)).c_str(), 1);
+  struct Unset {
+    ~Unset() { ::unsetenv("MATHPOOL_HOSTILE_SETUP_MS"); }
+  } unset;
+  PoolOptions options = hostile_pool_options(2);
+  options.task_timeout = std::chrono::milliseconds(300);
+  Pool pool(options);
+  const pid_t old_template = pool.stats().template_pid;
+  ASSERT_GT(old_template, 0);
+  ::kill(old_template, SIGKILL);
+  for (const auto give_up = Clock::now() + 2s; process_state(old_template) != 'Z' && Clock::now() < give_up;)
+    std::this_thread::sleep_for(1ms);
+  // The crashed worker's replacement finds the template dead: a new one starts (its setup is slow).
+  const auto start = Clock::now();
+  ASSERT_EQ(pool.submit("hostile.segv", Value::object()).get().status(), "crashed");
+  std::vector<TaskSpec> tasks;
+  for (int i = 0; i < 5; ++i) tasks.push_back({"hostile.nap", {{"ms", 20}, {"i", i}}});
+  tasks.push_back({"hostile.nap", {{"ms", 20000}}});
+  auto futures = pool.submit_all(std::move(tasks));
+  for (std::size_t i = 0; i + 1 < futures.size(); ++i) {
+    const TaskResult r = futures[i].get();
+    EXPECT_TRUE(r.ok()) << i << ": " << (r.error ? r.error->message : "");
+  }
+  EXPECT_EQ(futures.back().get().status(), "timeout");
+  const double took = seconds_since(start);
+  EXPECT_LT(took, kSetupSeconds - 1.0) << "results and a time limit waited for the template's setup";
+  // The new template serves both slots once it is ready.
+  for (const auto& r : pool.map("hostile.count", std::vector<Value>(4, Value::object()))) EXPECT_TRUE(r.ok());
+  EXPECT_NE(pool.stats().template_pid, old_template);
+  EXPECT_GE(seconds_since(start), kSetupSeconds) << "the template was not restarted";
+  RecordProperty("seconds_to_results_and_timeout", std::to_string(took));
 }
 
 }  // namespace

@@ -46,9 +46,11 @@ mathpool::Analysis analysis(std::string name, std::string description,
 
 std::string tag_of(const mathpool::TaskContext& task) { return task.params().string("tag", "hostile"); }
 
-// A setup that leaves a child and then crashes, when the environment asks
-// for it (so the plugin stays usable by every other test).
+// A setup that takes MATHPOOL_HOSTILE_SETUP_MS milliseconds, or leaves a
+// child and then crashes, when the environment asks for it (so the plugin
+// stays usable by every other test).
 std::any hostile_setup() {
+  if (const char* ms = std::getenv("MATHPOOL_HOSTILE_SETUP_MS")) usleep(useconds_t(std::atoi(ms)) * 1000);
   if (const char* tag = std::getenv("MATHPOOL_HOSTILE_SETUP_CRASH")) {
     if (fork() == 0) linger(tag);
     ::raise(SIGSEGV);
@@ -67,11 +69,19 @@ void put_le(std::string& out, std::uint64_t v, int bytes) {
 
 // Double-forks a daemon in a session of its own that lingers 30 s, as a
 // service started by a task would; returns once the middle process is gone.
-void start_daemon(const std::string& tag) {
+// The middle process writes the daemon's pid to `pidfile` when one is given.
+void start_daemon(const std::string& tag, const std::string& pidfile = "") {
   const pid_t child = fork();
   if (child == 0) {
     setsid();
-    if (fork() == 0) linger_for(tag, 30);
+    const pid_t daemon = fork();
+    if (daemon == 0) linger_for(tag, 30);
+    if (!pidfile.empty()) {
+      const std::string text = std::to_string(daemon);
+      const int fd = ::open(pidfile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      [[maybe_unused]] auto written = ::write(fd, text.data(), text.size());
+      ::close(fd);
+    }
     _exit(0);
   }
   waitpid(child, nullptr, 0);
@@ -100,11 +110,20 @@ MATHPOOL_PLUGIN("hostile", "1.0.0") {
                           start_daemon(tag_of(task));
                           return mathpool::Value{{"pid", getpid()}};
                         }));
-  registry.add(analysis("daemon_then", "Starts a daemon like hostile.daemon, then raises SIGSEGV (then: segv) "
-                        "or sleeps `ms` milliseconds (then: hang)",
+  registry.add(analysis("daemon_then", "Starts a daemon like hostile.daemon (its pid written to `pidfile` if "
+                        "given), then raises SIGSEGV (then: segv), SIGKILLs its own process (then: sigkill), "
+                        "or sleeps `ms` milliseconds (then: hang; then: hang_deaf, with SIGTERM blocked)",
                         [](const auto& task) {
-                          start_daemon(tag_of(task));
-                          if (task.params().string("then", "segv") == "segv") ::raise(SIGSEGV);
+                          start_daemon(tag_of(task), std::string(task.params().string("pidfile", "")));
+                          const std::string then(task.params().string("then", "segv"));
+                          if (then == "segv") ::raise(SIGSEGV);
+                          if (then == "sigkill") ::kill(getpid(), SIGKILL);
+                          if (then == "hang_deaf") {
+                            sigset_t term;
+                            sigemptyset(&term);
+                            sigaddset(&term, SIGTERM);
+                            sigprocmask(SIG_BLOCK, &term, nullptr);
+                          }
                           usleep(useconds_t(task.params().integer("ms", 10000) * 1000));
                           return mathpool::Value{{"pid", getpid()}};
                         }));

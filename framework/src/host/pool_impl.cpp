@@ -36,6 +36,7 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
             {"setup", options_.preload ? Value(*options_.preload) : Value(true)}};
   // Zygote workers are double-forked and adopted by us (see zygote_client.cpp).
   if (options_.start == StartMode::zygote && !detail::ZygoteTemplate::supported()) options_.start = StartMode::spawn;
+  zygote_.contain_in(&cgroups_);
 
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   slots_.resize(static_cast<std::size_t>(options_.workers));
@@ -243,7 +244,7 @@ void Pool::Impl::take_incoming() {
 }
 
 void Pool::Impl::run_loop() {
-  if (options_.start == StartMode::zygote && !start_template()) return stop_all_workers();
+  if (options_.start == StartMode::zygote) zygote_.configure(worker_program_, hello_, options_.setup_timeout);
   for (Slot& slot : slots_) start_slot(slot);
   std::vector<pollfd> fds;
   for (;;) {
@@ -266,6 +267,10 @@ void Pool::Impl::run_loop() {
       if (!slot.channel.is_open()) continue;
       fds.push_back({slot.channel.fd(), short(POLLIN | (slot.channel.has_queued() ? POLLOUT : 0)), 0});
       fds.push_back({slot.pidfd, short(slot.pidfd >= 0 ? POLLIN : 0), 0});
+    }
+    if (zygote_.phase() == detail::ZygoteTemplate::Phase::starting) {  // after the slots': read in check_deadlines
+      fds.push_back({zygote_.channel_fd(), POLLIN, 0});
+      fds.push_back({zygote_.pidfd(), short(zygote_.pidfd() >= 0 ? POLLIN : 0), 0});
     }
     const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
     if (ready > 0) {
@@ -418,6 +423,7 @@ void Pool::Impl::check_task_time(Slot& slot, Clock::time_point now) {
 }
 
 void Pool::Impl::check_deadlines(Clock::time_point now) {
+  if (!stopping_) advance_template(now);
   for (Slot& slot : slots_) {
     if (slot.state == SlotState::stopped && now >= slot.respawn_at && !stopping_) start_slot(slot);
     if (slot.state == SlotState::starting && !slot.setup_timed_out &&
@@ -437,10 +443,12 @@ void Pool::Impl::check_deadlines(Clock::time_point now) {
     const pid_t reaped = waitpid(r.pid, &status, WNOHANG);
     if (reaped == r.pid || (reaped < 0 && errno == ECHILD)) {  // ECHILD: another waiter in the host program reaped it
       ::kill(-r.pid, SIGKILL);  // what it started ends with it
+      r.cgroup.end();
       return true;
     }
     if (now >= r.kill_at) {
       detail::kill_and_reap(r.pid);
+      r.cgroup.end();
       return true;
     }
     return false;
@@ -449,6 +457,7 @@ void Pool::Impl::check_deadlines(Clock::time_point now) {
 
 int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
   Clock::time_point next = Clock::time_point::max();
+  if (zygote_.phase() == detail::ZygoteTemplate::Phase::starting) next = zygote_.deadline();
   for (const Slot& slot : slots_) {
     if (!stopping_) next = std::min(next, slot.respawn_at);
     if (slot.state == SlotState::starting && !slot.setup_timed_out)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/channel.hpp"
+#include "cgroup.hpp"
 #include "completion.hpp"
 #include "worker_process.hpp"
 #include "zygote_client.hpp"
@@ -87,13 +88,14 @@ class Pool::Impl {
   //   any --pool stops--> stopped for good (stopping_)
   //
   // A wait status becomes a verdict in judge_exit() (worker_process.hpp), nowhere else.
-  enum class SlotState { starting, ready, stopped };
+  enum class SlotState { starting, ready, stopped, waiting_for_template };
   struct Slot {
     int index = 0;
     pid_t pid = -1;
     int pidfd = -1;                      // readable when the process has ended
     detail::Channel channel;
     detail::ProgressMapping progress;
+    detail::ProcessCgroup cgroup;        // the process and all it starts; ended with it
     SlotState state = SlotState::stopped;
     std::deque<Task> inflight;           // sent, in order, not yet answered
     std::uint64_t answered = 0;          // results received from this process
@@ -110,13 +112,21 @@ class Pool::Impl {
   struct Retiring {
     pid_t pid;
     Clock::time_point kill_at;
+    detail::ProcessCgroup cgroup;
   };
 
   // Dispatcher thread.
   void run_loop();
   void take_incoming();
-  bool start_template();
   void start_slot(Slot& slot);
+  // A worker could not be started or forked: back off, or fail the start-up.
+  void could_not_start(Slot& slot, const std::string& reason);
+  // Zygote mode (template_lifecycle.cpp): the template starts inside the
+  // poll loop; slots that need it wait in waiting_for_template.
+  void wait_for_template(Slot& slot);
+  void begin_template_start();
+  void advance_template(Clock::time_point now);
+  void template_failed(const std::string& reason);
   void dispatch();
   std::size_t chunk_limit() const;
   void handle_input(Slot& slot);
@@ -173,10 +183,12 @@ class Pool::Impl {
   PoolStats stats_;
 
   // Dispatcher-only.
+  detail::CgroupTree cgroups_;  // before the processes it holds, so it outlives them
   std::deque<Task> queue_;
   std::vector<Slot> slots_;
   std::vector<Retiring> retiring_;
   detail::ZygoteTemplate zygote_;
+  int template_fork_failures_ = 0;  // forks in a row that found the template dead
   double mean_task_seconds_ = -1;  // moving average of worker-reported task time
   std::map<std::string, int> setup_crashes_;
   bool stopping_ = false;

@@ -2,7 +2,6 @@
 // zygote template), handshakes, deaths and their verdicts, recycling,
 // quarantine, and stopping everything. Runs on the dispatcher thread only.
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,12 +16,6 @@ namespace {
 
 using namespace pool_detail;
 
-// A descriptor that becomes readable when `pid` ends: deaths are seen from
-// the process, not from its channel (which its children may hold open).
-int open_pidfd(pid_t pid) {
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-}
-
 std::string format_duration(std::chrono::milliseconds d) {
   return d.count() % 1000 == 0 ? fmt::format("{}s", d.count() / 1000)
                                : fmt::format("{}ms", d.count());
@@ -30,39 +23,15 @@ std::string format_duration(std::chrono::milliseconds d) {
 
 }  // namespace
 
-bool Pool::Impl::start_template() {
-  for (int outside_kills = 0;;) {
-    try {
-      Value ready = zygote_.start(worker_program_, hello_, options_.setup_timeout);
-      stats_dirty_ = true;
-      handle_load_errors(ready);
-      std::lock_guard lock(mutex_);
-      catalogue_ = ready.at("analyses");
-      return startup_error_.empty();
-    } catch (const std::exception& e) {
-      // A SIGKILL comes from outside (a user, the OOM killer), never from a
-      // setup's bug: start again after a pause that grows, and give up only
-      // when it happens at every start.
-      if (zygote_.last_death_was_sigkill() && ++outside_kills < kMaxOutsideKills) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5 << std::min(outside_kills, 6)));
-        continue;
-      }
-      const std::string culprit = zygote_.died_in_setup();
-      if (culprit.empty() || setup_crashes_[culprit] >= kQuarantineAfter) {
-        fail_startup(e.what());
-        return false;
-      }
-      note_setup_crash(culprit, e.what());  // then try again, maybe without it
-    }
-  }
-}
-
 void Pool::Impl::note_setup_crash(const std::string& analysis, const std::string& reason) {
   if (++setup_crashes_[analysis] < kQuarantineAfter) return;
   hello_["quarantine"][analysis] =
       fmt::format("analysis '{}' is quarantined: its setup crashed {} times (last: {})", analysis,
                   setup_crashes_[analysis], reason);
-  if (options_.start == StartMode::zygote) zygote_.restart(hello_);
+  if (options_.start == StartMode::zygote) {
+    zygote_.stop();  // workers from here on come from a template that knows
+    zygote_.configure(worker_program_, hello_, options_.setup_timeout);
+  }
 }
 
 void Pool::Impl::handle_load_errors(const Value& ready) {
@@ -75,35 +44,47 @@ void Pool::Impl::handle_load_errors(const Value& ready) {
 
 void Pool::Impl::start_slot(Slot& slot) {
   slot.respawn_at = Clock::time_point::max();
+  const bool forked = options_.start == StartMode::zygote;
+  if (forked && zygote_.phase() != detail::ZygoteTemplate::Phase::ready) return wait_for_template(slot);
   slot.started_at = Clock::now();
   try {
-    const bool forked = options_.start == StartMode::zygote;
-    detail::SpawnedWorker worker =
-        forked ? zygote_.fork_worker() : detail::spawn_worker(worker_program_);
+    detail::SpawnedWorker worker = forked ? zygote_.fork_worker() : detail::spawn_worker(worker_program_);
+    if (forked) template_fork_failures_ = 0;
     slot.pid = worker.pid;
-    slot.pidfd = open_pidfd(worker.pid);
+    // Into its own cgroup before it runs a setup or a task (it starts nothing before).
+    slot.cgroup = cgroups_.adopt(worker.pid, fmt::format("worker-{}", worker.pid));
+    slot.pidfd = detail::open_pidfd(worker.pid);
     slot.channel = std::move(worker.channel);
     slot.progress = std::move(worker.progress);
     slot.answered = 0;
     slot.timed_out_task = 0;
     slot.state = SlotState::starting;
-    stats_dirty_ = true;  // a fork may have restarted the template
+    stats_dirty_ = true;
     // A forked worker has its plugins already.
     if (!forked) slot.channel.send_control(detail::MessageType::hello, hello_);
   } catch (const std::exception& e) {
-    // The template killed from outside (even while the pool starts): fork
-    // again from a new one soon.
-    if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill() &&
-        ++slot.outside_kills < kMaxOutsideKills) {
-      slot.respawn_at = Clock::now() + std::chrono::milliseconds(10 << std::min(slot.outside_kills, 5));
-      return;
-    }
-    std::unique_lock lock(mutex_);
-    const bool starting_up = !startup_done_;
-    lock.unlock();
-    if (starting_up) return fail_startup(e.what());
-    start_failed(slot, e.what());
+    // A template that died since its last fork is started anew, once; a
+    // second failure in a row is the start's.
+    if (forked && zygote_.phase() == detail::ZygoteTemplate::Phase::stopped && ++template_fork_failures_ == 1)
+      return wait_for_template(slot);
+    could_not_start(slot, e.what());
   }
+}
+
+void Pool::Impl::could_not_start(Slot& slot, const std::string& reason) {
+  slot.state = SlotState::stopped;
+  // The template killed from outside (even while the pool starts): fork
+  // again from a new one soon.
+  if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill() &&
+      ++slot.outside_kills < kMaxOutsideKills) {
+    slot.respawn_at = Clock::now() + std::chrono::milliseconds(10 << std::min(slot.outside_kills, 5));
+    return;
+  }
+  std::unique_lock lock(mutex_);
+  const bool starting_up = !startup_done_;
+  lock.unlock();
+  if (starting_up) return fail_startup(reason);
+  start_failed(slot, reason);
 }
 
 void Pool::Impl::start_failed(Slot& slot, const std::string& reason) {
@@ -174,6 +155,7 @@ void Pool::Impl::release_channel(Slot& slot) {
 }
 
 void Pool::Impl::close_process(Slot& slot) {
+  slot.cgroup.end();  // what the worker's tasks started, wherever it went (a retiring worker's moved on)
   slot.channel.close();
   if (slot.pidfd >= 0) ::close(std::exchange(slot.pidfd, -1));
   slot.progress = {};
@@ -182,8 +164,8 @@ void Pool::Impl::close_process(Slot& slot) {
 }
 
 void Pool::Impl::retire(Slot& slot, const std::string& reason) {
+  retiring_.push_back({slot.pid, Clock::now() + kRetireGrace, std::move(slot.cgroup)});
   release_channel(slot);
-  retiring_.push_back({slot.pid, Clock::now() + kRetireGrace});
   slot.stats.restart_reasons.push_back(fmt::format("pid {}: {}", slot.pid, reason));
   ++slot.stats.restarts;
   slot.pid = -1;
@@ -273,8 +255,8 @@ void Pool::Impl::stop_all_workers() {
     for (auto& task : running)
       finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", slot.pid));
     if (slot.pid > 0) {
+      retiring_.push_back({slot.pid, Clock::now() + kTerminateGrace, std::move(slot.cgroup)});
       release_channel(slot);
-      retiring_.push_back({slot.pid, Clock::now() + kTerminateGrace});
     }
     close_process(slot);
     slot.pid = -1;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,6 +164,8 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
   worker.progress.hand_over(worker.channel.fd());  // a worker gone already shows up at its handshake
   return worker;
 }
+
+int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 int kill_and_reap(pid_t pid, const ProgressPage* page) {
   ::kill(-pid, SIGKILL);  // what the worker started in its own group ends with it

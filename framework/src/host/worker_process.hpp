@@ -44,6 +44,11 @@ struct SpawnedWorker {
 // mathpool::Error when the process cannot be started.
 SpawnedWorker spawn_worker(const std::filesystem::path& program);
 
+// A descriptor that becomes readable when `pid` ends (-1 when the system
+// has none): deaths are seen from the process, not from its channel (which
+// its children may hold open).
+int open_pidfd(pid_t pid);
+
 // The wait status kill_and_reap() returns when another waiter in the host
 // program (a waitpid(-1) of its own) reaped the worker first and the worker
 // recorded no fatal signal. Not a status the kernel reports.

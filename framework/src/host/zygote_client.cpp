@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <mutex>
 
@@ -62,106 +63,110 @@ bool ZygoteTemplate::supported() {
   return prctl(PR_GET_CHILD_SUBREAPER, &subreaper) == 0;
 }
 
-Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello,
-                            std::chrono::milliseconds setup_timeout) {
-  stop();
+void ZygoteTemplate::configure(const std::filesystem::path& program, Value hello,
+                               std::chrono::milliseconds setup_timeout) {
   program_ = program;
   setup_timeout_ = setup_timeout;
   hello_ = std::move(hello);
   hello_["mode"] = "zygote";
+}
+
+void ZygoteTemplate::begin_start() {
+  stop();
   SpawnedWorker process = spawn_worker(program_);
   pid_ = process.pid;
+  // Into its own cgroup before its setups run (it starts nothing before the hello).
+  if (cgroups_) cgroup_ = cgroups_->adopt(pid_, fmt::format("template-{}", pid_));
+  pidfd_ = open_pidfd(pid_);
   channel_ = std::move(process.channel);
-  std::optional<Value> ready;
+  progress_ = std::move(process.progress);
+  phase_ = Phase::starting;
   died_in_setup_.clear();
-  bool hung = false;
-  const auto deadline = std::chrono::steady_clock::now() + setup_timeout_;
-  // Waits for the next message, but never past the deadline.
-  auto next = [&]() -> std::optional<Frame> {
-    while (!channel_.has_buffered_frame()) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      pollfd p{channel_.fd(), POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&p, 1, int(left.count())) == 0) {
-        hung = true;
-        return std::nullopt;
-      }
-      if (!channel_.fill()) return channel_.next_frame();
-    }
-    return channel_.next_frame();
-  };
-  std::optional<Frame> frame;
+  started_at_ = Clock::now();
+  deadline_ = started_at_ + setup_timeout_;
+  channel_.send_control(MessageType::hello, hello_);  // a template gone already shows up on its pidfd
+}
+
+std::optional<Value> ZygoteTemplate::advance(Clock::time_point now) {
+  if (phase_ != Phase::starting) return std::nullopt;
+  std::optional<Value> refused;
   try {
-    if (channel_.send_control(MessageType::hello, hello_)) {
-      // "setup" announcements come first, then "ready".
-      while ((frame = next()) && frame->type == MessageType::setup)
-        died_in_setup_ = decode_control(*frame).value("analysis", "");
-      if (frame && (frame->type == MessageType::ready || frame->type == MessageType::refused))
-        ready = decode_control(*frame);
+    const bool open = channel_.fill();
+    // "setup" announcements come first, then "ready" (or "refused").
+    while (auto frame = channel_.next_frame()) {
+      const Value message = decode_control(*frame);
+      if (frame->type == MessageType::setup) {
+        died_in_setup_ = message.value("analysis", "");
+      } else if (frame->type == MessageType::ready) {
+        phase_ = Phase::ready;
+        died_in_setup_.clear();
+        start_seconds_ = std::chrono::duration<double>(Clock::now() - started_at_).count();
+        return message;
+      } else {
+        if (frame->type == MessageType::refused) refused = message;
+        fail_start(false, refused);
+      }
     }
+    pollfd process{pidfd_, POLLIN, 0};
+    if (!open || (pidfd_ >= 0 && ::poll(&process, 1, 0) > 0)) fail_start(false, refused);
   } catch (const ProtocolError&) {
-    frame.reset();
+    fail_start(false, refused);
   }
-  const bool is_ready = frame && frame->type == MessageType::ready && ready;
-  if (!is_ready) {
-    const int status = kill_and_reap(pid_, process.progress.page());
-    pid_ = -1;
-    channel_.close();
-    // SIGKILL comes from outside, never from a setup's own bug.
-    last_death_was_sigkill_ = !hung && judge_exit(status).killed_from_outside;
-    if (last_death_was_sigkill_) died_in_setup_.clear();
-    if (hung)
-      throw Error(ErrorKind::crashed,
-                  fmt::format("zygote template hung in start-up (no ready after {} ms){}",
-                              setup_timeout_.count(),
-                              died_in_setup_.empty() ? "" : " in the setup of " + died_in_setup_));
-    if (ready && frame && frame->type == MessageType::refused)
-      throw Error(ErrorKind::crashed, ready->value("message", "worker refused the host"));
+  if (now >= deadline_) fail_start(true, refused);
+  return std::nullopt;
+}
+
+void ZygoteTemplate::fail_start(bool hung, const std::optional<Value>& refused) {
+  const int status = end_process(progress_.page());
+  // SIGKILL comes from outside, never from a setup's own bug.
+  last_death_was_sigkill_ = !hung && judge_exit(status).killed_from_outside;
+  if (last_death_was_sigkill_) died_in_setup_.clear();
+  if (hung)
     throw Error(ErrorKind::crashed,
-                fmt::format("zygote template {} during start-up{}", describe_wait_status(status),
-                            died_in_setup_.empty() ? "" : " (in the setup of " + died_in_setup_ + ")"));
-  }
-  died_in_setup_.clear();
-  start_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - (deadline - setup_timeout_)).count();
-  return *ready;
+                fmt::format("zygote template hung in start-up (no ready after {} ms){}", setup_timeout_.count(),
+                            died_in_setup_.empty() ? "" : " in the setup of " + died_in_setup_));
+  if (refused) throw Error(ErrorKind::crashed, refused->value("message", "worker refused the host"));
+  throw Error(ErrorKind::crashed,
+              fmt::format("zygote template {} during start-up{}", describe_wait_status(status),
+                          died_in_setup_.empty() ? "" : " (in the setup of " + died_in_setup_ + ")"));
 }
 
 SpawnedWorker ZygoteTemplate::fork_worker() {
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (pid_ <= 0) start(program_, hello_, setup_timeout_);
-    const char request = 'F';
-    int fd = -1;
-    pid_t worker = -1;
-    bool forked = false;
-    {
-      AdoptionWindow window;
-      forked = ::send(channel_.fd(), &request, 1, MSG_NOSIGNAL) == 1 && receive_fd(channel_.fd(), &fd, &worker);
-    }
-    if (forked) {
-      SpawnedWorker spawned{worker, Channel(fd), ProgressMapping::create()};
-      spawned.progress.hand_over(fd);  // a worker gone already shows up at its ready message
-      return spawned;
-    }
-    // The template died: reap it and start a clean one.
-    const int status = kill_and_reap(pid_);
-    last_death_was_sigkill_ = judge_exit(status).killed_from_outside;
-    pid_ = -1;
-    channel_.close();
+  if (phase_ != Phase::ready) throw Error(ErrorKind::crashed, "the zygote template is not ready");
+  const char request = 'F';
+  int fd = -1;
+  pid_t worker = -1;
+  bool forked = false;
+  {
+    AdoptionWindow window;
+    forked = ::send(channel_.fd(), &request, 1, MSG_NOSIGNAL) == 1 && receive_fd(channel_.fd(), &fd, &worker);
   }
-  throw Error(ErrorKind::crashed, "the zygote template cannot fork workers");
-}
-
-void ZygoteTemplate::restart(Value hello) {
-  stop();
-  hello_ = std::move(hello);
-  hello_["mode"] = "zygote";
+  if (!forked) {
+    // The template died: reap it; the pool starts a clean one.
+    last_death_was_sigkill_ = judge_exit(end_process()).killed_from_outside;
+    throw Error(ErrorKind::crashed, "the zygote template cannot fork workers");
+  }
+  SpawnedWorker spawned{worker, Channel(fd), ProgressMapping::create()};
+  spawned.progress.hand_over(fd);  // a worker gone already shows up at its ready message
+  return spawned;
 }
 
 void ZygoteTemplate::stop() {
   if (pid_ > 0) {
     channel_.close();  // the template exits at end of stream
-    kill_and_reap(pid_);
+    end_process();
   }
+}
+
+int ZygoteTemplate::end_process(const ProgressPage* page) {
+  const int status = kill_and_reap(pid_, page);
+  cgroup_.end();
+  channel_.close();
+  if (pidfd_ >= 0) ::close(std::exchange(pidfd_, -1));
+  progress_ = {};
   pid_ = -1;
+  phase_ = Phase::stopped;
+  return status;
 }
 
 }  // namespace mathpool::detail

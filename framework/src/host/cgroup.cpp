@@ -1,0 +1,147 @@
+#include "cgroup.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace mathpool::detail {
+namespace {
+
+bool write_file(const std::string& path, std::string_view text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::write(fd, text.data(), text.size()) == ssize_t(text.size());
+  ::close(fd);
+  return ok;
+}
+
+// The directory of this process's cgroup in the cgroup v2 hierarchy, or ""
+// with `reason` set when there is none (no cgroup2 mount, v1 only).
+std::string own_cgroup_directory(std::string& reason) {
+  std::string relative;
+  {
+    std::ifstream membership("/proc/self/cgroup");
+    for (std::string line; std::getline(membership, line);)
+      if (line.rfind("0::", 0) == 0) relative = line.substr(3);
+  }
+  if (relative.empty()) {
+    reason = "this process is in no cgroup v2 hierarchy";
+    return "";
+  }
+  // mountinfo: id parent dev root mountpoint options... - fstype source superoptions
+  std::ifstream mounts("/proc/self/mountinfo");
+  for (std::string line; std::getline(mounts, line);) {
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream tail(line.substr(dash + 3));
+    std::string type;
+    tail >> type;
+    if (type != "cgroup2") continue;
+    std::istringstream head(line.substr(0, dash));
+    std::string id, parent, device, root, mountpoint;
+    head >> id >> parent >> device >> root >> mountpoint;
+    // A mount of a subtree shows paths below its root only.
+    if (root != "/") {
+      if (relative.rfind(root, 0) != 0) continue;
+      relative = relative.substr(root.size());
+    }
+    return mountpoint + (relative == "/" ? "" : relative);
+  }
+  reason = "no cgroup2 file system is mounted";
+  return "";
+}
+
+}  // namespace
+
+ProcessCgroup& ProcessCgroup::operator=(ProcessCgroup&& other) noexcept {
+  if (this != &other) {
+    end();
+    path_ = std::exchange(other.path_, {});
+  }
+  return *this;
+}
+
+void ProcessCgroup::end() {
+  if (path_.empty()) return;
+  write_file(path_ + "/cgroup.kill", "1");
+  // The killed exit within moments (a zombie no longer counts); the
+  // directory can go once they have.
+  auto pause = std::chrono::microseconds(50);
+  for (auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+       ::rmdir(path_.c_str()) != 0 && errno == EBUSY && std::chrono::steady_clock::now() < give_up;
+       pause = std::min(pause * 2, std::chrono::microseconds(5000)))
+    std::this_thread::sleep_for(pause);
+  path_.clear();  // a directory left behind goes with its tree
+}
+
+CgroupTree::CgroupTree() {
+  const std::string parent = own_cgroup_directory(reason_);
+  if (parent.empty()) return;
+  static std::atomic<int> pools{0};
+  const std::string root = fmt::format("{}/mathpool-{}-{}", parent, getpid(), pools++);
+  if (::mkdir(root.c_str(), 0755) != 0) {
+    reason_ = fmt::format("cannot create a cgroup in {}: {}", parent, std::strerror(errno));
+    return;
+  }
+  if (::access((root + "/cgroup.kill").c_str(), W_OK) != 0) {
+    reason_ = "the kernel has no cgroup.kill (Linux 5.14 or later)";
+    ::rmdir(root.c_str());
+    return;
+  }
+  root_ = root;
+}
+
+CgroupTree::~CgroupTree() {
+  if (root_.empty()) return;
+  // Cgroups that could not be removed at their end (their processes were slow to die).
+  if (DIR* dir = opendir(root_.c_str())) {
+    while (dirent* entry = readdir(dir))
+      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') ProcessCgroup(root_ + "/" + entry->d_name).end();
+    closedir(dir);
+  }
+  ::rmdir(root_.c_str());
+}
+
+ProcessCgroup CgroupTree::adopt(pid_t pid, std::string_view name) {
+  if (root_.empty()) return {};
+  const std::string path = fmt::format("{}/{}", root_, name);
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return {};
+  ProcessCgroup cgroup(path);
+  if (!write_file(path + "/cgroup.procs", std::to_string(pid))) {
+    ::rmdir(path.c_str());
+    return {};
+  }
+  return cgroup;
+}
+
+std::string CgroupTree::unavailable_reason() {
+  CgroupTree tree;
+  if (!tree.active()) return tree.reason();
+  const pid_t child = fork();
+  if (child < 0) return fmt::format("fork failed: {}", std::strerror(errno));
+  if (child == 0) {
+    for (;;) pause();
+  }
+  ProcessCgroup cgroup = tree.adopt(child, "probe");
+  const bool moved = cgroup.active();
+  if (moved) cgroup.end();
+  else ::kill(child, SIGKILL);
+  while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  return moved ? "" : fmt::format("cannot move a process into a cgroup below {}", tree.root_);
+}
+
+}  // namespace mathpool::detail

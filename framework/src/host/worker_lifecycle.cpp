@@ -29,8 +29,12 @@ void Pool::Impl::note_setup_crash(const std::string& analysis, const std::string
       fmt::format("analysis '{}' is quarantined: its setup crashed {} times (last: {})", analysis,
                   setup_crashes_[analysis], reason);
   if (options_.start == StartMode::zygote) {
-    zygote_.stop();  // workers from here on come from a template that knows
+    // Workers from here on come from a template that knows; one starting
+    // already (slots wait for it) starts again with the quarantine.
+    const bool was_starting = zygote_.phase() == detail::ZygoteTemplate::Phase::starting;
+    zygote_.stop();
     zygote_.configure(worker_program_, hello_, options_.setup_timeout);
+    if (was_starting) begin_template_start();
   }
 }
 

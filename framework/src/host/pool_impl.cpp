@@ -360,13 +360,14 @@ void Pool::Impl::handle_input(Slot& slot) {
 
 void Pool::Impl::handle_frame(Slot& slot, const detail::Frame& frame) {
   using detail::MessageType;
-  if (frame.type == MessageType::result && slot.state == SlotState::ready) return handle_result(slot, frame);
+  if (frame.type == MessageType::result && answers(slot)) return handle_result(slot, frame);
   const Value message = detail::decode_control(frame);
   if (frame.type == MessageType::setup) {
     slot.in_setup = message.value("analysis", "");
     return;
   }
   if (frame.type == MessageType::ready && slot.state == SlotState::starting) return handle_ready(slot, message);
+  if (frame.type == MessageType::ready && slot.state == SlotState::hung_in_setup) return;  // too late: it is being killed
   if (frame.type == MessageType::refused)
     return fail_startup("worker refused the host: " + message.value("message", ""));
   throw detail::ProtocolError(fmt::format("unexpected message of type {}", int(frame.type)));
@@ -392,7 +393,7 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   finish(std::move(task), std::move(result));
   // Out of memory, the worker exits. After a timeout's SIGTERM (the task
   // answered just in time) it is dying. Either way what it holds never ran.
-  const bool timed_out = slot.timed_out_task != 0;
+  const bool timed_out = slot.state == SlotState::stopping_after_timeout;
   if ((reply.flags & detail::kRetire) || timed_out) {
     requeue(slot.inflight, false);
     return retire(slot, timed_out ? "stopped at a time limit" : "ran out of memory");
@@ -414,29 +415,19 @@ std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot
 // A task's time counts from when the worker began it (its progress page), not
 // from when the host sent it: chunks wait in the worker's queue.
 void Pool::Impl::check_task_time(Slot& slot, Clock::time_point now) {
-  if (!options_.task_timeout || slot.timed_out_task || slot.inflight.empty()) return;
+  if (!options_.task_timeout || slot.state != SlotState::ready || slot.inflight.empty()) return;
   const auto running = running_task(slot);
   if (!running || now - running->since < *options_.task_timeout) return;
   slot.timed_out_task = running->ordinal;
   ::kill(slot.pid, SIGTERM);
-  slot.kill_at = now + kTerminateGrace;
+  enter(slot, SlotState::stopping_after_timeout, now + kTerminateGrace);
 }
 
 void Pool::Impl::check_deadlines(Clock::time_point now) {
   if (!stopping_) advance_template(now);
   for (Slot& slot : slots_) {
-    if (slot.state == SlotState::stopped && now >= slot.respawn_at && !stopping_) start_slot(slot);
-    if (slot.state == SlotState::starting && !slot.setup_timed_out &&
-        now - slot.started_at >= options_.setup_timeout) {
-      slot.setup_timed_out = true;  // a hung setup: its death counts against the analysis
-      ::kill(slot.pid, SIGKILL);
-    }
-    if (slot.state != SlotState::ready) continue;
+    if (now >= slot.deadline) on_slot_deadline(slot);
     check_task_time(slot, now);
-    if (slot.timed_out_task && now >= slot.kill_at) {
-      ::kill(slot.pid, SIGKILL);
-      slot.kill_at = Clock::time_point::max();
-    }
   }
   std::erase_if(retiring_, [now](Retiring& r) {
     int status;
@@ -459,11 +450,8 @@ int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
   Clock::time_point next = Clock::time_point::max();
   if (zygote_.phase() == detail::ZygoteTemplate::Phase::starting) next = zygote_.deadline();
   for (const Slot& slot : slots_) {
-    if (!stopping_) next = std::min(next, slot.respawn_at);
-    if (slot.state == SlotState::starting && !slot.setup_timed_out)
-      next = std::min(next, slot.started_at + options_.setup_timeout);
-    if (slot.timed_out_task) next = std::min(next, slot.kill_at);
-    if (options_.task_timeout && !slot.inflight.empty() && !slot.timed_out_task) {
+    if (!stopping_) next = std::min(next, slot.deadline);
+    if (options_.task_timeout && !slot.inflight.empty() && slot.state == SlotState::ready) {
       // The running task's deadline, from the page; between tasks, look again soon.
       if (const auto running = running_task(slot))
         next = std::min(next, running->since + *options_.task_timeout);

@@ -73,22 +73,45 @@ class Pool::Impl {
   void terminate();
 
  private:
-  // The lifecycle of a worker slot, written down once:
+  // The lifecycle of a worker slot, written down once. Every change of state
+  // goes through enter(), which checks it against kSlotTransitions (debug
+  // builds) and sets the state's one deadline; when that passes,
+  // on_slot_deadline() acts.
   //
-  //   stopped --start_slot--> starting --ready message--> ready
-  //   starting --death / setup_timeout (SIGKILL, setup_timed_out)--> stopped, respawn_at after a
-  //            back-off (outside SIGKILLs: 10 ms, up to kMaxOutsideKills in a row; others count
-  //            toward kMaxStartFailures and, inside a setup, toward quarantine)
-  //   ready --task overruns its limit (page)--> ready with timed_out_task set: SIGTERM, then
-  //            SIGKILL at kill_at; its death or late result ends it
-  //   ready --death (pidfd, end of stream, protocol error)--> stopped, started again at once;
-  //            blame from the progress page (handle_death)
-  //   ready --recycle, out-of-memory retire, late result after a timeout--> retire(): the
-  //            process goes to `retiring_` (exit message, SIGKILL after a grace), the slot starts anew
-  //   any --pool stops--> stopped for good (stopping_)
+  //   state                   process  deadline (on_slot_deadline)        leaves for
+  //   stopped                 none     none                               starting, waiting_*: start_slot
+  //   waiting_to_restart      none     respawn after a back-off:          starting, waiting_*
+  //                                    start_slot
+  //   waiting_for_template    none     none: started when the zygote      starting, waiting_to_restart
+  //                                    template is ready (or failed)
+  //   starting                up       setup_timeout: SIGKILL,            ready (ready message);
+  //                                    -> hung_in_setup                   stopped (death)
+  //   hung_in_setup           dying    none                               stopped (death: "hung in
+  //                                                                       start-up", counts against the setup)
+  //   ready                   up       the running task's limit, from     stopping_after_timeout;
+  //                                    the page (check_task_time):        stopped (death, retire)
+  //                                    SIGTERM -> stopping_after_timeout
+  //   stopping_after_timeout  dying    SIGKILL after kTerminateGrace      stopped (death: `timeout`
+  //                                                                       for the task; or a late result: retire)
+  //   any                                                                 stopped (pool stops, for good)
   //
-  // A wait status becomes a verdict in judge_exit() (worker_process.hpp), nowhere else.
-  enum class SlotState { starting, ready, stopped, waiting_for_template };
+  // After a death (handle_death; blame from the progress page) a slot that
+  // was ready starts again at once; one that was starting waits to restart
+  // (outside SIGKILLs: 10 ms, up to kMaxOutsideKills in a row; others count
+  // toward kMaxStartFailures and, inside a setup, toward quarantine). A
+  // retired process (recycle, out of memory, late result after a timeout)
+  // goes to `retiring_` (exit message, SIGKILL after a grace) and the slot
+  // starts anew. A wait status becomes a verdict in judge_exit()
+  // (worker_process.hpp), nowhere else.
+  enum class SlotState {
+    stopped,
+    waiting_to_restart,
+    waiting_for_template,
+    starting,
+    hung_in_setup,
+    ready,
+    stopping_after_timeout,
+  };
   struct Slot {
     int index = 0;
     pid_t pid = -1;
@@ -97,18 +120,20 @@ class Pool::Impl {
     detail::ProgressMapping progress;
     detail::ProcessCgroup cgroup;        // the process and all it starts; ended with it
     SlotState state = SlotState::stopped;
+    Clock::time_point deadline = Clock::time_point::max();  // the state's (table above)
     std::deque<Task> inflight;           // sent, in order, not yet answered
     std::uint64_t answered = 0;          // results received from this process
-    std::uint64_t timed_out_task = 0;    // ordinal (1-based) of the task stopped at its limit; 0: none
-    Clock::time_point kill_at = Clock::time_point::max();  // SIGKILL after the grace period
+    std::uint64_t timed_out_task = 0;    // stopping_after_timeout: ordinal (1-based) of the task stopped
     Clock::time_point started_at;
-    Clock::time_point respawn_at = Clock::time_point::max();
     int start_failures = 0;
     int outside_kills = 0;         // consecutive SIGKILLs from outside while starting
-    bool setup_timed_out = false;  // killed because it did not get ready in time
     std::string in_setup;          // the analysis whose setup the worker announced last
     WorkerStats stats;
   };
+  // Whether a slot's process takes results (it may be dying after a timeout).
+  static bool answers(const Slot& slot) {
+    return slot.state == SlotState::ready || slot.state == SlotState::stopping_after_timeout;
+  }
   struct Retiring {
     pid_t pid;
     Clock::time_point kill_at;
@@ -118,6 +143,9 @@ class Pool::Impl {
   // Dispatcher thread.
   void run_loop();
   void take_incoming();
+  // The one place a slot changes state (worker_lifecycle.cpp).
+  void enter(Slot& slot, SlotState next, Clock::time_point deadline = Clock::time_point::max());
+  void on_slot_deadline(Slot& slot);
   void start_slot(Slot& slot);
   // A worker could not be started or forked: back off, or fail the start-up.
   void could_not_start(Slot& slot, const std::string& reason);

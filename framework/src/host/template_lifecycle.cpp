@@ -10,7 +10,7 @@ using namespace pool_detail;
 using Phase = detail::ZygoteTemplate::Phase;
 
 void Pool::Impl::wait_for_template(Slot& slot) {
-  slot.state = SlotState::waiting_for_template;
+  enter(slot, SlotState::waiting_for_template);
   if (zygote_.phase() == Phase::stopped) begin_template_start();
 }
 

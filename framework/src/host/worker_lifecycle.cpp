@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 
 #include <fmt/format.h>
 
@@ -46,8 +47,45 @@ void Pool::Impl::handle_load_errors(const Value& ready) {
   fail_startup(joined);
 }
 
+void Pool::Impl::enter(Slot& slot, SlotState next, Clock::time_point deadline) {
+  using S = SlotState;
+  // The transitions of the table in pool_impl.hpp.
+  [[maybe_unused]] const auto allowed = [](S from, S to) {
+    if (to == S::stopped) return true;  // a death, a retirement, the pool stops
+    switch (from) {
+      case S::stopped:
+      case S::waiting_to_restart:
+      case S::waiting_for_template:
+        return to == S::starting || to == S::waiting_to_restart || to == S::waiting_for_template;
+      case S::starting: return to == S::ready || to == S::hung_in_setup;
+      case S::ready: return to == S::stopping_after_timeout;
+      default: return false;
+    }
+  };
+  assert(allowed(slot.state, next));
+  slot.state = next;
+  slot.deadline = deadline;
+}
+
+void Pool::Impl::on_slot_deadline(Slot& slot) {
+  switch (slot.state) {
+    case SlotState::waiting_to_restart:
+      if (!stopping_) start_slot(slot);
+      return;
+    case SlotState::starting:  // a hung setup: its death counts against the analysis
+      enter(slot, SlotState::hung_in_setup);
+      ::kill(slot.pid, SIGKILL);
+      return;
+    case SlotState::stopping_after_timeout:  // the grace after SIGTERM is over
+      ::kill(slot.pid, SIGKILL);
+      slot.deadline = Clock::time_point::max();
+      return;
+    default:
+      return;
+  }
+}
+
 void Pool::Impl::start_slot(Slot& slot) {
-  slot.respawn_at = Clock::time_point::max();
   const bool forked = options_.start == StartMode::zygote;
   if (forked && zygote_.phase() != detail::ZygoteTemplate::Phase::ready) return wait_for_template(slot);
   slot.started_at = Clock::now();
@@ -61,8 +99,7 @@ void Pool::Impl::start_slot(Slot& slot) {
     slot.channel = std::move(worker.channel);
     slot.progress = std::move(worker.progress);
     slot.answered = 0;
-    slot.timed_out_task = 0;
-    slot.state = SlotState::starting;
+    enter(slot, SlotState::starting, slot.started_at + options_.setup_timeout);
     stats_dirty_ = true;
     // A forked worker has its plugins already.
     if (!forked) slot.channel.send_control(detail::MessageType::hello, hello_);
@@ -76,14 +113,13 @@ void Pool::Impl::start_slot(Slot& slot) {
 }
 
 void Pool::Impl::could_not_start(Slot& slot, const std::string& reason) {
-  slot.state = SlotState::stopped;
   // The template killed from outside (even while the pool starts): fork
   // again from a new one soon.
   if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill() &&
-      ++slot.outside_kills < kMaxOutsideKills) {
-    slot.respawn_at = Clock::now() + std::chrono::milliseconds(10 << std::min(slot.outside_kills, 5));
-    return;
-  }
+      ++slot.outside_kills < kMaxOutsideKills)
+    return enter(slot, SlotState::waiting_to_restart,
+                 Clock::now() + std::chrono::milliseconds(10 << std::min(slot.outside_kills, 5)));
+  enter(slot, SlotState::stopped);
   std::unique_lock lock(mutex_);
   const bool starting_up = !startup_done_;
   lock.unlock();
@@ -98,15 +134,15 @@ void Pool::Impl::start_failed(Slot& slot, const std::string& reason) {
     fail_startup(message);
     // While no worker can start, queued tasks would wait forever: fail them.
     if (std::none_of(slots_.begin(), slots_.end(),
-                     [](const Slot& s) { return s.state == SlotState::ready; })) {
+                     [](const Slot& s) { return answers(s); })) {
       std::deque<Task> failed;
       failed.swap(queue_);
       for (auto& task : failed) finish(std::move(task), error_result(ErrorKind::crashed, message, 0));
     }
   }
   // Back off so a worker that dies at start cannot spin the machine.
-  slot.respawn_at =
-      Clock::now() + std::chrono::milliseconds(50 << std::min(slot.start_failures, 4));
+  enter(slot, SlotState::waiting_to_restart,
+        Clock::now() + std::chrono::milliseconds(50 << std::min(slot.start_failures, 4)));
 }
 
 void Pool::Impl::fail_startup(const std::string& message) {
@@ -122,7 +158,7 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
     throw detail::ProtocolError("worker speaks another protocol version");
   handle_load_errors(message);
   if (!slot.in_setup.empty()) setup_crashes_.erase(std::exchange(slot.in_setup, ""));  // it succeeded
-  slot.state = SlotState::ready;
+  enter(slot, SlotState::ready);
   slot.start_failures = 0;
   slot.outside_kills = 0;
   slot.stats.pid = slot.pid;
@@ -164,7 +200,6 @@ void Pool::Impl::close_process(Slot& slot) {
   if (slot.pidfd >= 0) ::close(std::exchange(slot.pidfd, -1));
   slot.progress = {};
   slot.timed_out_task = 0;
-  slot.kill_at = Clock::time_point::max();
 }
 
 void Pool::Impl::retire(Slot& slot, const std::string& reason) {
@@ -174,13 +209,14 @@ void Pool::Impl::retire(Slot& slot, const std::string& reason) {
   ++slot.stats.restarts;
   slot.pid = -1;
   slot.stats.pid = 0;
-  slot.state = SlotState::stopped;
+  enter(slot, SlotState::stopped);
   start_slot(slot);
 }
 
 void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   const pid_t pid = slot.pid;
-  const bool was_starting = slot.state == SlotState::starting;
+  const bool hung = slot.state == SlotState::hung_in_setup;
+  const bool was_starting = slot.state == SlotState::starting || hung;
   // The progress page says what the worker was doing when it died.
   const detail::ProgressPage* page = slot.progress.page();
   const int status = detail::kill_and_reap(pid, page);
@@ -191,11 +227,10 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   const double ran_for =
       running_at_death ? std::chrono::duration<double>(Clock::now() - running_at_death->since).count() : 0.0;
   close_process(slot);
-  slot.state = SlotState::stopped;
+  enter(slot, SlotState::stopped);
   slot.pid = -1;
   const detail::ExitVerdict verdict = detail::judge_exit(status);
   std::string reason = why.empty() ? verdict.description : why;
-  const bool hung = std::exchange(slot.setup_timed_out, false);
   if (hung) reason = fmt::format("hung in start-up (no ready after {} ms)", options_.setup_timeout.count());
   const bool killed_from_outside = !hung && verdict.killed_from_outside;
   const std::string setup = std::exchange(slot.in_setup, "");
@@ -244,10 +279,8 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
   if (!was_starting) return start_slot(slot);
   // An outside SIGKILL is not the worker's failure, unless it happens again
   // and again (an OOM killer at every start).
-  if (killed_from_outside && ++slot.outside_kills < kMaxOutsideKills) {
-    slot.respawn_at = Clock::now() + std::chrono::milliseconds(10);
-    return;
-  }
+  if (killed_from_outside && ++slot.outside_kills < kMaxOutsideKills)
+    return enter(slot, SlotState::waiting_to_restart, Clock::now() + std::chrono::milliseconds(10));
   start_failed(slot, reason);
 }
 
@@ -264,7 +297,7 @@ void Pool::Impl::stop_all_workers() {
     }
     close_process(slot);
     slot.pid = -1;
-    slot.state = SlotState::stopped;
+    enter(slot, SlotState::stopped);
   }
   std::deque<Task> queued;
   queued.swap(queue_);

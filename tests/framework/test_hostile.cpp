@@ -372,6 +372,55 @@ TEST(Hostile, HostProgramsOrphansAreNotLeftAsZombies) {
   EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
 }
 
+// 7c'. Orphans of the host program's children that the host adopts while it
+// takes in a forked worker (zygote mode) are reaped, and the host program's
+// own children keep their exit status for it.
+// DISABLED: an open fault. Under `sh -c 'sleep 0.05 &'` in a loop, 400
+// worker forks leave 50-90 `sleep` zombies in the host (see README,
+// "Zygote mode"). Telling such an orphan from a child the host program
+// forks during the same window is not possible from /proc when the orphan
+// was also born in the window; the fix is to stop adopting (the template
+// cloning workers with CLONE_PARENT), which skips pthread_atfork handlers in
+// the worker and needs its own review. Enable this test with that fix.
+TEST(Hostile, DISABLED_OrphansAdoptedWhileForkingAreReapedAndOwnChildrenKeepTheirStatus) {
+  if (!zygote_mode()) GTEST_SKIP() << "the host adopts forked workers in zygote mode only";
+  PoolOptions options = hostile_pool_options(2);
+  options.max_tasks_per_worker = 1;  // a fork per task
+  Pool pool(options);
+  std::atomic<bool> stop{false};
+  std::atomic<int> orphans{0}, own{0}, wrong_status{0};
+  std::thread orphan_maker([&] {  // `sh` exits at once, leaving its `sleep` an orphan
+    while (!stop) {
+      if (std::system("sh -c 'sleep 0.05 &'") == 0) ++orphans;
+    }
+  });
+  std::thread own_children([&] {  // children the host program waits for by pid
+    while (!stop) {
+      const pid_t child = fork();
+      if (child == 0) _exit(7);
+      int status = 0;
+      const pid_t got = waitpid(child, &status, 0);
+      ++(got == child && WIFEXITED(status) && WEXITSTATUS(status) == 7 ? own : wrong_status);
+    }
+  });
+  const auto results = pool.map("hostile.count", std::vector<Value>(400, Value::object()));
+  stop = true;
+  orphan_maker.join();
+  own_children.join();
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_GT(orphans.load(), 20);
+  EXPECT_GT(own.load(), 20);
+  EXPECT_EQ(wrong_status.load(), 0) << "the pool took the exit status of the host program's own child";
+  // The last orphans' sleeps end within 50 ms; the pool reaps what it adopted.
+  const auto give_up = Clock::now() + 2s;
+  while (zombie_children() > 0 && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
+  std::string names;
+  for (pid_t child : children_of(getpid()))
+    if (process_state(child) == 'Z') names += read_text("/proc/" + std::to_string(child) + "/comm");
+  EXPECT_EQ(zombie_children(), 0) << "orphans adopted while forking workers stayed zombies: " << names;
+  RecordProperty("orphans", orphans.load());
+}
+
 // 7c. A host thread reaping any child (waitpid(-1)) must not turn worker
 // crashes into clean exits.
 TEST(Hostile, CrashesReadAsSignalsWhileTheHostReapsAnyChild) {

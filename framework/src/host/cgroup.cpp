@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -88,6 +89,10 @@ void ProcessCgroup::end() {
 }
 
 CgroupTree::CgroupTree() {
+  if (const char* setting = std::getenv("MATHPOOL_CGROUPS"); setting && std::string_view(setting) == "off") {
+    reason_ = "turned off by MATHPOOL_CGROUPS=off";
+    return;
+  }
   const std::string parent = own_cgroup_directory(reason_);
   if (parent.empty()) return;
   static std::atomic<int> pools{0};

@@ -37,8 +37,9 @@ class ProcessCgroup {
 // with a cgroup per worker (and one for the zygote template) inside.
 class CgroupTree {
  public:
-  // Creates the pool's directory when this system allows it; otherwise the
-  // tree is inactive and reason() says why.
+  // Creates the pool's directory when this system allows it and the
+  // environment does not say MATHPOOL_CGROUPS=off; otherwise the tree is
+  // inactive and reason() says why.
   CgroupTree();
   ~CgroupTree();
   CgroupTree(const CgroupTree&) = delete;

@@ -71,12 +71,14 @@ ProcessCgroup& ProcessCgroup::operator=(ProcessCgroup&& other) noexcept {
   if (this != &other) {
     end();
     path_ = std::exchange(other.path_, {});
+    owner_ = other.owner_;
   }
   return *this;
 }
 
 void ProcessCgroup::end() {
   if (path_.empty()) return;
+  if (getpid() != owner_) return path_.clear();
   write_file(path_ + "/cgroup.kill", "1");
   // The killed exit within moments (a zombie no longer counts); the
   // directory can go once they have.
@@ -110,7 +112,7 @@ CgroupTree::CgroupTree() {
 }
 
 CgroupTree::~CgroupTree() {
-  if (root_.empty()) return;
+  if (root_.empty() || getpid() != owner_) return;
   // Cgroups that could not be removed at their end (their processes were slow to die).
   if (DIR* dir = opendir(root_.c_str())) {
     while (dirent* entry = readdir(dir))

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <string>
 #include <string_view>
@@ -18,19 +19,22 @@ namespace mathpool::detail {
 class ProcessCgroup {
  public:
   ProcessCgroup() = default;  // none: the process is contained by its session and subreaper only
-  explicit ProcessCgroup(std::string path) : path_(std::move(path)) {}
-  ProcessCgroup(ProcessCgroup&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  explicit ProcessCgroup(std::string path) : path_(std::move(path)), owner_(getpid()) {}
+  ProcessCgroup(ProcessCgroup&& other) noexcept
+      : path_(std::exchange(other.path_, {})), owner_(other.owner_) {}
   ProcessCgroup& operator=(ProcessCgroup&& other) noexcept;
   ~ProcessCgroup() { end(); }
 
   bool active() const noexcept { return !path_.empty(); }
   const std::string& path() const noexcept { return path_; }
   // SIGKILLs every process in the cgroup and removes it (waiting briefly for
-  // the killed to exit). Idempotent.
+  // the killed to exit). Idempotent. In a forked child of the host program,
+  // only forgets it: the cgroup is the parent's.
   void end();
 
  private:
   std::string path_;
+  pid_t owner_ = 0;  // the process that made it
 };
 
 // One pool's cgroups: a directory below the host's own cgroup v2 directory,
@@ -58,6 +62,7 @@ class CgroupTree {
  private:
   std::string root_;    // the pool's directory, "" when inactive
   std::string reason_;  // why inactive
+  pid_t owner_ = getpid();
 };
 
 }  // namespace mathpool::detail

@@ -16,7 +16,11 @@ constexpr std::size_t kMaxQuota = 1 << 16;
 // runs dry between two messages; at least two tasks per worker.
 constexpr auto kQuotaCover = std::chrono::milliseconds(50);
 constexpr auto kQuotaEvery = std::chrono::milliseconds(100);
+// How long closing waits for the agents to confirm: a clean close after every
+// result is in is quick; a terminate often comes because the job is ending
+// and the agents are gone, so it waits only briefly.
 constexpr auto kCloseWait = std::chrono::seconds(2);
+constexpr auto kTerminateCloseWait = std::chrono::milliseconds(200);
 
 std::uint64_t make_id(std::uint32_t index, std::uint32_t generation) {
   return (std::uint64_t(generation) << 32) | index;
@@ -266,7 +270,7 @@ void Router::close_nodes(bool terminate) {
   const std::string body(1, terminate ? '\1' : '\0');
   for (std::size_t n = 1; n < nodes_.size(); ++n) job_.transport.send(int(n), Tag::close, body);
   // Results that still arrive are dropped: their tasks were failed or done.
-  const auto deadline = Clock::now() + kCloseWait;
+  const auto deadline = Clock::now() + (terminate ? std::chrono::milliseconds(kTerminateCloseWait) : kCloseWait);
   auto all_closed = [this] {
     return std::all_of(nodes_.begin() + 1, nodes_.end(), [](const Node& n) { return n.closed; });
   };

@@ -234,6 +234,16 @@ TEST(Mpi, InterruptingTheLauncherKeepsAnInOrderPrefix) {
   }
 }
 
+TEST(Mpi, AConfigErrorEndsTheJobWithStatus2AndNamesIt) {
+  TempDir dir;
+  const fs::path config = dir.write("bad.yaml", "analyses:\n  - name: x\n    analysis: nope.nothing\n");
+  const auto start = std::chrono::steady_clock::now();
+  const CommandResult r = run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string()}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("unknown analysis 'nope.nothing'"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s) << "no rank may be left waiting";
+}
+
 TEST(Mpi, AHostProgramGetsAPoolAcrossTheRanks) {
   const CommandResult r = run_program(kMpirun, under_mpirun({MPI_HOST_EXAMPLE, LFSR_PLUGIN}));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;

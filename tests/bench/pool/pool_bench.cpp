@@ -21,6 +21,7 @@
 //   sweep16   every degree-16 register (lfsr.cycles), 1 vs 2 workers, against the tasks' own time
 //   oneshot   a whole `mathpool run` of four small registers
 //   isolation per-task cost of isolation: task next to isolation: worker
+//   mpi       (MPI builds) start-up of `mathpool run --mpi`, rank 0 feeding rate, degree-16 sweep
 //
 // Every figure is the median of the repetitions with a 95% confidence interval
 // for the median from order statistics (binomial, distribution-free); ratios

@@ -42,6 +42,8 @@ enum class Isolation {
   task,
 };
 
+class MpiJob;  // mathpool/mpi.hpp
+
 // How a pool is built. Every field has a usable default.
 struct PoolOptions {
   int workers = 0;  // 0: the cores this process may run on
@@ -74,6 +76,7 @@ struct TaskResult {
   int worker = 0;                   // pid of the worker that ran (or last ran) the task
   double seconds = 0;               // time inside the worker
   int attempts = 0;                 // how many workers the task was given to
+  std::string node;                 // a pool across MPI ranks: host name of the machine that ran it
 
   bool ok() const noexcept { return !error; }
   // "ok", "error", "timeout", "crashed" or "memory", as in result records.
@@ -108,6 +111,15 @@ struct AnalysisStats {
   double seconds = 0;  // summed time inside the workers
 };
 
+// One machine of a pool across MPI ranks (mathpool/mpi.hpp).
+struct NodeStats {
+  int rank = 0;
+  std::string node;    // host name
+  int workers = 0;
+  long holding = 0;    // tasks given to it, not yet answered
+  long tasks_done = 0;
+};
+
 struct PoolStats {
   double uptime_seconds = 0;
   long batches = 0;  // calls of submit_all/map
@@ -123,6 +135,10 @@ struct PoolStats {
   double template_setup_seconds = 0;  // plugin load + setups of the current template
   long template_rss_bytes = 0;
   long template_pss_bytes = 0;
+  // A pool across MPI ranks: every node, rank 0 first. The counts above are
+  // those of rank 0's own pool, except `queued`, which adds the tasks rank 0
+  // has not yet given to any node. Empty for other pools.
+  std::vector<NodeStats> nodes;
 };
 
 // A pool of worker processes that load the plugins once and serve tasks until
@@ -133,6 +149,10 @@ class Pool {
   // Starts the workers and waits until they are ready. Throws mathpool::Error
   // (kind plugin_error) when a plugin cannot be loaded or no worker starts.
   explicit Pool(PoolOptions options = {});
+  // A pool across the ranks of an MPI job (mathpool/mpi.hpp), made on rank 0:
+  // each rank's machine runs `options.workers` workers (0: its cores). Throws
+  // mathpool::Error as above, naming the node, or invalid_config without MPI.
+  Pool(MpiJob& job, PoolOptions options);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;

@@ -66,6 +66,11 @@ void Pool::Impl::wake() {
 }
 
 void Pool::Impl::enqueue(std::vector<Task>& tasks, bool batch) {
+  if (router_) return router_->enqueue(tasks, batch);
+  enqueue_local(tasks, batch);
+}
+
+void Pool::Impl::enqueue_local(std::vector<Task>& tasks, bool batch) {
   if (tasks.empty()) return;
   if (getpid() != owner_) {
     // After fork() the dispatcher thread and the workers stayed with the parent.
@@ -138,12 +143,14 @@ PoolStats Pool::Impl::stats() const {
     copy.queued += long(incoming_.size());
   }
   copy.uptime_seconds = std::chrono::duration<double>(Clock::now() - created_at_).count();
+  if (router_) router_->add_stats(copy);
   for (WorkerStats& w : copy.workers) read_memory(w.pid, w.rss_bytes, w.pss_bytes);
   read_memory(copy.template_pid, copy.template_rss_bytes, copy.template_pss_bytes);
   return copy;
 }
 
 void Pool::Impl::cancel_pending(const TaskError& error) {
+  if (router_) router_->cancel_pending(error);
   {
     std::lock_guard lock(mutex_);
     cancel_request_ = error;
@@ -152,6 +159,7 @@ void Pool::Impl::cancel_pending(const TaskError& error) {
 }
 
 void Pool::Impl::shutdown() {
+  if (router_) router_->stop(false, std::nullopt);
   {
     std::lock_guard lock(mutex_);
     shutdown_requested_ = true;
@@ -161,6 +169,7 @@ void Pool::Impl::shutdown() {
 }
 
 void Pool::Impl::shutdown(std::chrono::milliseconds grace) {
+  if (router_) router_->stop(false, grace);
   std::unique_lock lock(mutex_);
   shutdown_requested_ = true;
   lock.unlock();
@@ -173,6 +182,7 @@ void Pool::Impl::shutdown(std::chrono::milliseconds grace) {
 }
 
 void Pool::Impl::terminate() {
+  if (router_) router_->stop(true, std::nullopt);
   {
     std::lock_guard lock(mutex_);
     terminate_requested_ = true;

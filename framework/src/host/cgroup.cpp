@@ -11,10 +11,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -65,6 +67,36 @@ std::string own_cgroup_directory(std::string& reason) {
   return "";
 }
 
+// Ends every cgroup inside `root` (killing what is left in them) and removes it.
+void remove_tree(const std::string& root);
+
+// Pools of hosts that are gone (killed, or exited without stopping their
+// pool) leave their directory behind, with whatever daemons outlived them:
+// the next pool in the same cgroup ends and removes them.
+void remove_abandoned(const std::string& parent) {
+  DIR* dir = opendir(parent.c_str());
+  if (!dir) return;
+  std::vector<std::string> abandoned;
+  while (dirent* entry = readdir(dir)) {
+    int host = 0, pool = 0;
+    if (entry->d_type != DT_DIR || std::sscanf(entry->d_name, "mathpool-%d-%d", &host, &pool) != 2) continue;
+    if (host > 0 && ::kill(host, 0) != 0 && errno == ESRCH) abandoned.push_back(parent + "/" + entry->d_name);
+  }
+  closedir(dir);
+  for (const std::string& root : abandoned) remove_tree(root);
+}
+
+void remove_tree(const std::string& root) {
+  if (DIR* dir = opendir(root.c_str())) {
+    std::vector<std::string> inside;
+    while (dirent* entry = readdir(dir))
+      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') inside.push_back(root + "/" + entry->d_name);
+    closedir(dir);
+    for (std::string& path : inside) ProcessCgroup(std::move(path)).end();
+  }
+  ::rmdir(root.c_str());
+}
+
 }  // namespace
 
 ProcessCgroup& ProcessCgroup::operator=(ProcessCgroup&& other) noexcept {
@@ -109,17 +141,14 @@ CgroupTree::CgroupTree() {
     return;
   }
   root_ = root;
+  remove_abandoned(parent);
 }
 
-CgroupTree::~CgroupTree() {
+void CgroupTree::remove() {
   if (root_.empty() || getpid() != owner_) return;
-  // Cgroups that could not be removed at their end (their processes were slow to die).
-  if (DIR* dir = opendir(root_.c_str())) {
-    while (dirent* entry = readdir(dir))
-      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') ProcessCgroup(root_ + "/" + entry->d_name).end();
-    closedir(dir);
-  }
-  ::rmdir(root_.c_str());
+  remove_tree(root_);  // and cgroups that could not be removed at their end (slow to die)
+  root_.clear();
+  reason_ = "removed";
 }
 
 ProcessCgroup CgroupTree::adopt(pid_t pid, std::string_view name) {

@@ -43,9 +43,13 @@ class CgroupTree {
  public:
   // Creates the pool's directory when this system allows it and the
   // environment does not say MATHPOOL_CGROUPS=off; otherwise the tree is
-  // inactive and reason() says why.
+  // inactive and reason() says why. Also ends and removes the directories of
+  // pools whose host process is gone (mathpool-PID-N with no process PID).
   CgroupTree();
-  ~CgroupTree();
+  ~CgroupTree() { remove(); }
+  // Ends what is left in the pool's cgroups and removes its directory; the
+  // tree is inactive from then on. Idempotent.
+  void remove();
   CgroupTree(const CgroupTree&) = delete;
   CgroupTree& operator=(const CgroupTree&) = delete;
 

@@ -323,6 +323,7 @@ void Pool::Impl::stop_all_workers() {
     check_deadlines(Clock::now());
     if (!retiring_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  cgroups_.remove();  // now, not at destruction: the default pool is never destroyed
 }
 
 }  // namespace mathpool

@@ -93,8 +93,14 @@ Value ZygoteTemplate::start(const std::filesystem::path& program, Value hello,
   try {
     if (channel_.send_control(MessageType::hello, hello_)) {
       // "setup" announcements come first, then "ready".
-      while ((frame = next()) && frame->type == MessageType::setup)
-        died_in_setup_ = decode_control(*frame).value("analysis", "");
+      while ((frame = next()) && frame->type == MessageType::setup) {
+        const Value setup = decode_control(*frame);
+        died_in_setup_ = setup.value("analysis", "");
+        if (!setup.contains("seconds")) continue;  // it begins; a report with seconds: it is done
+        AnalysisStats& cost = setup_costs_[std::exchange(died_in_setup_, "")];
+        ++cost.setups;
+        cost.setup_seconds += setup.at("seconds").get<double>();
+      }
       if (frame && (frame->type == MessageType::ready || frame->type == MessageType::refused))
         ready = decode_control(*frame);
     }

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "mathpool/registry.hpp"
+#include "mathpool/run.hpp"
 #include "test_support.hpp"
 #include "wakeups.hpp"
 
@@ -329,6 +330,27 @@ TEST(SetupCost, SpawnedWorkersEachRunThePreloadedSetups) {
   const PoolStats stats = pool.stats();
   EXPECT_EQ(stats.analyses.at("testkit.setup_count").setups, 2);
   for (const WorkerStats& w : stats.workers) EXPECT_EQ(w.task_setup_seconds, 0.0);
+}
+
+// A run sets up exactly the analyses its config names, nothing else.
+TEST(SetupCost, ARunPreloadsExactlyItsConfigsAnalyses) {
+  RunConfig config;
+  config.pool = options_for(1);
+  for (const char* analysis : {"example.echo", "testkit.setup_count", "example.echo"}) {
+    config.analyses.emplace_back();
+    config.analyses.back().analysis = analysis;
+  }
+  const PoolOptions options = pool_options_for(config, 10);
+  ASSERT_TRUE(options.preload.has_value());
+  EXPECT_EQ(std::set<std::string>(options.preload->begin(), options.preload->end()),
+            (std::set<std::string>{"example.echo", "testkit.setup_count"}));
+  Pool pool(options);
+  const TaskResult r = pool.submit("testkit.setup_count", Value::object()).get();
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  const PoolStats stats = pool.stats();
+  EXPECT_EQ(stats.analyses.at("testkit.setup_count").setups, 1);
+  EXPECT_EQ(stats.analyses.count("example.sum"), 0u) << "example.sum has a setup, but the config does not use it";
+  EXPECT_EQ(stats.analyses.count("testkit.silent_setup_failure"), 0u);
 }
 
 }  // namespace

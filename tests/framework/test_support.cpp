@@ -34,23 +34,26 @@ std::filesystem::path TempDir::write(const std::string& name, const std::string&
 
 namespace {
 
-// Starts the command with `actions` (destroyed here); throws when it cannot.
-pid_t spawn_mathpool(const std::vector<std::string>& args, posix_spawn_file_actions_t* actions) {
-  std::vector<std::string> all = {MATHPOOL_CLI};
+// Starts `program` with `actions` (destroyed here); throws when it cannot.
+pid_t spawn_program(const std::string& program, const std::vector<std::string>& args,
+                    posix_spawn_file_actions_t* actions) {
+  std::vector<std::string> all = {program};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid;
-  const int rc = posix_spawn(&pid, MATHPOOL_CLI, actions, nullptr, argv.data(), environ);
+  const int rc = posix_spawn(&pid, program.c_str(), actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(actions);
-  if (rc != 0) throw std::runtime_error("cannot start mathpool");
+  if (rc != 0) throw std::runtime_error("cannot start " + program);
   return pid;
 }
 
 }  // namespace
 
-CommandResult run_mathpool(const std::vector<std::string>& args) {
+CommandResult run_mathpool(const std::vector<std::string>& args) { return run_program(MATHPOOL_CLI, args); }
+
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
   posix_spawn_file_actions_t actions;
@@ -58,7 +61,7 @@ CommandResult run_mathpool(const std::vector<std::string>& args) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  const pid_t pid = spawn_mathpool(args, &actions);
+  const pid_t pid = spawn_program(program, args, &actions);
   close(out[1]);
   close(err[1]);
   CommandResult result;
@@ -86,12 +89,17 @@ CommandResult run_mathpool(const std::vector<std::string>& args) {
 }
 
 int start_mathpool(const std::vector<std::string>& args, const std::filesystem::path& log) {
+  return start_program(MATHPOOL_CLI, args, log);
+}
+
+int start_program(const std::string& program, const std::vector<std::string>& args,
+                  const std::filesystem::path& log) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  return spawn_mathpool(args, &actions);
+  return spawn_program(program, args, &actions);
 }
 
 int wait_exit(int pid) {

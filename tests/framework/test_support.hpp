@@ -31,10 +31,14 @@ struct CommandResult {
 
 // Runs the mathpool command with `args`; stdin is /dev/null.
 CommandResult run_mathpool(const std::vector<std::string>& args);
+// The same for any program (a path, not searched for).
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args);
 
 // Starts the mathpool command in the background, its stdout and stderr going
 // to `log`; returns its pid. wait_exit() returns its exit code (128 + signal).
 int start_mathpool(const std::vector<std::string>& args, const std::filesystem::path& log);
+int start_program(const std::string& program, const std::vector<std::string>& args,
+                  const std::filesystem::path& log);
 int wait_exit(int pid);
 
 // Reads a JSON Lines file into Values.

@@ -58,6 +58,11 @@ MATHPOOL_PLUGIN("testkit", "1.0.0") {
   registry.add(analysis("pid", "Returns the worker's pid", [](const auto&) {
     return mathpool::Value{{"pid", getpid()}};
   }));
+  registry.add(analysis("env", "Returns the worker's environment variable `name` (null when unset)",
+                        [](const auto& task) {
+                          const char* value = std::getenv(task.params().string("name", "").c_str());
+                          return mathpool::Value{{"value", value ? mathpool::Value(value) : mathpool::Value()}};
+                        }));
   registry.add(analysis("sleep", "Sleeps for `ms` milliseconds", [](const auto& task) {
     std::this_thread::sleep_for(std::chrono::milliseconds(task.params().integer("ms", 10)));
     return mathpool::Value{{"pid", getpid()}};

@@ -42,6 +42,8 @@ enum class Isolation {
   task,
 };
 
+class MpiJob;  // mathpool/mpi.hpp
+
 // How a pool is built. Every field has a usable default.
 struct PoolOptions {
   int workers = 0;  // 0: the cores this process may run on
@@ -80,6 +82,7 @@ struct TaskResult {
   int worker = 0;                   // pid of the worker that ran (or last ran) the task
   double seconds = 0;               // time inside the worker
   int attempts = 0;                 // how many workers the task was given to
+  std::string node;                 // a pool across MPI ranks: host name of the machine that ran it
 
   bool ok() const noexcept { return !error; }
   // "ok", "error", "timeout", "crashed" or "memory", as in result records.
@@ -147,6 +150,10 @@ class Pool {
   // Starts the workers and waits until they are ready. Throws mathpool::Error
   // (kind plugin_error) when a plugin cannot be loaded or no worker starts.
   explicit Pool(PoolOptions options = {});
+  // A pool across the ranks of an MPI job (mathpool/mpi.hpp), made on rank 0:
+  // each rank's machine runs `options.workers` workers (0: its cores). Throws
+  // mathpool::Error as above, naming the node, or invalid_config without MPI.
+  Pool(MpiJob& job, PoolOptions options);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;

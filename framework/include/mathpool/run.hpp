@@ -22,6 +22,10 @@ struct RunOptions {
   bool progress = false;  // a progress line on stderr
   // Polled while waiting; true stops the run (records so far are kept).
   std::function<bool()> interrupted;
+  // Rank 0 of an MPI job: the run's pool spans every rank (mathpool/mpi.hpp),
+  // each machine with the config's workers (auto: its cores), and records
+  // name the machine that ran each task ("node").
+  MpiJob* mpi = nullptr;
 };
 
 struct RunSummary {

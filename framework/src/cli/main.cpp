@@ -5,11 +5,13 @@
 
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "mathpool/config.hpp"
+#include "mathpool/mpi.hpp"
 #include "mathpool/pool.hpp"
 #include "mathpool/run.hpp"
 
@@ -44,7 +46,19 @@ mathpool::Pool catalogue_pool(const std::vector<std::string>& plugin_paths, bool
 }
 
 int cmd_run(const std::string& config_file, const std::string& output, int workers,
-            const std::vector<std::string>& plugin_paths, bool resume, bool allow_insecure) {
+            const std::vector<std::string>& plugin_paths, bool resume, bool allow_insecure, bool mpi) {
+  // Under an MPI launcher every rank runs this command: rank 0 runs the
+  // config, the others serve it as node agents and never read it.
+  std::optional<mathpool::MpiJob> job;
+  if (mpi) {
+    if (!mathpool::MpiJob::supported())
+      return fail("--mpi: this build of mathpool has no MPI support (build it with Open MPI installed: "
+                  "Debian packages libopenmpi-dev and openmpi-bin)");
+    int no_argc = 0;
+    char** no_argv = nullptr;
+    job.emplace(no_argc, no_argv);
+    if (job->rank() != 0) return job->serve();
+  }
   mathpool::RunConfig config = mathpool::load_config(config_file);
   if (!output.empty()) {
     config.output.reset();
@@ -60,8 +74,11 @@ int cmd_run(const std::string& config_file, const std::string& output, int worke
   options.resume = resume;
   options.progress = isatty(STDERR_FILENO) != 0;
   options.interrupted = [] { return interrupted != 0; };
+  options.mpi = job ? &*job : nullptr;
   const mathpool::RunSummary summary = mathpool::run_config(config, options);
   if (summary.interrupted) {
+    if (job) job->abandon();  // the launcher is ending the other ranks
+
     std::cerr << "mathpool: interrupted; finished records are kept, --resume runs the rest\n";
     return kExitInterrupted;
   }
@@ -158,7 +175,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> plugin_paths;
   std::string config_file, output, analysis;
   int workers = 0;
-  bool resume = false, allow_insecure = false;
+  bool resume = false, allow_insecure = false, mpi = false;
 
   auto* run = app.add_subcommand("run", "Run every task of a config, one result record per task");
   run->add_option("CONFIG", config_file, "YAML run configuration")->required();
@@ -167,6 +184,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Validator(check_workers, "N>=1", "workers"));
   add_plugin_options(run, plugin_paths, allow_insecure);
   run->add_flag("--resume", resume, "Run only the tasks missing from the output file");
+  run->add_flag("--mpi", mpi, "Run across the ranks of an MPI job (start with mpirun or srun)");
 
   auto* plugins = app.add_subcommand("plugins", "List the analyses the plugins provide");
   add_plugin_options(plugins, plugin_paths, allow_insecure);
@@ -192,7 +210,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*run) return cmd_run(config_file, output, workers, plugin_paths, resume, allow_insecure);
+    if (*run) return cmd_run(config_file, output, workers, plugin_paths, resume, allow_insecure, mpi);
     if (*plugins) return cmd_plugins(plugin_paths, allow_insecure);
     if (*describe) return cmd_describe(analysis, plugin_paths, allow_insecure);
     if (*validate) return cmd_validate(config_file, plugin_paths, allow_insecure);

@@ -20,6 +20,9 @@ struct RawResult {
   int worker = 0;
   double seconds = 0;
   int attempts = 0;
+  // The host name of the machine that ran the task, in a pool across MPI
+  // ranks (owned by that pool, which outlives the result); else nullptr.
+  const std::string* node = nullptr;
 };
 
 // Decodes the payload; a payload that cannot be decoded becomes plugin_error.

@@ -65,6 +65,11 @@ void Pool::Impl::wake() {
 }
 
 void Pool::Impl::enqueue(std::vector<Task>& tasks, bool batch) {
+  if (router_) return router_->enqueue(tasks, batch);
+  enqueue_local(tasks, batch);
+}
+
+void Pool::Impl::enqueue_local(std::vector<Task>& tasks, bool batch) {
   if (tasks.empty()) return;
   if (getpid() != owner_) {
     // After fork() the dispatcher thread and the workers stayed with the parent.
@@ -143,6 +148,7 @@ PoolStats Pool::Impl::stats() const {
 }
 
 void Pool::Impl::cancel_pending(const TaskError& error) {
+  if (router_) router_->cancel_pending(error);
   {
     std::lock_guard lock(mutex_);
     cancel_request_ = error;
@@ -151,6 +157,7 @@ void Pool::Impl::cancel_pending(const TaskError& error) {
 }
 
 void Pool::Impl::shutdown() {
+  if (router_) router_->stop(false, std::nullopt);
   {
     std::lock_guard lock(mutex_);
     shutdown_requested_ = true;
@@ -160,6 +167,7 @@ void Pool::Impl::shutdown() {
 }
 
 void Pool::Impl::shutdown(std::chrono::milliseconds grace) {
+  if (router_) router_->stop(false, grace);
   std::unique_lock lock(mutex_);
   shutdown_requested_ = true;
   lock.unlock();
@@ -172,6 +180,7 @@ void Pool::Impl::shutdown(std::chrono::milliseconds grace) {
 }
 
 void Pool::Impl::terminate() {
+  if (router_) router_->stop(true, std::nullopt);
   {
     std::lock_guard lock(mutex_);
     terminate_requested_ = true;

@@ -56,15 +56,36 @@ class Pool::Impl {
     int attempts = 0;
   };
 
+  // Where tasks go before this pool's own queue, when one is set: a pool
+  // across MPI ranks spreads them over its nodes and hands this pool its share
+  // through enqueue_local(). Thread-safe; stop() is idempotent and runs before
+  // the local pool stops, so the router may still feed it until then.
+  class Router {
+   public:
+    virtual ~Router() = default;
+    virtual void enqueue(std::vector<Task>& tasks, bool batch) = 0;
+    virtual void cancel_pending(const TaskError& error) = 0;
+    // Waits for the routed tasks (at most `grace`, then as terminate), or
+    // with `terminate` fails them at once; then releases the other nodes.
+    virtual void stop(bool terminate, std::optional<std::chrono::milliseconds> grace) = 0;
+    virtual int workers() const = 0;  // over every node
+  };
+
   explicit Impl(PoolOptions options);
   ~Impl();
 
-  // Hands tasks to the dispatcher (moved out of `tasks`). Thread-safe.
+  // Hands tasks to the router if there is one, else to enqueue_local().
+  // Thread-safe.
   void enqueue(std::vector<Task>& tasks, bool batch);
+  // Hands tasks to this pool's dispatcher (moved out of `tasks`). Thread-safe.
+  void enqueue_local(std::vector<Task>& tasks, bool batch);
+  // Installs the router; before any task is enqueued.
+  void set_router(std::unique_ptr<Router> router) { router_ = std::move(router); }
+  int local_size() const noexcept { return static_cast<int>(options_.workers); }
   std::future<TaskResult> submit(std::string analysis, Value params);
   const Value& catalogue() const noexcept { return catalogue_; }
   const std::vector<std::filesystem::path>& plugin_files() const noexcept { return plugin_files_; }
-  int size() const noexcept { return static_cast<int>(options_.workers); }
+  int size() const noexcept { return router_ ? router_->workers() : local_size(); }
   PoolStats stats() const;
   void cancel_pending(const TaskError& error);
   void shutdown();
@@ -197,6 +218,7 @@ class Pool::Impl {
   bool stats_dirty_ = false;
   std::vector<detail::Finished> done_;  // finished this pass, delivered at its end
   std::thread thread_;
+  std::unique_ptr<Router> router_;  // last: stopped and destroyed first
 };
 
 }  // namespace mathpool

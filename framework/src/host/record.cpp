@@ -22,6 +22,7 @@ Value make_record(const TaskPlan& task, TaskResult result) {
   }
   record["worker"] = result.worker;
   record["seconds"] = result.seconds;
+  if (!result.node.empty()) record["node"] = result.node;
   return record;
 }
 
@@ -93,6 +94,10 @@ void append_record_tail(std::string& out, const RawResult& result) {
   out.append(number, std::to_chars(number, number + sizeof number, result.worker).ptr);
   out += ",\"seconds\":";
   append_json_float(out, result.seconds);
+  if (result.node) {
+    out += ",\"node\":";
+    append_json_string(out, *result.node);
+  }
   out += '}';
 }
 

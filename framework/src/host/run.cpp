@@ -270,7 +270,15 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   summary.skipped = planned - to_run;
   if (to_run == 0) return summary;  // nothing left: no pool is started
   check_output(config);  // before any worker starts
-  Pool pool(pool_options_for(config, std::size_t(std::min<std::uint64_t>(to_run, 1u << 30))));
+  PoolOptions pool_options = pool_options_for(config, std::size_t(std::min<std::uint64_t>(to_run, 1u << 30)));
+  std::optional<Pool> pool_storage;
+  if (options.mpi) {
+    pool_options.workers = config.pool.workers;  // each machine resolves auto itself
+    pool_storage.emplace(*options.mpi, pool_options);
+  } else {
+    pool_storage.emplace(pool_options);
+  }
+  Pool& pool = *pool_storage;
   check_analyses(config, pool);
 
   int fd = STDOUT_FILENO;

@@ -17,6 +17,7 @@ TaskResult to_task_result(RawResult&& raw) {
   result.worker = raw.worker;
   result.seconds = raw.seconds;
   result.attempts = raw.attempts;
+  if (raw.node) result.node = *raw.node;
   result.error = std::move(raw.error);
   if (!result.error) {
     try {

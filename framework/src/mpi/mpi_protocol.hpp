@@ -1,0 +1,98 @@
+// mpi_protocol.hpp: the messages between rank 0 and the node agents, written
+// down once. Each is one MPI message of bytes (MPI_BYTE); the MPI tag is its
+// type. Numbers are little-endian (the machines of a job share a byte order).
+//
+//   tag      direction        body
+//   open     0 -> agent       MessagePack map: the pool options (encode_options)
+//   hello    agent -> 0       MessagePack map: node (host name), workers, error (text;
+//                             empty when the agent's local pool started)
+//   tasks    0 -> agent       repeated: u64 id . u16 n . n bytes analysis . u32 m . m bytes params
+//   results  agent -> 0       repeated: u64 id . u8 outcome . i32 worker . i32 attempts .
+//                             f64 seconds . u32 m . m bytes (outcome 0: MessagePack result,
+//                             1 + ErrorKind: UTF-8 error message)
+//   cancel   0 -> agent       UTF-8 message: fail the tasks the agent has not started
+//   close    0 -> agent       u8 terminate: stop the local pool (1: now, failing its tasks)
+//   closed   agent -> 0       empty: the local pool has stopped; every result was sent before
+//   end      0 -> agent       empty: the job is over, serve() returns
+//
+// Flow control: rank 0 gives each node at most its quota of tasks at once and
+// sends more as results come back, so a fast node is fed more and a slow one
+// never holds more than it can start soon. Nothing blocks: sends are MPI_Isend
+// and receives follow MPI_Iprobe, so a rank never waits in MPI for a peer.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "../host/completion.hpp"
+#include "mathpool/pool.hpp"
+
+namespace mathpool::mpi_detail {
+
+enum class Tag : int { open = 101, hello, tasks, results, cancel, close, closed, end };
+
+// The pool options as rank 0 sends them (workers 0: each node's own cores).
+std::string encode_options(const PoolOptions& options);
+// Throws mathpool::Error (invalid_config) when they are malformed.
+PoolOptions decode_options(std::string_view bytes);
+
+// Appending and reading fixed-size numbers.
+template <typename T>
+void put(std::string& out, T value) {
+  char raw[sizeof(T)];
+  std::memcpy(raw, &value, sizeof(T));
+  out.append(raw, sizeof(T));
+}
+
+// Reads from a message body; every read is bounds-checked, so a truncated
+// message is refused (ok() false) instead of read past its end.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : rest_(bytes) {}
+  bool ok() const noexcept { return ok_; }
+  bool done() const noexcept { return rest_.empty(); }
+  template <typename T>
+  T get() {
+    T value{};
+    if (rest_.size() < sizeof(T)) {
+      ok_ = false;
+      rest_ = {};
+      return value;
+    }
+    std::memcpy(&value, rest_.data(), sizeof(T));
+    rest_.remove_prefix(sizeof(T));
+    return value;
+  }
+  std::string_view bytes(std::size_t n) {
+    if (rest_.size() < n) {
+      ok_ = false;
+      rest_ = {};
+      return {};
+    }
+    std::string_view out = rest_.substr(0, n);
+    rest_.remove_prefix(n);
+    return out;
+  }
+
+ private:
+  std::string_view rest_;
+  bool ok_ = true;
+};
+
+// One task in a `tasks` message.
+struct WireTask {
+  std::uint64_t id = 0;
+  std::string_view analysis;
+  std::string_view params;
+};
+void append_task(std::string& out, std::uint64_t id, std::string_view analysis, std::string_view params);
+// The next task of a `tasks` body; false at its end or when it is malformed.
+bool read_task(Reader& in, WireTask& task);
+
+void append_result(std::string& out, std::uint64_t id, const detail::RawResult& result);
+// The next result of a `results` body; false at its end or when it is malformed.
+bool read_result(Reader& in, std::uint64_t& id, detail::RawResult& result);
+
+}  // namespace mathpool::mpi_detail

@@ -1,0 +1,311 @@
+#include "router.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace mathpool::mpi_detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using pool_detail::error_result;
+
+constexpr std::size_t kMaxBatchBytes = 1 << 20;  // per tasks message
+constexpr std::size_t kMaxQuota = 1 << 16;
+// A node's quota covers this long of its measured throughput, so it never
+// runs dry between two messages; at least two tasks per worker.
+constexpr auto kQuotaCover = std::chrono::milliseconds(50);
+constexpr auto kQuotaEvery = std::chrono::milliseconds(100);
+// How long closing waits for the agents to confirm: a clean close after every
+// result is in is quick; a terminate often comes because the job is ending
+// and the agents are gone, so it waits only briefly.
+constexpr auto kCloseWait = std::chrono::seconds(2);
+constexpr auto kTerminateCloseWait = std::chrono::milliseconds(200);
+
+std::uint64_t make_id(std::uint32_t index, std::uint32_t generation) {
+  return (std::uint64_t(generation) << 32) | index;
+}
+
+}  // namespace
+
+Router::Router(MpiJob::Impl& job, Pool::Impl& local, const PoolOptions& options) : job_(job), local_(local) {
+  nodes_.resize(std::size_t(job.size));
+  nodes_[0].name = job.node;
+  nodes_[0].workers = local.local_size();
+  // Agents start their pools (plugin load, setups) at the same time.
+  std::string errors;
+  int waiting = job.size - 1;
+  const auto deadline = Clock::now() + options.setup_timeout + std::chrono::seconds(30);
+  while (waiting > 0) {
+    job.transport.progress();
+    auto message = job.transport.try_receive();
+    if (!message) {
+      if (Clock::now() > deadline) {
+        errors += "; some node agents did not answer within the setup timeout";
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    if (message->tag != Tag::hello || message->source <= 0 || message->source >= job.size) continue;
+    Node& node = nodes_[std::size_t(message->source)];
+    Value hello;
+    try {
+      hello = detail::msgpack_to_value(message->body);
+      node.name = hello.at("node").get<std::string>();
+      node.workers = hello.at("workers").get<int>();
+      if (const std::string error = hello.value("error", ""); !error.empty())
+        errors += fmt::format("{}node {} (rank {}): {}", errors.empty() ? "" : "; ", node.name, message->source, error);
+    } catch (const std::exception& e) {
+      errors += fmt::format("{}rank {}: malformed hello ({})", errors.empty() ? "" : "; ", message->source, e.what());
+    }
+    node.rank = message->source;
+    --waiting;
+  }
+  const auto now = Clock::now();
+  for (Node& node : nodes_) {
+    workers_ += node.workers;
+    node.quota = std::size_t(std::max(node.workers, 1)) * 2;
+    node.sized_at = now;
+  }
+  if (!errors.empty()) {
+    close_nodes(true);
+    throw Error(ErrorKind::plugin_error, errors);
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Router::open_nodes(MpiJob::Impl& job, const PoolOptions& options) {
+  for (int r = 1; r < job.size; ++r) job.transport.send(r, Tag::open, encode_options(options));
+}
+
+Router::~Router() { stop(true, std::nullopt); }
+
+void Router::enqueue(std::vector<Task>& tasks, bool) {
+  std::vector<Task> refused;
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_) {
+      refused = std::move(tasks);
+    } else {
+      for (Task& task : tasks) pending_.push_back(std::move(task));
+      activity_ = true;
+    }
+  }
+  tasks.clear();
+  for (Task& task : refused)
+    task.completion->complete(task.seq, error_result(ErrorKind::crashed, "the pool is shut down", 0));
+  changed_.notify_all();
+}
+
+void Router::cancel_pending(const TaskError& error) {
+  std::deque<Task> cancelled;
+  {
+    std::lock_guard lock(mutex_);
+    cancelled.swap(pending_);
+    cancel_ = error;  // the loop tells the agents
+    activity_ = true;
+  }
+  for (Task& task : cancelled) task.completion->complete(task.seq, error_result(error.kind, error.message, 0));
+  changed_.notify_all();
+}
+
+void Router::stop(bool terminate, std::optional<std::chrono::milliseconds> grace) {
+  std::unique_lock lock(mutex_);
+  if (stopped_) return;
+  if (!terminate) {
+    auto drained = [this] { return pending_.empty() && held_ == 0; };
+    if (grace) terminate = !changed_.wait_for(lock, *grace, drained);
+    else changed_.wait(lock, drained);
+  }
+  std::vector<detail::Finished> failed;
+  if (terminate) {
+    terminating_ = true;
+    for (Task& task : pending_)
+      failed.push_back({task.completion, task.seq, error_result(ErrorKind::crashed, "the pool was terminated", 0)});
+    pending_.clear();
+    // Tasks on other nodes fail now; rank 0's own are failed by its pool.
+    for (std::uint32_t i = 0; i < owners_.size(); ++i) {
+      Owner& owner = owners_[i];
+      if (owner.node <= 0) continue;
+      failed.push_back({owner.completion, owner.seq, error_result(ErrorKind::crashed, "the pool was terminated", 0)});
+      owner.node = -1;
+      free_.push_back(i);
+      --held_;
+    }
+  }
+  closing_ = true;
+  stopped_ = true;
+  lock.unlock();
+  for (auto& f : failed) f.completion->complete(f.seq, std::move(f.result));
+  changed_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::uint64_t Router::hold(const Task& task, int node) {
+  std::uint32_t index;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    index = std::uint32_t(owners_.size());
+    owners_.emplace_back();
+  }
+  Owner& owner = owners_[index];
+  owner.completion = task.completion;
+  owner.seq = task.seq;
+  owner.node = node;
+  ++owner.generation;
+  ++held_;
+  return make_id(index, owner.generation);
+}
+
+void Router::answer(std::vector<detail::Finished>& answers) {
+  {
+    std::lock_guard lock(mutex_);
+    for (detail::Finished& a : answers) {
+      const auto index = std::uint32_t(a.seq);
+      const auto generation = std::uint32_t(a.seq >> 32);
+      if (index >= owners_.size() || owners_[index].node < 0 || owners_[index].generation != generation) {
+        a.completion = nullptr;  // failed already (terminate): drop
+        continue;
+      }
+      Owner& owner = owners_[index];
+      Node& node = nodes_[std::size_t(owner.node)];
+      --node.outstanding;
+      ++node.answered;
+      a.completion = owner.completion;
+      a.seq = owner.seq;
+      a.result.node = &node.name;
+      owner.node = -1;
+      free_.push_back(index);
+      --held_;
+    }
+    activity_ = true;
+  }
+  // Runs of the same owner go over together, as the dispatcher hands them.
+  for (std::size_t i = 0; i < answers.size();) {
+    std::size_t j = i + 1;
+    while (j < answers.size() && answers[j].completion == answers[i].completion) ++j;
+    if (answers[i].completion) answers[i].completion->complete_batch(answers.data() + i, answers.data() + j);
+    i = j;
+  }
+  changed_.notify_all();
+}
+
+void Router::LocalCompletion::complete(std::uint64_t seq, detail::RawResult&& result) {
+  detail::Finished one{nullptr, seq, std::move(result)};
+  complete_batch(&one, &one + 1);
+}
+
+void Router::LocalCompletion::complete_batch(detail::Finished* first, detail::Finished* last) {
+  std::vector<detail::Finished> answers(std::make_move_iterator(first), std::make_move_iterator(last));
+  router_.answer(answers);
+}
+
+void Router::resize_quota(Node& node) {
+  const auto now = Clock::now();
+  if (now - node.sized_at < kQuotaEvery) return;
+  const double rate = double(node.answered) / std::chrono::duration<double>(now - node.sized_at).count();
+  const auto cover = std::size_t(rate * std::chrono::duration<double>(kQuotaCover).count());
+  node.quota = std::clamp(cover, std::size_t(std::max(node.workers, 1)) * 2, kMaxQuota);
+  node.answered = 0;
+  node.sized_at = now;
+}
+
+bool Router::feed() {
+  bool fed = false;
+  for (std::size_t n = 0; n < nodes_.size(); ++n) {
+    Node& node = nodes_[n];
+    std::vector<Task> local;
+    std::string batch;
+    {
+      std::lock_guard lock(mutex_);
+      if (pending_.empty() || closing_) return fed;
+      resize_quota(node);
+      if (node.outstanding >= node.quota) continue;
+      // Small top-ups wait until a quarter of the quota is free: fewer,
+      // larger messages when tasks are tiny.
+      const std::size_t room = node.quota - node.outstanding;
+      if (room < node.quota / 4 && node.outstanding > 0) continue;
+      const std::size_t count = std::min(room, pending_.size());
+      for (std::size_t i = 0; i < count && batch.size() < kMaxBatchBytes; ++i) {
+        Task& task = pending_.front();
+        const std::uint64_t id = hold(task, int(n));
+        ++node.outstanding;
+        if (n == 0) {
+          task.completion = &local_completion_;
+          task.seq = id;
+          local.push_back(std::move(task));
+        } else {
+          append_task(batch, id, task.analysis, task.params);
+        }
+        pending_.pop_front();
+      }
+    }
+    if (n == 0) local_.enqueue_local(local, false);
+    else job_.transport.send(node.rank, Tag::tasks, std::move(batch));
+    fed = true;
+  }
+  return fed;
+}
+
+bool Router::receive_all() {
+  bool received = false;
+  std::vector<detail::Finished> answers;
+  while (auto message = job_.transport.try_receive()) {
+    received = true;
+    if (message->tag == Tag::closed && message->source > 0 && message->source < job_.size)
+      nodes_[std::size_t(message->source)].closed = true;
+    if (message->tag != Tag::results) continue;
+    Reader in(message->body);
+    detail::Finished a{nullptr, 0, {}};
+    while (read_result(in, a.seq, a.result)) answers.push_back(std::move(a));
+  }
+  if (!answers.empty()) answer(answers);
+  return received;
+}
+
+void Router::close_nodes(bool terminate) {
+  const std::string body(1, terminate ? '\1' : '\0');
+  for (std::size_t n = 1; n < nodes_.size(); ++n) job_.transport.send(int(n), Tag::close, body);
+  // Results that still arrive are dropped: their tasks were failed or done.
+  const auto deadline = Clock::now() + (terminate ? std::chrono::milliseconds(kTerminateCloseWait) : kCloseWait);
+  auto all_closed = [this] {
+    return std::all_of(nodes_.begin() + 1, nodes_.end(), [](const Node& n) { return n.closed; });
+  };
+  while (!all_closed() && Clock::now() < deadline) {
+    job_.transport.progress();
+    if (!receive_all()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  job_.transport.progress();
+}
+
+void Router::loop() {
+  auto idle = std::chrono::microseconds(20);
+  for (;;) {
+    bool busy = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (closing_) break;
+      if (cancel_) {
+        std::string body(1, char(cancel_->kind));
+        body += cancel_->message;
+        for (std::size_t n = 1; n < nodes_.size(); ++n) job_.transport.send(int(n), Tag::cancel, body);
+        cancel_.reset();
+      }
+      busy = std::exchange(activity_, false);
+    }
+    busy |= receive_all();
+    busy |= feed();
+    job_.transport.progress();
+    // MPI can only be polled: sleep a little, longer the longer it is quiet.
+    // A submit or a local result wakes the loop at once.
+    idle = busy ? std::chrono::microseconds(20) : std::min(idle * 2, std::chrono::microseconds(2000));
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, idle, [this] { return activity_ || closing_; });
+  }
+  close_nodes(terminating_);
+}
+
+}  // namespace mathpool::mpi_detail

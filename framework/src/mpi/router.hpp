@@ -1,0 +1,97 @@
+// router.hpp: rank 0's side of a pool across MPI ranks. It holds the tasks
+// submitted to the pool, gives each node (its own local pool included) at
+// most a quota of them at once, and completes every task with its node's
+// result. One thread of its own talks to MPI.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "../host/pool_impl.hpp"
+#include "job_impl.hpp"
+
+namespace mathpool::mpi_detail {
+
+class Router final : public Pool::Impl::Router {
+ public:
+  using Task = Pool::Impl::Task;
+
+  // Asks every other rank to open a local pool with `options`; they start
+  // while rank 0 starts its own.
+  static void open_nodes(MpiJob::Impl& job, const PoolOptions& options);
+  // Waits until each node opened by open_nodes() says hello. Throws mathpool::Error (plugin_error) naming the node
+  // whose pool could not start. `local` is rank 0's own pool; both it and
+  // `job` outlive the router.
+  Router(MpiJob::Impl& job, Pool::Impl& local, const PoolOptions& options);
+  ~Router() override;
+
+  void enqueue(std::vector<Task>& tasks, bool batch) override;
+  void cancel_pending(const TaskError& error) override;
+  void stop(bool terminate, std::optional<std::chrono::milliseconds> grace) override;
+  int workers() const override { return workers_; }
+
+ private:
+  struct Node {
+    int rank = 0;
+    std::string name;
+    int workers = 0;
+    std::size_t quota = 0;        // tasks it may hold at once
+    std::size_t outstanding = 0;  // given, not yet answered
+    std::size_t answered = 0;     // since the quota was last sized
+    std::chrono::steady_clock::time_point sized_at;
+    bool closed = false;
+  };
+  // The caller's side of a task a node holds; the id given to the node is
+  // its index here plus a generation, so an answer for a task that was
+  // already failed (terminate) is recognised and dropped.
+  struct Owner {
+    detail::Completion* completion = nullptr;
+    std::uint64_t seq = 0;
+    std::uint32_t generation = 0;
+    int node = -1;  // -1: free
+  };
+  // Completion of the tasks run by rank 0's own pool.
+  class LocalCompletion final : public detail::Completion {
+   public:
+    explicit LocalCompletion(Router& router) : router_(router) {}
+    void complete(std::uint64_t seq, detail::RawResult&& result) override;
+    void complete_batch(detail::Finished* first, detail::Finished* last) override;
+
+   private:
+    Router& router_;
+  };
+
+  void loop();
+  bool receive_all();
+  bool feed();
+  void resize_quota(Node& node);
+  void close_nodes(bool terminate);
+  // Hands answered tasks to their owners. `answers` are (id, result); ids
+  // that are no longer held are skipped.
+  void answer(std::vector<detail::Finished>& answers);
+  std::uint64_t hold(const Task& task, int node);  // under mutex_
+
+  MpiJob::Impl& job_;
+  Pool::Impl& local_;
+  LocalCompletion local_completion_{*this};
+  std::vector<Node> nodes_;  // [0]: rank 0's own pool
+  int workers_ = 0;
+  std::thread thread_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Task> pending_;
+  std::vector<Owner> owners_;
+  std::vector<std::uint32_t> free_;
+  std::size_t held_ = 0;
+  bool activity_ = false;  // something for the loop to do: skip its sleep
+  bool closing_ = false;   // stop the loop: close the nodes, then return
+  bool terminating_ = false;
+  bool stopped_ = false;
+  std::optional<TaskError> cancel_;
+};
+
+}  // namespace mathpool::mpi_detail

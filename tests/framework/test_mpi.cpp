@@ -1,0 +1,247 @@
+// `mathpool run --mpi` and pools across ranks, under a real Open MPI launcher
+// on this one machine: three ranks, each with a local pool of its own.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace mathpool::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string kMpirun = MPIRUN;
+const std::vector<std::string> kLaunch = {"--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-n", "3"};
+
+std::vector<std::string> under_mpirun(std::vector<std::string> command) {
+  std::vector<std::string> args = kLaunch;
+  args.insert(args.end(), command.begin(), command.end());
+  return args;
+}
+
+std::string host_name() {
+  char host[HOST_NAME_MAX + 1] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// A record without what depends on where and when it ran (the "ranks"
+// entry reports the rank that ran it).
+Value portable(Value record) {
+  record.erase("worker");
+  record.erase("seconds");
+  record.erase("node");
+  if (record.at("run") == "ranks") record.erase("result");
+  if (record.contains("result") && record.at("result").is_object()) record.at("result").erase("pid");
+  if (record.contains("error")) {
+    std::string& message = record.at("error").at("message").get_ref<std::string&>();
+    message = std::regex_replace(message, std::regex("worker [0-9]+"), "worker N");
+  }
+  return record;
+}
+
+// One line per record, so a difference shows as the first line that differs.
+std::vector<std::string> portable(const std::vector<Value>& records) {
+  std::vector<std::string> out;
+  for (const Value& r : records) out.push_back(portable(r).dump());
+  return out;
+}
+
+// Sorted: for comparing a resumed file with a clean one.
+std::vector<std::string> sorted(std::vector<std::string> records) {
+  std::sort(records.begin(), records.end());
+  return records;
+}
+
+std::size_t count_lines(const fs::path& file) {
+  std::ifstream in(file);
+  return std::size_t(std::count(std::istreambuf_iterator<char>(in), {}, '\n'));
+}
+
+// Sweeps, repeats and tasks that fail in three ways, in the given start mode.
+std::string mixed_config(const std::string& start) {
+  return fmt::format(
+      "pool: {{workers: 2, start: {}, task_timeout: 1s}}\n"
+      "plugin_path: [{}]\n"
+      "analyses:\n"
+      "  - name: polynomials\n"
+      "    analysis: lfsr.polynomial\n"
+      "    params: {{field: 2}}\n"
+      "    sweep:\n"
+      "      coefficients: {{product: [[1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1]]}}\n"
+      "  - name: echoes\n"
+      "    analysis: example.echo\n"
+      "    repeat: 3\n"
+      "    sweep: {{x: {{range: [0, 40]}}}}\n"
+      "  - name: crash\n"
+      "    analysis: testkit.segfault\n"
+      "    repeat: 2\n"
+      "  - name: invalid\n"
+      "    analysis: testkit.throw_invalid\n"
+      "  - name: hang\n"
+      "    analysis: testkit.spin\n"
+      "  - name: ranks\n"
+      "    analysis: testkit.env\n"
+      "    params: {{name: OMPI_COMM_WORLD_RANK}}\n"
+      "    repeat: 60\n",
+      start, TESTKIT_PLUGIN);
+}
+
+class MpiRun : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MpiRun, RecordsEqualAPlainRunsAndNameTheirNode) {
+  TempDir dir;
+  const fs::path config = dir.write("mixed.yaml", mixed_config(GetParam()));
+  const fs::path plain = dir.path() / "plain.jsonl", spread = dir.path() / "mpi.jsonl";
+  const CommandResult p = run_mathpool({"run", config.string(), "-o", plain.string()});
+  ASSERT_EQ(p.exit_code, 1) << p.err;  // some tasks fail on purpose
+  const CommandResult m = run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(),
+                                                             "-o", spread.string()}));
+  ASSERT_NE(m.exit_code, 0) << m.err;  // mpirun reports the first non-zero rank status
+  const std::vector<Value> a = read_records(plain), b = read_records(spread);
+  ASSERT_EQ(a.size(), 64u + 120 + 2 + 1 + 1 + 60);
+  EXPECT_EQ(portable(a), portable(b));  // same order, same results, same errors
+  std::set<std::string> ranks;
+  for (const Value& r : b) {
+    EXPECT_EQ(r.at("node"), host_name());
+    EXPECT_GT(r.at("worker").get<int>(), 0);
+    if (r.at("run") == "ranks") ranks.insert(r.at("result").at("value").get<std::string>());
+  }
+  EXPECT_EQ(ranks, (std::set<std::string>{"0", "1", "2"})) << "every rank's machine ran tasks";
+  EXPECT_EQ(b[64 + 120].at("status"), "crashed");
+  EXPECT_EQ(b[64 + 120 + 2].at("error").at("kind"), "invalid_params");
+  EXPECT_EQ(b[64 + 120 + 3].at("status"), "timeout");
+}
+
+INSTANTIATE_TEST_SUITE_P(StartModes, MpiRun, ::testing::Values("spawn", "zygote"));
+
+TEST(Mpi, OneRankRunsLikeAPlainRun) {
+  TempDir dir;
+  const fs::path config = dir.write("mixed.yaml", mixed_config("zygote"));
+  const fs::path plain = dir.path() / "plain.jsonl", single = dir.path() / "single.jsonl";
+  ASSERT_EQ(run_mathpool({"run", config.string(), "-o", plain.string()}).exit_code, 1);
+  const CommandResult s = run_mathpool({"run", "--mpi", config.string(), "-o", single.string()});
+  ASSERT_EQ(s.exit_code, 1) << s.err;
+  const std::vector<Value> b = read_records(single);
+  EXPECT_EQ(portable(read_records(plain)), portable(b));
+  for (const Value& r : b) EXPECT_EQ(r.at("node"), host_name());
+}
+
+// The process of rank `rank` of a mathpool command under mpirun, by its
+// environment; 0 when there is none (yet).
+pid_t find_rank(int rank, const std::string& marker) {
+  const std::string wanted = fmt::format("OMPI_COMM_WORLD_RANK={}", rank);
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (!std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    std::ifstream cmdline(entry.path() / "cmdline");
+    std::string args((std::istreambuf_iterator<char>(cmdline)), {});
+    if (args.find(marker) == std::string::npos || args.find("--mpi") == std::string::npos) continue;
+    std::ifstream environ(entry.path() / "environ");
+    std::string env((std::istreambuf_iterator<char>(environ)), {});
+    std::replace(env.begin(), env.end(), '\0', '\n');
+    if (("\n" + env).find("\n" + wanted + "\n") != std::string::npos) return pid_t(std::stoi(name));
+  }
+  return 0;
+}
+
+// Waits until `file` holds at least `lines` lines (or `limit` passes).
+bool wait_for_lines(const fs::path& file, std::size_t lines, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (count_lines(file) < lines) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// 1500 tasks of 10 ms on 6 workers: about 2.5 s, long enough to strike
+// mid-run (mpirun takes up to a second to pass a signal on).
+std::string sleepy_config(const std::string& name) {
+  return fmt::format(
+      "pool: {{workers: 2}}\n"
+      "plugin_path: [{}]\n"
+      "analyses:\n"
+      "  - name: {}\n"
+      "    analysis: testkit.sleep\n"
+      "    repeat: 1500\n"
+      "    params: {{ms: 10}}\n",
+      TESTKIT_PLUGIN, name);
+}
+
+TEST(Mpi, AKilledAgentEndsTheJobAndResumeCompletesIt) {
+  TempDir dir;
+  const std::string run = "killed-agent-run";
+  const fs::path config = dir.write("slow.yaml", sleepy_config(run));
+  const fs::path out = dir.path() / "out.jsonl", clean = dir.path() / "clean.jsonl";
+  const int launcher = start_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o",
+                                                            out.string()}),
+                                     dir.path() / "log");
+  ASSERT_TRUE(wait_for_lines(out, 40, 60s)) << "the run did not get going";
+  const pid_t agent = find_rank(1, config.string());
+  ASSERT_GT(agent, 0);
+  ASSERT_EQ(::kill(agent, SIGKILL), 0);
+  const int status = wait_exit(launcher);
+  EXPECT_NE(status, 0) << "the job must not report success";
+  const std::size_t kept = read_records(out).size();
+  EXPECT_LT(kept, 1500u) << "the job ended early";
+  EXPECT_GE(kept, 40u) << "records written before the loss stay";
+
+  const CommandResult resumed =
+      run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o", out.string(), "--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const CommandResult plain =
+      run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o", clean.string()}));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(read_records(clean).size(), 1500u);
+  EXPECT_EQ(sorted(portable(read_records(out))), sorted(portable(read_records(clean))))
+      << "exactly a clean run's records: none lost, none twice";
+}
+
+TEST(Mpi, InterruptingTheLauncherKeepsAnInOrderPrefix) {
+  TempDir dir;
+  const std::string run = "interrupted-run";
+  const fs::path config = dir.write("slow.yaml", sleepy_config(run));
+  const fs::path out = dir.path() / "out.jsonl", log = dir.path() / "log";
+  const int launcher = start_program(
+      kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o", out.string()}), log);
+  ASSERT_TRUE(wait_for_lines(out, 30, 60s));
+  ASSERT_EQ(::kill(launcher, SIGINT), 0);
+  const int status = wait_exit(launcher);
+  // Open MPI's mpirun itself exits 1 for a job it ended on a signal; rank 0
+  // exits 130 and says so.
+  EXPECT_NE(status, 0);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("interrupted; finished records are kept"), std::string::npos) << text;
+  const std::vector<Value> records = read_records(out);
+  ASSERT_LT(records.size(), 1500u);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].at("task"), 0);
+    EXPECT_EQ(records[i].at("repeat"), int(i)) << "records are an in-order prefix";
+  }
+}
+
+TEST(Mpi, AHostProgramGetsAPoolAcrossTheRanks) {
+  const CommandResult r = run_program(kMpirun, under_mpirun({MPI_HOST_EXAMPLE, LFSR_PLUGIN}));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("workers across 3 ranks: 6"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("map: 60 primitive of 512, 0 failed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stream: 60 primitive"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("submit: x^10 + x^3 + 1 primitive true"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace mathpool::test

@@ -57,7 +57,14 @@ int main(int argc, char** argv) {
     const mathpool::TaskResult one = pool.submit("lfsr.polynomial", register_params(0b000000100)).get();
     std::cout << "submit: x^10 + x^3 + 1 primitive " << std::boolalpha
               << one.result.at("is_primitive").get<bool>() << " on node " << one.node << '\n';
-    for (const auto& [node, tasks] : per_node) std::cout << "node " << node << ": " << tasks << " tasks\n";
+    for (const auto& [node, tasks] : per_node) std::cout << "node " << node << ": " << tasks << " tasks of the map\n";
+    long done = 0;
+    for (const mathpool::NodeStats& n : pool.stats().nodes) {
+      std::cout << "rank " << n.rank << " (" << n.node << "): " << n.workers << " workers, " << n.tasks_done
+                << " tasks done\n";
+      done += n.tasks_done;
+    }
+    std::cout << "tasks done over all ranks: " << done << '\n';
     return failed == 0 && primitive == 60 && streamed == 60 ? 0 : 1;
   } catch (const std::exception& e) {
     std::cerr << "mpi_host: " << e.what() << '\n';

@@ -76,6 +76,11 @@ std::string mixed_config(const std::string& start) {
       "pool: {{workers: 2, start: {}, task_timeout: 1s}}\n"
       "plugin_path: [{}]\n"
       "analyses:\n"
+      // First: rank 0 gives each node its first tasks before any result is in.
+      "  - name: ranks\n"
+      "    analysis: testkit.env\n"
+      "    params: {{name: OMPI_COMM_WORLD_RANK}}\n"
+      "    repeat: 60\n"
       "  - name: polynomials\n"
       "    analysis: lfsr.polynomial\n"
       "    params: {{field: 2}}\n"
@@ -91,11 +96,7 @@ std::string mixed_config(const std::string& start) {
       "  - name: invalid\n"
       "    analysis: testkit.throw_invalid\n"
       "  - name: hang\n"
-      "    analysis: testkit.spin\n"
-      "  - name: ranks\n"
-      "    analysis: testkit.env\n"
-      "    params: {{name: OMPI_COMM_WORLD_RANK}}\n"
-      "    repeat: 60\n",
+      "    analysis: testkit.spin\n",
       start, TESTKIT_PLUGIN);
 }
 
@@ -111,7 +112,7 @@ TEST_P(MpiRun, RecordsEqualAPlainRunsAndNameTheirNode) {
                                                              "-o", spread.string()}));
   ASSERT_NE(m.exit_code, 0) << m.err;  // mpirun reports the first non-zero rank status
   const std::vector<Value> a = read_records(plain), b = read_records(spread);
-  ASSERT_EQ(a.size(), 64u + 120 + 2 + 1 + 1 + 60);
+  ASSERT_EQ(a.size(), 60u + 64 + 120 + 2 + 1 + 1);
   EXPECT_EQ(portable(a), portable(b));  // same order, same results, same errors
   std::set<std::string> ranks;
   for (const Value& r : b) {
@@ -120,9 +121,9 @@ TEST_P(MpiRun, RecordsEqualAPlainRunsAndNameTheirNode) {
     if (r.at("run") == "ranks") ranks.insert(r.at("result").at("value").get<std::string>());
   }
   EXPECT_EQ(ranks, (std::set<std::string>{"0", "1", "2"})) << "every rank's machine ran tasks";
-  EXPECT_EQ(b[64 + 120].at("status"), "crashed");
-  EXPECT_EQ(b[64 + 120 + 2].at("error").at("kind"), "invalid_params");
-  EXPECT_EQ(b[64 + 120 + 3].at("status"), "timeout");
+  EXPECT_EQ(b[60 + 64 + 120].at("status"), "crashed");
+  EXPECT_EQ(b[60 + 64 + 120 + 2].at("error").at("kind"), "invalid_params");
+  EXPECT_EQ(b[60 + 64 + 120 + 3].at("status"), "timeout");
 }
 
 INSTANTIATE_TEST_SUITE_P(StartModes, MpiRun, ::testing::Values("spawn", "zygote"));
@@ -234,6 +235,16 @@ TEST(Mpi, InterruptingTheLauncherKeepsAnInOrderPrefix) {
   }
 }
 
+TEST(Mpi, AConfigErrorEndsTheJobWithStatus2AndNamesIt) {
+  TempDir dir;
+  const fs::path config = dir.write("bad.yaml", "analyses:\n  - name: x\n    analysis: nope.nothing\n");
+  const auto start = std::chrono::steady_clock::now();
+  const CommandResult r = run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string()}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("unknown analysis 'nope.nothing'"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s) << "no rank may be left waiting";
+}
+
 TEST(Mpi, AHostProgramGetsAPoolAcrossTheRanks) {
   const CommandResult r = run_program(kMpirun, under_mpirun({MPI_HOST_EXAMPLE, LFSR_PLUGIN}));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -241,6 +252,9 @@ TEST(Mpi, AHostProgramGetsAPoolAcrossTheRanks) {
   EXPECT_NE(r.out.find("map: 60 primitive of 512, 0 failed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("stream: 60 primitive"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("submit: x^10 + x^3 + 1 primitive true"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tasks done over all ranks: 1025"), std::string::npos) << r.out;  // the statistics
+  for (int rank = 0; rank < 3; ++rank)
+    EXPECT_NE(r.out.find(fmt::format("rank {} ({}): 2 workers", rank, host_name())), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -124,6 +124,15 @@ struct AnalysisStats {
   double setup_seconds = 0;
 };
 
+// One machine of a pool across MPI ranks (mathpool/mpi.hpp).
+struct NodeStats {
+  int rank = 0;
+  std::string node;    // host name
+  int workers = 0;
+  long holding = 0;    // tasks given to it, not yet answered
+  long tasks_done = 0;
+};
+
 struct PoolStats {
   double uptime_seconds = 0;
   long batches = 0;  // calls of submit_all/map
@@ -140,6 +149,10 @@ struct PoolStats {
   long template_rss_bytes = 0;
   long template_pss_bytes = 0;
   bool parked = false;  // workers stopped while idle (Pool::park); the next task starts them
+  // A pool across MPI ranks: every node, rank 0 first. The counts above are
+  // those of rank 0's own pool, except `queued`, which adds the tasks rank 0
+  // has not yet given to any node. Empty for other pools.
+  std::vector<NodeStats> nodes;
 };
 
 // A pool of worker processes that load the plugins once and serve tasks until

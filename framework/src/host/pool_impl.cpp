@@ -142,6 +142,7 @@ PoolStats Pool::Impl::stats() const {
     copy.queued += long(incoming_.size());
   }
   copy.uptime_seconds = std::chrono::duration<double>(Clock::now() - created_at_).count();
+  if (router_) router_->add_stats(copy);
   for (WorkerStats& w : copy.workers) read_memory(w.pid, w.rss_bytes, w.pss_bytes);
   read_memory(copy.template_pid, copy.template_rss_bytes, copy.template_pss_bytes);
   return copy;

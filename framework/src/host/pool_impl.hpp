@@ -69,6 +69,8 @@ class Pool::Impl {
     // with `terminate` fails them at once; then releases the other nodes.
     virtual void stop(bool terminate, std::optional<std::chrono::milliseconds> grace) = 0;
     virtual int workers() const = 0;  // over every node
+    // Adds what only the router knows: its queue and its nodes.
+    virtual void add_stats(PoolStats& stats) = 0;
   };
 
   explicit Impl(PoolOptions options);

@@ -142,6 +142,13 @@ void Router::stop(bool terminate, std::optional<std::chrono::milliseconds> grace
   if (thread_.joinable()) thread_.join();
 }
 
+void Router::add_stats(PoolStats& stats) {
+  std::lock_guard lock(mutex_);
+  stats.queued += long(pending_.size());
+  for (std::size_t n = 0; n < nodes_.size(); ++n)
+    stats.nodes.push_back({int(n), nodes_[n].name, nodes_[n].workers, long(nodes_[n].outstanding), nodes_[n].done});
+}
+
 std::uint64_t Router::hold(const Task& task, int node) {
   std::uint32_t index;
   if (!free_.empty()) {
@@ -174,6 +181,7 @@ void Router::answer(std::vector<detail::Finished>& answers) {
       Node& node = nodes_[std::size_t(owner.node)];
       --node.outstanding;
       ++node.answered;
+      ++node.done;
       a.completion = owner.completion;
       a.seq = owner.seq;
       a.result.node = &node.name;

@@ -32,6 +32,7 @@ class Router final : public Pool::Impl::Router {
   void cancel_pending(const TaskError& error) override;
   void stop(bool terminate, std::optional<std::chrono::milliseconds> grace) override;
   int workers() const override { return workers_; }
+  void add_stats(PoolStats& stats) override;
 
  private:
   struct Node {
@@ -41,6 +42,7 @@ class Router final : public Pool::Impl::Router {
     std::size_t quota = 0;        // tasks it may hold at once
     std::size_t outstanding = 0;  // given, not yet answered
     std::size_t answered = 0;     // since the quota was last sized
+    long done = 0;
     std::chrono::steady_clock::time_point sized_at;
     bool closed = false;
   };

@@ -4,7 +4,7 @@
 //   pool_bench --quick    smoke mode: 3 repetitions, smaller sizes (seconds)
 //   pool_bench --reps N   N repetitions (at least 3)
 //   pool_bench --only S   only scenario S (repeatable): reuse start overhead scaling lfsr-12 e2e
-//                         volume sweep16 oneshot isolation registry
+//                         volume sweep16 oneshot isolation registry mpi
 //   pool_bench --no-python  leave out the Python rows (e.g. to profile)
 //   pool_bench --quiet-wait S  before each scenario wait up to S seconds (default
 //                 120, 0 with --quick) for other processes to leave the CPUs idle
@@ -22,6 +22,7 @@
 //   oneshot   a whole `mathpool run` of four small registers
 //   isolation per-task cost of isolation: task next to isolation: worker
 //   registry  re-acquiring an idle-released pool of 8 workers; wake-ups of an idle pool
+//   mpi       (MPI builds) start-up of `mathpool run --mpi`, rank 0 feeding rate, degree-16 sweep
 //
 // Every figure is the median of the repetitions with a 95% confidence interval
 // for the median from order statistics (binomial, distribution-free); ratios
@@ -39,6 +40,9 @@ void scenario_sweep16(const Settings& s);
 void scenario_oneshot(const Settings& s);
 void scenario_isolation(const Settings& s);
 void scenario_registry(const Settings& s);  // registry_scenarios.cpp
+#ifdef POOL_BENCH_MPIRUN
+void scenario_mpi(const Settings& s);
+#endif
 }  // namespace bench
 
 namespace {
@@ -483,7 +487,11 @@ int main(int argc, char** argv) {
         {"reuse", scenario_reuse},     {"start", scenario_start}, {"overhead", scenario_overhead},
         {"scaling", scenario_scaling}, {"lfsr-12", scenario_lfsr12}, {"e2e", scenario_e2e},
         {"volume", scenario_volume},   {"sweep16", scenario_sweep16}, {"oneshot", scenario_oneshot},
-        {"isolation", scenario_isolation}, {"registry", scenario_registry}};
+        {"isolation", scenario_isolation}, {"registry", scenario_registry},
+#ifdef POOL_BENCH_MPIRUN
+        {"mpi", scenario_mpi},
+#endif
+    };
     // A scenario that stops making progress (a hung pool) is an error, not a
     // benchmark that never ends.
     std::atomic<long> scenario_deadline{0};

@@ -123,6 +123,22 @@ std::vector<Value> read_records(const std::filesystem::path& file) {
   return parse_records(text.str());
 }
 
+int in_child(const std::function<int()>& body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    int code = 99;
+    try {
+      code = body();
+    } catch (...) {
+      code = 98;
+    }
+    std::_Exit(code);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 PoolOptions test_pool_options(int workers) {
   PoolOptions options;
   options.workers = workers;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,10 @@ int wait_exit(int pid);
 // Reads a JSON Lines file into Values.
 std::vector<Value> read_records(const std::filesystem::path& file);
 std::vector<Value> parse_records(const std::string& text);
+
+// Runs `body` in a forked child and returns its exit status (98: it threw);
+// the child never returns into the test runner.
+int in_child(const std::function<int()>& body);
 
 // Pool options that load only the example and testkit plugins.
 PoolOptions test_pool_options(int workers);

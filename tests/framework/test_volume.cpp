@@ -416,23 +416,7 @@ namespace {
 
 // ------------------------------------------------------------ host programs
 
-// Runs `body` in a forked child; returns its exit status (the child must not
-// return into the test runner).
-int in_child(const std::function<int()>& body) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    int code = 99;
-    try {
-      code = body();
-    } catch (...) {
-      code = 98;
-    }
-    std::_Exit(code);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using test::in_child;
 
 TEST(HostProgram, AForkedChildGetsAClearErrorAtOnceNotAHang) {
   Pool pool(test::test_pool_options(1));

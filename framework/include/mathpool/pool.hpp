@@ -64,9 +64,15 @@ struct PoolOptions {
   bool default_plugin_paths = true;  // the installed/build-tree directory and MATHPOOL_PLUGIN_PATH
   bool allow_insecure_plugins = false;  // load plugins writable by other users
   std::filesystem::path worker_program;  // empty: the one installed with this library
-  // Analyses whose setup a worker runs as soon as it starts; nullopt: all of
-  // them. Any other analysis is set up on its first task in each worker.
+  // Analyses whose setup runs when the pool starts (in zygote mode once, in
+  // the template, and every worker inherits it); nullopt: all of them. Name
+  // the analyses a pool serves to skip the setups of the others: an analysis
+  // left out is set up on its first task in each worker, at that worker's
+  // cost (WorkerStats::task_setup_seconds), and only task_timeout bounds it.
   std::optional<std::vector<std::string>> preload;
+
+  // Equal options build interchangeable pools (PoolRegistry reuses them).
+  bool operator==(const PoolOptions&) const = default;
 };
 
 // The outcome of one task. Plain value type.
@@ -102,13 +108,20 @@ struct WorkerStats {
   // what the copy-on-write template saves (rss - pss).
   long rss_bytes = 0;
   long pss_bytes = 0;
+  // Setups the current process ran on a first task (analyses not preloaded);
+  // in spawn mode the preloaded ones are in setup_seconds.
+  double task_setup_seconds = 0;
 };
 
 // Tasks and time of one analysis in a pool.
 struct AnalysisStats {
   long tasks_ok = 0;
   long tasks_failed = 0;
-  double seconds = 0;  // summed time inside the workers
+  double seconds = 0;  // summed time inside the workers (a first task's includes a setup run for it)
+  // Every run of the analysis's setup, in the template and in workers (at
+  // start or on a first task), and their summed time: the real setup cost.
+  long setups = 0;
+  double setup_seconds = 0;
 };
 
 // One machine of a pool across MPI ranks (mathpool/mpi.hpp).
@@ -135,6 +148,7 @@ struct PoolStats {
   double template_setup_seconds = 0;  // plugin load + setups of the current template
   long template_rss_bytes = 0;
   long template_pss_bytes = 0;
+  bool parked = false;  // workers stopped while idle (Pool::park); the next task starts them
   // A pool across MPI ranks: every node, rank 0 first. The counts above are
   // those of rank 0's own pool, except `queued`, which adds the tasks rank 0
   // has not yet given to any node. Empty for other pools.
@@ -189,6 +203,16 @@ class Pool {
   void shutdown(std::chrono::milliseconds grace);
   // Stops the workers now; running and queued tasks fail with `crashed`.
   void terminate();
+
+  // Stops the workers as soon as nothing is queued or running, and keeps the
+  // zygote template (and the plugins' setups in it): an idle pool then holds
+  // one process. The next task, or unpark(), starts the workers again without
+  // waiting for them. Neither call blocks.
+  void park();
+  // Starts the workers of a parked pool in the background (tasks wait for them).
+  void unpark();
+  // Whether the pool still takes tasks: not shut down, and made by this process.
+  bool serving() const noexcept;
 
   class Impl;
 

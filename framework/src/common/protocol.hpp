@@ -12,7 +12,8 @@
 //                              mode ("zygote" for a template), allow_insecure_plugins
 //   ready     worker -> host   MessagePack map: protocol, pid, analyses [catalogue], errors [text]
 //   setup     worker -> host   MessagePack map: analysis (announced before its setup runs,
-//                              written at once, so a death in it is blamed on the setup)
+//                              written at once, so a death in it is blamed on the setup);
+//                              again with seconds when it has run (its cost, for statistics)
 //   refused   worker -> host   MessagePack map: message
 //   run       host -> worker   u64 id . u16 n . n bytes analysis name . MessagePack params
 //   result    worker -> host   u64 id . f64 seconds . u8 outcome . u8 flags . payload

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "mathpool/pool.hpp"
+#include "default_pool_options.hpp"
 #include "pool_impl.hpp"
 #include "stream_core.hpp"
 
@@ -82,6 +83,9 @@ void Pool::cancel_pending(const TaskError& error) { impl_->cancel_pending(error)
 void Pool::shutdown() { impl_->shutdown(); }
 void Pool::shutdown(std::chrono::milliseconds grace) { impl_->shutdown(grace); }
 void Pool::terminate() { impl_->terminate(); }
+void Pool::park() { impl_->park(); }
+void Pool::unpark() { impl_->unpark(); }
+bool Pool::serving() const noexcept { return impl_->serving(); }
 
 namespace {
 
@@ -114,6 +118,14 @@ PoolOptions options_from_environment() {
 }
 
 }  // namespace
+
+PoolOptions detail::default_pool_options() {
+  {
+    std::lock_guard lock(default_pool_mutex);
+    if (default_options) return *default_options;
+  }
+  return options_from_environment();
+}
 
 Pool& default_pool() {
   std::lock_guard lock(default_pool_mutex);

@@ -230,6 +230,10 @@ void Pool::Impl::publish_stats() {
   stats_.analyses = analysis_stats_;
   stats_.template_pid = zygote_.running() ? zygote_.pid() : 0;
   stats_.template_setup_seconds = zygote_.start_seconds();
+  for (const auto& [name, cost] : zygote_.setup_costs()) {  // the template's setups, over all its starts
+    stats_.analyses[name].setups += cost.setups;
+    stats_.analyses[name].setup_seconds += cost.setup_seconds;
+  }
   stats_dirty_ = false;
 }
 
@@ -265,6 +269,7 @@ void Pool::Impl::run_loop() {
       shutting_down = shutdown_requested_;
       if (terminate_requested_) break;
     }
+    update_parking();
     dispatch();
     deliver();
     const bool idle = queue_.empty() && std::all_of(slots_.begin(), slots_.end(),
@@ -373,7 +378,8 @@ void Pool::Impl::handle_frame(Slot& slot, const detail::Frame& frame) {
   if (frame.type == MessageType::result && answers(slot)) return handle_result(slot, frame);
   const Value message = detail::decode_control(frame);
   if (frame.type == MessageType::setup) {
-    slot.in_setup = message.value("analysis", "");
+    if (message.contains("seconds")) return count_setup(slot, message);  // finished
+    slot.in_setup = message.value("analysis", "");                        // begins
     return;
   }
   if (frame.type == MessageType::ready && slot.state == SlotState::starting) return handle_ready(slot, message);
@@ -411,6 +417,20 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   if (options_.max_tasks_per_worker > 0 && slot.stats.tasks >= options_.max_tasks_per_worker &&
       slot.inflight.empty())
     retire(slot, fmt::format("recycled after {} tasks", slot.stats.tasks));
+}
+
+void Pool::Impl::count_setup(Slot& slot, const Value& message) {
+  const std::string analysis = message.value("analysis", "");
+  const double seconds = message.at("seconds").get<double>();
+  if (slot.in_setup == analysis) {
+    slot.in_setup.clear();
+    setup_crashes_.erase(analysis);  // it succeeded
+  }
+  AnalysisStats& cost = analysis_stats_[analysis];
+  ++cost.setups;
+  cost.setup_seconds += seconds;
+  if (slot.state == SlotState::ready) slot.stats.task_setup_seconds += seconds;
+  stats_dirty_ = true;
 }
 
 std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot) {

@@ -94,6 +94,10 @@ class Pool::Impl {
   void shutdown();
   void shutdown(std::chrono::milliseconds grace);
   void terminate();
+  // Parking (pool_parking.cpp): the workers stop while idle, the template stays.
+  void park();
+  void unpark();
+  bool serving() const noexcept;
 
  private:
   // The lifecycle of a worker slot, written down once. Every change of state
@@ -210,6 +214,11 @@ class Pool::Impl {
   void publish_stats();
   void stop_all_workers();
   void wake();
+  // Parks once idle as asked, or starts the workers again for new tasks (pool_parking.cpp).
+  void update_parking();
+  void park_workers();
+  // A worker's report of a setup it ran: its cost goes to the statistics.
+  void count_setup(Slot& slot, const Value& message);
 
   PoolOptions options_;
   std::filesystem::path worker_program_;
@@ -231,6 +240,8 @@ class Pool::Impl {
   bool terminate_requested_ = false;
   bool stopped_ = false;
   std::optional<TaskError> cancel_request_;
+  bool park_requested_ = false;
+  bool unpark_requested_ = false;
   PoolStats stats_;
 
   // Dispatcher-only.
@@ -243,6 +254,7 @@ class Pool::Impl {
   double mean_task_seconds_ = -1;  // moving average of worker-reported task time
   std::map<std::string, int> setup_crashes_;
   bool stopping_ = false;
+  bool parked_ = false;  // the workers were stopped by park(); the template lives on
   long finished_ok_ = 0, finished_failed_ = 0;  // published to stats_ once per loop pass
   std::map<std::string, AnalysisStats> analysis_stats_;
   bool stats_dirty_ = false;

@@ -163,6 +163,7 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
   slot.outside_kills = 0;
   slot.stats.pid = slot.pid;
   slot.stats.tasks = 0;
+  slot.stats.task_setup_seconds = 0;
   slot.stats.setup_seconds =
       std::chrono::duration<double>(Clock::now() - slot.started_at).count();
   std::lock_guard lock(mutex_);

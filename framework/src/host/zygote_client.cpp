@@ -97,6 +97,11 @@ std::optional<Value> ZygoteTemplate::advance(Clock::time_point now) {
       const Value message = decode_control(*frame);
       if (frame->type == MessageType::setup) {
         died_in_setup_ = message.value("analysis", "");
+        if (message.contains("seconds")) {  // a report with seconds: that setup is done
+          AnalysisStats& cost = setup_costs_[std::exchange(died_in_setup_, "")];
+          ++cost.setups;
+          cost.setup_seconds += message.at("seconds").get<double>();
+        }
       } else if (frame->type == MessageType::ready) {
         phase_ = Phase::ready;
         died_in_setup_.clear();

@@ -4,9 +4,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
+#include <string>
 
 #include "cgroup.hpp"
+#include "mathpool/pool.hpp"
 #include "worker_process.hpp"
 
 namespace mathpool::detail {
@@ -52,6 +55,8 @@ class ZygoteTemplate {
   pid_t pid() const noexcept { return pid_; }
   // Seconds the current template took to load the plugins and run the setups.
   double start_seconds() const noexcept { return start_seconds_; }
+  // The setups every template so far ran (setups, setup_seconds), by analysis.
+  const std::map<std::string, AnalysisStats>& setup_costs() const noexcept { return setup_costs_; }
   // The analysis whose setup was running when the template last died at start.
   const std::string& died_in_setup() const noexcept { return died_in_setup_; }
   // Whether the template's last death was a SIGKILL from outside.
@@ -77,6 +82,7 @@ class ZygoteTemplate {
   double start_seconds_ = 0;
   Channel channel_;
   std::string died_in_setup_;
+  std::map<std::string, AnalysisStats> setup_costs_;
   bool last_death_was_sigkill_ = false;
 };
 

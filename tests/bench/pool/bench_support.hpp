@@ -119,6 +119,7 @@ struct Row {
 };
 
 inline std::vector<Row> table;
+inline std::atomic<int> watchdog_tid{0};  // pool_bench's watchdog thread, left out of wake-up counts
 inline std::vector<std::string> notes;
 
 inline std::string format_value(double x, Unit unit) {

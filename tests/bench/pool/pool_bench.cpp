@@ -4,7 +4,7 @@
 //   pool_bench --quick    smoke mode: 3 repetitions, smaller sizes (seconds)
 //   pool_bench --reps N   N repetitions (at least 3)
 //   pool_bench --only S   only scenario S (repeatable): reuse start overhead scaling lfsr-12 e2e
-//                         volume sweep16 oneshot isolation mpi
+//                         volume sweep16 oneshot isolation registry mpi
 //   pool_bench --no-python  leave out the Python rows (e.g. to profile)
 //   pool_bench --quiet-wait S  before each scenario wait up to S seconds (default
 //                 120, 0 with --quick) for other processes to leave the CPUs idle
@@ -21,6 +21,7 @@
 //   sweep16   every degree-16 register (lfsr.cycles), 1 vs 2 workers, against the tasks' own time
 //   oneshot   a whole `mathpool run` of four small registers
 //   isolation per-task cost of isolation: task next to isolation: worker
+//   registry  re-acquiring an idle-released pool of 8 workers; wake-ups of an idle pool
 //   mpi       (MPI builds) start-up of `mathpool run --mpi`, rank 0 feeding rate, degree-16 sweep
 //
 // Every figure is the median of the repetitions with a 95% confidence interval
@@ -28,6 +29,8 @@
 // carry a 95% bootstrap interval. Variants of a scenario are interleaved
 // repetition by repetition so drift hits them alike. Exit status: 0 when every
 // scenario ran (targets may be missed), 1 on an error.
+#include <sys/syscall.h>
+
 #include "bench_support.hpp"
 
 namespace bench {
@@ -36,6 +39,7 @@ void scenario_volume(const Settings& s);
 void scenario_sweep16(const Settings& s);
 void scenario_oneshot(const Settings& s);
 void scenario_isolation(const Settings& s);
+void scenario_registry(const Settings& s);  // registry_scenarios.cpp
 #ifdef POOL_BENCH_MPIRUN
 void scenario_mpi(const Settings& s);
 #endif
@@ -483,7 +487,7 @@ int main(int argc, char** argv) {
         {"reuse", scenario_reuse},     {"start", scenario_start}, {"overhead", scenario_overhead},
         {"scaling", scenario_scaling}, {"lfsr-12", scenario_lfsr12}, {"e2e", scenario_e2e},
         {"volume", scenario_volume},   {"sweep16", scenario_sweep16}, {"oneshot", scenario_oneshot},
-        {"isolation", scenario_isolation},
+        {"isolation", scenario_isolation}, {"registry", scenario_registry},
 #ifdef POOL_BENCH_MPIRUN
         {"mpi", scenario_mpi},
 #endif
@@ -493,6 +497,7 @@ int main(int argc, char** argv) {
     std::atomic<long> scenario_deadline{0};
     std::atomic<const char*> current{""};
     std::thread([&] {
+      watchdog_tid = int(::syscall(SYS_gettid));
       for (;;) {
         std::this_thread::sleep_for(std::chrono::seconds(1));
         const long d = scenario_deadline.load();

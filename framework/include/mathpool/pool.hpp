@@ -164,7 +164,8 @@ class Pool {
   // (kind plugin_error) when a plugin cannot be loaded or no worker starts.
   explicit Pool(PoolOptions options = {});
   // A pool across the ranks of an MPI job (mathpool/mpi.hpp), made on rank 0:
-  // each rank's machine runs `options.workers` workers (0: its cores). Throws
+  // each rank runs `options.workers` workers (0: its machine's cores, shared
+  // among the job's ranks on that machine). Throws
   // mathpool::Error as above, naming the node, or invalid_config without MPI.
   Pool(MpiJob& job, PoolOptions options);
   ~Pool();

@@ -16,6 +16,7 @@ volatile std::sig_atomic_t g_stop_signal = 0;
 extern "C" void on_stop_signal(int signal) { g_stop_signal = signal; }
 
 constexpr int kExitSignalled = 143;
+constexpr auto kPollMin = std::chrono::microseconds(250);
 
 // Where the local pool's results go: encoded at once into the next results
 // message.
@@ -53,7 +54,7 @@ class Agent {
   explicit Agent(MpiJob::Impl& job) : job_(job) {}
 
   int serve() {
-    auto idle = std::chrono::microseconds(50);
+    auto idle = kPollMin;
     while (!ended_) {
       if (g_stop_signal) {
         if (pool_) pool_->terminate();  // its workers end with it
@@ -64,16 +65,20 @@ class Agent {
         busy = true;
         handle(*message);
       }
+      // Waits for a first result when there is nothing else to do.
       std::string results = outbox_.take(busy ? std::chrono::microseconds(0) : idle);
       if (!results.empty()) {
         job_.transport.send(0, Tag::results, std::move(results));
         busy = true;
       }
       job_.transport.progress();
-      // MPI can only be polled: quiet spells sleep longer, up to 2 ms with a
+      // MPI can only be polled. Rank 0 gives a node tasks for about 50 ms at
+      // once, so a pass every kPollMin is ample and gathers results into
+      // fewer, larger messages; quiet spells wait longer, up to 2 ms with a
       // pool open and 20 ms without one.
+      if (busy) std::this_thread::sleep_for(kPollMin);
       const auto most = pool_ ? std::chrono::microseconds(2000) : std::chrono::microseconds(20000);
-      idle = busy ? std::chrono::microseconds(50) : std::min(idle * 2, most);
+      idle = busy ? kPollMin : std::min(idle * 2, most);
     }
     while (!job_.transport.progress()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return 0;
@@ -98,7 +103,7 @@ class Agent {
     Value hello = {{"node", job_.node}, {"workers", 0}, {"error", ""}};
     try {
       pool_.reset();
-      pool_ = std::make_unique<Pool::Impl>(decode_options(body));
+      pool_ = std::make_unique<Pool::Impl>(job_.resolve_workers(decode_options(body)));
       hello["workers"] = pool_->local_size();
     } catch (const std::exception& e) {
       pool_.reset();

@@ -2,7 +2,10 @@
 // node agent (other ranks).
 #pragma once
 
+#include <algorithm>
 #include <string>
+
+#include "../host/plugin_search.hpp"
 
 #include "mathpool/mpi.hpp"
 #include "transport.hpp"
@@ -14,10 +17,18 @@ class MpiJob::Impl {
   int rank = 0;
   int size = 1;
   std::string node;  // this machine's host name
+  int local_ranks = 1;  // ranks of the job on this machine (this one included)
   bool finalize = true;
   // The one channel to the other ranks; used by one thread at a time (the
   // router's thread while a pool is open, else the caller's).
   mpi_detail::Transport transport;
+
+  // `workers: auto` on this machine: its cores, shared among the job's ranks
+  // on it, so several ranks on one machine do not oversubscribe it.
+  PoolOptions resolve_workers(PoolOptions options) const {
+    if (options.workers <= 0) options.workers = std::max(1, detail::available_cores() / std::max(local_ranks, 1));
+    return options;
+  }
 };
 
 }  // namespace mathpool

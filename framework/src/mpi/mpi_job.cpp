@@ -27,6 +27,11 @@ MpiJob::MpiJob(int& argc, char**& argv) : impl_(std::make_unique<Impl>()) {
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &impl_->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &impl_->size);
+  MPI_Comm same_machine;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &same_machine) == MPI_SUCCESS) {
+    MPI_Comm_size(same_machine, &impl_->local_ranks);
+    MPI_Comm_free(&same_machine);
+  }
   char host[HOST_NAME_MAX + 1] = {};
   ::gethostname(host, sizeof host - 1);
   impl_->node = host;
@@ -56,8 +61,8 @@ Pool::Pool(MpiJob& job, PoolOptions options) {
   if (job.rank() != 0)
     throw Error(ErrorKind::invalid_config,
                 fmt::format("a pool across MPI ranks is made on rank 0; rank {} must serve()", job.rank()));
-  mpi_detail::Router::open_nodes(job.impl(), options);
-  auto local = std::make_unique<Impl>(options);
+  mpi_detail::Router::open_nodes(job.impl(), options);  // each node resolves `auto` itself
+  auto local = std::make_unique<Impl>(job.impl().resolve_workers(options));
   local->set_router(std::make_unique<mpi_detail::Router>(job.impl(), *local, options));
   impl_ = std::move(local);
 }

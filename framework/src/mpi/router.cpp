@@ -12,10 +12,13 @@ using pool_detail::error_result;
 
 constexpr std::size_t kMaxBatchBytes = 1 << 20;  // per tasks message
 constexpr std::size_t kMaxQuota = 1 << 16;
-// A node's quota covers this long of its measured throughput, so it never
-// runs dry between two messages; at least two tasks per worker.
-constexpr auto kQuotaCover = std::chrono::milliseconds(50);
-constexpr auto kQuotaEvery = std::chrono::milliseconds(100);
+// A node's quota covers this long of work for each of its workers, at the
+// tasks' measured time, so it never runs dry between two messages; at least
+// two tasks per worker. (Sized from the tasks' own time, not from the node's
+// throughput, which the quota itself would limit.)
+constexpr double kQuotaCoverSeconds = 0.05;
+constexpr auto kPollMin = std::chrono::microseconds(250);
+constexpr auto kPollMax = std::chrono::microseconds(2000);
 // How long closing waits for the agents to confirm: a clean close after every
 // result is in is quick; a terminate often comes because the job is ending
 // and the agents are gone, so it waits only briefly.
@@ -62,11 +65,9 @@ Router::Router(MpiJob::Impl& job, Pool::Impl& local, const PoolOptions& options)
     node.rank = message->source;
     --waiting;
   }
-  const auto now = Clock::now();
   for (Node& node : nodes_) {
     workers_ += node.workers;
     node.quota = std::size_t(std::max(node.workers, 1)) * 2;
-    node.sized_at = now;
   }
   if (!errors.empty()) {
     close_nodes(true);
@@ -180,8 +181,9 @@ void Router::answer(std::vector<detail::Finished>& answers) {
       Owner& owner = owners_[index];
       Node& node = nodes_[std::size_t(owner.node)];
       --node.outstanding;
-      ++node.answered;
       ++node.done;
+      // A moving average of the time inside the workers, for the quota.
+      node.mean_seconds = node.mean_seconds < 0 ? a.result.seconds : 0.95 * node.mean_seconds + 0.05 * a.result.seconds;
       a.completion = owner.completion;
       a.seq = owner.seq;
       a.result.node = &node.name;
@@ -212,13 +214,11 @@ void Router::LocalCompletion::complete_batch(detail::Finished* first, detail::Fi
 }
 
 void Router::resize_quota(Node& node) {
-  const auto now = Clock::now();
-  if (now - node.sized_at < kQuotaEvery) return;
-  const double rate = double(node.answered) / std::chrono::duration<double>(now - node.sized_at).count();
-  const auto cover = std::size_t(rate * std::chrono::duration<double>(kQuotaCover).count());
-  node.quota = std::clamp(cover, std::size_t(std::max(node.workers, 1)) * 2, kMaxQuota);
-  node.answered = 0;
-  node.sized_at = now;
+  if (node.mean_seconds < 0) return;  // no result yet: the initial quota
+  const double per_worker = kQuotaCoverSeconds / std::max(node.mean_seconds, 1e-6);
+  const double cover = per_worker * std::max(node.workers, 1);
+  const std::size_t least = std::size_t(std::max(node.workers, 1)) * 2;
+  node.quota = cover >= double(kMaxQuota) ? kMaxQuota : std::max(least, std::size_t(cover));
 }
 
 bool Router::feed() {
@@ -290,7 +290,7 @@ void Router::close_nodes(bool terminate) {
 }
 
 void Router::loop() {
-  auto idle = std::chrono::microseconds(20);
+  auto idle = kPollMin;
   for (;;) {
     bool busy = false;
     {
@@ -307,11 +307,16 @@ void Router::loop() {
     busy |= receive_all();
     busy |= feed();
     job_.transport.progress();
-    // MPI can only be polled: sleep a little, longer the longer it is quiet.
-    // A submit or a local result wakes the loop at once.
-    idle = busy ? std::chrono::microseconds(20) : std::min(idle * 2, std::chrono::microseconds(2000));
-    std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, idle, [this] { return activity_ || closing_; });
+    // MPI can only be polled. Every node holds tasks for about kQuotaCover,
+    // so a pass every kPollMin is ample and lets results gather into fewer,
+    // larger messages; quiet spells poll less often. A submit or a local
+    // result ends a quiet spell's wait at once.
+    std::this_thread::sleep_for(kPollMin);
+    idle = busy ? kPollMin : std::min(idle * 2, kPollMax);
+    if (idle > kPollMin) {
+      std::unique_lock lock(mutex_);
+      changed_.wait_for(lock, idle - kPollMin, [this] { return activity_ || closing_; });
+    }
   }
   close_nodes(terminating_);
 }

@@ -41,9 +41,8 @@ class Router final : public Pool::Impl::Router {
     int workers = 0;
     std::size_t quota = 0;        // tasks it may hold at once
     std::size_t outstanding = 0;  // given, not yet answered
-    std::size_t answered = 0;     // since the quota was last sized
     long done = 0;
-    std::chrono::steady_clock::time_point sized_at;
+    double mean_seconds = -1;     // of its tasks inside the workers; -1: none yet
     bool closed = false;
   };
   // The caller's side of a task a node holds; the id given to the node is

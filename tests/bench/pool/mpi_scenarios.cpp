@@ -90,7 +90,8 @@ void scenario_mpi(const Settings& s) {
                    Unit::seconds, Compare::slowdown, "plain sweep", t_plain});
   notes.push_back(fmt::format(
       "**mpi**: `mpirun --allow-run-as-root --oversubscribe --bind-to none -n N mathpool run --mpi` on this one "
-      "machine, `workers: auto` on every rank (each rank's pool takes both cores, so ranks oversubscribe them). "
+      "machine, `workers: auto` on every rank (the machine's cores shared among its ranks: one worker each "
+      "with 2 ranks on 2 cores). "
       "Start-up: a job of one echo task against a plain run of it. Feeding: 3 ranks, {} echo tasks; per task, "
       "(job time - one-task job time) / tasks. Sweep: `lfsr.cycles` over every register of degree {} with "
       "c0 = 1; \"less the MPI start-up\" subtracts, per repetition, the one-task jobs' difference "

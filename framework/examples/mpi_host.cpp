@@ -4,6 +4,9 @@
 // c0 = 1), with map, a stream and a single submit.
 //
 //   mpirun -n 3 mpi_host [PLUGIN_FILE_OR_DIR...]   (default: the installed plugins)
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <iostream>
 #include <map>
 
@@ -57,6 +60,16 @@ int main(int argc, char** argv) {
     const mathpool::TaskResult one = pool.submit("lfsr.polynomial", register_params(0b000000100)).get();
     std::cout << "submit: x^10 + x^3 + 1 primitive " << std::boolalpha
               << one.result.at("is_primitive").get<bool>() << " on node " << one.node << '\n';
+    // A forked child cannot use the pool (its threads stayed here): its
+    // submit fails at once instead of waiting forever.
+    if (const pid_t child = fork(); child == 0) {
+      const mathpool::TaskResult refused = pool.submit("lfsr.polynomial", register_params(0)).get();
+      _exit(refused.ok() ? 1 : 0);
+    } else {
+      int status = 0;
+      waitpid(child, &status, 0);
+      std::cout << "forked child refused: " << (WIFEXITED(status) && WEXITSTATUS(status) == 0) << '\n';
+    }
     for (const auto& [node, tasks] : per_node) std::cout << "node " << node << ": " << tasks << " tasks of the map\n";
     long done = 0;
     for (const mathpool::NodeStats& n : pool.stats().nodes) {

@@ -253,6 +253,7 @@ TEST(Mpi, AHostProgramGetsAPoolAcrossTheRanks) {
   EXPECT_NE(r.out.find("stream: 60 primitive"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("submit: x^10 + x^3 + 1 primitive true"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tasks done over all ranks: 1025"), std::string::npos) << r.out;  // the statistics
+  EXPECT_NE(r.out.find("forked child refused: true"), std::string::npos) << r.out;
   for (int rank = 0; rank < 3; ++rank)
     EXPECT_NE(r.out.find(fmt::format("rank {} ({}): 2 workers", rank, host_name())), std::string::npos) << r.out;
 }

@@ -66,7 +66,8 @@ void Pool::Impl::wake() {
 }
 
 void Pool::Impl::enqueue(std::vector<Task>& tasks, bool batch) {
-  if (router_) return router_->enqueue(tasks, batch);
+  // A forked child's copy has no router thread: enqueue_local() refuses it.
+  if (router_ && getpid() == owner_) return router_->enqueue(tasks, batch);
   enqueue_local(tasks, batch);
 }
 

@@ -62,7 +62,6 @@ Router::Router(MpiJob::Impl& job, Pool::Impl& local, const PoolOptions& options)
     } catch (const std::exception& e) {
       errors += fmt::format("{}rank {}: malformed hello ({})", errors.empty() ? "" : "; ", message->source, e.what());
     }
-    node.rank = message->source;
     --waiting;
   }
   for (Node& node : nodes_) {
@@ -252,7 +251,7 @@ bool Router::feed() {
       }
     }
     if (n == 0) local_.enqueue_local(local, false);
-    else job_.transport.send(node.rank, Tag::tasks, std::move(batch));
+    else job_.transport.send(int(n), Tag::tasks, std::move(batch));
     fed = true;
   }
   return fed;
@@ -307,8 +306,8 @@ void Router::loop() {
     busy |= receive_all();
     busy |= feed();
     job_.transport.progress();
-    // MPI can only be polled. Every node holds tasks for about kQuotaCover,
-    // so a pass every kPollMin is ample and lets results gather into fewer,
+    // MPI can only be polled. Every node holds about kQuotaCoverSeconds of
+    // work, so a pass every kPollMin is ample and lets results gather into fewer,
     // larger messages; quiet spells poll less often. A submit or a local
     // result ends a quiet spell's wait at once.
     std::this_thread::sleep_for(kPollMin);

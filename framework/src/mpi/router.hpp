@@ -35,8 +35,7 @@ class Router final : public Pool::Impl::Router {
   void add_stats(PoolStats& stats) override;
 
  private:
-  struct Node {
-    int rank = 0;
+  struct Node {  // nodes_[r] is rank r's
     std::string name;
     int workers = 0;
     std::size_t quota = 0;        // tasks it may hold at once

@@ -372,18 +372,14 @@ TEST(Hostile, HostProgramsOrphansAreNotLeftAsZombies) {
   EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
 }
 
-// 7c'. Orphans of the host program's children that the host adopts while it
-// takes in a forked worker (zygote mode) are reaped, and the host program's
-// own children keep their exit status for it.
-// DISABLED: an open fault. Under `sh -c 'sleep 0.05 &'` in a loop, 400
-// worker forks leave 50-90 `sleep` zombies in the host (see README,
-// "Zygote mode"). Telling such an orphan from a child the host program
-// forks during the same window is not possible from /proc when the orphan
-// was also born in the window; the fix is to stop adopting (the template
-// cloning workers with CLONE_PARENT), which skips pthread_atfork handlers in
-// the worker and needs its own review. Enable this test with that fix.
-TEST(Hostile, DISABLED_OrphansAdoptedWhileForkingAreReapedAndOwnChildrenKeepTheirStatus) {
-  if (!zygote_mode()) GTEST_SKIP() << "the host adopts forked workers in zygote mode only";
+// 7c'. A single-threaded template clones workers as the host's children,
+// so the host adopts nothing: orphans of the host program's children go
+// where they would go without a pool (here to init, which reaps them), and
+// the host program's own children keep their exit status for it. Before,
+// the host was a subreaper while it took in each double-forked worker, and
+// `sh -c 'sleep 0.05 &'` in a loop during 400 worker forks left 50-90 zombies.
+TEST(Hostile, OrphansOfTheHostProgramAreNotAdoptedAndOwnChildrenKeepTheirStatus) {
+  if (!zygote_mode()) GTEST_SKIP() << "workers are forked in zygote mode only";
   PoolOptions options = hostile_pool_options(2);
   options.max_tasks_per_worker = 1;  // a fork per task
   Pool pool(options);
@@ -411,7 +407,7 @@ TEST(Hostile, DISABLED_OrphansAdoptedWhileForkingAreReapedAndOwnChildrenKeepThei
   EXPECT_GT(orphans.load(), 20);
   EXPECT_GT(own.load(), 20);
   EXPECT_EQ(wrong_status.load(), 0) << "the pool took the exit status of the host program's own child";
-  // The last orphans' sleeps end within 50 ms; the pool reaps what it adopted.
+  // The last orphans' sleeps end within 50 ms.
   const auto give_up = Clock::now() + 2s;
   while (zombie_children() > 0 && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
   std::string names;
@@ -419,6 +415,41 @@ TEST(Hostile, DISABLED_OrphansAdoptedWhileForkingAreReapedAndOwnChildrenKeepThei
     if (process_state(child) == 'Z') names += read_text("/proc/" + std::to_string(child) + "/comm");
   EXPECT_EQ(zombie_children(), 0) << "orphans adopted while forking workers stayed zombies: " << names;
   RecordProperty("orphans", orphans.load());
+}
+
+// 7c''. A template whose setup left a thread running cannot clone its
+// workers safely; it double-forks them, and the host adopts each. Workers
+// still serve, their crashes still read as signals, and nothing is left a
+// zombie.
+TEST(Hostile, ATemplateWithThreadsDoubleForksAndItsWorkersStillServe) {
+  if (!zygote_mode()) GTEST_SKIP() << "workers are forked in zygote mode only";
+  ::setenv("MATHPOOL_HOSTILE_SETUP_THREAD", "1", 1);
+  struct Unset {
+    ~Unset() { ::unsetenv("MATHPOOL_HOSTILE_SETUP_THREAD"); }
+  } unset;
+  {
+    PoolOptions options = hostile_pool_options(2);
+    options.max_tasks_per_worker = 1;  // a fork per task
+    Pool pool(options);
+    const auto counted = pool.map("hostile.count", std::vector<Value>(40, Value::object()));
+    for (const auto& r : counted) ASSERT_TRUE(r.ok()) << r.error->message;
+    const pid_t template_pid = pool.stats().template_pid;
+    ASSERT_GT(template_pid, 0);
+    std::size_t threads = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(template_pid) + "/task")) {
+      (void)entry;
+      ++threads;
+    }
+    EXPECT_GE(threads, 2u) << "the setup's thread is not running in the template: this test tests nothing";
+    const auto crashes = pool.map("hostile.segv", std::vector<Value>(5, Value::object()));
+    for (const auto& r : crashes) {
+      ASSERT_FALSE(r.ok());
+      EXPECT_NE(r.error->message.find("SIGSEGV"), std::string::npos) << r.error->message;
+    }
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(zombie_children(), 0) << "while the pool runs";
+  }
+  EXPECT_EQ(zombie_children(), 0) << "after the pool";
 }
 
 // 7c. A host thread reaping any child (waitpid(-1)) must not turn worker

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include <mathpool/plugin.hpp>
 
@@ -46,10 +47,14 @@ mathpool::Analysis analysis(std::string name, std::string description,
 
 std::string tag_of(const mathpool::TaskContext& task) { return task.params().string("tag", "hostile"); }
 
-// A setup that takes MATHPOOL_HOSTILE_SETUP_MS milliseconds, or leaves a
-// child and then crashes, when the environment asks for it (so the plugin
+// A setup that takes MATHPOOL_HOSTILE_SETUP_MS milliseconds, leaves a thread
+// running (MATHPOOL_HOSTILE_SETUP_THREAD, as a thread pool would), or leaves
+// a child and then crashes, when the environment asks for it (so the plugin
 // stays usable by every other test).
 std::any hostile_setup() {
+  if (std::getenv("MATHPOOL_HOSTILE_SETUP_THREAD")) std::thread([] {
+      for (;;) pause();
+    }).detach();
   if (const char* ms = std::getenv("MATHPOOL_HOSTILE_SETUP_MS")) usleep(useconds_t(std::atoi(ms)) * 1000);
   if (const char* tag = std::getenv("MATHPOOL_HOSTILE_SETUP_CRASH")) {
     if (fork() == 0) linger(tag);

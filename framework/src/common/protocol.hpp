@@ -10,7 +10,9 @@
 //   hello     host -> worker   MessagePack map: protocol, plugins [paths], memory_limit,
 //                              setup (true | [analysis names]), quarantine {name: reason},
 //                              mode ("zygote" for a template), allow_insecure_plugins
-//   ready     worker -> host   MessagePack map: protocol, pid, analyses [catalogue], errors [text]
+//   ready     worker -> host   MessagePack map: protocol, pid, analyses [catalogue], errors [text];
+//                              a template adds adopt (true: it double-forks its workers, and
+//                              the host must be a child subreaper while it takes one in)
 //   setup     worker -> host   MessagePack map: analysis (announced before its setup runs,
 //                              written at once, so a death in it is blamed on the setup);
 //                              again with seconds when it has run (its cost, for statistics)
@@ -29,6 +31,7 @@
 //
 // Zygote templates also take one-byte fork requests ('F') on their own
 // channel and answer with the new worker's pid and channel (SCM_RIGHTS).
+// The worker is the host's child when the answer comes.
 #pragma once
 
 #include <atomic>

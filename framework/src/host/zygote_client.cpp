@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -17,23 +18,24 @@
 namespace mathpool::detail {
 namespace {
 
-// A forked worker is adopted by the host: the template's middle process
-// exits, and the kernel hands the worker to the nearest child subreaper.
-// The host is one only for the length of a fork request (the template
-// answers once the middle process is gone, so the worker is ours by then),
-// not for its whole life: a subreaper also adopts the orphans of every other
-// child of the host program (its `sh -c 'job &'`), which it never waits for
-// and which would stay zombies, and the children of dead workers.
-// Descendants of a worker that dies during a window are reaped with the
-// worker (kill_and_reap()).
+// A template with one thread clones each worker as its sibling, a child of
+// the host from the start. One with more threads (a setup left a thread
+// pool running) cannot do that safely and double-forks instead: its middle
+// process exits, and the kernel hands the worker to the nearest child
+// subreaper. The host is one only for the length of such a fork request
+// (the template answers once the middle process is gone, so the worker is
+// ours by then), not for its whole life: a subreaper also adopts the
+// orphans of every other child of the host program (its `sh -c 'job &'`),
+// which it never waits for and which would stay zombies, and the children
+// of dead workers. Descendants of a worker that dies during a window are
+// reaped with the worker (kill_and_reap()).
 //
-// The exact guarantee: an orphan of the host program's own children is
-// adopted by the host only if its parent dies during such a window (well
-// under a millisecond per worker start); those stay zombies until the host
-// program waits for any child or exits. Orphans whose parent dies at any
-// other time go where they would go without a pool. A host program that is a
-// child subreaper itself stays one. One lock for the process: several pools
-// must not end each other's windows.
+// The exact guarantee, for double-forking templates only: an orphan of the
+// host program's own children is adopted by the host only if its parent
+// dies during such a window (well under a millisecond per worker start);
+// those stay zombies until the host program waits for any child or exits.
+// A host program that is a child subreaper itself stays one. One lock for
+// the process: several pools must not end each other's windows.
 class AdoptionWindow {
  public:
   AdoptionWindow() : lock_(mutex()) {
@@ -104,6 +106,7 @@ std::optional<Value> ZygoteTemplate::advance(Clock::time_point now) {
         }
       } else if (frame->type == MessageType::ready) {
         phase_ = Phase::ready;
+        adopts_workers_ = message.value("adopt", true);
         died_in_setup_.clear();
         start_seconds_ = std::chrono::duration<double>(Clock::now() - started_at_).count();
         return message;
@@ -143,7 +146,8 @@ SpawnedWorker ZygoteTemplate::fork_worker() {
   pid_t worker = -1;
   bool forked = false;
   {
-    AdoptionWindow window;
+    std::optional<AdoptionWindow> window;
+    if (adopts_workers_) window.emplace();
     forked = ::send(channel_.fd(), &request, 1, MSG_NOSIGNAL) == 1 && receive_fd(channel_.fd(), &fd, &worker);
   }
   if (!forked) {

@@ -434,9 +434,13 @@ int serve(int fd, pid_t host) {
     return kWorkerExitBadHello;
   }
   PluginLoader loader;
-  if (!channel.send_control(MessageType::ready, handshake(loader, *hello))) return kWorkerExitOk;
-  if (hello->value("mode", "") == "zygote") {
-    return run_template(channel, host, [&loader](Channel& worker_channel) {
+  Value loaded = handshake(loader, *hello);
+  const bool zygote = hello->value("mode", "") == "zygote";
+  const bool siblings = zygote && template_forks_siblings();
+  if (zygote) loaded["adopt"] = !siblings;
+  if (!channel.send_control(MessageType::ready, loaded)) return kWorkerExitOk;
+  if (zygote) {
+    return run_template(channel, host, siblings, [&loader](Channel& worker_channel) {
       detach_from_terminal(worker_channel.fd());
       current = {&worker_channel, receive_page(worker_channel.fd())};
       if (!current.page) return kWorkerExitBadHello;

@@ -1,15 +1,18 @@
 #include "zygote.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "../common/fd_passing.hpp"
@@ -17,8 +20,9 @@
 namespace mathpool::detail {
 namespace {
 
-// The worker's parent changes to the host when the middle process exits.
-// Only then can it ask to die with the host.
+// A forked worker's parent is the host from its first instruction (a
+// sibling) or from when the middle process exits (double fork). Only then
+// can it ask to die with the host.
 void bind_to_host(pid_t host) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
   while (getppid() != host && std::chrono::steady_clock::now() < give_up)
@@ -34,9 +38,71 @@ ssize_t read_retrying(int fd, void* data, std::size_t size) {
   return n;
 }
 
+// A child of the template's parent (the host), not of the template: the
+// host reaps it and reads its exit status without adopting anything. The
+// raw system call skips what glibc's fork() does around the clone: fork
+// handlers, and re-initialising locks that other threads might have held.
+// Neither matters in a single-threaded process (see template_forks_siblings).
+// All arguments but the flags are 0: the child runs on a copy of this stack.
+pid_t clone_sibling() {
+  return static_cast<pid_t>(::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0));
+}
+
+// The worker's end: the channel on fd 3 as in a spawned worker, then serve.
+[[noreturn]] void become_worker(Channel& channel, int worker_end, pid_t host,
+                                const std::function<int(Channel&)>& serve_worker) {
+  const int channel_fd = channel.fd();
+  channel.close();
+  if (dup2(worker_end, channel_fd) != channel_fd) _exit(5);
+  ::close(worker_end);
+  bind_to_host(host);
+  Channel worker_channel(channel_fd);
+  _exit(serve_worker(worker_channel));
+}
+
+// Double fork (a template with other threads): the middle process exits at
+// once and the worker is adopted by the host, a child subreaper meanwhile.
+// Returns the worker's pid, or -1.
+pid_t double_fork(Channel& channel, int ends[2], pid_t host, const std::function<int(Channel&)>& serve_worker) {
+  int pid_pipe[2];
+  if (pipe2(pid_pipe, O_CLOEXEC) != 0) return -1;
+  const pid_t middle = fork();
+  if (middle == 0) {
+    const pid_t worker = fork();
+    if (worker == 0) {
+      ::close(pid_pipe[0]);
+      ::close(pid_pipe[1]);
+      ::close(ends[0]);
+      become_worker(channel, ends[1], host, serve_worker);
+    }
+    [[maybe_unused]] auto written = ::write(pid_pipe[1], &worker, sizeof worker);
+    _exit(worker > 0 ? 0 : 1);
+  }
+  ::close(pid_pipe[1]);
+  pid_t worker = -1;
+  if (middle < 0 || read_retrying(pid_pipe[0], &worker, sizeof worker) != sizeof worker) worker = -1;
+  ::close(pid_pipe[0]);
+  if (middle > 0) {
+    int status;
+    while (waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  return worker > 0 ? worker : -1;
+}
+
 }  // namespace
 
-int run_template(Channel& channel, pid_t host, const std::function<int(Channel&)>& serve_worker) {
+bool template_forks_siblings() {
+  DIR* tasks = opendir("/proc/self/task");
+  if (!tasks) return false;
+  int threads = 0;
+  while (const dirent* entry = readdir(tasks))
+    if (entry->d_name[0] != '.') ++threads;
+  closedir(tasks);
+  return threads == 1;
+}
+
+int run_template(Channel& channel, pid_t host, bool siblings, const std::function<int(Channel&)>& serve_worker) {
   for (;;) {
     char request = 0;
     const ssize_t n = read_retrying(channel.fd(), &request, 1);
@@ -44,45 +110,23 @@ int run_template(Channel& channel, pid_t host, const std::function<int(Channel&)
     if (request != 'F') return 4;
 
     int ends[2];
-    int pid_pipe[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) return 5;
-    if (pipe2(pid_pipe, O_CLOEXEC) != 0) return 5;
     std::fflush(nullptr);  // no buffered output may be written twice
 
-    const pid_t middle = fork();
-    if (middle == 0) {
-      const pid_t worker = fork();
-      if (worker == 0) {
-        ::close(pid_pipe[0]);
-        ::close(pid_pipe[1]);
-        ::close(ends[0]);
-        // Same descriptor layout as a spawned worker: the channel is fd 3.
-        const int channel_fd = channel.fd();
-        channel.close();
-        if (dup2(ends[1], channel_fd) != channel_fd) _exit(5);
-        ::close(ends[1]);
-        bind_to_host(host);
-        Channel worker_channel(channel_fd);
-        _exit(serve_worker(worker_channel));
-      }
-      [[maybe_unused]] auto written = ::write(pid_pipe[1], &worker, sizeof worker);
-      _exit(worker > 0 ? 0 : 1);
-    }
-    ::close(pid_pipe[1]);
-    ::close(ends[1]);
     pid_t worker = -1;
-    const bool got_pid = middle > 0 &&
-                         read_retrying(pid_pipe[0], &worker, sizeof worker) == sizeof worker &&
-                         worker > 0;
-    ::close(pid_pipe[0]);
-    if (middle > 0) {
-      int status;
-      while (waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+    if (siblings) {
+      worker = clone_sibling();
+      if (worker == 0) {
+        ::close(ends[0]);
+        become_worker(channel, ends[1], host, serve_worker);
       }
+    } else {
+      worker = double_fork(channel, ends, host, serve_worker);
     }
-    const bool sent = got_pid && send_fd(channel.fd(), ends[0], worker);
+    ::close(ends[1]);
+    const bool sent = worker > 0 && send_fd(channel.fd(), ends[0], worker);
     ::close(ends[0]);
-    if (!sent) return got_pid ? 0 : 5;
+    if (!sent) return worker > 0 ? 0 : 5;
   }
 }
 

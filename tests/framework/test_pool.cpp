@@ -124,6 +124,21 @@ TEST(Pool, WorkersAreReusedAcrossBatches) {
   for (const auto& w : pool.stats().workers) EXPECT_EQ(w.restarts, 0);
 }
 
+// Workers are started with LD_BIND_NOW (so forked processes do not bind
+// symbols again); tasks see the host's environment as it was.
+TEST(Pool, TasksSeeTheHostsEnvironmentWithoutTheWorkersBindNow) {
+  ASSERT_EQ(std::getenv("LD_BIND_NOW"), nullptr) << "run this test without LD_BIND_NOW set";
+  ::setenv("MATHPOOL_TEST_MARK", "seen", 1);
+  Pool pool(test_pool_options(1));
+  const TaskResult bind_now = pool.submit("testkit.env", {{"name", "LD_BIND_NOW"}}).get();
+  ASSERT_TRUE(bind_now.ok()) << bind_now.error->message;
+  EXPECT_TRUE(bind_now.result.at("value").is_null()) << bind_now.result.dump();
+  const TaskResult mark = pool.submit("testkit.env", {{"name", "MATHPOOL_TEST_MARK"}}).get();
+  ASSERT_TRUE(mark.ok());
+  EXPECT_EQ(mark.result.at("value"), "seen");
+  ::unsetenv("MATHPOOL_TEST_MARK");
+}
+
 TEST(Pool, PerTaskStateIsFresh) {
   Pool pool(test_pool_options(1));
   for (int n : {5, 1, 7, 2}) {

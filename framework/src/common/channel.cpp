@@ -68,6 +68,7 @@ Channel::Channel(Channel&& other) noexcept
       in_(std::move(other.in_)),
       out_(std::move(other.out_)),
       in_pos_(other.in_pos_),
+      in_end_(other.in_end_),
       out_pos_(other.out_pos_) {}
 
 Channel& Channel::operator=(Channel&& other) noexcept {
@@ -77,6 +78,7 @@ Channel& Channel::operator=(Channel&& other) noexcept {
     in_ = std::move(other.in_);
     out_ = std::move(other.out_);
     in_pos_ = other.in_pos_;
+    in_end_ = other.in_end_;
     out_pos_ = other.out_pos_;
   }
   return *this;
@@ -88,7 +90,7 @@ void Channel::close() noexcept {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   in_.clear();
-  in_pos_ = 0;
+  in_pos_ = in_end_ = 0;
   out_.clear();
   out_pos_ = 0;
 }
@@ -200,19 +202,21 @@ void Channel::discard_output() noexcept {
 
 bool Channel::read_some(bool block) {
   // Compact first: frames handed out before this call are no longer used.
-  if (in_pos_ == in_.size()) {
-    in_.clear();
-    in_pos_ = 0;
-  } else if (in_pos_ > 0 && in_pos_ >= in_.size() / 2) {
-    in_.erase(0, in_pos_);
+  if (in_pos_ == in_end_) {
+    in_pos_ = in_end_ = 0;
+  } else if (in_pos_ > 0 && in_pos_ >= in_end_ / 2) {
+    std::memmove(in_.data(), in_.data() + in_pos_, in_end_ - in_pos_);
+    in_end_ -= in_pos_;
     in_pos_ = 0;
   }
   constexpr std::size_t kChunk = 65536;
   for (;;) {
-    const std::size_t old = in_.size();
-    in_.resize(old + kChunk);
-    const ssize_t n = ::recv(fd_, in_.data() + old, kChunk, block ? 0 : MSG_DONTWAIT);
-    in_.resize(old + std::size_t(std::max<ssize_t>(n, 0)));
+    // Grown only, never shrunk to the data: resizing zero-fills, which would
+    // cost a write to 16 pages per read (and in a forked task process, as
+    // many copy-on-write faults).
+    if (in_.size() < in_end_ + kChunk) in_.resize(in_end_ + kChunk);
+    const ssize_t n = ::recv(fd_, in_.data() + in_end_, kChunk, block ? 0 : MSG_DONTWAIT);
+    if (n > 0) in_end_ += std::size_t(n);
     if (n > 0) {
       if (block || std::size_t(n) < kChunk) return true;
       continue;
@@ -226,12 +230,12 @@ bool Channel::read_some(bool block) {
 bool Channel::fill() { return read_some(false); }
 
 bool Channel::has_buffered_frame() const noexcept {
-  const std::size_t available = in_.size() - in_pos_;
+  const std::size_t available = in_end_ - in_pos_;
   return available >= 4 && available >= 4 + std::size_t(read_length(in_.data() + in_pos_));
 }
 
 std::optional<Frame> Channel::next_frame() {
-  const std::size_t available = in_.size() - in_pos_;
+  const std::size_t available = in_end_ - in_pos_;
   if (available < 4) return std::nullopt;
   const std::uint32_t size = read_length(in_.data() + in_pos_);
   if (size > kMaxFrameBytes) throw ProtocolError(fmt::format("frame of {} bytes exceeds the limit", size));
@@ -249,7 +253,7 @@ std::optional<Frame> Channel::receive() {
   for (;;) {
     if (has_buffered_frame()) return next_frame();
     // A length beyond the limit is refused now, not after reading it all.
-    if (in_.size() - in_pos_ >= 4 && read_length(in_.data() + in_pos_) > kMaxFrameBytes) return next_frame();
+    if (in_end_ - in_pos_ >= 4 && read_length(in_.data() + in_pos_) > kMaxFrameBytes) return next_frame();
     if (!read_some(true)) return std::nullopt;
   }
 }

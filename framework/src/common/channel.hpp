@@ -92,9 +92,10 @@ class Channel {
   bool read_some(bool block);
 
   int fd_ = -1;
-  std::string in_;
+  std::string in_;  // storage: unread input is [in_pos_, in_end_)
   std::string out_;
   std::size_t in_pos_ = 0;
+  std::size_t in_end_ = 0;
   std::size_t out_pos_ = 0;
 };
 

@@ -463,6 +463,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--channel") == 0) fd = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--host") == 0) host = static_cast<pid_t>(std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--unset") == 0) unsetenv(argv[i + 1]);  // set by the host for us only
   }
   if (fd < 0) {
     std::fprintf(stderr, "mathpool-worker: started by a mathpool host only\n");

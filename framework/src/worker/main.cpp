@@ -51,6 +51,12 @@ std::int64_t monotonic_ns() {
   return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// Nanoseconds as seconds: divided, not multiplied by 1e-9, so the double is
+// the one nearest the exact decimal and prints short in records
+// (1.172e-06, not 1.1720000000000002e-06).
+double seconds_of(std::int64_t ns) { return double(ns) / 1e9; }
+double seconds_since(std::int64_t start_ns) { return seconds_of(monotonic_ns() - start_ns); }
+
 // Checks the parameters against the analysis's documentation; returns the
 // error for unknown ones (unless the analysis accepts any).
 std::optional<TaskError> check_params(const LoadedAnalysis& analysis, const Value& params) {
@@ -247,7 +253,7 @@ std::optional<TaskError> run_in_child(PluginLoader& loader, LoadedAnalysis* anal
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     auto [outcome, error] = compute(loader, analysis, request);
     const std::uint8_t flags = 0;  // the child ends anyway: no need to retire the worker
-    queue_reply(channel, request, double(monotonic_ns() - start) * 1e-9, outcome, error, flags);
+    queue_reply(channel, request, seconds_since(start), outcome, error, flags);
     channel.flush();
     _exit(0);
   }
@@ -294,14 +300,14 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
   if (fork_per_task) {
     std::optional<Outcome> none;
     std::optional<TaskError> error = run_in_child(loader, analysis, channel, request, start);
-    if (error) queue_reply(channel, request, double(monotonic_ns() - start) * 1e-9, none, error, flags);
+    if (error) queue_reply(channel, request, seconds_since(start), none, error, flags);
   } else {
     auto [outcome, error] = compute(loader, analysis, request);
     // After std::bad_alloc the heap may be in any state: ask to be replaced.
     if (error && error->kind == ErrorKind::memory) flags |= kRetire;
     const std::int64_t took = monotonic_ns() - start;
     last_task_ns[analysis] = took;
-    queue_reply(channel, request, double(took) * 1e-9, outcome, error, flags);
+    queue_reply(channel, request, seconds_of(took), outcome, error, flags);
   }
   // Looking for what the task started costs a system call; a task that
   // started a process took at least a fork's time (a fork copies this

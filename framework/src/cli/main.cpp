@@ -51,12 +51,13 @@ int cmd_run(const std::string& config_file, const std::string& output, int worke
   // config, the others serve it as node agents and never read it.
   std::optional<mathpool::MpiJob> job;
   if (mpi) {
-    if (!mathpool::MpiJob::supported())
-      return fail("--mpi: this build of mathpool has no MPI support (build it with Open MPI installed: "
-                  "Debian packages libopenmpi-dev and openmpi-bin)");
     int no_argc = 0;
     char** no_argv = nullptr;
-    job.emplace(no_argc, no_argv);
+    try {
+      job.emplace(no_argc, no_argv);
+    } catch (const std::exception& e) {
+      return fail(fmt::format("--mpi: {}", e.what()));
+    }
     if (job->rank() != 0) return job->serve();
   }
   mathpool::RunConfig config = mathpool::load_config(config_file);

@@ -51,7 +51,7 @@ class Outbox final : public detail::Completion {
 
 class Agent {
  public:
-  explicit Agent(MpiJob::Impl& job) : job_(job) {}
+  explicit Agent(Job& job) : job_(job) {}
 
   int serve() {
     auto idle = kPollMin;
@@ -144,7 +144,7 @@ class Agent {
     job_.transport.send(0, Tag::closed, {});
   }
 
-  MpiJob::Impl& job_;
+  Job& job_;
   Outbox outbox_;
   std::unique_ptr<Pool::Impl> pool_;
   bool ended_ = false;
@@ -152,7 +152,7 @@ class Agent {
 
 }  // namespace
 
-int serve_as_agent(MpiJob::Impl& job) {
+int serve_as_agent(Job& job) {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);

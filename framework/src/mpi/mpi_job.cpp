@@ -1,70 +1,78 @@
-// mpi_job.cpp: joining and leaving the MPI job, and the pool across its ranks.
-#include <unistd.h>
+// mpi_job.cpp: MpiJob in the host library. It loads the MPI module on first
+// use (see backend.hpp) and forwards to it; without the module (a build
+// without MPI, or Open MPI missing at run time) every use is a clear error.
+#include <dlfcn.h>
 
-#include <climits>
+#include <filesystem>
 
 #include <fmt/format.h>
 
-#include "agent.hpp"
-#include "job_impl.hpp"
-#include "router.hpp"
+#include "backend.hpp"
+#include "mathpool/mpi.hpp"
 
 namespace mathpool {
 
-bool MpiJob::supported() noexcept { return true; }
+class MpiJob::Impl {
+ public:
+  std::unique_ptr<mpi_detail::Backend> backend;
+};
+
+namespace {
+
+// The module's entry point, or the reason there is none. Loaded once and
+// never unloaded (MPI libraries are not made to be unloaded).
+struct Module {
+  mpi_detail::JoinJob join = nullptr;
+  std::string missing;
+};
+
+const Module& module() {
+  static const Module loaded = [] {
+    Module m;
+#ifndef MATHPOOL_MPI_MODULE
+    m.missing = "this build of mathpool has no MPI support (build it with Open MPI installed: "
+                "Debian packages libopenmpi-dev and openmpi-bin)";
+#else
+    // Beside this library, wherever it is installed.
+    Dl_info self{};
+    dladdr(reinterpret_cast<void*>(&module), &self);
+    const std::filesystem::path file =
+        std::filesystem::path(self.dli_fname ? self.dli_fname : "").parent_path() / mpi_detail::kModuleFile;
+    // RTLD_GLOBAL: Open MPI's own components, which it loads later, expect
+    // its symbols to be global.
+    void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_GLOBAL);
+    if (!handle) {
+      const char* why = dlerror();
+      m.missing = fmt::format("cannot load mathpool's MPI module ({}); is Open MPI installed "
+                              "(Debian package openmpi-bin)?",
+                              why ? why : file.string());
+    } else {
+      m.join = reinterpret_cast<mpi_detail::JoinJob>(dlsym(handle, mpi_detail::kJoinJobSymbol));
+      if (!m.join) m.missing = fmt::format("{} has no entry point {}", file.string(), mpi_detail::kJoinJobSymbol);
+    }
+#endif
+    return m;
+  }();
+  return loaded;
+}
+
+}  // namespace
+
+bool MpiJob::supported() noexcept { return module().join != nullptr; }
 
 MpiJob::MpiJob(int& argc, char**& argv) : impl_(std::make_unique<Impl>()) {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (initialized) throw Error(ErrorKind::invalid_config, "MPI is initialised already: one MpiJob per process");
-  int provided = 0;
-  // One thread at a time talks to MPI: the router's while a pool is open.
-  if (MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
-    throw Error(ErrorKind::invalid_config, "MPI cannot start (MPI_Init_thread failed)");
-  if (provided < MPI_THREAD_SERIALIZED) {
-    MPI_Finalize();
-    throw Error(ErrorKind::invalid_config, "this MPI library cannot be used from more than one thread");
-  }
-  MPI_Comm_rank(MPI_COMM_WORLD, &impl_->rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &impl_->size);
-  MPI_Comm same_machine;
-  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &same_machine) == MPI_SUCCESS) {
-    MPI_Comm_size(same_machine, &impl_->local_ranks);
-    MPI_Comm_free(&same_machine);
-  }
-  char host[HOST_NAME_MAX + 1] = {};
-  ::gethostname(host, sizeof host - 1);
-  impl_->node = host;
+  if (!module().join) throw Error(ErrorKind::invalid_config, module().missing);
+  impl_->backend.reset(module().join(&argc, &argv));
 }
 
-MpiJob::~MpiJob() {
-  if (!impl_->finalize) return;
-  if (impl_->rank == 0) {
-    for (int r = 1; r < impl_->size; ++r) impl_->transport.send(r, mpi_detail::Tag::end, {});
-    for (int i = 0; i < 5000 && !impl_->transport.progress(); ++i) ::usleep(1000);
-  }
-  MPI_Finalize();
-}
+MpiJob::~MpiJob() = default;
 
-int MpiJob::rank() const noexcept { return impl_->rank; }
-int MpiJob::size() const noexcept { return impl_->size; }
-const std::string& MpiJob::node() const noexcept { return impl_->node; }
+int MpiJob::rank() const noexcept { return impl_->backend->rank(); }
+int MpiJob::size() const noexcept { return impl_->backend->size(); }
+const std::string& MpiJob::node() const noexcept { return impl_->backend->node(); }
+int MpiJob::serve() { return impl_->backend->serve(); }
+void MpiJob::abandon() noexcept { impl_->backend->abandon(); }
 
-int MpiJob::serve() {
-  if (impl_->rank == 0) throw Error(ErrorKind::invalid_config, "rank 0 makes the pool; only other ranks serve()");
-  return mpi_detail::serve_as_agent(*impl_);
-}
-
-void MpiJob::abandon() noexcept { impl_->finalize = false; }
-
-Pool::Pool(MpiJob& job, PoolOptions options) {
-  if (job.rank() != 0)
-    throw Error(ErrorKind::invalid_config,
-                fmt::format("a pool across MPI ranks is made on rank 0; rank {} must serve()", job.rank()));
-  mpi_detail::Router::open_nodes(job.impl(), options);  // each node resolves `auto` itself
-  auto local = std::make_unique<Impl>(job.impl().resolve_workers(options));
-  local->set_router(std::make_unique<mpi_detail::Router>(job.impl(), *local, options));
-  impl_ = std::move(local);
-}
+Pool::Pool(MpiJob& job, PoolOptions options) : impl_(job.impl().backend->open_pool(options)) {}
 
 }  // namespace mathpool

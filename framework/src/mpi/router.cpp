@@ -31,7 +31,7 @@ std::uint64_t make_id(std::uint32_t index, std::uint32_t generation) {
 
 }  // namespace
 
-Router::Router(MpiJob::Impl& job, Pool::Impl& local, const PoolOptions& options) : job_(job), local_(local) {
+Router::Router(Job& job, Pool::Impl& local, const PoolOptions& options) : job_(job), local_(local) {
   nodes_.resize(std::size_t(job.size));
   nodes_[0].name = job.node;
   nodes_[0].workers = local.local_size();
@@ -75,7 +75,7 @@ Router::Router(MpiJob::Impl& job, Pool::Impl& local, const PoolOptions& options)
   thread_ = std::thread([this] { loop(); });
 }
 
-void Router::open_nodes(MpiJob::Impl& job, const PoolOptions& options) {
+void Router::open_nodes(Job& job, const PoolOptions& options) {
   for (int r = 1; r < job.size; ++r) job.transport.send(r, Tag::open, encode_options(options));
 }
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "../host/pool_impl.hpp"
-#include "job_impl.hpp"
+#include "job.hpp"
 
 namespace mathpool::mpi_detail {
 
@@ -21,11 +21,11 @@ class Router final : public Pool::Impl::Router {
 
   // Asks every other rank to open a local pool with `options`; they start
   // while rank 0 starts its own.
-  static void open_nodes(MpiJob::Impl& job, const PoolOptions& options);
+  static void open_nodes(Job& job, const PoolOptions& options);
   // Waits until each node opened by open_nodes() says hello. Throws mathpool::Error (plugin_error) naming the node
   // whose pool could not start. `local` is rank 0's own pool; both it and
   // `job` outlive the router.
-  Router(MpiJob::Impl& job, Pool::Impl& local, const PoolOptions& options);
+  Router(Job& job, Pool::Impl& local, const PoolOptions& options);
   ~Router() override;
 
   void enqueue(std::vector<Task>& tasks, bool batch) override;
@@ -74,7 +74,7 @@ class Router final : public Pool::Impl::Router {
   void answer(std::vector<detail::Finished>& answers);
   std::uint64_t hold(const Task& task, int node);  // under mutex_
 
-  MpiJob::Impl& job_;
+  Job& job_;
   Pool::Impl& local_;
   LocalCompletion local_completion_{*this};
   std::vector<Node> nodes_;  // [0]: rank 0's own pool

@@ -1,5 +1,5 @@
-// job_impl.hpp: what an MpiJob holds, shared by the router (rank 0) and the
-// node agent (other ranks).
+// job.hpp: this process's membership of the MPI job, shared by the router
+// (rank 0) and the node agent (other ranks). Part of the MPI module.
 #pragma once
 
 #include <algorithm>
@@ -7,13 +7,12 @@
 
 #include "../host/plugin_search.hpp"
 
-#include "mathpool/mpi.hpp"
+#include "mathpool/pool.hpp"
 #include "transport.hpp"
 
-namespace mathpool {
+namespace mathpool::mpi_detail {
 
-class MpiJob::Impl {
- public:
+struct Job {
   int rank = 0;
   int size = 1;
   std::string node;  // this machine's host name
@@ -21,7 +20,7 @@ class MpiJob::Impl {
   bool finalize = true;
   // The one channel to the other ranks; used by one thread at a time (the
   // router's thread while a pool is open, else the caller's).
-  mpi_detail::Transport transport;
+  Transport transport;
 
   // `workers: auto` on this machine: its cores, shared among the job's ranks
   // on it, so several ranks on one machine do not oversubscribe it.
@@ -31,4 +30,4 @@ class MpiJob::Impl {
   }
 };
 
-}  // namespace mathpool
+}  // namespace mathpool::mpi_detail

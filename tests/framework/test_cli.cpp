@@ -20,6 +20,7 @@ using mathpool::Value;
 using mathpool::test::CommandResult;
 using mathpool::test::parse_records;
 using mathpool::test::read_records;
+using mathpool::test::read_text;
 using mathpool::test::run_mathpool;
 using mathpool::test::TempDir;
 
@@ -27,12 +28,6 @@ namespace {
 
 const std::string kTestkit = TESTKIT_PLUGIN;
 
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;

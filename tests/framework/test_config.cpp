@@ -19,6 +19,7 @@ using mathpool::ConfigError;
 using mathpool::parse_config;
 using mathpool::RunConfig;
 using mathpool::Value;
+using mathpool::test::read_text;
 using namespace std::chrono_literals;
 
 namespace {
@@ -53,12 +54,6 @@ void expect_error_at(const std::string& message, int line, const std::string& ke
   EXPECT_EQ(message.rfind(prefix, 0), 0u) << "expected prefix: " << prefix << "\nmessage: " << message;
 }
 
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 }  // namespace
 

@@ -28,6 +28,7 @@ namespace mathpool {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using test::read_text;
 using namespace std::chrono_literals;
 
 bool zygote_mode() {
@@ -42,12 +43,6 @@ std::string unique_tag(const std::string& what) {
   return (what + std::to_string(getpid() % 100000)).substr(0, 15);
 }
 
-std::string read_text(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // The state letter of a process (R, S, T, Z...), or 0 when it is gone.
 char process_state(pid_t pid) {

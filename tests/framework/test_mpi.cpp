@@ -245,6 +245,39 @@ TEST(Mpi, AConfigErrorEndsTheJobWithStatus2AndNamesIt) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 30s) << "no rank may be left waiting";
 }
 
+// The host library does not link Open MPI: MpiJob loads the MPI module on
+// first use, so a program that never joins a job does not load it.
+TEST(Mpi, TheHostLibraryLoadsNoMpiUntilAJobIsMade) {
+  Pool pool(test_pool_options(1));
+  ASSERT_TRUE(pool.submit("testkit.pid", Value::object()).get().ok());
+  const std::string maps = read_text("/proc/self/maps");
+  EXPECT_NE(maps.find("libmathpool_host"), std::string::npos);
+  EXPECT_EQ(maps.find("libmpi"), std::string::npos) << "Open MPI was loaded without a job";
+}
+
+// Without the module (here: the host library copied where it has none),
+// --mpi exits 2 and says what is missing; a plain run still works.
+TEST(Mpi, WithoutTheModuleRunMpiSaysWhatIsMissing) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "lib");
+  for (const char* library : {HOST_LIBRARY, SDK_LIBRARY})
+    fs::copy_file(library, dir.path() / "lib" / fs::path(library).filename());
+  // The worker program is found beside the host library too.
+  fs::create_directory_symlink(fs::path(HOST_LIBRARY).parent_path() / "mathpool", dir.path() / "lib" / "mathpool");
+  const fs::path config = dir.write("run.yaml", fmt::format("plugin_path: [{}]\nanalyses:\n"
+                                                            "  - {{name: p, analysis: testkit.pid}}\n",
+                                                            fs::path(TESTKIT_PLUGIN).parent_path().string()));
+  ::setenv("LD_LIBRARY_PATH", (dir.path() / "lib").c_str(), 1);
+  const CommandResult mpi = run_program(MATHPOOL_CLI, {"run", "--mpi", config.string()});
+  const CommandResult plain = run_program(MATHPOOL_CLI, {"run", config.string()});
+  ::unsetenv("LD_LIBRARY_PATH");
+  EXPECT_EQ(mpi.exit_code, 2) << mpi.err;
+  EXPECT_NE(mpi.err.find("cannot load mathpool's MPI module"), std::string::npos) << mpi.err;
+  EXPECT_NE(mpi.err.find((dir.path() / "lib").string()), std::string::npos) << "names where it looked: " << mpi.err;
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(test::parse_records(plain.out).size(), 1u) << plain.out;
+}
+
 TEST(Mpi, AHostProgramGetsAPoolAcrossTheRanks) {
   const CommandResult r = run_program(kMpirun, under_mpirun({MPI_HOST_EXAMPLE, LFSR_PLUGIN}));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;

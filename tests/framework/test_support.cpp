@@ -116,12 +116,14 @@ std::vector<Value> parse_records(const std::string& text) {
   return records;
 }
 
-std::vector<Value> read_records(const std::filesystem::path& file) {
-  std::ifstream in(file);
+std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
   std::stringstream text;
   text << in.rdbuf();
-  return parse_records(text.str());
+  return text.str();
 }
+
+std::vector<Value> read_records(const std::filesystem::path& file) { return parse_records(read_text(file)); }
 
 int in_child(const std::function<int()>& body) {
   const pid_t pid = fork();

@@ -43,6 +43,8 @@ int wait_exit(int pid);
 
 // Reads a JSON Lines file into Values.
 std::vector<Value> read_records(const std::filesystem::path& file);
+// A file's whole contents ("" when it cannot be read).
+std::string read_text(const std::filesystem::path& file);
 std::vector<Value> parse_records(const std::string& text);
 
 // Runs `body` in a forked child and returns its exit status (98: it threw);

@@ -288,6 +288,8 @@ void sweep_now() {
   unswept_tasks = 0;
 }
 
+std::int64_t last_task_end_ns = 0;  // monotonic_ns() when the last task ended
+
 std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& request) {
   LoadedAnalysis* analysis = loader.find(std::string(request.analysis));
   const auto known = last_task_ns.find(analysis);
@@ -297,23 +299,25 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
   page.started_ns.store(start, std::memory_order_relaxed);
   page.started.fetch_add(1, std::memory_order_release);
   std::uint8_t flags = 0;
+  std::int64_t end = 0;  // one clock reading after the task: they cost ~100 ns each on some VMs
   if (fork_per_task) {
     std::optional<Outcome> none;
     std::optional<TaskError> error = run_in_child(loader, analysis, channel, request, start);
-    if (error) queue_reply(channel, request, seconds_since(start), none, error, flags);
+    end = monotonic_ns();
+    if (error) queue_reply(channel, request, seconds_of(end - start), none, error, flags);
   } else {
     auto [outcome, error] = compute(loader, analysis, request);
     // After std::bad_alloc the heap may be in any state: ask to be replaced.
     if (error && error->kind == ErrorKind::memory) flags |= kRetire;
-    const std::int64_t took = monotonic_ns() - start;
-    last_task_ns[analysis] = took;
-    queue_reply(channel, request, seconds_of(took), outcome, error, flags);
+    end = monotonic_ns();
+    last_task_ns[analysis] = end - start;
+    queue_reply(channel, request, seconds_of(end - start), outcome, error, flags);
   }
+  last_task_end_ns = end;
   // Looking for what the task started costs a system call; a task that
   // started a process took at least a fork's time (a fork copies this
   // worker's page tables), so quicker tasks leave it to the next sweep, at
   // most a millisecond later or before the worker waits for input.
-  const std::int64_t end = monotonic_ns();
   if (fork_per_task || end - start >= kMayHaveStartedProcessNs || end - last_sweep_ns >= kSweepEveryNs)
     sweep_now();
   else
@@ -363,10 +367,11 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
   constexpr std::size_t kFlushBytes = 64 * 1024;
   std::int64_t last_flush = monotonic_ns();
   for (;;) {
+    // Replies are queued only by tasks, so the last one's end is "now" here.
     if (channel.has_queued() &&
-        (channel.queued_bytes() >= kFlushBytes || monotonic_ns() - last_flush >= kFlushEveryNs)) {
+        (channel.queued_bytes() >= kFlushBytes || last_task_end_ns - last_flush >= kFlushEveryNs)) {
       if (!channel.flush()) return kWorkerExitOk;
-      last_flush = monotonic_ns();
+      last_flush = last_task_end_ns;
     }
     std::optional<Frame> frame;
     try {

@@ -25,10 +25,11 @@ namespace mathpool {
 
 enum class StartMode {
   spawn,   // every worker is a fresh process that loads plugins and runs setups
-  // Workers fork from a warm template that ran the setups once. The host
-  // process adopts each new worker by being a child subreaper
-  // (PR_SET_CHILD_SUBREAPER) for the length of that fork only, so orphans of
-  // its other children are almost never reparented to it.
+  // Workers fork from a warm template that ran the setups once. Each is a
+  // child of the host process from its start (the template clones it with
+  // CLONE_PARENT), so the host adopts nothing. Only a template whose setups
+  // left threads running double-forks instead; the host is then a child
+  // subreaper while it takes in each worker (see README, "Zygote mode").
   zygote,
 };
 

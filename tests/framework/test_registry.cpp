@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "host/options_value.hpp"
 #include "mathpool/registry.hpp"
 #include "mathpool/run.hpp"
 #include "test_support.hpp"
@@ -45,6 +46,41 @@ std::vector<int> worker_pids(const PoolStats& stats) {
   std::vector<int> pids;
   for (const WorkerStats& w : stats.workers) pids.push_back(w.pid);
   return pids;
+}
+
+// Options travel to other MPI ranks as a Value map and registry statistics
+// print it: every field must survive the round trip.
+TEST(OptionsValue, EveryFieldSurvivesTheRoundTrip) {
+  PoolOptions options;
+  options.workers = 3;
+  options.start = StartMode::spawn;
+  options.isolation = Isolation::task;
+  options.task_timeout = std::chrono::milliseconds(1500);
+  options.memory_limit = 1 << 30;
+  options.max_tasks_per_worker = 7;
+  options.retries = 4;
+  options.setup_timeout = std::chrono::milliseconds(2500);
+  options.chunk_size = 9;
+  options.plugin_paths = {"/a/b", "c"};
+  options.default_plugin_paths = false;
+  options.allow_insecure_plugins = true;
+  options.preload = std::vector<std::string>{"x.y", "z.w"};
+  EXPECT_TRUE(detail::options_from_value(detail::options_to_value(options)) == options);
+  const PoolOptions defaults;
+  EXPECT_TRUE(detail::options_from_value(detail::options_to_value(defaults)) == defaults);
+  EXPECT_EQ(describe(options).substr(0, 44), "workers=3 start=spawn isolation=task task_ti") << describe(options);
+  EXPECT_NE(describe(defaults).find("task_timeout_ms=none"), std::string::npos) << describe(defaults);
+  EXPECT_NE(describe(defaults).find("preload=all"), std::string::npos) << describe(defaults);
+
+  Value broken = detail::options_to_value(options);
+  broken["retries"] = "many";
+  try {
+    detail::options_from_value(broken);
+    FAIL() << "malformed options were accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::invalid_config);
+    EXPECT_NE(std::string(e.what()).find("malformed pool options"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Registry, EqualOptionsShareOnePool) {

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "default_pool_options.hpp"
+#include "options_value.hpp"
 
 namespace mathpool {
 namespace detail {
@@ -254,24 +255,13 @@ PoolRegistry& default_registry() {
   return *default_registry_instance;
 }
 
-std::string describe(const PoolOptions& o) {
-  std::string plugins;
-  for (const auto& p : o.plugin_paths) plugins += (plugins.empty() ? "" : ",") + p.string();
-  std::string preload = "all";
-  if (o.preload) {
-    preload.clear();
-    for (const auto& name : *o.preload) preload += (preload.empty() ? "" : ",") + name;
-    preload = "[" + preload + "]";
-  }
-  return fmt::format(
-      "workers={} start={} isolation={} task_timeout={} memory_limit={} max_tasks_per_worker={} retries={} "
-      "chunk_size={} setup_timeout={}ms plugins=[{}]{} preload={}{}",
-      o.workers == 0 ? std::string("cores") : std::to_string(o.workers),
-      o.start == StartMode::zygote ? "zygote" : "spawn", o.isolation == Isolation::task ? "task" : "worker",
-      o.task_timeout ? fmt::format("{}ms", o.task_timeout->count()) : std::string("none"), o.memory_limit,
-      o.max_tasks_per_worker, o.retries, o.chunk_size == 0 ? std::string("auto") : std::to_string(o.chunk_size),
-      o.setup_timeout.count(), plugins, o.default_plugin_paths ? "+default" : "", preload,
-      o.allow_insecure_plugins ? " insecure" : "");
+std::string describe(const PoolOptions& options) {
+  std::string line;
+  const Value fields = detail::options_to_value(options);  // outlives the loop over its items
+  for (const auto& [name, value] : fields.items())
+    line += fmt::format("{}{}={}", line.empty() ? "" : " ", name,
+                        value.is_string() ? value.get<std::string>() : value.is_null() ? "none" : value.dump());
+  return line;
 }
 
 }  // namespace mathpool

@@ -3,51 +3,21 @@
 #include <fmt/format.h>
 
 #include "../common/msgpack_json.hpp"
+#include "../host/options_value.hpp"
 
 namespace mathpool::mpi_detail {
 
-std::string encode_options(const PoolOptions& o) {
-  Value paths = Value::array();
-  for (const auto& p : o.plugin_paths) paths.push_back(p.string());
-  Value map = {{"workers", o.workers},
-               {"start", o.start == StartMode::zygote ? "zygote" : "spawn"},
-               {"isolation", o.isolation == Isolation::task ? "task" : "worker"},
-               {"task_timeout_ms", o.task_timeout ? Value(o.task_timeout->count()) : Value()},
-               {"memory_limit", o.memory_limit},
-               {"max_tasks_per_worker", o.max_tasks_per_worker},
-               {"retries", o.retries},
-               {"setup_timeout_ms", o.setup_timeout.count()},
-               {"chunk_size", o.chunk_size},
-               {"plugin_paths", paths},
-               {"default_plugin_paths", o.default_plugin_paths},
-               {"allow_insecure_plugins", o.allow_insecure_plugins},
-               {"preload", o.preload ? Value(*o.preload) : Value()}};
+std::string encode_options(const PoolOptions& options) {
   std::string out;
-  detail::append_msgpack(out, map);
+  detail::append_msgpack(out, detail::options_to_value(options));
   return out;
 }
 
 PoolOptions decode_options(std::string_view bytes) {
   try {
-    const Value map = detail::msgpack_to_value(bytes);
-    PoolOptions o;
-    o.workers = map.at("workers").get<int>();
-    o.start = map.at("start") == "zygote" ? StartMode::zygote : StartMode::spawn;
-    o.isolation = map.at("isolation") == "task" ? Isolation::task : Isolation::worker;
-    if (!map.at("task_timeout_ms").is_null())
-      o.task_timeout = std::chrono::milliseconds(map.at("task_timeout_ms").get<long long>());
-    o.memory_limit = map.at("memory_limit").get<std::int64_t>();
-    o.max_tasks_per_worker = map.at("max_tasks_per_worker").get<int>();
-    o.retries = map.at("retries").get<int>();
-    o.setup_timeout = std::chrono::milliseconds(map.at("setup_timeout_ms").get<long long>());
-    o.chunk_size = map.at("chunk_size").get<int>();
-    for (const Value& p : map.at("plugin_paths")) o.plugin_paths.emplace_back(p.get<std::string>());
-    o.default_plugin_paths = map.at("default_plugin_paths").get<bool>();
-    o.allow_insecure_plugins = map.at("allow_insecure_plugins").get<bool>();
-    if (!map.at("preload").is_null()) o.preload = map.at("preload").get<std::vector<std::string>>();
-    return o;
+    return detail::options_from_value(detail::msgpack_to_value(bytes));
   } catch (const std::exception& e) {
-    throw Error(ErrorKind::invalid_config, fmt::format("malformed pool options from rank 0: {}", e.what()));
+    throw Error(ErrorKind::invalid_config, fmt::format("pool options from rank 0: {}", e.what()));
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -10,12 +11,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <thread>
 
 #include "../common/fd_passing.hpp"
+#include "fork_handlers.hpp"
 
 namespace mathpool::detail {
 namespace {
@@ -38,14 +41,76 @@ ssize_t read_retrying(int fd, void* data, std::size_t size) {
   return n;
 }
 
+// Where this thread's descriptor (pthread_self()) keeps its thread id, which
+// fork() sets in the child (glibc points the kernel's CLONE_CHILD_SETTID at
+// it): thread calls on pthread_self() (pthread_setaffinity_np,
+// pthread_getcpuclockid, ...) act on that id. Found by trial: of the words
+// in the descriptor that hold this thread's id, the one a forked child finds
+// holding its own. Null when there is not exactly one.
+pid_t* find_thread_id_slot() {
+  auto* descriptor = reinterpret_cast<unsigned char*>(pthread_self());
+  const pid_t self = gettid();
+  constexpr int kScannedBytes = 1024;  // well inside the descriptor (about 2 KiB)
+  int candidates[64];
+  int count = 0;
+  for (int offset = 0; offset + int(sizeof(pid_t)) <= kScannedBytes && count < 64; offset += sizeof(pid_t)) {
+    pid_t value;
+    std::memcpy(&value, descriptor + offset, sizeof value);
+    if (value == self) candidates[count++] = offset;
+  }
+  if (count == 0) return nullptr;
+  int answer[2];
+  if (pipe2(answer, O_CLOEXEC) != 0) return nullptr;
+  const pid_t probe = _Fork();  // a plain fork without the fork handlers: nothing of ours runs twice
+  if (probe == 0) {
+    std::uint64_t rewritten = 0;
+    const pid_t me = gettid();
+    for (int i = 0; i < count; ++i) {
+      pid_t value;
+      std::memcpy(&value, descriptor + candidates[i], sizeof value);
+      if (value == me) rewritten |= std::uint64_t(1) << i;
+    }
+    [[maybe_unused]] auto written = ::write(answer[1], &rewritten, sizeof rewritten);
+    _exit(0);
+  }
+  ::close(answer[1]);
+  std::uint64_t rewritten = 0;
+  const bool read = probe > 0 && read_retrying(answer[0], &rewritten, sizeof rewritten) == sizeof rewritten;
+  ::close(answer[0]);
+  if (probe > 0) {
+    while (waitpid(probe, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (!read || __builtin_popcountll(rewritten) != 1) return nullptr;
+  return reinterpret_cast<pid_t*>(descriptor + candidates[__builtin_ctzll(rewritten)]);
+}
+
+pid_t* thread_id_slot = nullptr;  // set by template_forks_siblings()
+
 // A child of the template's parent (the host), not of the template: the
 // host reaps it and reads its exit status without adopting anything. The
-// raw system call skips what glibc's fork() does around the clone: fork
-// handlers, and re-initialising locks that other threads might have held.
-// Neither matters in a single-threaded process (see template_forks_siblings).
-// All arguments but the flags are 0: the child runs on a copy of this stack.
+// raw system call does what glibc's fork() does around its clone that
+// matters in a single-threaded process (see template_forks_siblings): the
+// fork handlers, the child's thread id in its descriptor, and its robust
+// mutex list (which the kernel does not carry into a child). What fork()
+// also does, fresh locks that other threads held, no single-threaded
+// process needs.
 pid_t clone_sibling() {
-  return static_cast<pid_t>(::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0));
+  void* robust_list = nullptr;
+  std::size_t robust_list_size = 0;
+  ::syscall(SYS_get_robust_list, 0, &robust_list, &robust_list_size);
+  run_fork_prepare_handlers();
+  // Arguments (x86-64 and most others): flags, stack (0: a copy of this
+  // one), parent's tid pointer, child's tid pointer, TLS.
+  const auto pid = static_cast<pid_t>(
+      ::syscall(SYS_clone, CLONE_PARENT | CLONE_CHILD_SETTID | SIGCHLD, nullptr, nullptr, thread_id_slot, nullptr));
+  if (pid == 0) {
+    if (robust_list) ::syscall(SYS_set_robust_list, robust_list, robust_list_size);
+    run_fork_child_handlers();
+    return 0;
+  }
+  run_fork_parent_handlers();
+  return pid;
 }
 
 // The worker's end: the channel on fd 3 as in a spawned worker, then serve.
@@ -99,7 +164,9 @@ bool template_forks_siblings() {
   while (const dirent* entry = readdir(tasks))
     if (entry->d_name[0] != '.') ++threads;
   closedir(tasks);
-  return threads == 1;
+  if (threads != 1 || !fork_handlers_recorded()) return false;
+  thread_id_slot = find_thread_id_slot();
+  return thread_id_slot != nullptr;
 }
 
 int run_template(Channel& channel, pid_t host, bool siblings, const std::function<int(Channel&)>& serve_worker) {

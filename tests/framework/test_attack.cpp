@@ -560,6 +560,44 @@ TEST(Attack, CancelPendingLeavesNothingRunningAfterwards) {
 // ---- isolation: task
 // ---------------------------------------------------------
 
+// A task that exits with status 0 under isolation: task (a plugin that
+// calls exit(0), or whose library does) never replied: it is crashed, with
+// the status, as it is under isolation: worker. Also a task that wrote a
+// forged frame or a deep value to the channel from its own process.
+TEST(Attack, AnIsolatedTaskThatExitsWithStatusZeroIsCrashedNotLost) {
+  PoolOptions options = hostile_pool_options(1);
+  options.isolation = Isolation::task;
+  options.task_timeout = std::chrono::milliseconds(3000);
+  Pool pool(options);
+  for (const int code : {7, 0}) {
+    SCOPED_TRACE("exit code " + std::to_string(code));
+    auto future = pool.submit("testkit.exit", {{"code", code}});
+    if (future.wait_for(6s) != std::future_status::ready) {
+      ADD_FAILURE() << "no record 6 s after the task exited, with task_timeout 3 s: the task is lost for good";
+      return pool.terminate();
+    }
+    const TaskResult r = future.get();
+    EXPECT_EQ(r.status(), "crashed") << (r.error ? r.error->message : r.result.dump());
+    if (r.error)
+      EXPECT_NE(r.error->message.find("status " + std::to_string(code)), std::string::npos) << r.error->message;
+  }
+  EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
+}
+
+TEST(Attack, ForgedFramesFromAnIsolatedTaskAreRefused) {
+  PoolOptions options = hostile_pool_options(1);
+  options.isolation = Isolation::task;
+  Pool pool(options);
+  const TaskResult deep = pool.submit("hostile.deep_value", {{"depth", 50000}}).get();
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.error->message.find("nested too deeply"), std::string::npos) << deep.error->message;
+  EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
+  const TaskResult huge = pool.submit("hostile.forge_frame", {{"length", 0xfffffff0}}).get();
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.error->message.find("protocol error"), std::string::npos) << huge.error->message;
+  EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
+}
+
 // Output a setup left in stdout's buffer belongs to the worker; each task's
 // process is forked with a copy of that buffer, and a task that flushes
 // stdout must not print it again (the zygote template flushes before it

@@ -4,14 +4,21 @@
 // contained. Processes they leave carry the name given in `tag` (at most 15
 // characters), so a test can look for exactly its own. Not installed.
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -90,6 +97,54 @@ void start_daemon(const std::string& tag, const std::string& pidfile = "") {
     _exit(0);
   }
   waitpid(child, nullptr, 0);
+}
+
+// For the attack tests (tests/framework/test_attack.cpp): a setup that, as
+// libraries do, registers a fork handler to re-seed its generator in every
+// child process; and, when the environment asks for it, leaves partial
+// output in stdout's buffer (MATHPOOL_HOSTILE_SETUP_PRINT) or ignores
+// SIGCHLD (MATHPOOL_HOSTILE_SETUP_IGNORE_SIGCHLD), as a careless plugin
+// that does not want zombies would.
+pid_t setup_pid = 0;
+pid_t atfork_child_pid = 0;
+std::mt19937_64 generator;
+
+void reseed_in_child() {
+  atfork_child_pid = getpid();
+  std::random_device device;
+  generator.seed((std::uint64_t(device()) << 32) ^ device() ^ std::uint64_t(getpid()));
+}
+
+// A process-shared robust mutex in memory every process forked from the
+// setup's shares (a cross-worker cache's lock, say): when its holder dies,
+// the next locker gets EOWNERDEAD instead of waiting forever.
+pthread_mutex_t* shared_lock = nullptr;
+
+std::any attack_setup() {
+  if (setup_pid == 0) pthread_atfork(nullptr, nullptr, reseed_in_child);
+  if (!shared_lock) {
+    void* memory = mmap(nullptr, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory != MAP_FAILED) {
+      pthread_mutexattr_t attributes;
+      pthread_mutexattr_init(&attributes);
+      pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+      pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+      shared_lock = static_cast<pthread_mutex_t*>(memory);
+      pthread_mutex_init(shared_lock, &attributes);
+    }
+  }
+  setup_pid = getpid();
+  std::random_device device;
+  generator.seed((std::uint64_t(device()) << 32) ^ device());
+  if (const char* text = std::getenv("MATHPOOL_HOSTILE_SETUP_PRINT")) std::printf("%s", text);
+  if (std::getenv("MATHPOOL_HOSTILE_SETUP_IGNORE_SIGCHLD")) ::signal(SIGCHLD, SIG_IGN);
+  return {};
+}
+
+int cpu_count_of_this_process() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
 }
 
 }  // namespace
@@ -193,5 +248,95 @@ MATHPOOL_PLUGIN("hostile", "1.0.0") {
   registry.add(analysis("segv", "Raises SIGSEGV", [](const auto&) -> mathpool::Value {
     ::raise(SIGSEGV);
     return mathpool::Value{{"survived", true}};
+  }));
+
+  auto forked = analysis("fork_handlers", "Reports which process ran the setup, in which the fork handler "
+                         "the setup registered last ran, and a draw of the generator it re-seeds there",
+                         [](const auto&) {
+                           return mathpool::Value{{"pid", getpid()},
+                                                  {"setup_pid", setup_pid},
+                                                  {"atfork_pid", atfork_child_pid},
+                                                  {"draw", std::int64_t(generator() >> 1)}};
+                         });
+  forked.setup = attack_setup;
+  registry.add(forked);
+  registry.add(analysis("own_thread", "Reads its thread's CPU clock through pthread_getcpuclockid(pthread_self()); "
+                        "with pin: true, binds its own thread to CPU 0 with pthread_setaffinity_np(pthread_self())",
+                        [](const auto& task) {
+                          clockid_t clock;
+                          timespec now{};
+                          const int got_clock = pthread_getcpuclockid(pthread_self(), &clock);
+                          const bool clock_ok = got_clock == 0 && clock_gettime(clock, &now) == 0;
+                          int pinned = -1;
+                          if (task.params().boolean("pin", false)) {
+                            cpu_set_t one;
+                            CPU_ZERO(&one);
+                            CPU_SET(0, &one);
+                            pinned = pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+                          }
+                          return mathpool::Value{{"pid", getpid()},
+                                                 {"clock_ok", clock_ok},
+                                                 {"pin_rc", pinned},
+                                                 {"cpus", cpu_count_of_this_process()}};
+                        }));
+  registry.add(analysis("print_flush", "Prints a line to stdout and flushes it", [](const auto&) {
+    std::printf("task %d\n", int(getpid()));
+    std::fflush(stdout);
+    return mathpool::Value{{"pid", getpid()}};
+  }));
+  registry.add(analysis("robust_lock_then_segv", "Locks the setup's shared robust mutex, then raises SIGSEGV",
+                        [](const auto&) -> mathpool::Value {
+                          if (!shared_lock) return mathpool::Value{{"error", "no shared lock (setup not run)"}};
+                          pthread_mutex_lock(shared_lock);
+                          ::raise(SIGSEGV);
+                          return mathpool::Value{{"survived", true}};
+                        }));
+  registry.add(analysis("robust_lock", "Locks the setup's shared robust mutex (giving up after `ms`); "
+                        "returns pthread_mutex_timedlock's code (EOWNERDEAD: its last holder died)",
+                        [](const auto& task) -> mathpool::Value {
+                          if (!shared_lock) return mathpool::Value{{"error", "no shared lock (setup not run)"}};
+                          timespec until{};
+                          clock_gettime(CLOCK_REALTIME, &until);
+                          const std::int64_t ms = task.params().integer("ms", 2000);
+                          until.tv_sec += time_t(ms / 1000);
+                          until.tv_nsec += long(ms % 1000) * 1000000;
+                          if (until.tv_nsec >= 1000000000) until.tv_sec += 1, until.tv_nsec -= 1000000000;
+                          const int rc = pthread_mutex_timedlock(shared_lock, &until);
+                          if (rc == EOWNERDEAD) pthread_mutex_consistent(shared_lock);
+                          if (rc == 0 || rc == EOWNERDEAD) pthread_mutex_unlock(shared_lock);
+                          return mathpool::Value{{"rc", rc}, {"eownerdead", EOWNERDEAD}, {"etimedout", ETIMEDOUT}};
+                        }));
+  registry.add(analysis("nested_session_then", "Forks a child that stays (named `tag`c) and starts a grandchild "
+                        "in a session of its own (named `tag`); then raises SIGSEGV (then: segv), sleeps `ms` "
+                        "milliseconds (then: hang) or returns (then: return)",
+                        [](const auto& task) {
+                          const std::string tag = tag_of(task);
+                          int ready[2];
+                          if (pipe(ready) != 0) return mathpool::Value{{"error", "pipe"}};
+                          if (fork() == 0) {
+                            if (fork() == 0) {
+                              setsid();
+                              ::close(ready[0]);
+                              ::close(ready[1]);  // the session exists: the task may go on
+                              linger(tag);
+                            }
+                            ::close(ready[0]);
+                            ::close(ready[1]);
+                            linger((tag + "c").substr(0, 15));
+                          }
+                          ::close(ready[1]);
+                          char byte;
+                          while (::read(ready[0], &byte, 1) > 0) {
+                          }
+                          ::close(ready[0]);
+                          usleep(20000);
+                          const std::string then(task.params().string("then", "segv"));
+                          if (then == "segv") ::raise(SIGSEGV);
+                          if (then != "return") usleep(useconds_t(task.params().integer("ms", 10000) * 1000));
+                          return mathpool::Value{{"pid", getpid()}};
+                        }));
+  registry.add(analysis("shell", "Runs `command` with std::system; returns its status", [](const auto& task) {
+    const std::string command(task.params().string("command", "true"));
+    return mathpool::Value{{"rc", std::system(command.c_str())}};
   }));
 }

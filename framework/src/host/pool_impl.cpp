@@ -160,6 +160,7 @@ void Pool::Impl::cancel_pending(const TaskError& error) {
 }
 
 void Pool::Impl::shutdown() {
+  if (getpid() != owner_) return;  // a forked child's copy: the threads and workers are the parent's
   if (router_) router_->stop(false, std::nullopt);
   {
     std::lock_guard lock(mutex_);
@@ -170,6 +171,7 @@ void Pool::Impl::shutdown() {
 }
 
 void Pool::Impl::shutdown(std::chrono::milliseconds grace) {
+  if (getpid() != owner_) return;  // as shutdown(): nothing of this copy runs in this process
   if (router_) router_->stop(false, grace);
   std::unique_lock lock(mutex_);
   shutdown_requested_ = true;
@@ -183,6 +185,7 @@ void Pool::Impl::shutdown(std::chrono::milliseconds grace) {
 }
 
 void Pool::Impl::terminate() {
+  if (getpid() != owner_) return;
   if (router_) router_->stop(true, std::nullopt);
   {
     std::lock_guard lock(mutex_);

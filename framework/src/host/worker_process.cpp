@@ -159,6 +159,7 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
   sigaddset(&defaults, SIGINT);
   sigaddset(&defaults, SIGTERM);
   sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGCHLD);  // a host program may ignore it; the worker waits for its children
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setsigdefault(&attributes, &defaults);
   // A session of its own: the terminal's Ctrl-C is the host's, and what the

@@ -12,14 +12,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <new>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fstream>
 
@@ -97,19 +100,37 @@ ProgressPage* receive_page(int channel_fd) {
 // child a task forked (it shares the page but its death is not the worker's).
 pid_t recording_pid = 0;
 
-// SIGKILLs the children listed in one thread's children file (and the groups
-// they lead). Async-signal-safe: system calls only.
-void kill_children_of_thread(const char* thread) {
-  char path[96] = "/proc/self/task/";
-  char* end = path + std::strlen(path);
-  end = stpcpy(end, thread);
-  stpcpy(end, "/children");
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+// Everything below works from a signal handler: system calls and stack
+// buffers only, small enough for the alternate signal stack.
+constexpr int kMaxTreeDepth = 6;
+
+// "/proc/<process>/task", or a file in one of its threads' directories.
+char* proc_path(char* out, const char* process, const char* thread = nullptr, const char* file = nullptr) {
+  char* end = stpcpy(stpcpy(stpcpy(out, "/proc/"), process), "/task");
+  if (thread) end = stpcpy(stpcpy(end, "/"), thread);
+  if (file) end = stpcpy(stpcpy(end, "/"), file);
+  return out;
+}
+
+void kill_descendants(const char* process, int depth);
+
+// SIGKILLs the children listed in one thread's children file, each after
+// its own descendants (and the groups they lead).
+void kill_children_of_thread(const char* process, const char* thread, int depth) {
+  char path[96];
+  const int fd = ::open(proc_path(path, process, thread, "children"), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  char text[4096];
+  char text[512];
   unsigned long pid = 0;
-  auto kill_pid = [&pid] {
+  auto kill_pid = [&pid, depth] {
     if (pid == 0) return;
+    if (depth < kMaxTreeDepth) {
+      char digits[24];
+      char* end = digits + sizeof digits;
+      *--end = '\0';
+      for (unsigned long n = pid; n > 0; n /= 10) *--end = char('0' + n % 10);
+      kill_descendants(end, depth + 1);
+    }
     ::kill(-pid_t(pid), SIGKILL);
     ::kill(pid_t(pid), SIGKILL);
     pid = 0;
@@ -124,23 +145,29 @@ void kill_children_of_thread(const char* thread) {
   ::close(fd);
 }
 
-// Kills every child of this process now, from a signal handler: daemons a
-// task started (setsid, double fork) are our children by then (we are their
-// subreaper), and out of our process group, so the host's kill of the group
-// would miss them once we are gone.
-void kill_children_now() {
-  const int tasks = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+// SIGKILLs every descendant of `process` ("self" or a pid), deepest first: a
+// process killed before its children would hand them to its subreaper (us,
+// dying) or to init, where they would outlive the task.
+void kill_descendants(const char* process, int depth) {
+  char path[64];
+  const int tasks = ::open(proc_path(path, process), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (tasks < 0) return;
-  alignas(dirent64) char entries[4096];
+  alignas(dirent64) char entries[1024];
   for (ssize_t n; (n = getdents64(tasks, entries, sizeof entries)) > 0;) {
     for (ssize_t offset = 0; offset < n;) {
       const auto* entry = reinterpret_cast<const dirent64*>(entries + offset);
       offset += entry->d_reclen;
-      if (entry->d_name[0] != '.') kill_children_of_thread(entry->d_name);
+      if (entry->d_name[0] != '.') kill_children_of_thread(process, entry->d_name, depth);
     }
   }
   ::close(tasks);
 }
+
+// Kills everything the tasks started, now, from a signal handler: daemons
+// that double-forked and setsid are our children by then (we are their
+// subreaper) or our children's, and out of our process group, so the host's
+// kill of the group would miss them once we are gone.
+void kill_children_now() { kill_descendants("self", 0); }
 
 // Records the signal in the page and ends what the tasks started, then lets
 // the signal end the process as it would have: SA_RESETHAND restored the
@@ -184,7 +211,7 @@ void end_what_the_task_started() {
   // The common case, a task that started nothing: one system call.
   if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD) return;
   for (int round = 0; round < 1000; ++round) {
-    bool any = false;
+    std::vector<pid_t> killed;
     if (DIR* tasks = opendir("/proc/self/task")) {
       while (dirent* thread = readdir(tasks)) {
         if (thread->d_name[0] == '.') continue;
@@ -192,17 +219,21 @@ void end_what_the_task_started() {
         for (pid_t child; children >> child;) {
           ::kill(-child, SIGKILL);  // its group, if it leads one
           ::kill(child, SIGKILL);
-          any = true;
+          killed.push_back(child);
         }
       }
       closedir(tasks);
     }
-    int status;
-    pid_t reaped;
-    while ((reaped = waitpid(-1, &status, any ? 0 : WNOHANG)) > 0) {
+    // Wait for exactly those: an orphan handed to us after the listing is
+    // alive and would hold up a wait for any child; the next round kills it.
+    for (pid_t child : killed) {
+      while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+      }
     }
-    if (reaped < 0 && errno == ECHILD) return;
-    if (!any) std::this_thread::sleep_for(std::chrono::microseconds(100));  // orphans on their way to us
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD) return;
+    if (killed.empty()) std::this_thread::sleep_for(std::chrono::microseconds(100));  // orphans on their way to us
   }
 }
 
@@ -242,25 +273,53 @@ void queue_reply(Channel& channel, const RunRequest& request, double seconds, st
   else channel.queue_ok_result(request.id, seconds, outcome->result);
 }
 
+// isolation: task. Shared with the task's processes: each says here that
+// its reply is written, so one that exits with status 0 before is no reply.
+struct TaskReplyMark {
+  std::atomic<std::uint64_t> replied_to{0};  // the request's id + 1; 0: none
+};
+TaskReplyMark* reply_mark = nullptr;
+
 // isolation: task. The task runs in a child that writes its own reply; what
 // kills the child becomes the task's error, and the worker goes on.
 std::optional<TaskError> run_in_child(PluginLoader& loader, LoadedAnalysis* analysis, Channel& channel,
                                       const RunRequest& request, std::int64_t start) {
-  channel.flush();  // the child must not write our replies a second time
+  if (!reply_mark) {
+    void* page = mmap(nullptr, sizeof(TaskReplyMark), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED)
+      return TaskError{ErrorKind::crashed, fmt::format("cannot share a page with the task: {}", std::strerror(errno))};
+    reply_mark = new (page) TaskReplyMark();
+  }
+  reply_mark->replied_to.store(0, std::memory_order_relaxed);
+  // Whoever set SIGCHLD to be ignored (a setup, or the host program before
+  // us), the kernel would reap the child and its exit status would be lost.
+  std::signal(SIGCHLD, SIG_DFL);
+  channel.flush();        // the child must not write our replies a second time,
+  std::fflush(nullptr);   // nor a setup's buffered output
   const pid_t child = fork();
   if (child < 0) return TaskError{ErrorKind::crashed, fmt::format("cannot fork the task: {}", std::strerror(errno))};
   if (child == 0) {
+    setpgid(0, 0);  // its own group: kill(0, ...) in the task reaches what the task started, not us
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     auto [outcome, error] = compute(loader, analysis, request);
     const std::uint8_t flags = 0;  // the child ends anyway: no need to retire the worker
     queue_reply(channel, request, seconds_since(start), outcome, error, flags);
-    channel.flush();
+    if (channel.flush()) reply_mark->replied_to.store(request.id + 1, std::memory_order_release);
     _exit(0);
   }
+  setpgid(child, child);  // also here: whichever runs first
   int status = 0;
-  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  pid_t reaped;
+  while ((reaped = waitpid(child, &status, 0)) < 0 && errno == EINTR) {
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return std::nullopt;  // it replied
+  const bool replied = reply_mark->replied_to.load(std::memory_order_acquire) == request.id + 1;
+  if (reaped != child)  // reaped by someone else: its status is lost, its mark is not
+    return replied ? std::nullopt
+                   : std::optional<TaskError>(TaskError{ErrorKind::crashed, "the task's process ended without replying"});
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    if (replied) return std::nullopt;
+    return TaskError{ErrorKind::crashed, "the task's process exited with status 0 before it replied"};
+  }
   if (WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitOutOfMemory)
     return TaskError{ErrorKind::memory, "the task's process ran out of memory"};
   if (WIFSIGNALED(status)) {
@@ -301,6 +360,9 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
   std::uint8_t flags = 0;
   std::int64_t end = 0;  // one clock reading after the task: they cost ~100 ns each on some VMs
   if (fork_per_task) {
+    // A setup not run yet runs here, in the worker, once: its state is what
+    // every task's process inherits, and a crash in it is the setup's.
+    if (analysis) run_setup(loader, *analysis);
     std::optional<Outcome> none;
     std::optional<TaskError> error = run_in_child(loader, analysis, channel, request, start);
     end = monotonic_ns();
@@ -419,6 +481,7 @@ int serve(int fd, pid_t host) {
   if (host > 0 && getppid() != host) return kWorkerExitOk;
   std::signal(SIGINT, SIG_IGN);
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGCHLD, SIG_DFL);  // an ignored SIGCHLD survives exec: children's statuses would be lost
   std::signal(SIGTTIN, SIG_IGN);
   std::signal(SIGTTOU, SIG_IGN);
   // Plugin output on stdout must never mix with the host's results.

@@ -65,11 +65,13 @@ pid_t session_of(pid_t pid) {
   return session;
 }
 
-// Descendants of a worker that died while the host was adopting another
-// (zygote_client.cpp) became the host's children: they are all in the
-// worker's session (the worker is its leader), and no child of the host
-// program is, since the worker's pid is still held by its unreaped zombie
-// (unless another waiter in the host program reaped the worker already).
+// Children of the host in the session of a process it is reaping (which
+// leads that session): descendants of a worker that died while the host was
+// adopting another (zygote_client.cpp), and workers a template forked but
+// died before it could hand over (a worker leaves the template's session
+// only once the host has its pid). No child of the host program is in that
+// session, since the leader's pid is still held by its unreaped zombie
+// (unless another waiter in the host program reaped it already).
 void reap_adopted_descendants(pid_t worker) {
   for (pid_t child : own_children()) {
     if (child == worker || session_of(child) != worker) continue;

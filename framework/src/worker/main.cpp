@@ -515,9 +515,13 @@ int serve(int fd, pid_t host) {
   if (!channel.send_control(MessageType::ready, loaded)) return kWorkerExitOk;
   if (zygote) {
     return run_template(channel, host, siblings, [&loader](Channel& worker_channel) {
-      detach_from_terminal(worker_channel.fd());
+      // The page comes once the host has our pid. Until then we stay in the
+      // template's session, the mark by which the host finds and reaps a
+      // worker whose template died before it could say the pid
+      // (reap_adopted_descendants()).
       current = {&worker_channel, receive_page(worker_channel.fd())};
       if (!current.page) return kWorkerExitBadHello;
+      detach_from_terminal(worker_channel.fd());
       recording_pid = getpid();
       Value ready = {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", Value::array()},
                      {"errors", Value::array()}};

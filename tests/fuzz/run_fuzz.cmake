@@ -18,6 +18,10 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build" --target ${
 if(rc)
   message(FATAL_ERROR "building ${TARGET} failed: ${rc}")
 endif()
+# A fresh corpus every run, grown from the seeds: one kept across runs grew to
+# thousands of inputs, and loading them alone took the fuzzer (with its
+# sanitizer's bookkeeping) past the RSS limit meant for a single input.
+file(REMOVE_RECURSE "${WORK_DIR}/corpus-${TARGET}")
 file(MAKE_DIRECTORY "${WORK_DIR}/corpus-${TARGET}")
 file(GLOB seeds "${SOURCE_DIR}/tests/fuzz/seeds-${TARGET}/*")
 # Per-input limits: an input that takes seconds or hundreds of megabytes (an

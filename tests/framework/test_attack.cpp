@@ -27,47 +27,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-bool zygote_mode() {
-  const char* start = std::getenv("MATHPOOL_TEST_START");
-  return start && std::string(start) == "zygote";
-}
+using test::children_of;
+using test::process_state;
+using test::read_text;
+using test::zombie_children;
+using test::zygote_mode;
 
 std::string start_mode() { return zygote_mode() ? "zygote" : "spawn"; }
-
-std::string read_text(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-char process_state(pid_t pid) {
-  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = stat.rfind(')');
-  return close == std::string::npos || close + 2 >= stat.size() ? 0 : stat[close + 2];
-}
-
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  if (DIR* dir = opendir(tasks.c_str())) {
-    while (dirent* e = readdir(dir)) {
-      if (e->d_name[0] == '.') continue;
-      std::istringstream list(read_text(tasks + "/" + e->d_name + "/children"));
-      for (pid_t child; list >> child;) out.push_back(child);
-    }
-    closedir(dir);
-  }
-  return out;
-}
-
-std::vector<pid_t> zombie_children() {
-  std::vector<pid_t> zombies;
-  for (pid_t child : children_of(getpid()))
-    if (process_state(child) == 'Z') zombies.push_back(child);
-  return zombies;
-}
 
 std::vector<pid_t> live_named(const std::string& comm) {
   std::vector<pid_t> found;
@@ -239,6 +205,21 @@ TEST(Attack, ARobustMutexHeldByACrashedWorkerIsRecovered) {
 
 // ---- host programs ----------------------------------------------------------
 
+// Submits a segfaulting task to an isolated pool (task_timeout 3 s) and
+// checks its record comes back at once as a crash; false when none came.
+bool crash_comes_back_at_once(Pool& pool) {
+  const auto start = Clock::now();
+  auto future = pool.submit("hostile.segv", Value::object());
+  if (future.wait_for(8s) != std::future_status::ready) {
+    ADD_FAILURE() << "no record 8 s after a crash, with task_timeout 3 s: the task hangs for good";
+    return false;
+  }
+  const TaskResult crash = future.get();
+  EXPECT_EQ(crash.status(), "crashed") << (crash.error ? crash.error->message : crash.result.dump());
+  EXPECT_LT(seconds_since(start), 2.0) << "the crash came back as a time-out, not at once";
+  return true;
+}
+
 // A host program (a server, say) that ignores SIGCHLD so that its own
 // children never become zombies. Its workers must not inherit that: under
 // isolation: task a crash in a task's process would read as a reply (the
@@ -257,16 +238,7 @@ TEST(Attack, AHostThatIgnoresSigchldStillGetsIsolatedCrashesAsCrashes) {
   options.isolation = Isolation::task;
   options.task_timeout = std::chrono::milliseconds(3000);
   Pool pool(options);
-  const auto start = Clock::now();
-  auto future = pool.submit("hostile.segv", Value::object());
-  if (future.wait_for(8s) != std::future_status::ready) {
-    ADD_FAILURE() << "no record 8 s after a crash, with task_timeout 3 s: the "
-                     "task hangs for good";
-    return pool.terminate();
-  }
-  const TaskResult crash = future.get();
-  EXPECT_EQ(crash.status(), "crashed") << (crash.error ? crash.error->message : crash.result.dump());
-  EXPECT_LT(seconds_since(start), 2.0) << "the crash came back as a time-out, not at once";
+  if (!crash_comes_back_at_once(pool)) return pool.terminate();
   const TaskResult system = pool.submit("hostile.system_sleep", {{"seconds", "0"}}).get();
   ASSERT_TRUE(system.ok()) << system.error->message;
   EXPECT_EQ(system.result["rc"], 0) << "std::system() in a task failed: " << system.result.dump();
@@ -281,16 +253,7 @@ TEST(Attack, ASetupThatIgnoresSigchldDoesNotHideIsolatedCrashes) {
   options.isolation = Isolation::task;
   options.task_timeout = std::chrono::milliseconds(3000);
   Pool pool(options);
-  const auto start = Clock::now();
-  auto future = pool.submit("hostile.segv", Value::object());
-  if (future.wait_for(8s) != std::future_status::ready) {
-    ADD_FAILURE() << "no record 8 s after a crash, with task_timeout 3 s: the "
-                     "task hangs for good";
-    return pool.terminate();
-  }
-  const TaskResult crash = future.get();
-  EXPECT_EQ(crash.status(), "crashed") << (crash.error ? crash.error->message : crash.result.dump());
-  EXPECT_LT(seconds_since(start), 2.0) << "the crash came back as a time-out, not at once";
+  if (!crash_comes_back_at_once(pool)) return pool.terminate();
   EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
 }
 

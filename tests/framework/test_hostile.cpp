@@ -28,13 +28,12 @@ namespace mathpool {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using test::children_of;
+using test::process_state;
 using test::read_text;
+using test::zombie_children;
+using test::zygote_mode;
 using namespace std::chrono_literals;
-
-bool zygote_mode() {
-  const char* start = std::getenv("MATHPOOL_TEST_START");
-  return start && std::string(start) == "zygote";
-}
 
 std::string start_mode() { return zygote_mode() ? "zygote" : "spawn"; }
 
@@ -43,13 +42,6 @@ std::string unique_tag(const std::string& what) {
   return (what + std::to_string(getpid() % 100000)).substr(0, 15);
 }
 
-
-// The state letter of a process (R, S, T, Z...), or 0 when it is gone.
-char process_state(pid_t pid) {
-  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = stat.rfind(')');
-  return close == std::string::npos || close + 2 >= stat.size() ? 0 : stat[close + 2];
-}
 
 std::vector<pid_t> all_pids() {
   std::vector<pid_t> pids;
@@ -84,27 +76,6 @@ std::vector<pid_t> wait_gone(const std::string& comm, const std::string& text = 
   std::vector<pid_t> left;
   while (!(left = live_processes(comm, text)).empty() && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
   return left;
-}
-
-// Children of `pid` (of every thread).
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  if (DIR* dir = opendir(tasks.c_str())) {
-    while (dirent* e = readdir(dir)) {
-      if (e->d_name[0] == '.') continue;
-      std::istringstream list(read_text(tasks + "/" + e->d_name + "/children"));
-      for (pid_t child; list >> child;) out.push_back(child);
-    }
-    closedir(dir);
-  }
-  return out;
-}
-
-int zombie_children() {
-  int zombies = 0;
-  for (pid_t child : children_of(getpid())) zombies += process_state(child) == 'Z';
-  return zombies;
 }
 
 std::string pool_yaml(const std::string& extra) {
@@ -351,10 +322,10 @@ TEST(Hostile, ThousandGrandchildrenLeaveNoZombieInTheHost) {
     const auto crashes = pool.map("hostile.fork_then_segv", std::vector<Value>(5, {{"tag", unique_tag("hgc")}}));
     for (const auto& r : crashes) EXPECT_EQ(r.status(), "crashed");
     std::this_thread::sleep_for(200ms);
-    EXPECT_EQ(zombie_children(), 0) << "while the pool runs";
+    EXPECT_EQ(zombie_children().size(), 0u) << "while the pool runs";
   }
   std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(zombie_children(), 0) << "after the pool";
+  EXPECT_EQ(zombie_children().size(), 0u) << "after the pool";
 }
 
 // 7b. The host program's own background jobs are not adopted and left as
@@ -363,7 +334,7 @@ TEST(Hostile, HostProgramsOrphansAreNotLeftAsZombies) {
   Pool pool(hostile_pool_options(1));
   for (int i = 0; i < 20; ++i) ASSERT_EQ(std::system("sh -c 'sleep 0.2 &'"), 0);
   std::this_thread::sleep_for(600ms);
-  EXPECT_EQ(zombie_children(), 0);
+  EXPECT_EQ(zombie_children().size(), 0u);
   EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
 }
 
@@ -404,11 +375,11 @@ TEST(Hostile, OrphansOfTheHostProgramAreNotAdoptedAndOwnChildrenKeepTheirStatus)
   EXPECT_EQ(wrong_status.load(), 0) << "the pool took the exit status of the host program's own child";
   // The last orphans' sleeps end within 50 ms.
   const auto give_up = Clock::now() + 2s;
-  while (zombie_children() > 0 && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
+  while (!zombie_children().empty() && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
   std::string names;
   for (pid_t child : children_of(getpid()))
     if (process_state(child) == 'Z') names += read_text("/proc/" + std::to_string(child) + "/comm");
-  EXPECT_EQ(zombie_children(), 0) << "orphans adopted while forking workers stayed zombies: " << names;
+  EXPECT_EQ(zombie_children().size(), 0u) << "orphans adopted while forking workers stayed zombies: " << names;
   RecordProperty("orphans", orphans.load());
 }
 
@@ -442,9 +413,9 @@ TEST(Hostile, ATemplateWithThreadsDoubleForksAndItsWorkersStillServe) {
       EXPECT_NE(r.error->message.find("SIGSEGV"), std::string::npos) << r.error->message;
     }
     std::this_thread::sleep_for(100ms);
-    EXPECT_EQ(zombie_children(), 0) << "while the pool runs";
+    EXPECT_EQ(zombie_children().size(), 0u) << "while the pool runs";
   }
-  EXPECT_EQ(zombie_children(), 0) << "after the pool";
+  EXPECT_EQ(zombie_children().size(), 0u) << "after the pool";
 }
 
 // 7c. A host thread reaping any child (waitpid(-1)) must not turn worker

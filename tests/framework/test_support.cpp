@@ -1,5 +1,6 @@
 #include "test_support.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -124,6 +125,38 @@ std::string read_text(const std::filesystem::path& file) {
 }
 
 std::vector<Value> read_records(const std::filesystem::path& file) { return parse_records(read_text(file)); }
+
+bool zygote_mode() {
+  const char* start = std::getenv("MATHPOOL_TEST_START");
+  return start && std::string(start) == "zygote";
+}
+
+char process_state(pid_t pid) {
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? 0 : stat[close + 2];
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* dir = opendir(tasks.c_str())) {
+    while (dirent* e = readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      std::istringstream list(read_text(tasks + "/" + e->d_name + "/children"));
+      for (pid_t child; list >> child;) out.push_back(child);
+    }
+    closedir(dir);
+  }
+  return out;
+}
+
+std::vector<pid_t> zombie_children() {
+  std::vector<pid_t> zombies;
+  for (pid_t child : children_of(getpid()))
+    if (process_state(child) == 'Z') zombies.push_back(child);
+  return zombies;
+}
 
 int in_child(const std::function<int()>& body) {
   const pid_t pid = fork();

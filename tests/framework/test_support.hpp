@@ -45,6 +45,15 @@ int wait_exit(int pid);
 std::vector<Value> read_records(const std::filesystem::path& file);
 // A file's whole contents ("" when it cannot be read).
 std::string read_text(const std::filesystem::path& file);
+
+// Whether the suites run in zygote start mode (MATHPOOL_TEST_START=zygote).
+bool zygote_mode();
+// The state letter of a process (R, S, T, Z...), or 0 when it is gone.
+char process_state(pid_t pid);
+// Children of `pid`, of every thread.
+std::vector<pid_t> children_of(pid_t pid);
+// This process's children that are zombies.
+std::vector<pid_t> zombie_children();
 std::vector<Value> parse_records(const std::string& text);
 
 // Runs `body` in a forked child and returns its exit status (98: it threw);

@@ -28,6 +28,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using test::children_of;
+using test::hostile_pool_options;
+using test::seconds_since;
 using test::process_state;
 using test::read_text;
 using test::zombie_children;
@@ -61,14 +63,6 @@ std::vector<pid_t> wait_gone(const std::string& comm, std::chrono::milliseconds 
 
 std::string unique_tag(const std::string& what) { return (what + std::to_string(getpid() % 100000)).substr(0, 14); }
 
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-PoolOptions hostile_pool_options(int workers) {
-  PoolOptions options = test::test_pool_options(workers);
-  options.plugin_paths.push_back(HOSTILE_PLUGIN);
-  options.retries = 0;
-  return options;
-}
 
 // The field "Cpus_allowed_list" of /proc/PID/status.
 std::string cpus_allowed(pid_t pid) {

@@ -29,6 +29,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using test::children_of;
+using test::hostile_pool_options;
+using test::seconds_since;
 using test::process_state;
 using test::read_text;
 using test::zombie_children;
@@ -87,14 +89,6 @@ test::CommandResult run_hostile(const test::TempDir& dir, const std::string& yam
   return test::run_mathpool({"run", config.string(), "--plugin-path", HOSTILE_PLUGIN});
 }
 
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-PoolOptions hostile_pool_options(int workers) {
-  PoolOptions options = test::test_pool_options(workers);
-  options.plugin_paths.push_back(HOSTILE_PLUGIN);
-  options.retries = 0;
-  return options;
-}
 
 // 1. A task that waits for `sleep` under std::system ends at its time limit,
 // and the sleep ends with it.

@@ -185,4 +185,15 @@ PoolOptions test_pool_options(int workers) {
   return options;
 }
 
+PoolOptions hostile_pool_options(int workers) {
+  PoolOptions options = test_pool_options(workers);
+  options.plugin_paths.push_back(HOSTILE_PLUGIN);
+  options.retries = 0;
+  return options;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace mathpool::test

@@ -2,6 +2,7 @@
 // mathpool command (no shell) with its output captured.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -62,5 +63,9 @@ int in_child(const std::function<int()>& body);
 
 // Pool options that load only the example and testkit plugins.
 PoolOptions test_pool_options(int workers);
+// test_pool_options plus the hostile plugin, and no retries (a fault is its task's).
+PoolOptions hostile_pool_options(int workers);
+// Seconds since `start` on the steady clock.
+double seconds_since(std::chrono::steady_clock::time_point start);
 
 }  // namespace mathpool::test

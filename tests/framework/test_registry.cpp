@@ -65,6 +65,7 @@ TEST(OptionsValue, EveryFieldSurvivesTheRoundTrip) {
   options.default_plugin_paths = false;
   options.allow_insecure_plugins = true;
   options.preload = std::vector<std::string>{"x.y", "z.w"};
+  options.worker_program = "/opt/worker";
   EXPECT_TRUE(detail::options_from_value(detail::options_to_value(options)) == options);
   const PoolOptions defaults;
   EXPECT_TRUE(detail::options_from_value(detail::options_to_value(defaults)) == defaults);

@@ -23,6 +23,7 @@ Value options_to_value(const PoolOptions& o) {
           {"plugin_paths", paths},
           {"default_plugin_paths", o.default_plugin_paths},
           {"allow_insecure_plugins", o.allow_insecure_plugins},
+          {"worker_program", o.worker_program.string()},
           {"preload", o.preload ? Value(*o.preload) : Value("all")}};
 }
 
@@ -42,6 +43,7 @@ PoolOptions options_from_value(const Value& map) {
     for (const Value& p : map.at("plugin_paths")) o.plugin_paths.emplace_back(p.get<std::string>());
     o.default_plugin_paths = map.at("default_plugin_paths").get<bool>();
     o.allow_insecure_plugins = map.at("allow_insecure_plugins").get<bool>();
+    if (map.contains("worker_program")) o.worker_program = map.at("worker_program").get<std::string>();
     if (map.at("preload").is_array()) o.preload = map.at("preload").get<std::vector<std::string>>();
     return o;
   } catch (const std::exception& e) {

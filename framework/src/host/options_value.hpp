@@ -7,11 +7,12 @@
 
 namespace mathpool::detail {
 
-// Every field but worker_program (a path on this machine, which another
-// machine's agent finds for itself), in declaration order. task_timeout_ms
-// is null for none; preload is "all" or a list of analysis names.
+// Every field, in declaration order. task_timeout_ms is null for none;
+// worker_program is "" for the installed one; preload is "all" or a list of
+// analysis names.
 Value options_to_value(const PoolOptions& options);
-// The inverse. Throws mathpool::Error (invalid_config) naming what is wrong.
+// The inverse (worker_program may be left out). Throws mathpool::Error
+// (invalid_config) naming what is wrong.
 PoolOptions options_from_value(const Value& map);
 
 }  // namespace mathpool::detail

@@ -8,8 +8,10 @@
 namespace mathpool::mpi_detail {
 
 std::string encode_options(const PoolOptions& options) {
+  Value map = detail::options_to_value(options);
+  map.erase("worker_program");  // a path on this machine: each node uses its own
   std::string out;
-  detail::append_msgpack(out, detail::options_to_value(options));
+  detail::append_msgpack(out, map);
   return out;
 }
 

@@ -13,6 +13,7 @@ struct Handlers {
   void (*prepare)();
   void (*parent)();
   void (*child)();
+  void* dso;  // the library that registered them
 };
 
 // Fixed storage: registrations come from library constructors before main().
@@ -22,12 +23,8 @@ int recorded_count = 0;
 bool overflowed = false;
 std::mutex recording;  // constant-initialised: usable before main()
 
-// A library a plugin loaded and closed again has its handlers unregistered
-// by the C library (not through the exported symbol): skip what is no longer
-// in a loaded object.
 void call(void (*handler)()) {
-  Dl_info where{};
-  if (handler && dladdr(reinterpret_cast<void*>(handler), &where) != 0) handler();
+  if (handler) handler();
 }
 
 int snapshot(Handlers (&out)[kMaxHandlers]) {
@@ -76,8 +73,25 @@ extern "C" __attribute__((visibility("default"))) int __register_atfork(void (*p
   if (rc == 0) {
     using namespace mathpool::detail;
     std::lock_guard lock(recording);
-    if (recorded_count < kMaxHandlers) recorded[recorded_count++] = {prepare, parent, child};
+    if (recorded_count < kMaxHandlers) recorded[recorded_count++] = {prepare, parent, child, dso_handle};
     else overflowed = true;
   }
   return rc;
+}
+
+// A library being closed (dlclose, or the end of the process) finalises
+// through __cxa_finalize, where the C library also drops the fork handlers
+// it registered: so does our record. Exported like __register_atfork.
+extern "C" __attribute__((visibility("default"))) void __cxa_finalize(void* dso_handle) {
+  using Finalize = void (*)(void*);
+  static const auto next = reinterpret_cast<Finalize>(dlsym(RTLD_NEXT, "__cxa_finalize"));
+  if (dso_handle) {
+    using namespace mathpool::detail;
+    std::lock_guard lock(recording);
+    int kept = 0;
+    for (int i = 0; i < recorded_count; ++i)
+      if (recorded[i].dso != dso_handle) recorded[kept++] = recorded[i];
+    recorded_count = kept;
+  }
+  if (next) next(dso_handle);
 }

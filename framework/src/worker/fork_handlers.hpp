@@ -5,7 +5,9 @@
 // Every registration goes through __register_atfork (pthread_atfork is a
 // static stub that calls it), which the worker program defines and exports:
 // it records the handlers, then registers them with the C library as usual,
-// so fork() itself is unchanged. Thread-safe.
+// so fork() itself is unchanged. A library that is closed drops its handlers
+// in __cxa_finalize, which the worker program also defines, to drop them from
+// the record too. Thread-safe.
 #pragma once
 
 namespace mathpool::detail {

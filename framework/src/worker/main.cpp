@@ -208,8 +208,9 @@ void record_fatal_signals() {
 // reaped: nothing a task starts outlives it.
 void end_what_the_task_started() {
   siginfo_t info{};
-  // The common case, a task that started nothing: one system call.
-  if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD) return;
+  // __WALL everywhere: a child cloned without an exit signal is invisible to
+  // a plain wait. The common case, a task that started nothing: one system call.
+  if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0 && errno == ECHILD) return;
   for (int round = 0; round < 1000; ++round) {
     std::vector<pid_t> killed;
     if (DIR* tasks = opendir("/proc/self/task")) {
@@ -227,12 +228,12 @@ void end_what_the_task_started() {
     // Wait for exactly those: an orphan handed to us after the listing is
     // alive and would hold up a wait for any child; the next round kills it.
     for (pid_t child : killed) {
-      while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+      while (waitpid(child, nullptr, __WALL) < 0 && errno == EINTR) {
       }
     }
-    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    while (waitpid(-1, nullptr, WNOHANG | __WALL) > 0) {
     }
-    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD) return;
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0 && errno == ECHILD) return;
     if (killed.empty()) std::this_thread::sleep_for(std::chrono::microseconds(100));  // orphans on their way to us
   }
 }

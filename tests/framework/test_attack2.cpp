@@ -5,6 +5,7 @@
 // describe(). Each test runs in the start mode MATHPOOL_TEST_START names (see
 // CMakeLists.txt).
 #include <dirent.h>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -230,6 +231,27 @@ TEST(Attack2, DescribeTellsApartOptionsThatDiffer) {
   b.worker_program = "/opt/other/mathpool-worker";
   ASSERT_FALSE(a == b);
   EXPECT_NE(describe(a), describe(b)) << "pools with different worker programs both read: " << describe(a);
+}
+
+
+// ---- LD_BIND_NOW -------------------------------------------------------------
+
+// Workers start with LD_BIND_NOW=1, "taken out of their environment". The
+// dynamic loader reads it once, at start: with it, every later
+// dlopen(RTLD_LAZY) binds every symbol at once. A plugin that loads an
+// optional helper lazily, some of whose functions it never calls are
+// missing (here: the test plugin missing_symbol, a call to a function no
+// library defines), loads it in any process but a worker.
+TEST(Attack2, ALazyDlopenInATaskBindsLazilyAsInAnyProcess) {
+  void* here = dlopen(MISSING_SYMBOL_PLUGIN, RTLD_LAZY | RTLD_LOCAL);
+  ASSERT_NE(here, nullptr) << "dlopen(RTLD_LAZY) fails in the test process too: " << dlerror();
+  dlclose(here);
+  Pool pool(hostile_pool_options(1));
+  const TaskResult r = pool.submit("hostile.dlopen_lazy", {{"file", MISSING_SYMBOL_PLUGIN}}).get();
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.result["bind_now_env"], false) << r.result.dump();
+  EXPECT_EQ(r.result["loaded"], true) << "dlopen(RTLD_LAZY) in a task bound every symbol at once: "
+                                      << r.result["error"].dump();
 }
 
 }  // namespace

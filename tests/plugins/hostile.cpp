@@ -470,4 +470,15 @@ MATHPOOL_PLUGIN("hostile", "1.0.0") {
                           }
                           return mathpool::Value{{"written", written}};
                         }));
+  registry.add(analysis("dlopen_lazy", "Opens `file` with dlopen(RTLD_LAZY | RTLD_LOCAL), as a plugin loading an "
+                        "optional helper whose unused functions may be missing does; reports whether it loaded",
+                        [](const auto& task) {
+                          const std::string file(task.params().string("file", ""));
+                          void* handle = dlopen(file.c_str(), RTLD_LAZY | RTLD_LOCAL);
+                          const char* why = handle ? nullptr : dlerror();
+                          if (handle) dlclose(handle);
+                          return mathpool::Value{{"loaded", handle != nullptr},
+                                                 {"error", why ? why : ""},
+                                                 {"bind_now_env", std::getenv("LD_BIND_NOW") != nullptr}};
+                        }));
 }

@@ -196,6 +196,39 @@ TEST(Attack2, ForkHandlersOfALibraryReopenedManyTimesRunOncePerFork) {
   }
 }
 
+// More reloads than the template records (64 registrations): it forks its
+// workers with fork() instead, which runs the C library's own list.
+TEST(Attack2, ForkHandlersPastTheRecordLimitStillRunOncePerFork) {
+  EnvVar lib("MATHPOOL_HOSTILE_ATFORK_LIB", ATFORK_LIB);
+  EnvVar times("MATHPOOL_HOSTILE_ATFORK_TIMES", "70");
+  PoolOptions options = hostile_pool_options(1);
+  options.max_tasks_per_worker = 1;
+  Pool pool(options);
+  const auto results = pool.map("hostile.atfork_reloaded", std::vector<Value>(2, Value::object()));
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.error->message;
+    EXPECT_EQ(r.result["lock_failures"], 0) << r.result.dump();
+  }
+}
+
+// A task that stops its own process (SIGSTOP: the process running the
+// task, the worker or the task's process) is stopped at its time limit like
+// a hung one, and the pool goes on.
+TEST(Attack2, ATaskThatStopsItsOwnProcessTimesOut) {
+  for (const Isolation isolation : {Isolation::worker, Isolation::task}) {
+    SCOPED_TRACE(isolation == Isolation::task ? "isolation: task" : "isolation: worker");
+    PoolOptions options = hostile_pool_options(1);
+    options.isolation = isolation;
+    options.task_timeout = std::chrono::milliseconds(800);
+    Pool pool(options);
+    const auto start = Clock::now();
+    const TaskResult r = pool.submit("hostile.shell", {{"command", "kill -STOP $PPID"}}).get();
+    EXPECT_EQ(std::string(r.status()), "timeout") << (r.error ? r.error->message : r.result.dump());
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 3.0);
+    EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
+  }
+}
+
 // ---- the channel ------------------------------------------------------------
 
 // A task writes a frame header over the size limit to the channel and then

@@ -6,6 +6,7 @@
 // CMakeLists.txt).
 #include <dirent.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -252,6 +253,38 @@ TEST(Attack2, AStreamAfterAnOversizedHeaderIsRefusedWithoutBufferingIt) {
                                               "the limit";
   EXPECT_LT(seconds, 5.0);
   EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
+}
+
+// The resident memory of this process (VmRSS), in bytes.
+std::int64_t resident_bytes() {
+  std::istringstream status(read_text("/proc/self/status"));
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
+  return -1;
+}
+
+// One task returns a large result (128 MiB, half the frame limit), then the
+// pool goes on with small ones. Once the result is dropped, the host's
+// memory should come back down: the channel's input buffer "grows but never
+// shrinks", so every worker that ever returned one large result keeps its
+// size resident in the host for the rest of its life (8 workers: 1 GiB).
+TEST(Attack2, AOneOffLargeResultDoesNotStayResidentInTheHost) {
+  PoolOptions options = hostile_pool_options(1);
+  Pool pool(options);
+  ASSERT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
+  const std::int64_t before = resident_bytes();
+  {
+    const TaskResult big = pool.submit("hostile.big_result", {{"mb", 128}}).get();
+    ASSERT_TRUE(big.ok()) << big.error->message;
+    ASSERT_EQ(big.result["text"].get_ref<const std::string&>().size(), std::size_t(128) << 20);
+  }
+  const auto small = pool.map("hostile.count", std::vector<Value>(200, Value::object()));
+  for (const auto& r : small) ASSERT_TRUE(r.ok());
+  malloc_trim(0);  // what the allocator merely caches is not counted
+  const std::int64_t grown = resident_bytes() - before;
+  EXPECT_LT(grown, std::int64_t(32) << 20) << "the host keeps " << (grown >> 20)
+                                           << " MiB resident after a 128 MiB result was dropped and 200 small "
+                                              "tasks ran on the same worker";
 }
 
 // ---- describe() -------------------------------------------------------------

@@ -481,4 +481,7 @@ MATHPOOL_PLUGIN("hostile", "1.0.0") {
                                                  {"error", why ? why : ""},
                                                  {"bind_now_env", std::getenv("LD_BIND_NOW") != nullptr}};
                         }));
+  registry.add(analysis("big_result", "Returns a string of `mb` MiB", [](const auto& task) {
+    return mathpool::Value{{"text", std::string(std::size_t(task.params().integer("mb", 64)) << 20, 'x')}};
+  }));
 }

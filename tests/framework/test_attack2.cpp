@@ -230,6 +230,38 @@ TEST(Attack2, ATaskThatStopsItsOwnProcessTimesOut) {
   }
 }
 
+// A setup that calls daemon(): the process running it exits with status 0
+// and a copy in a session of its own goes on in its place, holding the
+// worker's (or the template's) channel. README: a setup that kills its
+// worker has its analysis quarantined after 2 crashes, the other analyses go
+// on; nothing it leaves outlives it.
+TEST(Attack2, ASetupThatDaemonizesIsContained) {
+  // Which comes first, the exit or the copy's messages, varies: several pools.
+  for (int round = 0; round < 8; ++round) {
+    SCOPED_TRACE("pool " + std::to_string(round + 1));
+    const std::string tag = unique_tag("dmn");
+    EnvVar daemonize("MATHPOOL_HOSTILE_SETUP_DAEMON", tag);
+    PoolOptions options = hostile_pool_options(1);
+    options.task_timeout = std::chrono::milliseconds(3000);
+    options.preload = std::vector<std::string>{"hostile.system_sleep"};
+    try {
+      Pool pool(options);
+      auto other = pool.submit("hostile.count", Value::object());
+      if (other.wait_for(15s) != std::future_status::ready) {
+        ADD_FAILURE() << "another analysis got no result in 15 s";
+        wait_gone(tag, 0ms);
+        pool.terminate();
+      } else {
+        const TaskResult r = other.get();
+        EXPECT_TRUE(r.ok()) << "another analysis failed: " << r.error->message;
+      }
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "the pool failed to start: " << e.what();
+    }
+    EXPECT_TRUE(wait_gone(tag, 2000ms).empty()) << "the setup's daemon copy outlived the pool";
+  }
+}
+
 // ---- the channel ------------------------------------------------------------
 
 // A task writes a frame header over the size limit to the channel and then

@@ -65,6 +65,11 @@ std::any hostile_setup() {
       for (;;) pause();
     }).detach();
   if (const char* ms = std::getenv("MATHPOOL_HOSTILE_SETUP_MS")) usleep(useconds_t(std::atoi(ms)) * 1000);
+  // daemon(): the process that ran the setup exits with status 0; its copy,
+  // named MATHPOOL_HOSTILE_SETUP_DAEMON, goes on as the worker or template.
+  if (const char* tag = std::getenv("MATHPOOL_HOSTILE_SETUP_DAEMON")) {
+    if (daemon(1, 1) == 0) prctl(PR_SET_NAME, tag);
+  }
   if (const char* tag = std::getenv("MATHPOOL_HOSTILE_SETUP_CRASH")) {
     if (fork() == 0) linger(tag);
     ::raise(SIGSEGV);

@@ -3,7 +3,9 @@
 // whole group, forged channel frames), so the tests can prove each is
 // contained. Processes they leave carry the name given in `tag` (at most 15
 // characters), so a test can look for exactly its own. Not installed.
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -63,6 +65,11 @@ std::any hostile_setup() {
       for (;;) pause();
     }).detach();
   if (const char* ms = std::getenv("MATHPOOL_HOSTILE_SETUP_MS")) usleep(useconds_t(std::atoi(ms)) * 1000);
+  // daemon(): the process that ran the setup exits with status 0; its copy,
+  // named MATHPOOL_HOSTILE_SETUP_DAEMON, goes on as the worker or template.
+  if (const char* tag = std::getenv("MATHPOOL_HOSTILE_SETUP_DAEMON")) {
+    if (daemon(1, 1) == 0) prctl(PR_SET_NAME, tag);
+  }
   if (const char* tag = std::getenv("MATHPOOL_HOSTILE_SETUP_CRASH")) {
     if (fork() == 0) linger(tag);
     ::raise(SIGSEGV);
@@ -145,6 +152,66 @@ int cpu_count_of_this_process() {
   cpu_set_t set;
   CPU_ZERO(&set);
   return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+}
+
+// For tests/framework/test_attack2.cpp: a setup that, when the environment
+// names it (MATHPOOL_HOSTILE_ATFORK_LIB), opens a library with fork handlers,
+// closes it and opens it again, as a plugin probing for an optional
+// dependency and then using it would.
+using LibCounter = int (*)();
+LibCounter lib_child_runs = nullptr;
+LibCounter lib_prepare_runs = nullptr;
+LibCounter lib_lock_failures = nullptr;
+pid_t reload_setup_pid = 0;
+std::string reload_error;
+
+std::any reload_setup() {
+  reload_setup_pid = getpid();
+  const char* file = std::getenv("MATHPOOL_HOSTILE_ATFORK_LIB");
+  if (!file) return {};
+  const int times = std::getenv("MATHPOOL_HOSTILE_ATFORK_TIMES") ? std::atoi(std::getenv("MATHPOOL_HOSTILE_ATFORK_TIMES")) : 2;
+  void* handle = nullptr;
+  for (int i = 0; i < times; ++i) {
+    if (handle) dlclose(handle);
+    handle = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      const char* why = dlerror();
+      reload_error = why ? why : "dlopen failed";
+      return {};
+    }
+  }
+  lib_child_runs = reinterpret_cast<LibCounter>(dlsym(handle, "atfork_lib_child_runs"));
+  lib_prepare_runs = reinterpret_cast<LibCounter>(dlsym(handle, "atfork_lib_prepare_runs"));
+  lib_lock_failures = reinterpret_cast<LibCounter>(dlsym(handle, "atfork_lib_lock_failures"));
+  return {};
+}
+
+// A helper (named `tag`p) that starts `n` children, each in a session of its
+// own (named `tag`), and reaps whichever of them ends, as a shell running
+// background jobs and `wait` does. Returns once all are in their sessions.
+void start_fan(const std::string& tag, int n) {
+  int ready[2];
+  if (pipe(ready) != 0) return;
+  if (fork() == 0) {
+    ::close(ready[0]);
+    prctl(PR_SET_NAME, (tag + "p").substr(0, 15).c_str());
+    for (int i = 0; i < n; ++i) {
+      if (fork() == 0) {
+        setsid();
+        prctl(PR_SET_NAME, tag.c_str());  // named before the task goes on
+        ::close(ready[1]);
+        linger(tag);
+      }
+    }
+    ::close(ready[1]);
+    for (;;)
+      if (waitpid(-1, nullptr, 0) < 0 && errno == ECHILD) pause();
+  }
+  ::close(ready[1]);
+  char byte;
+  while (::read(ready[0], &byte, 1) > 0) {
+  }
+  ::close(ready[0]);
 }
 
 }  // namespace
@@ -338,5 +405,88 @@ MATHPOOL_PLUGIN("hostile", "1.0.0") {
   registry.add(analysis("shell", "Runs `command` with std::system; returns its status", [](const auto& task) {
     const std::string command(task.params().string("command", "true"));
     return mathpool::Value{{"rc", std::system(command.c_str())}};
+  }));
+
+  auto reloaded = analysis("atfork_reloaded", "Reports how often the fork handlers of the library the setup "
+                           "opened, closed and opened again (MATHPOOL_HOSTILE_ATFORK_LIB) ran in this process",
+                           [](const auto&) {
+                             return mathpool::Value{
+                                 {"pid", getpid()},
+                                 {"setup_pid", reload_setup_pid},
+                                 {"error", reload_error},
+                                 {"loaded", lib_child_runs != nullptr},
+                                 {"child_runs", lib_child_runs ? lib_child_runs() : -1},
+                                 {"prepare_runs", lib_prepare_runs ? lib_prepare_runs() : -1},
+                                 {"lock_failures", lib_lock_failures ? lib_lock_failures() : -1}};
+                           });
+  reloaded.setup = reload_setup;
+  registry.add(reloaded);
+  registry.add(analysis("fan_then", "Starts a helper (named `tag`p) with `n` children in sessions of their own "
+                        "(named `tag`) that it reaps as they end; then raises SIGSEGV (then: segv), sleeps `ms` "
+                        "milliseconds (then: hang) or returns (then: return)",
+                        [](const auto& task) {
+                          start_fan(tag_of(task), int(task.params().integer("n", 150)));
+                          const std::string then(task.params().string("then", "segv"));
+                          if (then == "segv") ::raise(SIGSEGV);
+                          if (then != "return") usleep(useconds_t(task.params().integer("ms", 10000) * 1000));
+                          return mathpool::Value{{"pid", getpid()}};
+                        }));
+  registry.add(analysis("clone_quiet", "Starts a child with the raw clone system call and no exit signal (a "
+                        "'clone child', which wait() without __WALL does not see), in a session of its own, "
+                        "named `tag`; returns at once",
+                        [](const auto& task) {
+                          const std::string tag = tag_of(task);
+                          int ready[2];
+                          if (pipe(ready) != 0) return mathpool::Value{{"error", "pipe"}};
+                          const long child = ::syscall(SYS_clone, 0L, nullptr, nullptr, nullptr, nullptr);
+                          if (child == 0) {
+                            setsid();
+                            prctl(PR_SET_NAME, tag.c_str());  // named before the task returns
+                            ::close(ready[0]);
+                            ::close(ready[1]);
+                            linger(tag);
+                          }
+                          ::close(ready[1]);
+                          char byte;
+                          while (child > 0 && ::read(ready[0], &byte, 1) > 0) {
+                          }
+                          ::close(ready[0]);
+                          return mathpool::Value{{"pid", getpid()}, {"child", child}};
+                        }));
+  registry.add(analysis("flood", "Writes a frame header claiming `length` bytes (type 6), then `mb` MiB of 0x7f, "
+                        "to fd 3, as fast as the socket takes them",
+                        [](const auto& task) {
+                          std::string header;
+                          put_le(header, std::uint64_t(task.params().integer("length", 0xfffffff0)), 4);
+                          header.push_back(6);
+                          std::int64_t written = ::write(3, header.data(), header.size());
+                          const std::string chunk(std::size_t(1) << 20, '\x7f');
+                          const std::int64_t mb = task.params().integer("mb", 512);
+                          for (std::int64_t i = 0; i < mb && written >= 0; ++i) {
+                            for (std::size_t done = 0; done < chunk.size();) {
+                              const ssize_t n = ::write(3, chunk.data() + done, chunk.size() - done);
+                              if (n <= 0) {
+                                written = -1;
+                                break;
+                              }
+                              done += std::size_t(n);
+                              written += n;
+                            }
+                          }
+                          return mathpool::Value{{"written", written}};
+                        }));
+  registry.add(analysis("dlopen_lazy", "Opens `file` with dlopen(RTLD_LAZY | RTLD_LOCAL), as a plugin loading an "
+                        "optional helper whose unused functions may be missing does; reports whether it loaded",
+                        [](const auto& task) {
+                          const std::string file(task.params().string("file", ""));
+                          void* handle = dlopen(file.c_str(), RTLD_LAZY | RTLD_LOCAL);
+                          const char* why = handle ? nullptr : dlerror();
+                          if (handle) dlclose(handle);
+                          return mathpool::Value{{"loaded", handle != nullptr},
+                                                 {"error", why ? why : ""},
+                                                 {"bind_now_env", std::getenv("LD_BIND_NOW") != nullptr}};
+                        }));
+  registry.add(analysis("big_result", "Returns a string of `mb` MiB", [](const auto& task) {
+    return mathpool::Value{{"text", std::string(std::size_t(task.params().integer("mb", 64)) << 20, 'x')}};
   }));
 }

@@ -124,8 +124,8 @@ TEST(Pool, WorkersAreReusedAcrossBatches) {
   for (const auto& w : pool.stats().workers) EXPECT_EQ(w.restarts, 0);
 }
 
-// Workers are started with LD_BIND_NOW (so forked processes do not bind
-// symbols again); tasks see the host's environment as it was.
+// Tasks see the host's environment as it was: nothing the pool might set
+// for its workers (LD_BIND_NOW, once) leaks into it.
 TEST(Pool, TasksSeeTheHostsEnvironmentWithoutTheWorkersBindNow) {
   ASSERT_EQ(std::getenv("LD_BIND_NOW"), nullptr) << "run this test without LD_BIND_NOW set";
   ::setenv("MATHPOOL_TEST_MARK", "seen", 1);

@@ -157,8 +157,7 @@ bool Channel::flush() {
     }
     out_pos_ += std::size_t(n);
   }
-  out_.clear();
-  out_pos_ = 0;
+  release_output();
   return true;
 }
 
@@ -178,8 +177,7 @@ bool Channel::flush_some() {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     return false;
   }
-  out_.clear();
-  out_pos_ = 0;
+  release_output();
   return true;
 }
 
@@ -200,10 +198,22 @@ void Channel::discard_output() noexcept {
   }
 }
 
+// Buffers keep their storage between frames (no allocation per frame), but
+// not the storage of a rare huge frame: a 128 MiB result would otherwise stay
+// resident for the channel's life.
+constexpr std::size_t kKeptBufferBytes = 1 << 20;
+
+void Channel::release_output() noexcept {
+  out_.clear();
+  out_pos_ = 0;
+  if (out_.capacity() > kKeptBufferBytes) std::string().swap(out_);
+}
+
 bool Channel::read_some(bool block) {
   // Compact first: frames handed out before this call are no longer used.
   if (in_pos_ == in_end_) {
     in_pos_ = in_end_ = 0;
+    if (in_.size() > kKeptBufferBytes) std::string().swap(in_);
   } else if (in_pos_ > 0 && in_pos_ >= in_end_ / 2) {
     std::memmove(in_.data(), in_.data() + in_pos_, in_end_ - in_pos_);
     in_end_ -= in_pos_;

@@ -89,6 +89,7 @@ class Channel {
   std::size_t begin_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags);
   std::size_t begin_frame(MessageType type);
   void end_frame(std::size_t start);
+  void release_output() noexcept;  // after everything queued was sent
   bool read_some(bool block);
 
   int fd_ = -1;

@@ -117,28 +117,6 @@ bool ProgressMapping::hand_over(int channel_fd) {
   return sent;
 }
 
-namespace {
-
-// The worker's environment: the host's, with LD_BIND_NOW=1 unless set, so
-// the dynamic linker binds every symbol when the worker loads. Otherwise
-// each process forked from a worker or template (zygote workers, tasks
-// under isolation: task) binds again every function it calls first, a
-// symbol lookup plus copy-on-write faults each time. Returns whether it was
-// added (the worker then takes it out of its own environment again, so what
-// its tasks run does not inherit it).
-bool worker_environment(std::vector<char*>& environment) {
-  static char bind_now[] = "LD_BIND_NOW=1";
-  bool set = false;
-  for (char** variable = environ; *variable; ++variable) {
-    set = set || std::strncmp(*variable, "LD_BIND_NOW=", 12) == 0;
-    environment.push_back(*variable);
-  }
-  if (!set) environment.push_back(bind_now);
-  environment.push_back(nullptr);
-  return !set;
-}
-
-}  // namespace
 
 SpawnedWorker spawn_worker(const std::filesystem::path& program) {
   int fds[2];
@@ -172,15 +150,15 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
   const std::string path = program.string();
   const std::string channel = std::to_string(kChildChannelFd);
   const std::string host = std::to_string(getpid());
-  std::vector<char*> environment;
-  const bool bind_now_added = worker_environment(environment);
+  // Symbols stay lazily bound (no LD_BIND_NOW): it would also make every
+  // lazy dlopen() in a task bind at once, and fail on a library with an
+  // unused missing function.
   std::vector<char*> argv = {const_cast<char*>(path.c_str()),
                              const_cast<char*>("--channel"), const_cast<char*>(channel.c_str()),
-                             const_cast<char*>("--host"), const_cast<char*>(host.c_str())};
-  if (bind_now_added) argv.insert(argv.end(), {const_cast<char*>("--unset"), const_cast<char*>("LD_BIND_NOW")});
-  argv.push_back(nullptr);
+                             const_cast<char*>("--host"), const_cast<char*>(host.c_str()),
+                             nullptr};
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, path.c_str(), &actions, &attributes, argv.data(), environment.data());
+  const int rc = posix_spawn(&pid, path.c_str(), &actions, &attributes, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   ::close(child_end);

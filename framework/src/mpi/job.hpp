@@ -18,6 +18,8 @@ struct Job {
   std::string node;  // this machine's host name
   int local_ranks = 1;  // ranks of the job on this machine (this one included)
   bool finalize = true;
+  // A pool across the ranks is open: the agents serve one at a time.
+  bool pool_open = false;
   // The one channel to the other ranks; used by one thread at a time (the
   // router's thread while a pool is open, else the caller's).
   Transport transport;

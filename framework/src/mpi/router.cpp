@@ -79,7 +79,10 @@ void Router::open_nodes(Job& job, const PoolOptions& options) {
   for (int r = 1; r < job.size; ++r) job.transport.send(r, Tag::open, encode_options(options));
 }
 
-Router::~Router() { stop(true, std::nullopt); }
+Router::~Router() {
+  stop(true, std::nullopt);
+  job_.pool_open = false;
+}
 
 void Router::enqueue(std::vector<Task>& tasks, bool) {
   std::vector<Task> refused;

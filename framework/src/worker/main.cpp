@@ -115,34 +115,47 @@ char* proc_path(char* out, const char* process, const char* thread = nullptr, co
 void kill_descendants(const char* process, int depth);
 
 // SIGKILLs the children listed in one thread's children file, each after
-// its own descendants (and the groups they lead).
+// its own descendants (and the groups they lead). The list is read whole
+// before anything is killed: the kernel serves it by position, so a list
+// that shrinks while it is read (a parent reaping the children we kill)
+// would skip entries. A few passes catch what one pass could not hold.
 void kill_children_of_thread(const char* process, const char* thread, int depth) {
-  char path[96];
-  const int fd = ::open(proc_path(path, process, thread, "children"), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  char text[512];
-  unsigned long pid = 0;
-  auto kill_pid = [&pid, depth] {
-    if (pid == 0) return;
-    if (depth < kMaxTreeDepth) {
-      char digits[24];
-      char* end = digits + sizeof digits;
-      *--end = '\0';
-      for (unsigned long n = pid; n > 0; n /= 10) *--end = char('0' + n % 10);
-      kill_descendants(end, depth + 1);
+  constexpr int kMaxPasses = 4;
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    char path[96];
+    const int fd = ::open(proc_path(path, process, thread, "children"), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    pid_t pids[256];
+    int count = 0;
+    bool full = false;
+    char text[512];
+    unsigned long pid = 0;
+    for (ssize_t n; !full && (n = ::read(fd, text, sizeof text)) > 0;) {
+      for (ssize_t i = 0; i < n && !full; ++i) {
+        if (text[i] >= '0' && text[i] <= '9') {
+          pid = pid * 10 + unsigned(text[i] - '0');
+        } else if (pid != 0) {
+          pids[count++] = pid_t(pid);
+          pid = 0;
+          full = count == 256;
+        }
+      }
     }
-    ::kill(-pid_t(pid), SIGKILL);
-    ::kill(pid_t(pid), SIGKILL);
-    pid = 0;
-  };
-  for (ssize_t n; (n = ::read(fd, text, sizeof text)) > 0;) {
-    for (ssize_t i = 0; i < n; ++i) {
-      if (text[i] >= '0' && text[i] <= '9') pid = pid * 10 + unsigned(text[i] - '0');
-      else kill_pid();
+    if (pid != 0 && !full) pids[count++] = pid_t(pid);
+    ::close(fd);
+    if (count == 0) return;
+    for (int i = 0; i < count; ++i) {
+      if (depth < kMaxTreeDepth) {
+        char digits[24];
+        char* at = digits + sizeof digits;
+        *--at = '\0';
+        for (unsigned long n = unsigned(pids[i]); n > 0; n /= 10) *--at = char('0' + n % 10);
+        kill_descendants(at, depth + 1);
+      }
+      ::kill(-pids[i], SIGKILL);
+      ::kill(pids[i], SIGKILL);
     }
   }
-  kill_pid();
-  ::close(fd);
 }
 
 // SIGKILLs every descendant of `process` ("self" or a pid), deepest first: a
@@ -542,7 +555,6 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--channel") == 0) fd = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--host") == 0) host = static_cast<pid_t>(std::atoi(argv[i + 1]));
-    if (std::strcmp(argv[i], "--unset") == 0) unsetenv(argv[i + 1]);  // set by the host for us only
   }
   if (fd < 0) {
     std::fprintf(stderr, "mathpool-worker: started by a mathpool host only\n");

@@ -7,6 +7,8 @@
 // fill() or receive().
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -40,6 +42,9 @@ struct ResultReply {
 Value decode_control(const Frame& frame);
 RunRequest decode_run(const Frame& frame);
 ResultReply decode_result(const Frame& frame);
+// Throws ProtocolError when a control message names a pid other than
+// `process`, the one the host started (see protocol.hpp, setup).
+void check_sender(const Value& message, pid_t process);
 
 class Channel {
  public:

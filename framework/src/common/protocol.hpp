@@ -13,9 +13,12 @@
 //   ready     worker -> host   MessagePack map: protocol, pid, analyses [catalogue], errors [text];
 //                              a template adds adopt (true: it double-forks its workers, and
 //                              the host must be a child subreaper while it takes one in)
-//   setup     worker -> host   MessagePack map: analysis (announced before its setup runs,
-//                              written at once, so a death in it is blamed on the setup);
-//                              again with seconds when it has run (its cost, for statistics)
+//   setup     worker -> host   MessagePack map: analysis, pid (announced before its setup
+//                              runs, written at once, so a death in it is blamed on the setup);
+//                              again with seconds when it has run (its cost, for statistics).
+//                              A setup or ready message whose pid is not the process the host
+//                              started is a protocol error: a copy (a setup that called
+//                              daemon(), say) is speaking on the worker's channel
 //   refused   worker -> host   MessagePack map: message
 //   run       host -> worker   u64 id . u16 n . n bytes analysis name . MessagePack params
 //   result    worker -> host   u64 id . f64 seconds . u8 outcome . u8 flags . payload

@@ -381,6 +381,7 @@ void Pool::Impl::handle_frame(Slot& slot, const detail::Frame& frame) {
   using detail::MessageType;
   if (frame.type == MessageType::result && answers(slot)) return handle_result(slot, frame);
   const Value message = detail::decode_control(frame);
+  detail::check_sender(message, slot.pid);
   if (frame.type == MessageType::setup) {
     if (message.contains("seconds")) return count_setup(slot, message);  // finished
     slot.in_setup = message.value("analysis", "");                        // begins

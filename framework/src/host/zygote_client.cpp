@@ -97,6 +97,7 @@ std::optional<Value> ZygoteTemplate::advance(Clock::time_point now) {
     // "setup" announcements come first, then "ready" (or "refused").
     while (auto frame = channel_.next_frame()) {
       const Value message = decode_control(*frame);
+      check_sender(message, pid_);
       if (frame->type == MessageType::setup) {
         died_in_setup_ = message.value("analysis", "");
         if (message.contains("seconds")) {  // a report with seconds: that setup is done

@@ -263,6 +263,7 @@ void run_setup(PluginLoader& loader, LoadedAnalysis& analysis) {
   // otherwise hide in that task's time.
   if (runs_now && current.channel)
     current.channel->send_control(MessageType::setup, {{"analysis", analysis.guarded.doc.name},
+                                                       {"pid", getpid()},
                                                        {"seconds", analysis.setup_seconds}});
 }
 
@@ -409,7 +410,7 @@ Value handshake(PluginLoader& loader, const Value& hello) {
   loader.on_setup([](const std::string& name) {
     if (current.page) current.page->in_setup.store(1, std::memory_order_release);
     // Written at once: if the setup kills the process, the host knows whose it was.
-    if (current.channel) current.channel->send_control(MessageType::setup, {{"analysis", name}});
+    if (current.channel) current.channel->send_control(MessageType::setup, {{"analysis", name}, {"pid", getpid()}});
   });
   Value errors = Value::array();
   for (const auto& file : hello.value("plugins", Value::array())) {

@@ -28,6 +28,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using test::children_of;
+using test::live_named;
+using test::wait_gone;
+using test::EnvVar;
 using test::hostile_pool_options;
 using test::seconds_since;
 using test::process_state;
@@ -36,30 +39,6 @@ using test::zombie_children;
 using test::zygote_mode;
 
 std::string start_mode() { return zygote_mode() ? "zygote" : "spawn"; }
-
-std::vector<pid_t> live_named(const std::string& comm) {
-  std::vector<pid_t> found;
-  if (DIR* proc = opendir("/proc")) {
-    while (dirent* e = readdir(proc)) {
-      const pid_t pid = std::atoi(e->d_name);
-      if (pid <= 0) continue;
-      std::string name = read_text("/proc/" + std::to_string(pid) + "/comm");
-      if (!name.empty() && name.back() == '\n') name.pop_back();
-      const char state = process_state(pid);
-      if (name == comm && state != 0 && state != 'Z' && state != 'X') found.push_back(pid);
-    }
-    closedir(proc);
-  }
-  return found;
-}
-
-std::vector<pid_t> wait_gone(const std::string& comm, std::chrono::milliseconds limit = 1000ms) {
-  const auto give_up = Clock::now() + limit;
-  std::vector<pid_t> left;
-  while (!(left = live_named(comm)).empty() && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
-  for (pid_t pid : left) ::kill(pid, SIGKILL);  // clean up after a failure
-  return left;
-}
 
 std::string unique_tag(const std::string& what) { return (what + std::to_string(getpid() % 100000)).substr(0, 14); }
 
@@ -91,12 +70,6 @@ bool exits_within(pid_t pid, std::chrono::milliseconds limit) {
   waitpid(pid, &status, 0);
   return false;
 }
-
-struct EnvVar {
-  std::string name;
-  EnvVar(std::string n, const std::string& value) : name(std::move(n)) { ::setenv(name.c_str(), value.c_str(), 1); }
-  ~EnvVar() { ::unsetenv(name.c_str()); }
-};
 
 // ---- the zygote template's raw clone ----------------------------------------
 

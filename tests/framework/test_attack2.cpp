@@ -27,73 +27,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-bool zygote_mode() {
-  const char* start = std::getenv("MATHPOOL_TEST_START");
-  return start && std::string(start) == "zygote";
-}
-
-std::string read_text(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-char process_state(pid_t pid) {
-  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = stat.rfind(')');
-  return close == std::string::npos || close + 2 >= stat.size() ? 0 : stat[close + 2];
-}
-
-std::vector<pid_t> live_named(const std::string& comm) {
-  std::vector<pid_t> found;
-  if (DIR* proc = opendir("/proc")) {
-    while (dirent* e = readdir(proc)) {
-      const pid_t pid = std::atoi(e->d_name);
-      if (pid <= 0) continue;
-      std::string name = read_text("/proc/" + std::to_string(pid) + "/comm");
-      if (!name.empty() && name.back() == '\n') name.pop_back();
-      const char state = process_state(pid);
-      if (name == comm && state != 0 && state != 'Z' && state != 'X') found.push_back(pid);
-    }
-    closedir(proc);
-  }
-  return found;
-}
-
-// Waits up to `limit` for every process named `comm` to end; SIGKILLs (and
-// returns) those left.
-std::vector<pid_t> wait_gone(const std::string& comm, std::chrono::milliseconds limit = 1000ms) {
-  const auto give_up = Clock::now() + limit;
-  std::vector<pid_t> left;
-  while (!(left = live_named(comm)).empty() && Clock::now() < give_up) std::this_thread::sleep_for(10ms);
-  for (pid_t pid : left) ::kill(pid, SIGKILL);  // clean up after a failure
-  return left;
-}
+using test::EnvVar;
+using test::hostile_pool_options;
+using test::live_named;
+using test::process_state;
+using test::read_text;
+using test::wait_gone;
+using test::zygote_mode;
 
 std::string unique_tag(const std::string& what) { return (what + std::to_string(getpid() % 100000)).substr(0, 13); }
 
-PoolOptions hostile_pool_options(int workers) {
-  PoolOptions options = test::test_pool_options(workers);
-  options.plugin_paths.push_back(HOSTILE_PLUGIN);
-  options.retries = 0;
-  return options;
-}
-
-struct EnvVar {
-  std::string name;
-  EnvVar(std::string n, const std::string& value) : name(std::move(n)) { ::setenv(name.c_str(), value.c_str(), 1); }
-  ~EnvVar() { ::unsetenv(name.c_str()); }
-};
-
-// The peak resident memory of this process (VmHWM), in bytes.
-std::int64_t peak_resident_bytes() {
+// A memory figure of this process from /proc/self/status ("VmHWM:" for the
+// peak resident size, "VmRSS:" for the current one), in bytes.
+std::int64_t status_bytes(const std::string& field) {
   std::istringstream status(read_text("/proc/self/status"));
   for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
+    if (line.rfind(field, 0) == 0) return std::atoll(line.c_str() + field.size()) * 1024;
   return -1;
 }
+std::int64_t peak_resident_bytes() { return status_bytes("VmHWM:"); }
+std::int64_t resident_bytes() { return status_bytes("VmRSS:"); }
 
 // ---- the dying worker's kill ------------------------------------------------
 
@@ -285,14 +238,6 @@ TEST(Attack2, AStreamAfterAnOversizedHeaderIsRefusedWithoutBufferingIt) {
                                               "the limit";
   EXPECT_LT(seconds, 5.0);
   EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
-}
-
-// The resident memory of this process (VmRSS), in bytes.
-std::int64_t resident_bytes() {
-  std::istringstream status(read_text("/proc/self/status"));
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
-  return -1;
 }
 
 // One task returns a large result (128 MiB, half the frame limit), then the

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 extern char** environ;
 
@@ -183,6 +185,31 @@ PoolOptions test_pool_options(int workers) {
   options.default_plugin_paths = false;
   options.plugin_paths = {EXAMPLE_PLUGIN, TESTKIT_PLUGIN};
   return options;
+}
+
+std::vector<pid_t> live_named(const std::string& comm) {
+  std::vector<pid_t> found;
+  if (DIR* proc = opendir("/proc")) {
+    while (dirent* e = readdir(proc)) {
+      const pid_t pid = std::atoi(e->d_name);
+      if (pid <= 0) continue;
+      std::string name = read_text("/proc/" + std::to_string(pid) + "/comm");
+      if (!name.empty() && name.back() == '\n') name.pop_back();
+      const char state = process_state(pid);
+      if (name == comm && state != 0 && state != 'Z' && state != 'X') found.push_back(pid);
+    }
+    closedir(proc);
+  }
+  return found;
+}
+
+std::vector<pid_t> wait_gone(const std::string& comm, std::chrono::milliseconds limit) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  std::vector<pid_t> left;
+  while (!(left = live_named(comm)).empty() && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (pid_t pid : left) ::kill(pid, SIGKILL);  // clean up after a failure
+  return left;
 }
 
 PoolOptions hostile_pool_options(int workers) {

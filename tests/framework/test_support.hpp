@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -55,11 +56,23 @@ char process_state(pid_t pid);
 std::vector<pid_t> children_of(pid_t pid);
 // This process's children that are zombies.
 std::vector<pid_t> zombie_children();
+// Live processes (not zombies) whose name (/proc/PID/comm) is `comm`.
+std::vector<pid_t> live_named(const std::string& comm);
+// Waits up to `limit` for every process named `comm` to end; SIGKILLs (and
+// returns) those left, so a failing test cleans up after itself.
+std::vector<pid_t> wait_gone(const std::string& comm, std::chrono::milliseconds limit = std::chrono::seconds(1));
 std::vector<Value> parse_records(const std::string& text);
 
 // Runs `body` in a forked child and returns its exit status (98: it threw);
 // the child never returns into the test runner.
 int in_child(const std::function<int()>& body);
+
+// Sets an environment variable for a scope (what workers started meanwhile inherit).
+struct EnvVar {
+  std::string name;
+  EnvVar(std::string n, const std::string& value) : name(std::move(n)) { ::setenv(name.c_str(), value.c_str(), 1); }
+  ~EnvVar() { ::unsetenv(name.c_str()); }
+};
 
 // Pool options that load only the example and testkit plugins.
 PoolOptions test_pool_options(int workers);

@@ -59,9 +59,6 @@ class ZygoteTemplate {
   const std::map<std::string, AnalysisStats>& setup_costs() const noexcept { return setup_costs_; }
   // The analysis whose setup was running when the template last died at start.
   const std::string& died_in_setup() const noexcept { return died_in_setup_; }
-  // Whether the ready template double-forks its workers, so that the host
-  // adopts each (see AdoptionWindow); false when it clones them as siblings.
-  bool adopts_workers() const noexcept { return adopts_workers_; }
   // Whether the template's last death was a SIGKILL from outside.
   bool last_death_was_sigkill() const noexcept { return last_death_was_sigkill_; }
   void stop();
@@ -87,7 +84,7 @@ class ZygoteTemplate {
   std::string died_in_setup_;
   std::map<std::string, AnalysisStats> setup_costs_;
   bool last_death_was_sigkill_ = false;
-  bool adopts_workers_ = true;
+  bool adopts_workers_ = true;  // the ready template double-forks (see AdoptionWindow)
 };
 
 }  // namespace mathpool::detail

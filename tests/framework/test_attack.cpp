@@ -364,6 +364,7 @@ TEST(Attack, ATemplateKilledWhileForkingLeavesNoProcessBehind) {
   if (!zygote_mode()) GTEST_SKIP() << "zygote mode only";
   // A single-threaded template (clone) and one with a setup's thread (double
   // fork).
+  const std::vector<pid_t> before = children_of(getpid());  // other pools' supervisors (the default pool's)
   for (const bool threads : {false, true}) {
     SCOPED_TRACE(threads ? "template with a thread (double fork)" : "single-threaded template (clone)");
     std::optional<EnvVar> thread;
@@ -404,7 +405,7 @@ TEST(Attack, ATemplateKilledWhileForkingLeavesNoProcessBehind) {
       for (const auto& w : stats.workers) current.insert(w.pid);
       std::string strays;
       for (pid_t child : children_of(getpid()))
-        if (!current.count(child))
+        if (!current.count(child) && std::find(before.begin(), before.end(), child) == before.end())
           strays += std::to_string(child) + " " + read_text("/proc/" + std::to_string(child) + "/comm").substr(0, 15) +
                     "(" + std::string(1, process_state(child)) + ") ";
       EXPECT_TRUE(strays.empty()) << "children of the host that are neither its workers nor its "

@@ -139,10 +139,11 @@ TEST(Faults, OutputOnStdoutCannotCorruptTheChannel) {
   EXPECT_EQ(seen.result.result.at("printed"), true);
 }
 
-TEST(Faults, GarbageOnTheChannelIsAProtocolCrash) {
+// A reply the host refuses is that task's error, never a death between tasks.
+TEST(Faults, GarbageOnTheChannelIsTheTasksProtocolError) {
   Pool pool(no_retry_options());
   auto seen = run_fault(pool, "testkit.channel_garbage");
-  expect_error(seen.result, ErrorKind::crashed, "protocol error");
+  expect_error(seen.result, ErrorKind::protocol_error, "protocol error");
   EXPECT_LT(seen.seconds, 2.0);
 }
 

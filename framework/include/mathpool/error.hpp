@@ -20,7 +20,14 @@ enum class ErrorKind {
   memory,          // the worker ran out of its memory limit
   io_error,        // the host could not read or write a file (never a task's status)
   invalid_config,  // a run configuration that cannot be used (never a task's status)
+  result_too_large,  // the task's result passes the protocol's limits (256 MiB encoded, 200 levels deep)
+  protocol_error,    // the host refused the worker's reply to the task (malformed, forged)
 };
+
+// Whether a kind can be a task's error (io_error and invalid_config cannot).
+constexpr bool is_task_error_kind(ErrorKind kind) noexcept {
+  return kind != ErrorKind::io_error && kind != ErrorKind::invalid_config;
+}
 
 std::string_view to_string(ErrorKind kind) noexcept;
 // Parses a kind name; throws std::invalid_argument for an unknown one.

@@ -73,6 +73,8 @@ ResultReply decode_result(const Frame& frame) {
 
 Channel::Channel(Channel&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
+      accept_fds_(other.accept_fds_),
+      fds_(std::move(other.fds_)),
       in_(std::move(other.in_)),
       out_(std::move(other.out_)),
       in_pos_(other.in_pos_),
@@ -83,6 +85,9 @@ Channel& Channel::operator=(Channel&& other) noexcept {
   if (this != &other) {
     close();
     fd_ = std::exchange(other.fd_, -1);
+    accept_fds_ = other.accept_fds_;
+    fds_ = std::move(other.fds_);
+    other.fds_.clear();
     in_ = std::move(other.in_);
     out_ = std::move(other.out_);
     in_pos_ = other.in_pos_;
@@ -97,6 +102,8 @@ Channel::~Channel() { close(); }
 void Channel::close() noexcept {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  for (int fd : fds_) ::close(fd);
+  fds_.clear();
   in_.clear();
   in_pos_ = in_end_ = 0;
   out_.clear();
@@ -174,6 +181,63 @@ bool Channel::send_control(MessageType type, const Value& body) {
   return flush();
 }
 
+bool Channel::send_control_with_fds(MessageType type, const Value& body, const int* fds, int count) {
+  if (!flush()) return false;
+  queue_control(type, body);
+  iovec data{out_.data(), out_.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  if (count < 1 || count > 4) return false;
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = CMSG_SPACE(sizeof(int) * std::size_t(count));
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int) * std::size_t(count));
+  std::memcpy(CMSG_DATA(header), fds, sizeof(int) * std::size_t(count));
+  ssize_t n;
+  do n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    release_output();
+    return false;
+  }
+  out_pos_ = std::size_t(n);
+  return flush();
+}
+
+int Channel::take_fd() noexcept {
+  if (fds_.empty()) return -1;
+  const int fd = fds_.front();
+  fds_.pop_front();
+  return fd;
+}
+
+ssize_t Channel::receive_bytes(char* into, std::size_t size, int flags) {
+  if (!accept_fds_) return ::recv(fd_, into, size, flags);
+  iovec data{into, size};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(fd_, &message, flags | MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+      fds_.push_back(fd);
+    }
+  }
+  return n;
+}
+
 bool Channel::flush_some() {
   while (has_queued()) {
     const ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -233,7 +297,7 @@ bool Channel::read_some(bool block) {
     // cost a write to 16 pages per read (and in a forked task process, as
     // many copy-on-write faults).
     if (in_.size() < in_end_ + kChunk) in_.resize(in_end_ + kChunk);
-    const ssize_t n = ::recv(fd_, in_.data() + in_end_, kChunk, block ? 0 : MSG_DONTWAIT);
+    const ssize_t n = receive_bytes(in_.data() + in_end_, kChunk, block ? 0 : MSG_DONTWAIT);
     if (n > 0) in_end_ += std::size_t(n);
     if (n > 0) {
       if (block || std::size_t(n) < kChunk) return true;
@@ -256,13 +320,14 @@ std::optional<Frame> Channel::next_frame() {
   const std::size_t available = in_end_ - in_pos_;
   if (available < 4) return std::nullopt;
   const std::uint32_t size = read_length(in_.data() + in_pos_);
-  if (size > kMaxFrameBytes) throw ProtocolError(fmt::format("frame of {} bytes exceeds the limit", size));
+  if (size > kMaxFrameBytes)
+    throw FrameTooLarge(fmt::format("frame of {} bytes exceeds the limit of {} bytes", size, kMaxFrameBytes));
   if (size == 0) throw ProtocolError("empty frame");
   if (available < 4 + std::size_t(size)) return std::nullopt;
   const char* begin = in_.data() + in_pos_ + 4;
   in_pos_ += 4 + size;
   const auto type = static_cast<std::uint8_t>(begin[0]);
-  if (type < std::uint8_t(MessageType::hello) || type > std::uint8_t(MessageType::exit))
+  if (type < std::uint8_t(MessageType::hello) || type > kLastMessageType)
     throw ProtocolError(fmt::format("unknown message type {}", type));
   return Frame{static_cast<MessageType>(type), std::string_view(begin + 1, size - 1)};
 }

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,12 @@ struct ResultReply {
   std::uint8_t outcome = 0;  // 0: ok; 1 + ErrorKind: error
   std::uint8_t flags = 0;
   std::string_view payload;  // MessagePack result, or the error message
+};
+
+// A frame whose length passes kMaxFrameBytes: refused before it is read.
+class FrameTooLarge : public ProtocolError {
+ public:
+  using ProtocolError::ProtocolError;
 };
 
 // Body decoders; each throws ProtocolError on malformed input.
@@ -68,12 +75,23 @@ class Channel {
   // An ok result, encoded straight into the output buffer.
   void queue_ok_result(std::uint64_t id, double seconds, const Value& result);
   std::size_t queued_bytes() const noexcept { return out_.size() - out_pos_; }
+  // Drops what was queued after queued_bytes() returned `queued` (a frame
+  // that must not go out after all).
+  void drop_last_frame(std::size_t queued) noexcept { out_.resize(out_pos_ + queued); }
   bool has_queued() const noexcept { return out_pos_ < out_.size(); }
 
   // Blocking write of everything queued; false when the peer is gone.
   bool flush();
   // queue_control + flush.
   bool send_control(MessageType type, const Value& body);
+  // Blocking: one control frame with descriptors attached to its first byte
+  // (SCM_RIGHTS); anything queued before goes first. False when the peer is gone.
+  bool send_control_with_fds(MessageType type, const Value& body, const int* fds, int count);
+  // Whether reads collect descriptors that come attached (recvmsg); off by default.
+  void accept_fds(bool on) noexcept { accept_fds_ = on; }
+  // The oldest descriptor received and not taken (frames that carry them say
+  // how many), or -1. The caller owns it.
+  int take_fd() noexcept;
   // Writes what the socket takes now without blocking; the rest stays queued
   // (a host must never block on a worker that is itself blocked writing).
   // Returns false when the peer is gone.
@@ -96,8 +114,11 @@ class Channel {
   void end_frame(std::size_t start);
   void release_output() noexcept;  // after everything queued was sent
   bool read_some(bool block);
+  ssize_t receive_bytes(char* into, std::size_t size, int flags);
 
   int fd_ = -1;
+  bool accept_fds_ = false;
+  std::deque<int> fds_;  // received, not yet taken
   std::string in_;  // storage: unread input is [in_pos_, in_end_)
   std::string out_;
   std::size_t in_pos_ = 0;

@@ -34,9 +34,6 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
             {"isolation", options_.isolation == Isolation::task ? "task" : "worker"},
             {"allow_insecure_plugins", options_.allow_insecure_plugins},
             {"setup", options_.preload ? Value(*options_.preload) : Value(true)}};
-  // Zygote workers are double-forked and adopted by us (see zygote_client.cpp).
-  if (options_.start == StartMode::zygote && !detail::ZygoteTemplate::supported()) options_.start = StartMode::spawn;
-  zygote_.contain_in(&cgroups_);
 
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   slots_.resize(static_cast<std::size_t>(options_.workers));
@@ -232,9 +229,15 @@ void Pool::Impl::publish_stats() {
   stats_.queued = long(queue_.size());
   stats_.in_flight = in_flight;
   stats_.analyses = analysis_stats_;
-  stats_.template_pid = zygote_.running() ? zygote_.pid() : 0;
-  stats_.template_setup_seconds = zygote_.start_seconds();
-  for (const auto& [name, cost] : zygote_.setup_costs()) {  // the template's setups, over all its starts
+  const bool zygote = options_.start == StartMode::zygote;
+  stats_.template_pid = zygote && supervisor_ && supervisor_->alive() ? supervisor_->pid() : 0;
+  stats_.template_setup_seconds = zygote && supervisor_ ? supervisor_->start_seconds() : 0;
+  std::map<std::string, AnalysisStats> setups = past_setup_costs_;  // the templates' setups, over all of them
+  for (const auto& supervisor : old_supervisors_)
+    for (const auto& [name, cost] : supervisor->setup_costs()) setups[name].setups += cost.setups, setups[name].setup_seconds += cost.setup_seconds;
+  if (supervisor_)
+    for (const auto& [name, cost] : supervisor_->setup_costs()) setups[name].setups += cost.setups, setups[name].setup_seconds += cost.setup_seconds;
+  for (const auto& [name, cost] : setups) {
     stats_.analyses[name].setups += cost.setups;
     stats_.analyses[name].setup_seconds += cost.setup_seconds;
   }
@@ -262,7 +265,6 @@ void Pool::Impl::take_incoming() {
 }
 
 void Pool::Impl::run_loop() {
-  if (options_.start == StartMode::zygote) zygote_.configure(worker_program_, hello_, options_.setup_timeout);
   for (Slot& slot : slots_) start_slot(slot);
   std::vector<pollfd> fds;
   for (;;) {
@@ -287,10 +289,18 @@ void Pool::Impl::run_loop() {
       fds.push_back({slot.channel.fd(), short(POLLIN | (slot.channel.has_queued() ? POLLOUT : 0)), 0});
       fds.push_back({slot.pidfd, short(slot.pidfd >= 0 ? POLLIN : 0), 0});
     }
-    if (zygote_.phase() == detail::ZygoteTemplate::Phase::starting) {  // after the slots': read in check_deadlines
-      fds.push_back({zygote_.channel_fd(), POLLIN, 0});
-      fds.push_back({zygote_.pidfd(), short(zygote_.pidfd() >= 0 ? POLLIN : 0), 0});
-    }
+    // Supervisors after the slots: they are read in check_deadlines.
+    auto watch = [&fds](const std::shared_ptr<detail::SupervisorProcess>& supervisor) {
+      if (!supervisor || !supervisor->alive()) return;
+      fds.push_back({supervisor->channel_fd(), short(POLLIN | (supervisor->wants_to_write() ? POLLOUT : 0)), 0});
+      fds.push_back({supervisor->pidfd(), short(supervisor->pidfd() >= 0 ? POLLIN : 0), 0});
+      if (supervisor->wants_to_write()) supervisor->write_some();
+    };
+    watch(supervisor_);
+    watch(bisection_.probe);
+    for (const auto& supervisor : old_supervisors_) watch(supervisor);
+    for (const Retiring& r : retiring_)
+      if (r.pidfd >= 0) fds.push_back({r.pidfd, POLLIN, 0});
     const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
     if (ready > 0) {
       if (fds[0].revents) {
@@ -308,9 +318,9 @@ void Pool::Impl::run_loop() {
         if (channel.revents & (POLLIN | POLLHUP | POLLERR)) handle_input(slot);
         // The process ended while something it started may still hold the
         // channel open: what it wrote before dying is read first.
-        if (slot.pid == pid && slot.pid > 0 && (process.revents & POLLIN)) {
+        if (slot.pid == pid && slot.pid > 0 && (process.revents & POLLIN) && has_process(slot)) {
           handle_input(slot);
-          if (slot.pid == pid) handle_death(slot, "");
+          if (slot.pid == pid) begin_death(slot, "");
         }
       }
     }
@@ -344,9 +354,12 @@ void Pool::Impl::dispatch() {
       limit = std::min<std::size_t>(limit, std::size_t(options_.max_tasks_per_worker - slot.stats.tasks));
     // Top up only below half the limit, so each write carries many tasks.
     if (slot.inflight.size() * 2 > limit) continue;
+    const Clock::time_point now = Clock::now();
+    if (slot.inflight.empty()) slot.head_since = now;
     while (!queue_.empty() && slot.inflight.size() < limit) {
       Task& task = queue_.front();
       ++task.attempts;
+      task.sent_at = now;
       slot.channel.queue_run(task.id, task.analysis, task.params);
       slot.inflight.push_back(std::move(task));
       queue_.pop_front();
@@ -357,24 +370,44 @@ void Pool::Impl::dispatch() {
 }
 
 void Pool::Impl::handle_input(Slot& slot) {
+  if (!has_process(slot)) return;
   const pid_t pid = slot.pid;
   const bool open = slot.channel.fill();
   try {
     while (auto frame = slot.channel.next_frame()) {
       handle_frame(slot, *frame);
-      if (slot.pid != pid) return;  // retired or replaced: the rest was its
+      if (slot.pid != pid || !has_process(slot)) return;  // retired or replaced: the rest was its
     }
   } catch (const detail::ProtocolError& e) {
-    handle_death(slot, fmt::format("protocol error: {}", e.what()));
-    return;
+    return refuse_reply(slot, e, false);
   } catch (const Value::exception& e) {  // a field of the wrong type
-    handle_death(slot, fmt::format("protocol error: malformed message ({})", e.what()));
-    return;
-  } catch (const std::invalid_argument& e) {  // e.g. an unknown error kind
-    handle_death(slot, fmt::format("protocol error: {}", e.what()));
-    return;
+    return refuse_reply(slot, e, false);
+  } catch (const std::invalid_argument& e) {
+    return refuse_reply(slot, e, false);
   }
-  if (!open) handle_death(slot, "");
+  if (!open) begin_death(slot, "");
+}
+
+void Pool::Impl::refuse_reply(Slot& slot, const std::exception& error, bool) {
+  const std::string what = fmt::format("protocol error: {}", error.what());
+  if (answers(slot) && !slot.inflight.empty()) {
+    // The reply in the way is the first unanswered task's: its error, charged.
+    const Clock::time_point now = Clock::now();
+    Task task = std::move(slot.inflight.front());
+    slot.inflight.pop_front();
+    ++slot.answered;
+    // A result past the limits is refused by the worker itself
+    // (result_too_large); what reaches the host and is refused is not a reply.
+    detail::RawResult result = error_result(
+        ErrorKind::protocol_error,
+        fmt::format("protocol error: worker {} sent a reply the host refused ({}); the worker was stopped", slot.pid,
+                    error.what()),
+        slot.pid);
+    result.seconds = std::chrono::duration<double>(now - slot.head_since).count();
+    finish(std::move(task), std::move(result));
+    slot.head_since = now;
+  }
+  begin_death(slot, what);
 }
 
 void Pool::Impl::handle_frame(Slot& slot, const detail::Frame& frame) {
@@ -398,7 +431,9 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   const detail::ResultReply reply = detail::decode_result(frame);
   if (slot.inflight.empty() || reply.id != slot.inflight.front().id)
     throw detail::ProtocolError("result for a task that was not sent");
-  if (reply.outcome > 1 + int(ErrorKind::memory)) throw detail::ProtocolError("unknown error kind");
+  if (reply.outcome > 1 + int(ErrorKind::protocol_error) ||
+      (reply.outcome > 0 && !is_task_error_kind(ErrorKind(reply.outcome - 1))))
+    throw detail::ProtocolError("unknown error kind");
   if (!slot.in_setup.empty()) setup_crashes_.erase(std::exchange(slot.in_setup, ""));  // it succeeded
   detail::RawResult result;
   result.worker = slot.pid;
@@ -408,6 +443,7 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   Task task = std::move(slot.inflight.front());
   slot.inflight.pop_front();
   ++slot.answered;
+  slot.head_since = Clock::now();  // the next task began no later than this
   mean_task_seconds_ = mean_task_seconds_ < 0 ? reply.seconds : 0.9 * mean_task_seconds_ + 0.1 * reply.seconds;
   ++slot.stats.tasks;
   ++slot.stats.tasks_total;
@@ -415,9 +451,11 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   // Out of memory, the worker exits. After a timeout's SIGTERM (the task
   // answered just in time) it is dying. Either way what it holds never ran.
   const bool timed_out = slot.state == SlotState::stopping_after_timeout;
-  if ((reply.flags & detail::kRetire) || timed_out) {
+  if ((reply.flags & (detail::kRetire | detail::kRetireBrokenState)) || timed_out) {
     requeue(slot.inflight, false);
-    return retire(slot, timed_out ? "stopped at a time limit" : "ran out of memory");
+    return retire(slot, timed_out                           ? "stopped at a time limit"
+                        : (reply.flags & detail::kRetire) ? "ran out of memory"
+                                                          : "a task changed its process state beyond repair");
   }
   if (options_.max_tasks_per_worker > 0 && slot.stats.tasks >= options_.max_tasks_per_worker &&
       slot.inflight.empty())
@@ -438,44 +476,57 @@ void Pool::Impl::count_setup(Slot& slot, const Value& message) {
   stats_dirty_ = true;
 }
 
-std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot) {
+// The task running by the host's own observations: the first unanswered
+// one, since no later than it was sent or the previous result arrived. The
+// progress page, written in the worker (and so by its tasks), may only make
+// that more precise: name a later task of the worker's chunk that began no
+// earlier than it was sent, and an earlier start, never a later one.
+std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot, Clock::time_point now) const {
+  if (slot.inflight.empty()) return std::nullopt;
+  RunningTask host{slot.answered + 1, slot.head_since};
   const detail::ProgressPage* page = slot.progress.page();
-  if (!page) return std::nullopt;
+  if (!page) return host;
   const std::uint64_t started = page->started.load(std::memory_order_acquire);
-  if (started <= page->finished.load(std::memory_order_acquire) || started <= slot.answered) return std::nullopt;
-  // The worker's CLOCK_MONOTONIC is the steady clock's.
-  return RunningTask{started, Clock::time_point(std::chrono::nanoseconds(page->started_ns.load()))};
+  const std::uint64_t finished = page->finished.load(std::memory_order_acquire);
+  if (started <= finished) {
+    // Between tasks by the page: believed for blame only when the host saw
+    // the same (it is the task's word otherwise; refunds are bounded).
+    return std::nullopt;
+  }
+  if (started <= slot.answered || started - slot.answered > slot.inflight.size()) return host;
+  const Task& task = slot.inflight[std::size_t(started - slot.answered - 1)];
+  Clock::time_point since{std::chrono::nanoseconds(page->started_ns.load(std::memory_order_relaxed))};
+  since = std::min(std::max(since, task.sent_at), std::min(host.since, now));
+  return RunningTask{started, since};
 }
 
-// A task's time counts from when the worker began it (its progress page), not
-// from when the host sent it: chunks wait in the worker's queue.
+// A task's time counts from the host's observations (running_task); a page
+// that says nothing runs does not stop the clock.
 void Pool::Impl::check_task_time(Slot& slot, Clock::time_point now) {
   if (!options_.task_timeout || slot.state != SlotState::ready || slot.inflight.empty()) return;
-  const auto running = running_task(slot);
-  if (!running || now - running->since < *options_.task_timeout) return;
-  slot.timed_out_task = running->ordinal;
-  ::kill(slot.pid, SIGTERM);
+  const RunningTask running = running_task(slot, now).value_or(RunningTask{slot.answered + 1, slot.head_since});
+  if (now - running.since < *options_.task_timeout) return;
+  slot.timed_out_task = running.ordinal;
+  detail::send_signal(slot.pid, slot.pidfd, SIGTERM);
   enter(slot, SlotState::stopping_after_timeout, now + kTerminateGrace);
 }
 
 void Pool::Impl::check_deadlines(Clock::time_point now) {
-  if (!stopping_) advance_template(now);
+  read_supervisors(now);
   for (Slot& slot : slots_) {
     if (now >= slot.deadline) on_slot_deadline(slot);
     check_task_time(slot, now);
   }
   std::erase_if(retiring_, [now](Retiring& r) {
-    int status;
-    const pid_t reaped = waitpid(r.pid, &status, WNOHANG);
-    if (reaped == r.pid || (reaped < 0 && errno == ECHILD)) {  // ECHILD: another waiter in the host program reaped it
-      ::kill(-r.pid, SIGKILL);  // what it started ends with it
-      r.cgroup.end();
+    pollfd ended{r.pidfd, POLLIN, 0};
+    if (r.pidfd < 0 || ::poll(&ended, 1, 0) > 0 || !r.supervisor || !r.supervisor->alive()) {
+      if (r.pidfd >= 0) ::close(r.pidfd);
+      r.cgroup.end();  // what it started ends with it
       return true;
     }
     if (now >= r.kill_at) {
-      detail::kill_and_reap(r.pid);
-      r.cgroup.end();
-      return true;
+      detail::send_signal(r.pid, r.pidfd, SIGKILL);
+      r.kill_at = Clock::time_point::max();
     }
     return false;
   });
@@ -483,16 +534,15 @@ void Pool::Impl::check_deadlines(Clock::time_point now) {
 
 int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
   Clock::time_point next = Clock::time_point::max();
-  if (zygote_.phase() == detail::ZygoteTemplate::Phase::starting) next = zygote_.deadline();
+  for (const auto* supervisor : {&supervisor_, &bisection_.probe})
+    if (*supervisor && (*supervisor)->alive()) next = std::min(next, (*supervisor)->deadline());
+  for (const auto& supervisor : old_supervisors_) next = std::min(next, supervisor->deadline());
+  if (!stopping_) next = std::min(next, supervisor_restart_at_);
   for (const Slot& slot : slots_) {
     if (!stopping_) next = std::min(next, slot.deadline);
     if (options_.task_timeout && !slot.inflight.empty() && slot.state == SlotState::ready) {
-      // The running task's deadline, from the page; between tasks, look again soon.
-      if (const auto running = running_task(slot))
-        next = std::min(next, running->since + *options_.task_timeout);
-      else
-        next = std::min(next, now + std::min<std::chrono::milliseconds>(*options_.task_timeout,
-                                                                        std::chrono::milliseconds(50)));
+      const RunningTask running = running_task(slot, now).value_or(RunningTask{slot.answered + 1, slot.head_since});
+      next = std::min(next, running.since + *options_.task_timeout);
     }
   }
   if (!retiring_.empty()) next = std::min(next, now + std::chrono::milliseconds(20));

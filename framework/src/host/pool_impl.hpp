@@ -20,7 +20,7 @@
 #include "cgroup.hpp"
 #include "completion.hpp"
 #include "worker_process.hpp"
-#include "zygote_client.hpp"
+#include "supervisor_client.hpp"
 #include "mathpool/pool.hpp"
 
 namespace mathpool {
@@ -33,6 +33,9 @@ inline constexpr auto kRetireGrace = std::chrono::seconds(2);
 inline constexpr int kMaxStartFailures = 3;
 inline constexpr int kQuarantineAfter = 2;   // setup crashes before an analysis is quarantined
 inline constexpr int kMaxOutsideKills = 20;  // outside SIGKILLs at start before they count as failures
+inline constexpr auto kForkTimeout = std::chrono::seconds(5);      // a supervisor's answer to a fork request
+inline constexpr auto kReportGrace = std::chrono::seconds(2);      // a supervisor's report of a worker's exit
+inline constexpr int kMaxRefunds = 5;  // uncharged re-runs of a task (its worker died of something else)
 
 inline detail::RawResult error_result(ErrorKind kind, std::string message, int worker) {
   detail::RawResult result;
@@ -55,6 +58,8 @@ class Pool::Impl {
     detail::Completion* completion = nullptr;
     std::uint64_t seq = 0;  // the completion's own number for the task
     int attempts = 0;
+    int refunds = 0;  // attempts given back (not its fault); bounded by kMaxRefunds
+    std::chrono::steady_clock::time_point sent_at{};
   };
 
   // Where tasks go before this pool's own queue, when one is set: a pool
@@ -101,70 +106,105 @@ class Pool::Impl {
 
  private:
   // The lifecycle of a worker slot, written down once. Every change of state
-  // goes through enter(), which checks it against kSlotTransitions (debug
-  // builds) and sets the state's one deadline; when that passes,
-  // on_slot_deadline() acts.
+  // goes through enter(), which checks it against the table (always; an
+  // invalid change is reported as an internal error) and sets the state's
+  // one deadline; when that passes, on_slot_deadline() acts.
   //
   //   state                   process  deadline (on_slot_deadline)        leaves for
-  //   stopped                 none     none                               starting, waiting_*: start_slot
-  //   waiting_to_restart      none     respawn after a back-off:          starting, waiting_*
-  //                                    start_slot
-  //   waiting_for_template    none     none: started when the zygote      starting, waiting_to_restart
-  //                                    template is ready (or failed)
+  //   stopped                 none     none                               forking, waiting_*
+  //   waiting_to_restart      none     back-off over: start_slot          forking, waiting_*
+  //   waiting_for_supervisor  none     none: started when the pool's      forking, waiting_*
+  //                                    supervisor is ready (or failed)
+  //   forking                 none     none (the supervisor's own fork    starting (forked); waiting_*
+  //                                    deadline ends it if it hangs)      (fork failed, supervisor ended)
   //   starting                up       setup_timeout: SIGKILL,            ready (ready message);
-  //                                    -> hung_in_setup                   stopped (death)
-  //   hung_in_setup           dying    none                               stopped (death: "hung in
-  //                                                                       start-up", counts against the setup)
-  //   ready                   up       the running task's limit, from     stopping_after_timeout;
-  //                                    the page (check_task_time):        stopped (death, retire)
-  //                                    SIGTERM -> stopping_after_timeout
-  //   stopping_after_timeout  dying    SIGKILL after kTerminateGrace      stopped (death: `timeout`
-  //                                                                       for the task; or a late result: retire)
-  //   any                                                                 stopped (pool stops, for good)
+  //                                    -> hung_in_setup                   dying
+  //   hung_in_setup           dying    none                               dying
+  //   ready                   up       the running task's limit           stopping_after_timeout; dying
+  //                                    (check_task_time): SIGTERM
+  //   stopping_after_timeout  dying    SIGKILL after kTerminateGrace      dying; stopped (late result: retire)
+  //   dying                   killed   kReportGrace: judged without       stopped (conclude_death)
+  //                                    the supervisor's report
+  //   any                                                                 stopped (pool stops, retire)
   //
-  // After a death (handle_death; blame from the progress page) a slot that
-  // was ready starts again at once; one that was starting waits to restart
-  // (outside SIGKILLs: 10 ms, up to kMaxOutsideKills in a row; others count
-  // toward kMaxStartFailures and, inside a setup, toward quarantine). A
-  // retired process (recycle, out of memory, late result after a timeout)
-  // goes to `retiring_` (exit message, SIGKILL after a grace) and the slot
-  // starts anew. A wait status becomes a verdict in judge_exit()
+  // A worker's death is seen from its pidfd, its channel or its supervisor's
+  // `exited` report, whichever comes first (begin_death: what the host saw
+  // is noted, the process is killed); it is judged when the report comes
+  // (conclude_death; blame by the host's own observations, made more precise
+  // by the page). A wait status becomes a verdict in judge_exit()
   // (worker_process.hpp), nowhere else.
   enum class SlotState {
     stopped,
     waiting_to_restart,
-    waiting_for_template,
+    waiting_for_supervisor,
+    forking,
     starting,
     hung_in_setup,
     ready,
     stopping_after_timeout,
+    dying,
+  };
+  // The task a worker has begun and not finished: its ordinal (1-based,
+  // since the worker started) and when it began.
+  struct RunningTask {
+    std::uint64_t ordinal;
+    Clock::time_point since;
+  };
+  // What the host noted when it saw a worker die, judged once the status comes.
+  struct DeathNote {
+    std::string why;                      // "" : the wait status says it
+    std::optional<RunningTask> running;   // by the host's observations and the checked page
+    bool setup_running = false;
+    bool was_starting = false;
+    bool hung = false;
+    bool supervisor_lost = false;         // its supervisor died: nothing it ran is to blame
+    std::uint64_t timed_out_task = 0;
+    double ran_for = 0;
   };
   struct Slot {
     int index = 0;
     pid_t pid = -1;
     int pidfd = -1;                      // readable when the process has ended
+    std::shared_ptr<detail::SupervisorProcess> supervisor;  // its parent (or, forking, the one asked)
+    std::uint64_t fork_request = 0;      // forking: the request's number
     detail::Channel channel;
     detail::ProgressMapping progress;
     detail::ProcessCgroup cgroup;        // the process and all it starts; ended with it
     SlotState state = SlotState::stopped;
     Clock::time_point deadline = Clock::time_point::max();  // the state's (table above)
     std::deque<Task> inflight;           // sent, in order, not yet answered
+    Clock::time_point head_since{};      // when inflight.front() could have begun, by the host's clock
     std::uint64_t answered = 0;          // results received from this process
     std::uint64_t timed_out_task = 0;    // stopping_after_timeout: ordinal (1-based) of the task stopped
     Clock::time_point started_at;
     int start_failures = 0;
     int outside_kills = 0;         // consecutive SIGKILLs from outside while starting
     std::string in_setup;          // the analysis whose setup the worker announced last
+    DeathNote death;               // dying
     WorkerStats stats;
   };
   // Whether a slot's process takes results (it may be dying after a timeout).
   static bool answers(const Slot& slot) {
     return slot.state == SlotState::ready || slot.state == SlotState::stopping_after_timeout;
   }
+  static bool has_process(const Slot& slot) {
+    return slot.state == SlotState::starting || slot.state == SlotState::hung_in_setup || answers(slot);
+  }
   struct Retiring {
     pid_t pid;
+    int pidfd;
+    std::shared_ptr<detail::SupervisorProcess> supervisor;
     Clock::time_point kill_at;
     detail::ProcessCgroup cgroup;
+  };
+  // Finding which setup breaks the template's fork (supervisor_lifecycle.cpp):
+  // templates with part of the setups are tried until one analysis is left.
+  struct Bisection {
+    bool active = false;
+    std::vector<std::string> suspects;  // the culprit is one of these
+    std::vector<std::string> trial;     // the setups the trial template runs
+    std::string reason;                 // how the full template failed
+    std::shared_ptr<detail::SupervisorProcess> probe;
   };
 
   // Dispatcher thread.
@@ -174,14 +214,24 @@ class Pool::Impl {
   void enter(Slot& slot, SlotState next, Clock::time_point deadline = Clock::time_point::max());
   void on_slot_deadline(Slot& slot);
   void start_slot(Slot& slot);
-  // A worker could not be started or forked: back off, or fail the start-up.
+  // A worker could not be started: back off, or fail the start-up.
   void could_not_start(Slot& slot, const std::string& reason);
-  // Zygote mode (template_lifecycle.cpp): the template starts inside the
-  // poll loop; slots that need it wait in waiting_for_template.
-  void wait_for_template(Slot& slot);
-  void begin_template_start();
-  void advance_template(Clock::time_point now);
-  void template_failed(const std::string& reason);
+  // Supervisors (supervisor_lifecycle.cpp): started inside the poll loop;
+  // slots that need one wait in waiting_for_supervisor.
+  void wait_for_supervisor(Slot& slot);
+  void start_supervisor();
+  void read_supervisors(Clock::time_point now);
+  void handle_supervisor_events(const std::shared_ptr<detail::SupervisorProcess>& supervisor,
+                                detail::SupervisorProcess::Events& events);
+  void supervisor_ready(const Value& ready);
+  void worker_forked(const std::shared_ptr<detail::SupervisorProcess>& supervisor,
+                     const detail::SupervisorProcess::Forked& forked);
+  void supervisor_ended(const std::shared_ptr<detail::SupervisorProcess>& supervisor, const std::string& why);
+  // The current supervisor cannot make workers: restart it, then find the setup to blame.
+  void supervisor_broken(const std::string& reason);
+  void continue_bisection(bool trial_forked);
+  void begin_bisection_trial();
+  void retire_old_supervisors();
   void dispatch();
   std::size_t chunk_limit() const;
   void handle_input(Slot& slot);
@@ -189,26 +239,28 @@ class Pool::Impl {
   void handle_ready(Slot& slot, const Value& message);
   void handle_load_errors(const Value& ready);
   void handle_result(Slot& slot, const detail::Frame& frame);
-  void handle_death(Slot& slot, const std::string& why);
+  // A reply the host refused: the running task's error, and the worker goes.
+  void refuse_reply(Slot& slot, const std::exception& error, bool too_large);
+  // A worker's end, seen (begin_death) and judged (conclude_death).
+  void begin_death(Slot& slot, const std::string& why);
+  void conclude_death(Slot& slot, int status);
+  void worker_exited(const std::shared_ptr<detail::SupervisorProcess>& supervisor, pid_t pid, int status);
   void retire(Slot& slot, const std::string& reason);
-  void requeue(std::deque<Task>& tasks, bool charged);
+  // Puts tasks back at the queue's front; uncharged ones get their attempt
+  // back, at most kMaxRefunds times, after which they are charged (crashed).
+  void requeue(std::deque<Task>& tasks, bool charged, const std::string& why = {});
   void release_channel(Slot& slot);
   void close_process(Slot& slot);
   void check_deadlines(Clock::time_point now);
   void check_task_time(Slot& slot, Clock::time_point now);
-  // The task a worker has begun and not finished, from its progress page: its
-  // ordinal (1-based, since the worker started) and when it began.
-  struct RunningTask {
-    std::uint64_t ordinal;
-    Clock::time_point since;
-  };
-  static std::optional<RunningTask> running_task(const Slot& slot);
+  std::optional<RunningTask> running_task(const Slot& slot, Clock::time_point now) const;
   int poll_timeout_ms(Clock::time_point now) const;
   void fail_startup(const std::string& message);
   // A worker could not start: back off, and after a few failures report them.
   void start_failed(Slot& slot, const std::string& reason);
   // Counts a process death inside `analysis`'s setup; quarantines it after a few.
   void note_setup_crash(const std::string& analysis, const std::string& reason);
+  void quarantine(const std::string& analysis, const std::string& reason);
   void finish(Task&& task, detail::RawResult&& result);
   void deliver();
   void publish_stats();
@@ -249,8 +301,14 @@ class Pool::Impl {
   std::deque<Task> queue_;
   std::vector<Slot> slots_;
   std::vector<Retiring> retiring_;
-  detail::ZygoteTemplate zygote_;
-  int template_fork_failures_ = 0;  // forks in a row that found the template dead
+  std::shared_ptr<detail::SupervisorProcess> supervisor_;  // the one new workers come from
+  std::vector<std::shared_ptr<detail::SupervisorProcess>> old_supervisors_;  // until their workers are gone
+  Clock::time_point supervisor_restart_at_ = Clock::time_point::max();  // a back-off before the next
+  int supervisor_failures_ = 0;  // supervisors in a row that could not make a worker
+  int supervisor_outside_kills_ = 0;
+  Bisection bisection_;
+  std::map<std::string, AnalysisStats> past_setup_costs_;  // of supervisors gone
+  long invalid_transitions_ = 0;  // internal errors: slot changes the table does not allow
   double mean_task_seconds_ = -1;  // moving average of worker-reported task time
   std::map<std::string, int> setup_crashes_;
   bool stopping_ = false;

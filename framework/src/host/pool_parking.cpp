@@ -71,7 +71,8 @@ void Pool::Impl::update_parking() {
 void Pool::Impl::park_workers() {
   for (Slot& slot : slots_) {
     if (slot.pid > 0) {
-      retiring_.push_back({slot.pid, Clock::now() + kRetireGrace, std::move(slot.cgroup)});
+      retiring_.push_back({slot.pid, std::exchange(slot.pidfd, -1), slot.supervisor, Clock::now() + kRetireGrace,
+                           std::move(slot.cgroup)});
       release_channel(slot);
     }
     close_process(slot);

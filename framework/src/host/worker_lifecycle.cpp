@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cassert>
+#include <cstdio>
 
 #include <fmt/format.h>
 
@@ -26,17 +26,8 @@ std::string format_duration(std::chrono::milliseconds d) {
 
 void Pool::Impl::note_setup_crash(const std::string& analysis, const std::string& reason) {
   if (++setup_crashes_[analysis] < kQuarantineAfter) return;
-  hello_["quarantine"][analysis] =
-      fmt::format("analysis '{}' is quarantined: its setup crashed {} times (last: {})", analysis,
-                  setup_crashes_[analysis], reason);
-  if (options_.start == StartMode::zygote) {
-    // Workers from here on come from a template that knows; one starting
-    // already (slots wait for it) starts again with the quarantine.
-    const bool was_starting = zygote_.phase() == detail::ZygoteTemplate::Phase::starting;
-    zygote_.stop();
-    zygote_.configure(worker_program_, hello_, options_.setup_timeout);
-    if (was_starting) begin_template_start();
-  }
+  quarantine(analysis, fmt::format("analysis '{}' is quarantined: its setup crashed {} times (last: {})", analysis,
+                                   setup_crashes_[analysis], reason));
 }
 
 void Pool::Impl::handle_load_errors(const Value& ready) {
@@ -49,20 +40,28 @@ void Pool::Impl::handle_load_errors(const Value& ready) {
 
 void Pool::Impl::enter(Slot& slot, SlotState next, Clock::time_point deadline) {
   using S = SlotState;
-  // The transitions of the table in pool_impl.hpp.
-  [[maybe_unused]] const auto allowed = [](S from, S to) {
-    if (to == S::stopped) return true;  // a death, a retirement, the pool stops
+  // The transitions of the table in pool_impl.hpp, checked in every build.
+  const auto allowed = [](S from, S to) {
+    if (to == S::stopped) return true;  // a death judged, a retirement, the pool stops
     switch (from) {
       case S::stopped:
       case S::waiting_to_restart:
-      case S::waiting_for_template:
-        return to == S::starting || to == S::waiting_to_restart || to == S::waiting_for_template;
-      case S::starting: return to == S::ready || to == S::hung_in_setup;
-      case S::ready: return to == S::stopping_after_timeout;
+      case S::waiting_for_supervisor:
+      case S::forking:
+        return to == S::forking || to == S::waiting_to_restart || to == S::waiting_for_supervisor ||
+               (from == S::forking && to == S::starting);
+      case S::starting: return to == S::ready || to == S::hung_in_setup || to == S::dying;
+      case S::hung_in_setup: return to == S::dying;
+      case S::ready: return to == S::stopping_after_timeout || to == S::dying;
+      case S::stopping_after_timeout: return to == S::dying;
       default: return false;
     }
   };
-  assert(allowed(slot.state, next));
+  if (!allowed(slot.state, next)) {
+    std::fprintf(stderr, "mathpool: internal error: worker slot %d went from state %d to %d\n", slot.index,
+                 int(slot.state), int(next));
+    ++invalid_transitions_;
+  }
   slot.state = next;
   slot.deadline = deadline;
 }
@@ -74,11 +73,14 @@ void Pool::Impl::on_slot_deadline(Slot& slot) {
       return;
     case SlotState::starting:  // a hung setup: its death counts against the analysis
       enter(slot, SlotState::hung_in_setup);
-      ::kill(slot.pid, SIGKILL);
+      detail::send_signal(slot.pid, slot.pidfd, SIGKILL);
       return;
     case SlotState::stopping_after_timeout:  // the grace after SIGTERM is over
-      ::kill(slot.pid, SIGKILL);
+      detail::send_signal(slot.pid, slot.pidfd, SIGKILL);
       slot.deadline = Clock::time_point::max();
+      return;
+    case SlotState::dying:  // no report from its supervisor: judged without its status
+      conclude_death(slot, detail::kStatusUnknown);
       return;
     default:
       return;
@@ -86,39 +88,15 @@ void Pool::Impl::on_slot_deadline(Slot& slot) {
 }
 
 void Pool::Impl::start_slot(Slot& slot) {
-  const bool forked = options_.start == StartMode::zygote;
-  if (forked && zygote_.phase() != detail::ZygoteTemplate::Phase::ready) return wait_for_template(slot);
-  slot.started_at = Clock::now();
-  try {
-    detail::SpawnedWorker worker = forked ? zygote_.fork_worker() : detail::spawn_worker(worker_program_);
-    if (forked) template_fork_failures_ = 0;
-    slot.pid = worker.pid;
-    // Into its own cgroup before it runs a setup or a task (it starts nothing before).
-    slot.cgroup = cgroups_.adopt(worker.pid, fmt::format("worker-{}", worker.pid));
-    slot.pidfd = detail::open_pidfd(worker.pid);
-    slot.channel = std::move(worker.channel);
-    slot.progress = std::move(worker.progress);
-    slot.answered = 0;
-    enter(slot, SlotState::starting, slot.started_at + options_.setup_timeout);
-    stats_dirty_ = true;
-    // A forked worker has its plugins already.
-    if (!forked) slot.channel.send_control(detail::MessageType::hello, hello_);
-  } catch (const std::exception& e) {
-    // A template that died since its last fork is started anew, once; a
-    // second failure in a row is the start's.
-    if (forked && zygote_.phase() == detail::ZygoteTemplate::Phase::stopped && ++template_fork_failures_ == 1)
-      return wait_for_template(slot);
-    could_not_start(slot, e.what());
-  }
+  if (stopping_) return;
+  if (!supervisor_ || supervisor_->phase() != detail::SupervisorProcess::Phase::ready) return wait_for_supervisor(slot);
+  slot.supervisor = supervisor_;
+  slot.fork_request = supervisor_->request_fork(Clock::now());
+  enter(slot, SlotState::forking);
 }
 
 void Pool::Impl::could_not_start(Slot& slot, const std::string& reason) {
-  // The template killed from outside (even while the pool starts): fork
-  // again from a new one soon.
-  if (options_.start == StartMode::zygote && zygote_.last_death_was_sigkill() &&
-      ++slot.outside_kills < kMaxOutsideKills)
-    return enter(slot, SlotState::waiting_to_restart,
-                 Clock::now() + std::chrono::milliseconds(10 << std::min(slot.outside_kills, 5)));
+  slot.supervisor.reset();
   enter(slot, SlotState::stopped);
   std::unique_lock lock(mutex_);
   const bool starting_up = !startup_done_;
@@ -177,11 +155,21 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
   }
 }
 
-void Pool::Impl::requeue(std::deque<Task>& tasks, bool charged) {
+void Pool::Impl::requeue(std::deque<Task>& tasks, bool charged, const std::string& why) {
   while (!tasks.empty()) {
     Task task = std::move(tasks.back());
     tasks.pop_back();
-    if (!charged) --task.attempts;  // it never ran, or its result was lost with the worker
+    if (!charged) {
+      --task.attempts;  // it never ran, or its result was lost with the worker
+      if (++task.refunds > kMaxRefunds) {
+        finish(std::move(task),
+               error_result(ErrorKind::crashed,
+                            fmt::format("its worker died {} times while it was in flight, with no verdict on it{}",
+                                        kMaxRefunds + 1, why.empty() ? "" : " (last: " + why + ")"),
+                            0));
+        continue;
+      }
+    }
     queue_.push_front(std::move(task));
   }
 }
@@ -201,10 +189,12 @@ void Pool::Impl::close_process(Slot& slot) {
   if (slot.pidfd >= 0) ::close(std::exchange(slot.pidfd, -1));
   slot.progress = {};
   slot.timed_out_task = 0;
+  slot.supervisor.reset();
 }
 
 void Pool::Impl::retire(Slot& slot, const std::string& reason) {
-  retiring_.push_back({slot.pid, Clock::now() + kRetireGrace, std::move(slot.cgroup)});
+  retiring_.push_back({slot.pid, std::exchange(slot.pidfd, -1), slot.supervisor, Clock::now() + kRetireGrace,
+                       std::move(slot.cgroup)});
   release_channel(slot);
   slot.stats.restart_reasons.push_back(fmt::format("pid {}: {}", slot.pid, reason));
   ++slot.stats.restarts;
@@ -214,52 +204,83 @@ void Pool::Impl::retire(Slot& slot, const std::string& reason) {
   start_slot(slot);
 }
 
-void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
-  const pid_t pid = slot.pid;
-  const bool hung = slot.state == SlotState::hung_in_setup;
-  const bool was_starting = slot.state == SlotState::starting || hung;
-  // The progress page says what the worker was doing when it died.
+void Pool::Impl::begin_death(Slot& slot, const std::string& why) {
+  if (!has_process(slot)) return;
+  const Clock::time_point now = Clock::now();
+  DeathNote note;
+  note.why = why;
+  note.hung = slot.state == SlotState::hung_in_setup;
+  note.was_starting = slot.state == SlotState::starting || note.hung;
+  note.running = running_task(slot, now);
   const detail::ProgressPage* page = slot.progress.page();
-  const int status = detail::kill_and_reap(pid, page);
-  const std::optional<RunningTask> running_at_death = running_task(slot);
-  const bool setup_running = page && page->in_setup.load() != 0;
-  const std::uint64_t timed_out_task = slot.timed_out_task;
+  note.setup_running = page && page->in_setup.load() != 0;
+  note.timed_out_task = slot.timed_out_task;
   // A failed task's `seconds` is the time from its start to the fault.
-  const double ran_for =
-      running_at_death ? std::chrono::duration<double>(Clock::now() - running_at_death->since).count() : 0.0;
+  if (note.running) note.ran_for = std::chrono::duration<double>(now - note.running->since).count();
+  detail::send_signal(slot.pid, slot.pidfd, SIGKILL);  // dead already, or it ends now
+  slot.channel.close();
+  slot.progress = {};
+  slot.death = std::move(note);
+  enter(slot, SlotState::dying, now + kReportGrace);
+}
+
+void Pool::Impl::worker_exited(const std::shared_ptr<detail::SupervisorProcess>& supervisor, pid_t pid, int status) {
+  for (Slot& slot : slots_) {
+    if (slot.pid != pid || slot.supervisor != supervisor) continue;
+    if (has_process(slot)) {
+      handle_input(slot);  // what it wrote before it died comes first
+      if (slot.pid != pid) return;
+      begin_death(slot, "");
+    }
+    if (slot.state == SlotState::dying) conclude_death(slot, status);
+    return;
+  }
+  std::erase_if(retiring_, [&](Retiring& r) {
+    if (r.pid != pid || r.supervisor != supervisor) return false;
+    if (r.pidfd >= 0) ::close(r.pidfd);
+    r.cgroup.end();
+    return true;
+  });
+}
+
+void Pool::Impl::conclude_death(Slot& slot, int status) {
+  const pid_t pid = slot.pid;
+  const DeathNote note = std::move(slot.death);
+  slot.death = {};
   close_process(slot);
   enter(slot, SlotState::stopped);
   slot.pid = -1;
   const detail::ExitVerdict verdict = detail::judge_exit(status);
-  std::string reason = why.empty() ? verdict.description : why;
-  if (hung) reason = fmt::format("hung in start-up (no ready after {} ms)", options_.setup_timeout.count());
-  const bool killed_from_outside = !hung && verdict.killed_from_outside;
+  std::string reason = note.why.empty() ? verdict.description : note.why;
+  if (note.hung) reason = fmt::format("hung in start-up (no ready after {} ms)", options_.setup_timeout.count());
+  const bool killed_from_outside = !note.hung && note.why.empty() && verdict.killed_from_outside;
   const std::string setup = std::exchange(slot.in_setup, "");
-  const bool in_setup = !setup.empty() && (setup_running || was_starting);
+  const bool in_setup = !note.supervisor_lost && !setup.empty() && (note.setup_running || note.was_starting);
   if (in_setup) {
     if (!killed_from_outside) note_setup_crash(setup, reason);
     reason += " in the setup of " + setup;
   }
 
   if (!slot.inflight.empty()) {
-    // Exact blame: the task the worker had begun and not finished (its page)
-    // is the one that was running; those before it finished but their
-    // results died with the worker, those after it never started.
     std::deque<Task> tasks;
     tasks.swap(slot.inflight);
-    const std::size_t running = running_at_death && !in_setup
-                                    ? std::size_t(running_at_death->ordinal - 1 - slot.answered)
-                                    : tasks.size();
+    // The task stopped at its time limit is the host's own decision; else the
+    // one running by the host's observations (made precise by the page).
+    std::size_t running = tasks.size();
+    if (note.timed_out_task > slot.answered && note.timed_out_task - slot.answered <= tasks.size())
+      running = std::size_t(note.timed_out_task - 1 - slot.answered);
+    else if (note.running && !in_setup && !note.supervisor_lost)
+      running = std::size_t(note.running->ordinal - 1 - slot.answered);
     if (running < tasks.size()) {
       Task culprit = std::move(tasks[running]);
       tasks.erase(tasks.begin() + std::ptrdiff_t(running));
-      requeue(tasks, false);
+      requeue(tasks, false, reason);
       auto fail = [&](ErrorKind kind, std::string message) {
         detail::RawResult result = error_result(kind, std::move(message), pid);
-        result.seconds = std::max(0.0, ran_for);
+        result.seconds = std::max(0.0, note.ran_for);
         finish(std::move(culprit), std::move(result));
       };
-      if (running_at_death && timed_out_task == running_at_death->ordinal) {
+      if (note.timed_out_task != 0) {
         fail(ErrorKind::timeout, fmt::format("task exceeded its time limit of {}; worker {} stopped",
                                              format_duration(*options_.task_timeout), pid));
       } else if (verdict.out_of_memory) {
@@ -270,14 +291,15 @@ void Pool::Impl::handle_death(Slot& slot, const std::string& why) {
         fail(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason));
       }
     } else {
-      requeue(tasks, false);  // it died between tasks (or in a setup): no task is to blame
+      requeue(tasks, false, reason);  // between tasks, in a setup, or its supervisor went: no task is to blame
     }
   }
   slot.stats.restart_reasons.push_back(fmt::format("pid {}: {}", pid, reason));
   ++slot.stats.restarts;
   slot.stats.pid = 0;
   stats_dirty_ = true;
-  if (!was_starting) return start_slot(slot);
+  if (stopping_) return;
+  if (!note.was_starting || note.supervisor_lost) return start_slot(slot);
   // An outside SIGKILL is not the worker's failure, unless it happens again
   // and again (an OOM killer at every start).
   if (killed_from_outside && ++slot.outside_kills < kMaxOutsideKills)
@@ -293,9 +315,11 @@ void Pool::Impl::stop_all_workers() {
     for (auto& task : running)
       finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", slot.pid));
     if (slot.pid > 0) {
-      retiring_.push_back({slot.pid, Clock::now() + kTerminateGrace, std::move(slot.cgroup)});
+      retiring_.push_back({slot.pid, std::exchange(slot.pidfd, -1), slot.supervisor, Clock::now() + kTerminateGrace,
+                           std::move(slot.cgroup)});
       release_channel(slot);
     }
+    if (slot.supervisor && slot.state == SlotState::forking) slot.supervisor->cancel_fork(slot.fork_request);
     close_process(slot);
     slot.pid = -1;
     enter(slot, SlotState::stopped);
@@ -319,11 +343,15 @@ void Pool::Impl::stop_all_workers() {
     }
     changed_.notify_all();
   }
-  zygote_.stop();
   while (!retiring_.empty()) {
     check_deadlines(Clock::now());
     if (!retiring_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  if (bisection_.probe) bisection_.probe->stop();
+  bisection_ = Bisection{};
+  for (auto& supervisor : old_supervisors_) supervisor->stop();
+  old_supervisors_.clear();
+  if (supervisor_) supervisor_->stop();
   cgroups_.remove();  // now, not at destruction: the default pool is never destroyed
 }
 

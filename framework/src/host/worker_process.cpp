@@ -38,49 +38,6 @@ int move_high(int fd) {
   return moved;
 }
 
-// Children of this process, of all its threads.
-std::vector<pid_t> own_children() {
-  std::vector<pid_t> children;
-  DIR* tasks = opendir("/proc/self/task");
-  if (!tasks) return children;
-  while (dirent* thread = readdir(tasks)) {
-    if (thread->d_name[0] == '.') continue;
-    std::ifstream list(fmt::format("/proc/self/task/{}/children", thread->d_name));
-    for (pid_t child; list >> child;) children.push_back(child);
-  }
-  closedir(tasks);
-  return children;
-}
-
-// The session id of `pid` (zombies keep theirs), or 0 when it is unknown.
-pid_t session_of(pid_t pid) {
-  std::ifstream file(fmt::format("/proc/{}/stat", pid));
-  std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  const auto close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(close + 1));
-  std::string state;
-  pid_t parent = 0, group = 0, session = 0;
-  fields >> state >> parent >> group >> session;
-  return session;
-}
-
-// Children of the host in the session of a process it is reaping (which
-// leads that session): descendants of a worker that died while the host was
-// adopting another (zygote_client.cpp), and workers a template forked but
-// died before it could hand over (a worker leaves the template's session
-// only once the host has its pid). No child of the host program is in that
-// session, since the leader's pid is still held by its unreaped zombie
-// (unless another waiter in the host program reaped it already).
-void reap_adopted_descendants(pid_t worker) {
-  for (pid_t child : own_children()) {
-    if (child == worker || session_of(child) != worker) continue;
-    ::kill(child, SIGKILL);
-    while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
-}
-
 }  // namespace
 
 ProgressMapping ProgressMapping::create() {
@@ -174,23 +131,16 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
 
 int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
-int kill_and_reap(pid_t pid, const ProgressPage* page) {
-  ::kill(-pid, SIGKILL);  // what the worker started in its own group ends with it
-  ::kill(pid, SIGKILL);
-  reap_adopted_descendants(pid);  // before the worker's pid is free for reuse
-  int status = 0;
-  pid_t reaped;
-  while ((reaped = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+void send_signal(pid_t pid, int pidfd, int signal) {
+  if (pidfd >= 0) {
+    ::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0);
+    return;
   }
-  if (reaped == pid) return status;
-  // Someone else reaped it: a status of 0 would read as a clean exit.
-  const int signal = page ? page->fatal_signal.load(std::memory_order_relaxed) : 0;
-  return signal > 0 ? signal : kStatusTakenElsewhere;  // `signal` alone is the status of a death by it
+  if (pid > 0) ::kill(pid, signal);
 }
 
 std::string describe_wait_status(int status) {
-  if (status == kStatusTakenElsewhere)
-    return "ended; its exit status was reaped by another waitpid() in the host program";
+  if (status == kStatusUnknown) return "ended; its supervisor sent no exit status";
   if (WIFSIGNALED(status)) {
     const int signal = WTERMSIG(status);
     const char* name = sigabbrev_np(signal);
@@ -202,7 +152,7 @@ std::string describe_wait_status(int status) {
 
 ExitVerdict judge_exit(int status) {
   ExitVerdict verdict;
-  if (status == kStatusTakenElsewhere) {
+  if (status == kStatusUnknown) {
     verdict.description = describe_wait_status(status);
     return verdict;
   }

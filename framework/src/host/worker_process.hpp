@@ -38,7 +38,7 @@ struct SpawnedWorker {
   ProgressMapping progress;
 };
 
-// Starts `program` as a worker in a session of its own (so its process group
+// Starts `program` (the worker program, as a supervisor) in a session of its own (so its process group
 // is its own and it has no controlling terminal), with one end of a
 // private socket pair as its channel. No shell is involved. Throws
 // mathpool::Error when the process cannot be started.
@@ -49,16 +49,14 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program);
 // its children may hold open).
 int open_pidfd(pid_t pid);
 
-// The wait status kill_and_reap() returns when another waiter in the host
-// program (a waitpid(-1) of its own) reaped the worker first and the worker
-// recorded no fatal signal. Not a status the kernel reports.
-inline constexpr int kStatusTakenElsewhere = -1;
+// Sends `signal` through the pidfd (no pid reuse can misdirect it), or to
+// `pid` when there is no pidfd.
+void send_signal(pid_t pid, int pidfd, int signal);
 
-// Kills `pid` and its process group with SIGKILL and waits for it; returns
-// the wait status. When another waiter took it, returns the fatal signal the
-// worker recorded in `page` (as the status of a death by that signal), or
-// kStatusTakenElsewhere.
-int kill_and_reap(pid_t pid, const ProgressPage* page = nullptr);
+// The status a worker's death is judged by when its supervisor sent no
+// report of it (the supervisor died or stopped answering). Not a status
+// the kernel reports.
+inline constexpr int kStatusUnknown = -1;
 
 // "killed by signal 11 (SIGSEGV)" or "exited with status 3".
 std::string describe_wait_status(int status);

@@ -5,7 +5,7 @@
 
 namespace mathpool {
 namespace {
-constexpr std::array<std::pair<ErrorKind, std::string_view>, 7> kKindNames{{
+constexpr std::array<std::pair<ErrorKind, std::string_view>, 9> kKindNames{{
     {ErrorKind::invalid_params, "invalid_params"},
     {ErrorKind::plugin_error, "plugin_error"},
     {ErrorKind::timeout, "timeout"},
@@ -13,6 +13,8 @@ constexpr std::array<std::pair<ErrorKind, std::string_view>, 7> kKindNames{{
     {ErrorKind::memory, "memory"},
     {ErrorKind::io_error, "io_error"},
     {ErrorKind::invalid_config, "invalid_config"},
+    {ErrorKind::result_too_large, "result_too_large"},
+    {ErrorKind::protocol_error, "protocol_error"},
 }};
 }  // namespace
 

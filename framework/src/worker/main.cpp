@@ -22,6 +22,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <fstream>
@@ -31,7 +32,9 @@
 #include "../common/channel.hpp"
 #include "../common/fd_passing.hpp"
 #include "plugin_loader.hpp"
-#include "zygote.hpp"
+#include "process_state.hpp"
+#include "process_tree.hpp"
+#include "supervisor.hpp"
 
 namespace mathpool::detail {
 namespace {
@@ -100,87 +103,11 @@ ProgressPage* receive_page(int channel_fd) {
 // child a task forked (it shares the page but its death is not the worker's).
 pid_t recording_pid = 0;
 
-// Everything below works from a signal handler: system calls and stack
-// buffers only, small enough for the alternate signal stack.
-constexpr int kMaxTreeDepth = 6;
-
-// "/proc/<process>/task", or a file in one of its threads' directories.
-char* proc_path(char* out, const char* process, const char* thread = nullptr, const char* file = nullptr) {
-  char* end = stpcpy(stpcpy(stpcpy(out, "/proc/"), process), "/task");
-  if (thread) end = stpcpy(stpcpy(end, "/"), thread);
-  if (file) end = stpcpy(stpcpy(end, "/"), file);
-  return out;
-}
-
-void kill_descendants(const char* process, int depth);
-
-// SIGKILLs the children listed in one thread's children file, each after
-// its own descendants (and the groups they lead). The list is read whole
-// before anything is killed: the kernel serves it by position, so a list
-// that shrinks while it is read (a parent reaping the children we kill)
-// would skip entries. A few passes catch what one pass could not hold.
-void kill_children_of_thread(const char* process, const char* thread, int depth) {
-  constexpr int kMaxPasses = 4;
-  for (int pass = 0; pass < kMaxPasses; ++pass) {
-    char path[96];
-    const int fd = ::open(proc_path(path, process, thread, "children"), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    pid_t pids[256];
-    int count = 0;
-    bool full = false;
-    char text[512];
-    unsigned long pid = 0;
-    for (ssize_t n; !full && (n = ::read(fd, text, sizeof text)) > 0;) {
-      for (ssize_t i = 0; i < n && !full; ++i) {
-        if (text[i] >= '0' && text[i] <= '9') {
-          pid = pid * 10 + unsigned(text[i] - '0');
-        } else if (pid != 0) {
-          pids[count++] = pid_t(pid);
-          pid = 0;
-          full = count == 256;
-        }
-      }
-    }
-    if (pid != 0 && !full) pids[count++] = pid_t(pid);
-    ::close(fd);
-    if (count == 0) return;
-    for (int i = 0; i < count; ++i) {
-      if (depth < kMaxTreeDepth) {
-        char digits[24];
-        char* at = digits + sizeof digits;
-        *--at = '\0';
-        for (unsigned long n = unsigned(pids[i]); n > 0; n /= 10) *--at = char('0' + n % 10);
-        kill_descendants(at, depth + 1);
-      }
-      ::kill(-pids[i], SIGKILL);
-      ::kill(pids[i], SIGKILL);
-    }
-  }
-}
-
-// SIGKILLs every descendant of `process` ("self" or a pid), deepest first: a
-// process killed before its children would hand them to its subreaper (us,
-// dying) or to init, where they would outlive the task.
-void kill_descendants(const char* process, int depth) {
-  char path[64];
-  const int tasks = ::open(proc_path(path, process), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (tasks < 0) return;
-  alignas(dirent64) char entries[1024];
-  for (ssize_t n; (n = getdents64(tasks, entries, sizeof entries)) > 0;) {
-    for (ssize_t offset = 0; offset < n;) {
-      const auto* entry = reinterpret_cast<const dirent64*>(entries + offset);
-      offset += entry->d_reclen;
-      if (entry->d_name[0] != '.') kill_children_of_thread(process, entry->d_name, depth);
-    }
-  }
-  ::close(tasks);
-}
-
 // Kills everything the tasks started, now, from a signal handler: daemons
 // that double-forked and setsid are our children by then (we are their
 // subreaper) or our children's, and out of our process group, so the host's
 // kill of the group would miss them once we are gone.
-void kill_children_now() { kill_descendants("self", 0); }
+void kill_children_now() { kill_descendants_of_self(); }
 
 // Records the signal in the page and ends what the tasks started, then lets
 // the signal end the process as it would have: SA_RESETHAND restored the
@@ -218,38 +145,29 @@ void record_fatal_signals() {
 // The worker is the subreaper of everything its tasks start, so children,
 // grandchildren and daemons that double-fork and setsid all end up as its
 // children when their parents go. After each task they are killed and
-// reaped: nothing a task starts outlives it.
+// reaped: nothing a task starts outlives it. Processes a setup started are
+// spared (recorded after each setup): they serve the tasks that follow.
+std::vector<pid_t> setup_children;
+
+void note_setup_child(pid_t pid, void*) {
+  if (std::find(setup_children.begin(), setup_children.end(), pid) == setup_children.end())
+    setup_children.push_back(pid);
+}
+
 void end_what_the_task_started() {
   siginfo_t info{};
-  // __WALL everywhere: a child cloned without an exit signal is invisible to
-  // a plain wait. The common case, a task that started nothing: one system call.
-  if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0 && errno == ECHILD) return;
-  for (int round = 0; round < 1000; ++round) {
-    std::vector<pid_t> killed;
-    if (DIR* tasks = opendir("/proc/self/task")) {
-      while (dirent* thread = readdir(tasks)) {
-        if (thread->d_name[0] == '.') continue;
-        std::ifstream children(fmt::format("/proc/self/task/{}/children", thread->d_name));
-        for (pid_t child; children >> child;) {
-          ::kill(-child, SIGKILL);  // its group, if it leads one
-          ::kill(child, SIGKILL);
-          killed.push_back(child);
-        }
-      }
-      closedir(tasks);
-    }
-    // Wait for exactly those: an orphan handed to us after the listing is
-    // alive and would hold up a wait for any child; the next round kills it.
-    for (pid_t child : killed) {
-      while (waitpid(child, nullptr, __WALL) < 0 && errno == EINTR) {
-      }
-    }
-    while (waitpid(-1, nullptr, WNOHANG | __WALL) > 0) {
-    }
-    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0 && errno == ECHILD) return;
-    if (killed.empty()) std::this_thread::sleep_for(std::chrono::microseconds(100));  // orphans on their way to us
-  }
+  // __WALL: a child cloned without an exit signal is invisible to a plain
+  // wait. The common case, a task that started nothing: one system call.
+  if (setup_children.empty() && waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0 &&
+      errno == ECHILD)
+    return;
+  kill_descendants_of_self(setup_children.data(), int(setup_children.size()));
 }
+
+// What a task changed in this process (timers, signals, limits) and must
+// not reach the next task; restored on the sweep's schedule.
+ProcessState process_state;
+std::string state_lost;  // why this worker must be retired, once a task broke it
 
 // How tasks run: one after another in this process, or each in a process
 // forked from it (pool.isolation: task), so nothing of one survives into the next.
@@ -258,6 +176,7 @@ bool fork_per_task = false;
 void run_setup(PluginLoader& loader, LoadedAnalysis& analysis) {
   const bool runs_now = !analysis.setup_done && analysis.guarded.setup;
   loader.ensure_setup(analysis);
+  if (runs_now) for_each_child(note_setup_child, nullptr);
   if (current.page) current.page->in_setup.store(0, std::memory_order_release);
   // The host counts every setup's cost; one run on a first task would
   // otherwise hide in that task's time.
@@ -282,10 +201,41 @@ std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader
   return {std::move(outcome), std::nullopt};
 }
 
+// How deep a value nests (arrays and maps), stopping past `limit`.
+int nesting(const Value& value, int limit) {
+  if (limit < 0 || !value.is_structured()) return 0;
+  int deepest = 0;
+  for (const auto& item : value) {
+    deepest = std::max(deepest, nesting(item, limit - 1));
+    if (deepest >= limit) break;
+  }
+  return deepest + 1;
+}
+
+// Queues the reply; a result past the protocol's limits (protocol.hpp) is
+// the task's result_too_large error, and one whose encoding runs out of
+// memory its `memory` error (the worker then retires).
 void queue_reply(Channel& channel, const RunRequest& request, double seconds, std::optional<Outcome>& outcome,
-                 std::optional<TaskError>& error, std::uint8_t flags) {
-  if (error) channel.queue_result(request.id, seconds, std::uint8_t(1 + int(error->kind)), flags, error->message);
-  else channel.queue_ok_result(request.id, seconds, outcome->result);
+                 std::optional<TaskError>& error, std::uint8_t& flags) {
+  if (!error && nesting(outcome->result, kMaxValueDepth) > kMaxValueDepth)
+    error = TaskError{ErrorKind::result_too_large,
+                      fmt::format("the result nests deeper than {} levels", kMaxValueDepth)};
+  if (!error) {
+    const std::size_t before = channel.queued_bytes();
+    try {
+      channel.queue_ok_result(request.id, seconds, outcome->result);
+      if (channel.queued_bytes() - before <= kMaxFrameBytes) return;
+      error = TaskError{ErrorKind::result_too_large,
+                        fmt::format("the result's encoding ({} bytes) exceeds the limit of {} bytes",
+                                    channel.queued_bytes() - before, kMaxFrameBytes)};
+    } catch (const std::bad_alloc&) {
+      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result"};
+      flags |= kRetire;
+    }
+    channel.drop_last_frame(before);
+  }
+  outcome.reset();
+  channel.queue_result(request.id, seconds, std::uint8_t(1 + int(error->kind)), flags, error->message);
 }
 
 // isolation: task. Shared with the task's processes: each says here that
@@ -317,7 +267,7 @@ std::optional<TaskError> run_in_child(PluginLoader& loader, LoadedAnalysis* anal
     setpgid(0, 0);  // its own group: kill(0, ...) in the task reaches what the task started, not us
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     auto [outcome, error] = compute(loader, analysis, request);
-    const std::uint8_t flags = 0;  // the child ends anyway: no need to retire the worker
+    std::uint8_t flags = 0;  // the child ends anyway: no need to retire the worker
     queue_reply(channel, request, seconds_since(start), outcome, error, flags);
     if (channel.flush()) reply_mark->replied_to.store(request.id + 1, std::memory_order_release);
     _exit(0);
@@ -357,6 +307,7 @@ std::int64_t last_sweep_ns = 0;
 long unswept_tasks = 0;  // quick tasks since the last sweep
 
 void sweep_now() {
+  if (std::string lost = process_state.restore(); !lost.empty() && state_lost.empty()) state_lost = std::move(lost);
   end_what_the_task_started();
   last_sweep_ns = monotonic_ns();
   unswept_tasks = 0;
@@ -374,31 +325,33 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
   page.started.fetch_add(1, std::memory_order_release);
   std::uint8_t flags = 0;
   std::int64_t end = 0;  // one clock reading after the task: they cost ~100 ns each on some VMs
+  std::optional<Outcome> outcome;
+  std::optional<TaskError> error;
   if (fork_per_task) {
     // A setup not run yet runs here, in the worker, once: its state is what
     // every task's process inherits, and a crash in it is the setup's.
     if (analysis) run_setup(loader, *analysis);
-    std::optional<Outcome> none;
-    std::optional<TaskError> error = run_in_child(loader, analysis, channel, request, start);
+    error = run_in_child(loader, analysis, channel, request, start);
     end = monotonic_ns();
-    if (error) queue_reply(channel, request, seconds_of(end - start), none, error, flags);
   } else {
-    auto [outcome, error] = compute(loader, analysis, request);
+    std::tie(outcome, error) = compute(loader, analysis, request);
     // After std::bad_alloc the heap may be in any state: ask to be replaced.
     if (error && error->kind == ErrorKind::memory) flags |= kRetire;
     end = monotonic_ns();
     last_task_ns[analysis] = end - start;
-    queue_reply(channel, request, seconds_of(end - start), outcome, error, flags);
   }
   last_task_end_ns = end;
   // Looking for what the task started costs a system call; a task that
   // started a process took at least a fork's time (a fork copies this
   // worker's page tables), so quicker tasks leave it to the next sweep, at
-  // most a millisecond later or before the worker waits for input.
+  // most a millisecond later or before the worker waits for input. The
+  // process state a task may have changed is restored on the same schedule.
   if (fork_per_task || end - start >= kMayHaveStartedProcessNs || end - last_sweep_ns >= kSweepEveryNs)
     sweep_now();
   else
     ++unswept_tasks;
+  if (!state_lost.empty()) flags |= kRetireBrokenState;
+  if (error || !fork_per_task) queue_reply(channel, request, seconds_of(end - start), outcome, error, flags);
   page.finished.fetch_add(1, std::memory_order_release);
   return flags;
 }
@@ -440,6 +393,8 @@ Value handshake(PluginLoader& loader, const Value& hello) {
 // Blame stays exact through the progress page.
 int serve_tasks(Channel& channel, PluginLoader& loader) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);  // see end_what_the_task_started()
+  for_each_child(note_setup_child, nullptr);  // what the setups started so far
+  process_state.save();
   constexpr std::int64_t kFlushEveryNs = 1000000;
   constexpr std::size_t kFlushBytes = 64 * 1024;
   std::int64_t last_flush = monotonic_ns();
@@ -472,10 +427,21 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
         channel.flush();
         return kWorkerExitOutOfMemory;
       }
+      if (flags & kRetireBrokenState) {
+        channel.flush();
+        return kWorkerExitOk;
+      }
     } catch (const ProtocolError&) {
       return kWorkerExitProtocol;
     }
   }
+}
+
+// This program's own path, for the workers a spawn supervisor starts.
+std::string own_program() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  return n > 0 ? std::string(path, std::size_t(n)) : std::string();
 }
 
 // A fresh worker (spawned, or forked from the template): its own session, so
@@ -522,29 +488,39 @@ int serve(int fd, pid_t host) {
                                                   hello->value("protocol", 0))}});
     return kWorkerExitBadHello;
   }
+  const std::string mode = hello->value("mode", "");
+  if (mode == "spawn") {
+    // A supervisor that starts workers: it loads no plugins.
+    become_subreaper();
+    if (!channel.send_control(MessageType::ready, {{"protocol", kProtocolVersion},
+                                                   {"pid", getpid()},
+                                                   {"analyses", Value::array()},
+                                                   {"errors", Value::array()}}))
+      return kWorkerExitOk;
+    SupervisorMode spawn;
+    spawn.program = own_program();
+    return run_supervisor(channel, spawn);
+  }
+  // The template is the subreaper of what its setups start, from the start.
+  if (mode == "zygote") become_subreaper();
   PluginLoader loader;
   Value loaded = handshake(loader, *hello);
-  const bool zygote = hello->value("mode", "") == "zygote";
-  const bool siblings = zygote && template_forks_siblings();
-  if (zygote) loaded["adopt"] = !siblings;
   if (!channel.send_control(MessageType::ready, loaded)) return kWorkerExitOk;
-  if (zygote) {
-    return run_template(channel, host, siblings, [&loader](Channel& worker_channel) {
-      // The page comes once the host has our pid. Until then we stay in the
-      // template's session, the mark by which the host finds and reaps a
-      // worker whose template died before it could say the pid
-      // (reap_adopted_descendants()).
-      current = {&worker_channel, receive_page(worker_channel.fd())};
-      if (!current.page) return kWorkerExitBadHello;
-      detach_from_terminal(worker_channel.fd());
-      recording_pid = getpid();
-      Value ready = {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", Value::array()},
-                     {"errors", Value::array()}};
-      return worker_channel.send_control(MessageType::ready, ready) ? serve_tasks(worker_channel, loader)
-                                                                    : kWorkerExitOk;
-    });
-  }
-  return serve_tasks(channel, loader);
+  if (mode != "zygote") return serve_tasks(channel, loader);
+  SupervisorMode zygote;
+  zygote.serve_forked = [&loader](Channel& worker_channel) {
+    // The template's setups ran; what they started is the template's, not ours.
+    setup_children.clear();
+    detach_from_terminal(worker_channel.fd());
+    current = {&worker_channel, receive_page(worker_channel.fd())};
+    if (!current.page) return kWorkerExitBadHello;
+    recording_pid = getpid();
+    Value ready = {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", Value::array()},
+                   {"errors", Value::array()}};
+    return worker_channel.send_control(MessageType::ready, ready) ? serve_tasks(worker_channel, loader)
+                                                                  : kWorkerExitOk;
+  };
+  return run_supervisor(channel, zygote);
 }
 
 }  // namespace

@@ -1,0 +1,188 @@
+#include "supervisor_client.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "mathpool/error.hpp"
+
+namespace mathpool::detail {
+namespace {
+
+constexpr auto kStopGrace = std::chrono::milliseconds(200);
+
+bool readable(int fd, int timeout_ms = 0) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) > 0;
+}
+
+}  // namespace
+
+SupervisorProcess::SupervisorProcess(const std::filesystem::path& program, Value hello,
+                                     std::chrono::milliseconds setup_timeout, std::chrono::milliseconds fork_timeout,
+                                     CgroupTree* cgroups)
+    : program_(program),
+      hello_(std::move(hello)),
+      setup_timeout_(setup_timeout),
+      fork_timeout_(fork_timeout),
+      cgroups_(cgroups) {}
+
+void SupervisorProcess::start() {
+  SpawnedWorker process = spawn_worker(program_);
+  pid_ = process.pid;
+  pidfd_ = open_pidfd(pid_);
+  // Into its own cgroup before its setups run (it starts nothing before the hello).
+  if (cgroups_) cgroup_ = cgroups_->adopt(pid_, fmt::format("supervisor-{}", pid_));
+  channel_ = std::move(process.channel);
+  channel_.accept_fds(true);
+  progress_ = std::move(process.progress);
+  phase_ = Phase::starting;
+  started_at_ = Clock::now();
+  start_deadline_ = started_at_ + setup_timeout_;
+  channel_.queue_control(MessageType::hello, hello_);
+  channel_.flush_some();  // the rest goes out as the poll loop finds room
+}
+
+std::uint64_t SupervisorProcess::request_fork(Clock::time_point now) {
+  const std::uint64_t request = next_request_++;
+  pending_[request] = now + fork_timeout_;
+  channel_.queue_control(MessageType::fork, {{"request", request}});
+  channel_.flush_some();
+  return request;
+}
+
+SupervisorProcess::Clock::time_point SupervisorProcess::deadline() const noexcept {
+  Clock::time_point next = Clock::time_point::max();
+  if (phase_ == Phase::starting) next = start_deadline_;
+  for (const auto& [request, at] : pending_) next = std::min(next, at);
+  return next;
+}
+
+SupervisorProcess::Events SupervisorProcess::read(Clock::time_point now) {
+  Events events;
+  if (phase_ == Phase::ended) return events;
+  const bool open = channel_.fill();
+  try {
+    while (auto frame = channel_.next_frame()) {
+      handle_frame(*frame, events);
+      if (events.ended) break;
+    }
+  } catch (const std::exception& e) {  // ProtocolError, or a field of the wrong type
+    events.ended = fmt::format("protocol error: {}", e.what());
+  }
+  if (events.ended) {
+    *events.ended += " (" + end(true) + ")";
+    return events;
+  }
+  if (!open || readable(pidfd_)) {
+    events.ended = end(false);
+    if (phase_ == Phase::ended && !died_in_setup_.empty()) *events.ended += " in the setup of " + died_in_setup_;
+    return events;
+  }
+  if (phase_ == Phase::starting && now >= start_deadline_) {
+    hung_ = true;
+    events.ended = fmt::format("hung in start-up (no ready after {} ms){}", setup_timeout_.count(),
+                               died_in_setup_.empty() ? "" : " in the setup of " + died_in_setup_);
+    end(true);
+    return events;
+  }
+  for (const auto& [request, at] : pending_) {
+    if (now < at) continue;
+    hung_ = true;
+    events.ended = fmt::format("did not answer a fork request within {} ms (stopped, or a fork handler blocks?)",
+                               fork_timeout_.count());
+    end(true);
+    return events;
+  }
+  return events;
+}
+
+void SupervisorProcess::handle_frame(const Frame& frame, Events& events) {
+  const Value message = decode_control(frame);
+  switch (frame.type) {
+    case MessageType::setup:
+      check_sender(message, pid_);
+      died_in_setup_ = message.value("analysis", "");
+      if (message.contains("seconds")) {  // that setup is done
+        AnalysisStats& cost = setup_costs_[std::exchange(died_in_setup_, "")];
+        ++cost.setups;
+        cost.setup_seconds += message.at("seconds").get<double>();
+      }
+      return;
+    case MessageType::ready:
+      check_sender(message, pid_);
+      if (phase_ != Phase::starting) throw ProtocolError("a second ready message");
+      phase_ = Phase::ready;
+      became_ready_ = true;
+      died_in_setup_.clear();
+      start_seconds_ = std::chrono::duration<double>(Clock::now() - started_at_).count();
+      events.ready = message;
+      return;
+    case MessageType::refused:
+      events.ended = "refused the host: " + message.value("message", std::string());
+      return;
+    case MessageType::forked: {
+      Forked forked{message.at("request").get<std::uint64_t>(), message.at("pid").get<pid_t>(), channel_.take_fd(),
+                    channel_.take_fd()};
+      if (forked.channel_fd < 0 || forked.pidfd < 0 || pending_.erase(forked.request) == 0) {
+        // Cancelled meanwhile (or descriptors missing): the worker sees its
+        // channel close and exits.
+        if (forked.channel_fd >= 0) ::close(forked.channel_fd);
+        if (forked.pidfd >= 0) ::close(forked.pidfd);
+        if (forked.channel_fd < 0 || forked.pidfd < 0) throw ProtocolError("a forked message without descriptors");
+        return;
+      }
+      events.forked.push_back(forked);
+      return;
+    }
+    case MessageType::fork_failed: {
+      const auto request = message.at("request").get<std::uint64_t>();
+      if (pending_.erase(request)) events.fork_failed.emplace_back(request, message.value("message", std::string()));
+      return;
+    }
+    case MessageType::exited:
+      events.exited.emplace_back(message.at("pid").get<pid_t>(), message.at("status").get<int>());
+      return;
+    default:
+      throw ProtocolError(fmt::format("unexpected message of type {} from a supervisor", int(frame.type)));
+  }
+}
+
+std::string SupervisorProcess::end(bool kill) {
+  if (phase_ == Phase::ended) return "ended";
+  if (kill) send_signal(pid_, pidfd_, SIGKILL);
+  int status = 0;
+  pid_t reaped;
+  while ((reaped = waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {
+  }
+  std::string how = reaped == pid_ ? describe_wait_status(status)
+                                   : "ended; its exit status was reaped by another waiter in the host program";
+  killed_from_outside_ = !kill && reaped == pid_ && judge_exit(status).killed_from_outside;
+  cgroup_.end();
+  channel_.close();
+  if (pidfd_ >= 0) ::close(std::exchange(pidfd_, -1));
+  progress_ = {};
+  pending_.clear();
+  phase_ = Phase::ended;
+  return how;
+}
+
+void SupervisorProcess::kill(const std::string&) {
+  if (phase_ != Phase::ended) end(true);
+}
+
+void SupervisorProcess::stop() {
+  if (phase_ == Phase::ended) return;
+  channel_.discard_output();
+  channel_.queue_control(MessageType::exit, Value::object());
+  channel_.flush_some();
+  channel_.close();  // it ends at end of stream, with everything below it
+  const bool gone = readable(pidfd_, int(kStopGrace.count()));
+  end(!gone);
+}
+
+}  // namespace mathpool::detail

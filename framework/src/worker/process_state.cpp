@@ -1,0 +1,96 @@
+#include "process_state.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace mathpool::detail {
+namespace {
+
+constexpr int kSignals = 65;  // 1 .. 64
+constexpr int kRestorerFlag = 0x04000000;  // SA_RESTORER: set by glibc itself, not part of a disposition
+std::array<struct sigaction, kSignals> saved_actions;
+sigset_t saved_mask;
+std::array<rlimit, RLIM_NLIMITS> saved_limits;
+
+bool same_action(const struct sigaction& a, const struct sigaction& b) {
+  return a.sa_handler == b.sa_handler && (a.sa_flags & ~kRestorerFlag) == (b.sa_flags & ~kRestorerFlag) &&
+         std::memcmp(&a.sa_mask, &b.sa_mask, sizeof a.sa_mask) == 0;
+}
+
+// POSIX timers have no "list" call; the kernel shows this process's in
+// /proc/self/timers ("ID: 3" lines), and timer_delete takes the kernel's id.
+void delete_posix_timers() {
+  const int fd = ::open("/proc/self/timers", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char text[4096];
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return;
+  text[n] = '\0';
+  for (const char* at = text; (at = std::strstr(at, "ID: ")) != nullptr;) {
+    at += 4;
+    long id = 0;
+    while (*at >= '0' && *at <= '9') id = id * 10 + (*at++ - '0');
+    ::syscall(SYS_timer_delete, id);
+  }
+}
+
+}  // namespace
+
+void ProcessState::save() {
+  for (int signal = 1; signal < kSignals; ++signal) sigaction(signal, nullptr, &saved_actions[std::size_t(signal)]);
+  sigprocmask(SIG_SETMASK, nullptr, &saved_mask);
+  for (int resource = 0; resource < RLIM_NLIMITS; ++resource)
+    getrlimit(__rlimit_resource(resource), &saved_limits[std::size_t(resource)]);
+  saved_ = true;
+}
+
+std::string ProcessState::restore() {
+  if (!saved_) return {};
+  // Limits first: what follows (and the sweep after us) opens files.
+  std::string lost;
+  for (int resource = 0; resource < RLIM_NLIMITS; ++resource) {
+    rlimit now;
+    const rlimit& saved = saved_limits[std::size_t(resource)];
+    if (getrlimit(__rlimit_resource(resource), &now) != 0) continue;
+    if (now.rlim_cur == saved.rlim_cur && now.rlim_max == saved.rlim_max) continue;
+    if (setrlimit(__rlimit_resource(resource), &saved) != 0 && lost.empty())
+      lost = fmt::format("a task lowered the hard limit of resource {} and it cannot be raised again", resource);
+  }
+  itimerval off{};
+  for (int timer : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) setitimer(__itimer_which(timer), &off, nullptr);
+  delete_posix_timers();
+  // A signal a timer raised just now, and now ignored or default: drop it.
+  sigset_t pending;
+  sigpending(&pending);
+  for (int signal : {SIGALRM, SIGVTALRM, SIGPROF}) {
+    if (!sigismember(&pending, signal)) continue;
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    struct sigaction previous;
+    sigaction(signal, &ignore, &previous);  // discards the pending signal
+    sigaction(signal, &previous, nullptr);
+  }
+  sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+  for (int signal = 1; signal < kSignals; ++signal) {
+    if (signal == SIGKILL || signal == SIGSTOP) continue;
+    struct sigaction now;
+    if (sigaction(signal, nullptr, &now) != 0) continue;
+    if (!same_action(now, saved_actions[std::size_t(signal)])) sigaction(signal, &saved_actions[std::size_t(signal)], nullptr);
+  }
+  int subreaper = 0;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &subreaper) == 0 && subreaper == 0) prctl(PR_SET_CHILD_SUBREAPER, 1);
+  return lost;
+}
+
+}  // namespace mathpool::detail

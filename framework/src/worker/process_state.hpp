@@ -1,0 +1,27 @@
+// process_state.hpp: what a task may change in its worker process and the
+// next task must not inherit: pending timers (alarm, setitimer, POSIX
+// timers), the signal mask and dispositions, resource limits, and the child
+// subreaper flag. Saved once when the worker is ready to serve, restored
+// after tasks on the same schedule as the sweep of what a task started.
+//
+// Not thread-safe; the worker's main thread only.
+#pragma once
+
+#include <string>
+
+namespace mathpool::detail {
+
+class ProcessState {
+ public:
+  // Records the state as it is now (the worker's own, before any task).
+  void save();
+  // Puts back what a task changed. Returns an empty string, or why the
+  // worker cannot go on (a hard limit lowered below its saved value, which
+  // only root could raise again): the worker is then retired.
+  std::string restore();
+
+ private:
+  bool saved_ = false;
+};
+
+}  // namespace mathpool::detail

@@ -1,0 +1,256 @@
+// The process model (one supervisor per pool) and the faults of the third
+// round from outside (issue "One supervisor per pool", rows 1-9 and 12).
+// Each test runs in both start modes (CMakeLists.txt adds the zygote copy).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "host/plugin_search.hpp"
+#include "mathpool/pool.hpp"
+#include "test_support.hpp"
+
+namespace mathpool {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace test;
+using Clock = std::chrono::steady_clock;
+
+PoolOptions model_options(int workers) {
+  PoolOptions options = test_pool_options(workers);
+  options.plugin_paths = {PROCESS_MODEL_PLUGIN};
+  options.retries = 0;
+  return options;
+}
+
+std::vector<pid_t> new_children(const std::vector<pid_t>& before) {
+  std::vector<pid_t> now;
+  for (pid_t child : children_of(getpid()))
+    if (std::find(before.begin(), before.end(), child) == before.end()) now.push_back(child);
+  return now;
+}
+
+std::string unique_tag(const std::string& what) { return (what + std::to_string(getpid() % 100000)).substr(0, 14); }
+
+// What a shell command printed on stdout.
+std::string dir_command(const std::string& command) {
+  std::string out;
+  if (FILE* pipe = ::popen(command.c_str(), "r")) {
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
+    ::pclose(pipe);
+  }
+  return out;
+}
+
+std::string message_of(const TaskResult& r) { return r.error ? r.error->message : r.result.dump(); }
+
+TEST(Supervisor, TheHostHasOneChildPerPoolAndTheWorkersAreItsChildren) {
+  const auto before = children_of(getpid());
+  Pool pool(model_options(3));
+  ASSERT_TRUE(pool.submit("pm.count", Value::object()).get().ok());
+  const auto supervisors = new_children(before);
+  ASSERT_EQ(supervisors.size(), 1u) << "the host's children for one pool";
+  const auto workers = children_of(supervisors[0]);
+  for (const auto& w : pool.stats().workers)
+    EXPECT_NE(std::find(workers.begin(), workers.end(), w.pid), workers.end()) << "worker " << w.pid;
+  Pool second(model_options(1));
+  EXPECT_EQ(new_children(before).size(), 2u) << "one child per pool";
+}
+
+TEST(Supervisor, TheWorkerProgramDefinesNoCLibrarySymbol) {
+  const auto worker = detail::default_worker_program();
+  const std::string listing = dir_command("nm -D --defined-only " + worker.string());
+  for (const char* symbol : {"__register_atfork", "__cxa_finalize", "fork", "pthread_atfork", "_Fork"})
+    EXPECT_EQ(listing.find(std::string(" ") + symbol + "\n"), std::string::npos) << symbol << " in\n" << listing;
+}
+
+// Row 1: a reply the host would refuse is its task's error; the run ends,
+// and nothing queued behind it is blamed.
+TEST(Supervisor, AResultTooDeepOrTooLargeIsItsTasksErrorAndTheQueueBehindItIsFine) {
+  Pool pool(model_options(1));
+  std::vector<TaskSpec> tasks{{"pm.deep", {{"depth", 250}}}, {"pm.count", Value::object()},
+                              {"pm.big", {{"mb", 260}}},     {"pm.count", Value::object()}};
+  const auto start = Clock::now();
+  auto futures = pool.submit_all(std::move(tasks));
+  std::vector<TaskResult> results;
+  for (auto& f : futures) results.push_back(f.get());
+  EXPECT_LT(seconds_since(start), 20.0);
+  ASSERT_TRUE(results[0].error) << results[0].result.dump().substr(0, 100);
+  EXPECT_EQ(results[0].error->kind, ErrorKind::result_too_large) << results[0].error->message;
+  ASSERT_TRUE(results[2].error);
+  EXPECT_EQ(results[2].error->kind, ErrorKind::result_too_large) << results[2].error->message;
+  EXPECT_TRUE(results[1].ok()) << message_of(results[1]);
+  EXPECT_TRUE(results[3].ok()) << message_of(results[3]);
+  EXPECT_LT(pool.stats().workers[0].restarts, 2);
+}
+
+// Row 2: a stopped supervisor does not freeze the pool: it is killed and
+// replaced when it does not answer a fork request.
+TEST(Supervisor, AStoppedSupervisorIsReplacedAndTheTasksGoOn) {
+  const auto before = children_of(getpid());
+  PoolOptions options = model_options(2);
+  options.max_tasks_per_worker = 1;  // a new worker for every task
+  options.task_timeout = std::chrono::milliseconds(2000);
+  Pool pool(options);
+  ASSERT_TRUE(pool.submit("pm.count", Value::object()).get().ok());
+  const auto supervisors = new_children(before);
+  ASSERT_EQ(supervisors.size(), 1u);
+  ::kill(supervisors[0], SIGSTOP);
+  const auto start = Clock::now();
+  for (const auto& r : pool.map("pm.count", std::vector<Value>(6, Value::object()))) EXPECT_TRUE(r.ok()) << message_of(r);
+  EXPECT_LT(seconds_since(start), 20.0);
+  EXPECT_EQ(process_state(supervisors[0]), 0) << "the stopped supervisor is still there";
+  ::kill(supervisors[0], SIGCONT);
+}
+
+// Row 2: a setup whose fork handler blocks breaks the template's fork. The
+// pool finds it by trying templates with part of the setups, quarantines
+// that analysis only, and the others go on.
+TEST(Supervisor, ASetupWhoseForkHandlerBlocksIsQuarantinedAndTheOthersGoOn) {
+  EnvVar blocking("MATHPOOL_PM_BREAK", "atfork_block");
+  Pool pool(model_options(2));
+  const auto start = Clock::now();
+  auto breaker = pool.submit("pm.breaker", Value::object());
+  for (const auto& r : pool.map("pm.count", std::vector<Value>(4, Value::object()))) EXPECT_TRUE(r.ok()) << message_of(r);
+  const TaskResult broken = breaker.get();
+  if (zygote_mode()) {
+    ASSERT_TRUE(broken.error);
+    EXPECT_NE(broken.error->message.find("quarantined"), std::string::npos) << broken.error->message;
+  } else {
+    EXPECT_TRUE(broken.ok()) << message_of(broken);  // spawn: nothing forks a setup's process
+  }
+  EXPECT_LT(seconds_since(start), 90.0);
+}
+
+// Row 3: fork handlers of a library opened with RTLD_DEEPBIND run in every
+// worker (glibc's own fork()): each draws numbers of its own.
+TEST(Supervisor, ForkHandlersOfADeepBoundLibraryRunInEveryWorker) {
+  EnvVar library("MATHPOOL_PM_DEEPBIND", DEEPBIND_LIB);
+  PoolOptions options = model_options(4);
+  options.chunk_size = 1;
+  Pool pool(options);
+  std::vector<TaskSpec> tasks;
+  for (int i = 0; i < 4; ++i) tasks.push_back({"pm.random", {{"i", i}}});
+  std::map<std::int64_t, std::set<std::uint64_t>> first;
+  for (auto& f : pool.submit_all(std::move(tasks))) {
+    const TaskResult r = f.get();
+    ASSERT_TRUE(r.ok()) << message_of(r);
+    first[r.result["pid"].get<std::int64_t>()].insert(r.result["number"].get<std::uint64_t>());
+  }
+  std::set<std::uint64_t> numbers;
+  std::size_t draws = 0;
+  for (const auto& [pid, drawn] : first) {
+    numbers.insert(drawn.begin(), drawn.end());
+    draws += drawn.size();
+  }
+  EXPECT_EQ(numbers.size(), draws) << "workers drew the same \"random\" numbers";
+}
+
+// Row 4: what a task starts does not outlive it, however it hides.
+TEST(Supervisor, ProcessesThatEscapeATaskDoNotOutliveIt) {
+  EnvVar no_cgroups("MATHPOOL_CGROUPS", "off");  // the supervisor's own containment
+  Pool pool(model_options(1));
+  for (const char* how : {"clone_parent", "no_subreaper", "nofile"}) {
+    SCOPED_TRACE(how);
+    const std::string tag = unique_tag("esc");
+    const TaskResult r = pool.submit("pm.escape", {{"how", how}, {"tag", tag}}).get();
+    EXPECT_TRUE(r.ok()) << message_of(r);
+    EXPECT_TRUE(pool.submit("pm.count", Value::object()).get().ok());
+    EXPECT_TRUE(wait_gone(tag, 2000ms).empty()) << "a process started by the task outlived it";
+  }
+  EXPECT_TRUE(zombie_children().empty());
+}
+
+// Row 5: a setup that breaks the template (its descriptors) costs its
+// analysis, not the pool.
+TEST(Supervisor, ASetupThatBreaksTheTemplateQuarantinesOnlyItsAnalysis) {
+  for (const char* how : {"nofile", "close3"}) {
+    SCOPED_TRACE(how);
+    EnvVar breaking("MATHPOOL_PM_BREAK", how);
+    std::optional<Pool> pool;
+    ASSERT_NO_THROW(pool.emplace(model_options(2)));
+    for (const auto& r : pool->map("pm.count", std::vector<Value>(4, Value::object())))
+      EXPECT_TRUE(r.ok()) << message_of(r);
+    const TaskResult broken = pool->submit("pm.breaker", Value::object()).get();
+    if (!broken.ok()) EXPECT_NE(broken.error->message.find("breaker"), std::string::npos) << broken.error->message;
+  }
+}
+
+// Row 6: the progress page is written in the task's own address space; what
+// a task writes there cannot stop its time limit or loop the pool.
+TEST(Supervisor, ATaskThatForgesTheProgressPageStillTimesOutAndCannotLoop) {
+  PoolOptions options = model_options(1);
+  options.task_timeout = std::chrono::milliseconds(300);
+  Pool pool(options);
+  for (const char* how : {"future", "finished"}) {
+    SCOPED_TRACE(how);
+    const auto start = Clock::now();
+    const TaskResult r = pool.submit("pm.forge_page", {{"how", how}, {"ms", 8000}}).get();
+    EXPECT_EQ(std::string(r.status()), "timeout") << message_of(r);
+    EXPECT_LT(seconds_since(start), 3.0);
+  }
+  const auto start = Clock::now();
+  std::vector<TaskSpec> tasks{{"pm.forge_page", {{"how", "crash"}}}, {"pm.count", Value::object()}};
+  auto futures = pool.submit_all(std::move(tasks));
+  EXPECT_EQ(std::string(futures[0].get().status()), "crashed");
+  EXPECT_TRUE(futures[1].get().ok());
+  EXPECT_LT(seconds_since(start), 10.0);
+}
+
+// Row 7: a process a setup starts serves every task that follows.
+TEST(Supervisor, AHelperProcessASetupStartedServesEveryTask) {
+  EnvVar helper("MATHPOOL_PM_HELPER", "1");
+  Pool pool(model_options(1));
+  for (const auto& r : pool.map("pm.helper", std::vector<Value>(3, Value::object()))) {
+    ASSERT_TRUE(r.ok()) << message_of(r);
+    EXPECT_EQ(r.result["answered"], true);
+  }
+}
+
+// Row 8: timers, signal masks and limits a task leaves do not reach the next task.
+TEST(Supervisor, ATimerOrSignalStateATaskLeavesDoesNotReachTheNextTask) {
+  PoolOptions options = model_options(1);
+  options.task_timeout = std::chrono::milliseconds(1500);
+  Pool pool(options);
+  for (const char* how : {"alarm", "itimer", "posix", "mask"}) {
+    SCOPED_TRACE(how);
+    EXPECT_TRUE(pool.submit("pm.timer", {{"how", how}, {"ms", 200}}).get().ok());
+    const TaskResult next = pool.submit("pm.nap", {{"ms", 1100}}).get();
+    EXPECT_TRUE(next.ok()) << message_of(next);
+  }
+  // A blocked SIGTERM does not stop the next task's time limit.
+  EXPECT_EQ(std::string(pool.submit("pm.nap", {{"ms", 5000}}).get().status()), "timeout");
+}
+
+// Row 9: without cgroups, every child of a crashing task ends, however many.
+TEST(Supervisor, EveryChildOfACrashingTaskEndsWithoutCgroups) {
+  EnvVar no_cgroups("MATHPOOL_CGROUPS", "off");
+  Pool pool(model_options(1));
+  const std::string tag = unique_tag("fan");
+  const TaskResult r = pool.submit("pm.fan_crash", {{"n", 300}, {"tag", tag}}).get();
+  EXPECT_EQ(std::string(r.status()), "crashed") << message_of(r);
+  EXPECT_EQ(wait_gone(tag, 3000ms).size(), 0u) << "children of the crashed task survived";
+}
+
+// Row 12: a result whose encoding passes the memory limit is a memory record.
+TEST(Supervisor, AResultWhoseEncodingPassesTheMemoryLimitIsAMemoryRecord) {
+  PoolOptions options = model_options(1);
+  options.memory_limit = std::int64_t(384) << 20;
+  Pool pool(options);
+  const TaskResult r = pool.submit("pm.big", {{"mb", 200}}).get();
+  EXPECT_EQ(std::string(r.status()), "memory") << message_of(r).substr(0, 200);
+  EXPECT_TRUE(pool.submit("pm.count", Value::object()).get().ok());
+}
+
+}  // namespace
+}  // namespace mathpool

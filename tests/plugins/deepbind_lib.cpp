@@ -9,7 +9,7 @@
 #include <cstdint>
 
 namespace {
-std::uint64_t state = 42;  // the same in every copy until a child handler reseeds it
+std::uint64_t state = 0;  // copied into a forked child, until a child handler reseeds it
 
 void reseed() {
   timespec now;
@@ -17,7 +17,10 @@ void reseed() {
   state = std::uint64_t(getpid()) * 0x9E3779B97F4A7C15ull ^ std::uint64_t(now.tv_nsec);
 }
 
-__attribute__((constructor)) void register_handler() { pthread_atfork(nullptr, nullptr, reseed); }
+__attribute__((constructor)) void register_handler() {
+  reseed();  // each process its own numbers; a forked child only through the handler
+  pthread_atfork(nullptr, nullptr, reseed);
+}
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) std::uint64_t deepbind_lib_next() {

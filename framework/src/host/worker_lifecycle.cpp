@@ -156,15 +156,19 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
 }
 
 void Pool::Impl::requeue(std::deque<Task>& tasks, bool charged, const std::string& why) {
+  // Only the first of them may have been running: it alone counts a refund,
+  // so an innocent task queued behind a task that keeps killing its worker
+  // is never charged for it.
   while (!tasks.empty()) {
     Task task = std::move(tasks.back());
     tasks.pop_back();
     if (!charged) {
       --task.attempts;  // it never ran, or its result was lost with the worker
-      if (++task.refunds > kMaxRefunds) {
+      if (tasks.empty() && ++task.refunds > kMaxRefunds) {
         finish(std::move(task),
                error_result(ErrorKind::crashed,
-                            fmt::format("its worker died {} times while it was in flight, with no verdict on it{}",
+                            fmt::format("its worker died {} times while it was the first task in flight, with no "
+                                        "verdict on it{}",
                                         kMaxRefunds + 1, why.empty() ? "" : " (last: " + why + ")"),
                             0));
         continue;

@@ -106,6 +106,14 @@ TEST(Words, MistakesAreLocatedAtTheirKey) {
   expect("          alphabet: [0]\n          length: -1\n", 10, ".length", "not a length");
   expect("          alphabet: [0]\n", 9, ".length", "is required");
   expect("          alphabet: [0]\n          length: 1\n          extra: 1\n", 11, ".extra", "unknown key");
+  // Lengths from several keys: their combinations are kept few (tasks are found by summing over them).
+  const std::string many = config_error(kHead + "    sweep:\n      a: {range: [0, 100]}\n      b: {range: [0, 100]}\n"
+                                                "      x: {words: {alphabet: [0], length: a}}\n"
+                                                "      y: {words: {alphabet: [0], length: b}}\n");
+  EXPECT_NE(many.find(":8: key 'analyses[0].sweep.y.words.length': the sweep keys that give lengths have 10000 "
+                      "combinations"),
+            std::string::npos)
+      << many;
   // A length axis must come first: a later key is not "earlier".
   const std::string m = config_error(kHead + "    sweep:\n      c: {words: {alphabet: [0], length: d}}\n      d: [1]\n");
   EXPECT_NE(m.find(":5: key 'analyses[0].sweep.c.words.length'"), std::string::npos) << m;

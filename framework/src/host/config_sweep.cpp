@@ -93,7 +93,7 @@ SweepAxis read_words(const Reader& r, const YAML::Node& node, const std::string&
   const std::uint64_t fixed = words.prefix.size() + words.suffix.size();
   const YAML::Node length = spec["length"];
   if (!length) r.fail(spec, at + ".length", "is required (an integer, or the name of an earlier sweep key)");
-  constexpr std::uint64_t kMaxLength = 1'000'000;
+  constexpr std::uint64_t kMaxLength = 65536;
   constexpr std::uint64_t kMaxLengthValues = 1000;
   const std::string text = r.scalar(length, at + ".length");
   auto check_length = [&](const Value& v, const std::string& what) {
@@ -115,6 +115,17 @@ SweepAxis read_words(const Reader& r, const YAML::Node& node, const std::string&
       r.fail(length, at + ".length",
              fmt::format("sweep key '{}' cannot give lengths (it must be a list or range of at most {} integers)",
                          text, kMaxLengthValues));
+    // Tasks are found by summing over the length keys' values: their
+    // combinations are kept few.
+    std::uint64_t combinations = earlier[a].size();
+    for (std::size_t j = 0; j < earlier.size(); ++j) {
+      const bool used = std::any_of(earlier.begin(), earlier.end(), [&](const SweepAxis& w) { return w.length_axis() == j; });
+      if (used && j != a) combinations *= earlier[j].size();
+    }
+    if (combinations > kMaxLengthValues)
+      r.fail(length, at + ".length",
+             fmt::format("the sweep keys that give lengths have {} combinations; at most {} are allowed", combinations,
+                         kMaxLengthValues));
     for (std::uint64_t i = 0; i < earlier[a].size(); ++i) {
       const Value v = earlier[a].value(i);
       words.lengths.push_back(check_length(v, fmt::format("{} = {}", text, v.dump())));

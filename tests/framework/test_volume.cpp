@@ -380,7 +380,7 @@ TEST(CliValidate, RefusesWhatEveryTaskWouldFailWith) {
   test::TempDir dir;
   auto r = validate(dir, "  - name: s\n    analysis: example.sum\n    params: {values: [1], bogus: 2}\n");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("v.yaml:3: key 'analyses[0].params.bogus': unknown parameter 'bogus' for example.sum (known: values, offset)"),
+  EXPECT_NE(r.err.find("v.yaml:5: key 'analyses[0].params.bogus': unknown parameter 'bogus' for example.sum (known: values, offset)"),
             std::string::npos)
       << r.err;
   r = validate(dir, "  - name: s\n    analysis: example.sum\n    sweep: {offset: [1, 2]}\n");

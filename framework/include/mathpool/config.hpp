@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -29,20 +30,31 @@ class ConfigError : public Error {
 
 // One factor of an entry's cartesian product: the values of one sweep key,
 // or the rows of a `rows` file (one value per column). Values are kept
-// encoded (a list, a CSV's data) or computed (a range, a product), never
-// expanded. Immutable and cheap to copy; thread-safe.
+// encoded (a list, a CSV's data) or computed (a range, a product, words),
+// never expanded. Immutable and cheap to copy; thread-safe.
 class SweepAxis {
  public:
   struct Data;
   explicit SweepAxis(std::shared_ptr<const Data> data) : data_(std::move(data)) {}
 
-  // The parameters this axis sets: one key, or a `rows` file's columns.
+  // The keys this axis sets: one key, or a `rows` file's columns.
   const std::vector<std::string>& keys() const noexcept;
+  // Whether keys()[key] is a label: copied into each record's "labels", not a parameter.
+  bool is_label(std::size_t key) const noexcept;
+  // The number of values. For a `words` axis whose length is another axis's
+  // value (length_axis()), the number when that axis has its first value.
   std::uint64_t size() const noexcept;
   // Whether the axis is a `rows` file (else one `sweep` key).
   bool from_rows() const noexcept;
+  // A `words` axis whose length names an earlier axis: that axis's position
+  // in the entry's `sweep`. size_at(i): the size when that axis is at its value i.
+  std::optional<std::size_t> length_axis() const noexcept;
+  std::uint64_t size_at(std::uint64_t length_index) const noexcept;
   // Appends each key and its value at `index` (< size()) as MessagePack.
   void encode(std::uint64_t index, std::string& out) const;
+  // The same, parameters to `params` and labels to `labels`, with the length
+  // axis (if any) at its value `length_index`.
+  void encode(std::uint64_t index, std::uint64_t length_index, std::string& params, std::string& labels) const;
   // The value of keys()[key] at `index`, decoded.
   Value value(std::uint64_t index, std::size_t key = 0) const;
 
@@ -55,16 +67,27 @@ struct AnalysisEntry {
   std::string name;      // unique in the config; the `run` of its records
   std::string analysis;  // e.g. "lfsr.cycles"
   Value params = Value::object();
-  std::vector<SweepAxis> sweep;  // cartesian product, `rows` first, last axis fastest
+  // `rows` first, then the sweep keys; the last axis fastest. A cartesian
+  // product, except that a `words` axis's length may be an earlier axis's value.
+  std::vector<SweepAxis> sweep;
   int repeat = 1;
   int line = 0;  // where the entry starts, for messages
+  // Names of `rows` columns or sweep keys written under each record's
+  // "labels" rather than passed as parameters, as given in `labels:`.
+  std::vector<std::string> labels;
+  // The line of each key ("analysis", "params", "params.field", "rows",
+  // "rows.COLUMN", "sweep.x", "labels"), for messages.
+  std::map<std::string, int> lines;
+  int line_of(const std::string& key) const;
 
   // Parameter sets (the product of the axes' sizes) and tasks (times repeat).
   std::uint64_t parameter_sets() const noexcept;
   std::uint64_t task_count() const noexcept;
   // Appends the MessagePack map of parameter set `task` (< parameter_sets()):
-  // `params`, then each axis's keys, in that order.
+  // `params`, then each axis's keys that are not labels, in that order.
   void encode_params(std::uint64_t task, std::string& out) const;
+  // The same, and the map of its labels to `labels` (nothing when the entry has none).
+  void encode_task(std::uint64_t task, std::string& params, std::string& labels) const;
 };
 
 // A parsed configuration. Paths are already resolved against the file's folder.

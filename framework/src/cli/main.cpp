@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "catalogue_json.hpp"
 #include "mathpool/config.hpp"
 #include "mathpool/mpi.hpp"
 #include "mathpool/pool.hpp"
@@ -86,8 +87,12 @@ int cmd_run(const std::string& config_file, const std::string& output, int worke
   return summary.failed == 0 ? kExitOk : kExitTaskFailed;
 }
 
-int cmd_plugins(const std::vector<std::string>& plugin_paths, bool allow_insecure) {
+int cmd_plugins(const std::vector<std::string>& plugin_paths, bool allow_insecure, bool json) {
   mathpool::Pool pool = catalogue_pool(plugin_paths, allow_insecure);
+  if (json) {
+    std::cout << mathpool::cli::plugins_json(pool.catalogue()).dump(2) << '\n';
+    return kExitOk;
+  }
   for (const mathpool::Value& a : pool.catalogue())
     std::cout << fmt::format("{:<20} {:<8} {}  {}\n", a.value("name", ""), a.value("version", ""),
                              a.value("plugin", ""), a.value("description", ""));
@@ -95,10 +100,14 @@ int cmd_plugins(const std::vector<std::string>& plugin_paths, bool allow_insecur
 }
 
 int cmd_describe(const std::string& name, const std::vector<std::string>& plugin_paths,
-                 bool allow_insecure) {
+                 bool allow_insecure, bool json) {
   mathpool::Pool pool = catalogue_pool(plugin_paths, allow_insecure);
   const mathpool::Value* a = pool.find_analysis(name);
   if (!a) return fail(fmt::format("unknown analysis '{}'; `mathpool plugins` lists them", name));
+  if (json) {
+    std::cout << mathpool::cli::analysis_json(*a).dump(2) << '\n';
+    return kExitOk;
+  }
   std::cout << fmt::format("{} {}: {}\nplugin: {}\n\nparameters:\n", a->value("name", ""),
                            a->value("version", ""), a->value("description", ""),
                            a->value("plugin", ""));
@@ -176,7 +185,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> plugin_paths;
   std::string config_file, output, analysis;
   int workers = 0;
-  bool resume = false, allow_insecure = false, mpi = false;
+  bool resume = false, allow_insecure = false, mpi = false, json = false;
 
   auto* run = app.add_subcommand("run", "Run every task of a config, one result record per task");
   run->add_option("CONFIG", config_file, "YAML run configuration")->required();
@@ -189,10 +198,12 @@ int main(int argc, char** argv) {
 
   auto* plugins = app.add_subcommand("plugins", "List the analyses the plugins provide");
   add_plugin_options(plugins, plugin_paths, allow_insecure);
+  plugins->add_flag("--json", json, "Print a JSON list for programs");
 
   auto* describe = app.add_subcommand("describe", "Show an analysis's parameters and results");
   describe->add_option("ANALYSIS", analysis, "Analysis name, e.g. lfsr.cycles")->required();
   add_plugin_options(describe, plugin_paths, allow_insecure);
+  describe->add_flag("--json", json, "Print a JSON object for programs");
 
   auto* validate = app.add_subcommand("validate", "Check a config without running anything");
   validate->add_option("CONFIG", config_file, "YAML run configuration")->required();
@@ -212,8 +223,8 @@ int main(int argc, char** argv) {
 
   try {
     if (*run) return cmd_run(config_file, output, workers, plugin_paths, resume, allow_insecure, mpi);
-    if (*plugins) return cmd_plugins(plugin_paths, allow_insecure);
-    if (*describe) return cmd_describe(analysis, plugin_paths, allow_insecure);
+    if (*plugins) return cmd_plugins(plugin_paths, allow_insecure, json);
+    if (*describe) return cmd_describe(analysis, plugin_paths, allow_insecure, json);
     if (*validate) return cmd_validate(config_file, plugin_paths, allow_insecure);
   } catch (const std::exception& e) {
     return fail(e.what());

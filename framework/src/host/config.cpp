@@ -10,101 +10,14 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
-#include "csv.hpp"
-#include "scan.hpp"
-#include "sweep.hpp"
-#include "yaml_value.hpp"
+#include "config_reader.hpp"
 
 namespace mathpool {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::Reader;
 
-// Knows the file being read, so every error names file, line and key.
-class Reader {
- public:
-  explicit Reader(fs::path file) : file_(std::move(file)) {}
-
-  [[noreturn]] void fail(const YAML::Node& at, const std::string& key, const std::string& why) const {
-    const int line = at.Mark().line >= 0 ? at.Mark().line + 1 : 0;
-    throw ConfigError(fmt::format("{}:{}: key '{}': {}", file_.string(), line, key, why));
-  }
-
-  // Checks that `map` is a map with only `known` keys.
-  void expect_map(const YAML::Node& map, const std::string& key,
-                  std::initializer_list<std::string_view> known) const {
-    if (!map.IsMap()) fail(map, key, "must be a map");
-    std::set<std::string> seen;
-    for (const auto& item : map) {
-      const std::string name = key_name(item.first, key);
-      if (!seen.insert(name).second) fail(item.first, path(key, name), "duplicate key");
-      if (std::find(known.begin(), known.end(), name) == known.end()) {
-        std::string list;
-        for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-        fail(item.first, path(key, name), fmt::format("unknown key (expected one of: {})", list));
-      }
-    }
-  }
-
-  // A map key as text; a key that is not a plain value is an error.
-  std::string key_name(const YAML::Node& key_node, const std::string& parent) const {
-    if (!key_node.IsScalar()) fail(key_node, parent, "map keys must be plain values");
-    return key_node.Scalar();
-  }
-
-  std::string scalar(const YAML::Node& node, const std::string& key) const {
-    if (!node.IsScalar()) fail(node, key, "must be a single value");
-    return node.Scalar();
-  }
-
-  // A decimal integer in [min, INT32_MAX]; anything else names the key.
-  int integer(const YAML::Node& node, const std::string& key, int min) const {
-    const std::string text = scalar(node, key);
-    if (!detail::scan::is_integer(text))
-      fail(node, key, fmt::format("{} is not an integer", detail::quote_short(text)));
-    const char* begin = text.data() + (text[0] == '+' ? 1 : 0);
-    std::int64_t v = 0;
-    if (std::from_chars(begin, text.data() + text.size(), v).ec != std::errc())
-      fail(node, key, fmt::format("{} is out of range", detail::quote_short(text)));
-    if (v < min) fail(node, key, fmt::format("must be at least {}, got {}", min, v));
-    if (v > INT32_MAX) fail(node, key, fmt::format("must be at most {}, got {}", INT32_MAX, v));
-    return static_cast<int>(v);
-  }
-
-  // The node as a Value, spending this config's node budget (see YamlBudget).
-  Value value(const YAML::Node& node, const std::string& key) const {
-    try {
-      return detail::yaml_to_value(node, budget_);
-    } catch (const detail::YamlValueError& e) {
-      const int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
-      throw ConfigError(fmt::format("{}:{}: key '{}{}': {}", file_.string(), line, key, e.path, e.what()));
-    }
-  }
-
-  fs::path relative(const std::string& path) const {
-    fs::path p(path);
-    return p.is_absolute() ? p : file_.parent_path() / p;
-  }
-
-  // A plugin_path entry, resolved against the config's folder. A config read
-  // from a file has its entries checked here, where the line is known, rather
-  // than later by a worker that can only name the path.
-  fs::path plugin_path(const YAML::Node& node, const std::string& key) const {
-    const fs::path p = relative(scalar(node, key));
-    std::error_code ec;
-    if (fs::is_regular_file(file_, ec) && !fs::exists(p, ec))
-      fail(node, key, fmt::format("no such file or directory: {}", p.string()));
-    return p;
-  }
-
-  static std::string path(const std::string& parent, const std::string& key) {
-    return parent.empty() ? key : parent + "." + key;
-  }
-
- private:
-  fs::path file_;
-  mutable detail::YamlBudget budget_;  // one for the whole config
-};
 
 // The deepest flow nesting ([ and {) allowed; yaml-cpp parses nesting by
 // recursion, so deep text is refused before it gets there.
@@ -208,104 +121,24 @@ void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
     options.chunk_size = r.scalar(n, "pool.chunk_size") == "auto" ? 0 : r.integer(n, "pool.chunk_size", 1);
 }
 
-// An integer of a range: START, STOP or STEP.
-std::int64_t range_integer(const Reader& r, const YAML::Node& node, const std::string& key) {
-  const Value v = r.value(node, key);
-  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(INT64_MAX)))
-    r.fail(node, key, fmt::format("'{}' is not a 64-bit integer", node.IsScalar() ? node.Scalar() : v.dump()));
-  return v.get<std::int64_t>();
-}
-
-// {range: [START, STOP]} or {range: [START, STOP, STEP]}, as Python's range.
-detail::IntegerRange read_range(const Reader& r, const YAML::Node& node, const std::string& key) {
-  const YAML::Node bounds = node["range"];
-  if (!bounds.IsSequence() || bounds.size() < 2 || bounds.size() > 3)
-    r.fail(bounds, key + ".range", "expected [START, STOP] or [START, STOP, STEP]");
-  const std::int64_t start = range_integer(r, bounds[0], key + ".range[0]");
-  const std::int64_t stop = range_integer(r, bounds[1], key + ".range[1]");
-  const std::int64_t step = bounds.size() == 3 ? range_integer(r, bounds[2], key + ".range[2]") : 1;
-  if (step == 0) r.fail(bounds[2], key + ".range[2]", "the step must not be 0");
-  const detail::IntegerRange range = detail::make_range(start, stop, step);
-  if (range.count == 0)
-    r.fail(bounds, key + ".range", fmt::format("range [{}, {}, {}] is empty; a sweep needs at least one value",
-                                               start, stop, step));
-  return range;
-}
-
-std::vector<Value> read_list(const Reader& r, const YAML::Node& node, const std::string& key) {
-  Value list = r.value(node, key);
-  if (list.empty()) r.fail(node, key, "a sweep needs at least one value");
-  return {list.begin(), list.end()};
-}
-
-SweepAxis read_product(const Reader& r, const YAML::Node& node, const std::string& name, const std::string& key) {
-  const YAML::Node positions = node["product"];
-  if (!positions.IsSequence() || positions.size() == 0)
-    r.fail(positions, key + ".product", "expected a non-empty list of lists or {range: ...}");
-  std::vector<detail::ProductFactor> factors;
-  for (std::size_t i = 0; i < positions.size(); ++i) {
-    const std::string at = fmt::format("{}.product[{}]", key, i);
-    detail::ProductFactor factor;
-    if (positions[i].IsSequence()) {
-      for (const Value& v : read_list(r, positions[i], at)) factor.list.add(v);
-    } else if (positions[i].IsMap()) {
-      r.expect_map(positions[i], at, {"range"});
-      if (!positions[i]["range"]) r.fail(positions[i], at, "expected a list or {range: ...}");
-      factor.range = read_range(r, positions[i], at);
-    } else {
-      r.fail(positions[i], at, "expected a list or {range: ...}");
-    }
-    factors.push_back(std::move(factor));
+// The `labels:` of an entry: names, each once.
+std::vector<std::string> read_labels(const Reader& r, const YAML::Node& node, const std::string& key) {
+  if (!node.IsSequence()) r.fail(node, key, "must be a list of names of rows columns or sweep keys");
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const std::string name = r.scalar(node[i], fmt::format("{}[{}]", key, i));
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      r.fail(node[i], fmt::format("{}[{}]", key, i), fmt::format("'{}' is listed twice", name));
+    names.push_back(name);
   }
-  return detail::product_axis(name, std::move(factors));
+  return names;
 }
 
-detail::HeaderCsv read_csv_with_header(const Reader& r, const YAML::Node& file, const std::string& key) {
-  const fs::path csv = r.relative(r.scalar(file, key));
-  detail::HeaderCsv table;
-  try {
-    table = detail::read_header_csv(csv);
-  } catch (const std::runtime_error& e) {
-    r.fail(file, key, e.what());
-  }
-  if (table.rows.empty()) r.fail(file, key, fmt::format("{} has no data rows", csv.string()));
-  return table;
-}
-
-// One `sweep` key: a list, {range}, {csv}, {csv, column} or {product}.
-SweepAxis read_sweep_axis(const Reader& r, const YAML::Node& node, const std::string& name, const std::string& key) {
-  if (node.IsSequence()) return detail::list_axis(name, read_list(r, node, key));
-  if (!node.IsMap()) r.fail(node, key, "a sweep takes a list, {range: ...}, {csv: FILE}, or {product: ...}");
-  r.expect_map(node, key, {"csv", "column", "range", "product"});
-  if (node["range"] && node.size() == 1) return detail::range_axis(name, read_range(r, node, key));
-  if (node["product"] && node.size() == 1) return read_product(r, node, name, key);
-  if (!node["csv"] || node["range"] || node["product"])
-    r.fail(node, key, "expected one of {range: ...}, {csv: FILE}, {csv: FILE, column: NAME}, {product: ...}");
-  if (const YAML::Node column = node["column"]) {
-    const std::string wanted = r.scalar(column, key + ".column");
-    const detail::HeaderCsv table = read_csv_with_header(r, node["csv"], key + ".csv");
-    const auto at = std::find(table.header.begin(), table.header.end(), wanted);
-    if (at == table.header.end())
-      r.fail(column, key + ".column", fmt::format("no column '{}' in the CSV header", wanted));
-    std::vector<Value> values;
-    values.reserve(table.rows.size());
-    for (const auto& row : table.rows) values.push_back(row[std::size_t(at - table.header.begin())]);
-    return detail::list_axis(name, values);
-  }
-  const fs::path csv = r.relative(r.scalar(node["csv"], key + ".csv"));
-  std::vector<Value> rows;
-  try {
-    rows = detail::read_integer_csv(csv);
-  } catch (const std::runtime_error& e) {
-    r.fail(node["csv"], key + ".csv", e.what());
-  }
-  if (rows.empty()) r.fail(node["csv"], key + ".csv", fmt::format("{} has no data rows", csv.string()));
-  return detail::list_axis(name, rows);
-}
+int line_of(const YAML::Node& node) { return node.Mark().line >= 0 ? node.Mark().line + 1 : 0; }
 
 AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t index) {
   const std::string at = fmt::format("analyses[{}]", index);
-  r.expect_map(node, at, {"name", "analysis", "params", "repeat", "sweep", "rows"});
+  r.expect_map(node, at, {"name", "analysis", "params", "repeat", "sweep", "rows", "labels"});
   AnalysisEntry entry;
   entry.line = node.Mark().line + 1;
   if (!node["name"]) r.fail(node, at + ".name", "is required");
@@ -313,21 +146,31 @@ AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t in
   if (entry.name.empty()) r.fail(node["name"], at + ".name", "must not be empty");
   if (!node["analysis"]) r.fail(node, at + ".analysis", "is required");
   entry.analysis = r.scalar(node["analysis"], at + ".analysis");
+  entry.lines["analysis"] = line_of(node["analysis"]);
   if (auto params = node["params"]) {
     if (!params.IsMap() && !params.IsNull()) r.fail(params, at + ".params", "must be a map");
     if (params.IsMap()) entry.params = r.value(params, at + ".params");
+    entry.lines["params"] = line_of(params);
+    if (params.IsMap())
+      for (const auto& item : params) entry.lines["params." + item.first.Scalar()] = line_of(item.first);
   }
   if (auto repeat = node["repeat"]) entry.repeat = r.integer(repeat, at + ".repeat", 1);
+  std::set<std::string> labels;  // not parameters: copied into each record's "labels"
+  if (auto list = node["labels"]) {
+    entry.labels = read_labels(r, list, at + ".labels");
+    labels.insert(entry.labels.begin(), entry.labels.end());
+    entry.lines["labels"] = line_of(list);
+  }
   std::set<std::string> keys;  // every parameter is set in one place only
   for (const auto& item : entry.params.items()) keys.insert(item.key());
   if (auto rows = node["rows"]) {
-    r.expect_map(rows, at + ".rows", {"csv"});
-    if (!rows["csv"]) r.fail(rows, at + ".rows", "expected {csv: FILE}");
-    detail::HeaderCsv table = read_csv_with_header(r, rows["csv"], at + ".rows.csv");
-    for (const std::string& column : table.header)
+    entry.sweep.push_back(detail::read_rows(r, rows, at + ".rows", labels));
+    entry.lines["rows"] = line_of(rows["csv"]);
+    for (const std::string& column : entry.sweep.back().keys()) {
       if (!keys.insert(column).second)
         r.fail(rows["csv"], at + ".rows.csv", fmt::format("column '{}' is also set in params; set it in one place", column));
-    entry.sweep.push_back(detail::rows_axis(std::move(table.header), table.rows));
+      entry.lines["rows." + column] = line_of(rows["csv"]);
+    }
   }
   if (auto sweep = node["sweep"]) {
     if (!sweep.IsMap()) r.fail(sweep, at + ".sweep", "must be a map of parameter: values");
@@ -337,14 +180,25 @@ AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t in
       if (!seen.insert(key).second) r.fail(axis.first, at + ".sweep." + key, "duplicate key");
       if (!keys.insert(key).second)
         r.fail(axis.first, at + ".sweep." + key, "is also set in params or rows; set it in one place");
-      entry.sweep.push_back(read_sweep_axis(r, axis.second, key, at + ".sweep." + key));
+      entry.lines["sweep." + key] = line_of(axis.first);
+      entry.sweep.push_back(
+          detail::read_sweep_axis(r, axis.second, key, at + ".sweep." + key, labels.count(key) > 0, entry.sweep));
     }
+  }
+  for (std::size_t i = 0; i < entry.labels.size(); ++i) {
+    const std::string& name = entry.labels[i];
+    const bool found = std::any_of(entry.sweep.begin(), entry.sweep.end(), [&](const SweepAxis& a) {
+      return std::find(a.keys().begin(), a.keys().end(), name) != a.keys().end();
+    });
+    if (!found)
+      r.fail(node["labels"][i], fmt::format("{}.labels[{}]", at, i),
+             fmt::format("unknown label '{}': a label names a column of `rows` or a key of `sweep`", name));
   }
   if (entry.task_count() == UINT64_MAX)
     r.fail(node, at, "expands to more tasks than can be counted (2^64)");
+  if (entry.parameter_sets() == 0) r.fail(node, at, "has no parameter sets");
   return entry;
 }
-
 }  // namespace
 
 RunConfig parse_config(const std::string& yaml, const fs::path& file) {

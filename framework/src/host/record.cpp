@@ -63,7 +63,7 @@ std::string record_prefix(std::string_view run, std::string_view analysis) {
 }
 
 void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
-                        std::string_view params) {
+                        std::string_view params, std::string_view labels) {
   char number[24];
   out += prefix;
   out.append(number, std::to_chars(number, number + sizeof number, task).ptr);
@@ -71,6 +71,10 @@ void append_record_head(std::string& out, std::string_view prefix, std::uint64_t
   out.append(number, std::to_chars(number, number + sizeof number, repeat).ptr);
   out += ",\"params\":";
   append_msgpack_json(out, params);
+  if (!labels.empty()) {
+    out += ",\"labels\":";
+    append_msgpack_json(out, labels);
+  }
   out += ',';  // the record goes on with its tail
 }
 

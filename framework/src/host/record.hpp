@@ -15,9 +15,10 @@ namespace mathpool::detail {
 
 // `{"run":RUN,"analysis":ANALYSIS,"task":` : the same for every task of an entry.
 std::string record_prefix(std::string_view run, std::string_view analysis);
-// prefix . TASK ,"repeat": REPEAT ,"params": PARAMS ,
+// prefix . TASK ,"repeat": REPEAT ,"params": PARAMS , and "labels": LABELS ,
+// when `labels` (a MessagePack map) is not empty.
 void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
-                        std::string_view params);
+                        std::string_view params, std::string_view labels = {});
 // "status":...,"result" or "error":...,"worker":...,"seconds":...}
 void append_record_tail(std::string& out, const RawResult& result);
 

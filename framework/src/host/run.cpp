@@ -72,13 +72,15 @@ bool fits_type(const Value& v, const std::string& type) {
 void check_entry_params(const RunConfig& config, std::size_t index, const Value& analysis) {
   const AnalysisEntry& entry = config.analyses[index];
   auto fail = [&](const std::string& key, const std::string& why) {
-    throw ConfigError(fmt::format("{}:{}: key 'analyses[{}].{}': {}", config.file.string(), entry.line, index, key, why));
+    throw ConfigError(fmt::format("{}:{}: key 'analyses[{}].{}': {}", config.file.string(), entry.line_of(key), index,
+                                  key, why));
   };
   std::vector<std::pair<std::string, Value>> given;  // key in the config, sample value
   for (const auto& [key, value] : entry.params.items()) given.emplace_back("params." + key, value);
   for (const SweepAxis& axis : entry.sweep)
     for (std::size_t k = 0; k < axis.keys().size(); ++k)
-      given.emplace_back((axis.from_rows() ? "rows." : "sweep.") + axis.keys()[k], axis.value(0, k));
+      if (!axis.is_label(k))  // labels are not parameters
+        given.emplace_back((axis.from_rows() ? "rows." : "sweep.") + axis.keys()[k], axis.value(0, k));
   const Value& documented = analysis.at("params");
   std::string known;
   for (const Value& p : documented) known += (known.empty() ? "" : ", ") + p.value("name", "");
@@ -132,7 +134,7 @@ void check_analyses(const RunConfig& config, const Pool& pool) {
       known += (known.empty() ? "" : ", ") + a.value("name", "");
     throw ConfigError(fmt::format("{}:{}: key 'analyses[{}].analysis': unknown analysis '{}' "
                                   "(loaded: {})",
-                                  config.file.string(), entry.line, i, entry.analysis,
+                                  config.file.string(), entry.line_of("analysis"), i, entry.analysis,
                                   known.empty() ? "none" : known));
   }
 }
@@ -293,7 +295,7 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   std::uint64_t task = 0;
   int repeat = 0;
   std::string prefix = detail::record_prefix(config.analyses[0].name, config.analyses[0].analysis);
-  detail::Bytes encoded;
+  detail::Bytes encoded, encoded_labels;
   std::size_t encoded_entry = SIZE_MAX;
   std::uint64_t encoded_task = 0;
   const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params) {
@@ -314,11 +316,12 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
       // Repeats of a task share its parameters: encoded once.
       if (encoded_entry != e || encoded_task != this_task) {
         encoded.clear();
-        entry.encode_params(this_task, encoded);
+        encoded_labels.clear();
+        entry.encode_task(this_task, encoded, encoded_labels);
         encoded_entry = e, encoded_task = this_task;
       }
       params.assign(encoded);
-      detail::append_record_head(head, prefix, this_task, this_repeat, params);
+      detail::append_record_head(head, prefix, this_task, this_repeat, params, encoded_labels);
       analysis = entry.analysis;
       return true;
     }

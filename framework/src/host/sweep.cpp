@@ -7,54 +7,97 @@ namespace mathpool {
 using detail::Bytes;
 
 struct SweepAxis::Data {
-  enum class Kind { list, range, product, rows } kind = Kind::list;
+  enum class Kind { list, range, product, rows, words } kind = Kind::list;
   std::vector<std::string> keys;
-  Bytes encoded_keys;                   // each key as a MessagePack string (list, range, product)
-  detail::EncodedValues values;         // list: one value each; rows: a row's values back to back
+  std::vector<bool> label;              // per key
+  Bytes encoded_key;                    // the key as a MessagePack string (all but rows)
+  detail::EncodedValues values;         // list: one value each; rows: one list per row
   detail::IntegerRange range;           // range
-  std::vector<detail::ProductFactor> factors;  // product
+  std::vector<detail::ProductFactor> factors;  // product; words: the alphabet alone
+  // words
+  Bytes prefix, suffix;                 // encoded back to back
+  std::uint64_t fixed = 0;              // prefix and suffix length together
+  std::vector<std::uint64_t> lengths;   // one, or one per value of the length axis
+  std::vector<std::uint64_t> sizes;     // words per length
+  std::optional<std::size_t> length_axis;
   std::uint64_t size = 0;
 };
 
-const std::vector<std::string>& SweepAxis::keys() const noexcept { return data_->keys; }
-std::uint64_t SweepAxis::size() const noexcept { return data_->size; }
-bool SweepAxis::from_rows() const noexcept { return data_->kind == Data::Kind::rows; }
+namespace {
 
-void SweepAxis::encode(std::uint64_t index, std::string& out) const {
+using Kind = SweepAxis::Data::Kind;
+
+// Digits of `index` over `factors` in mixed radix, the last position fastest.
+void append_digits(const std::vector<detail::ProductFactor>& factors, std::uint64_t index, std::size_t positions,
+                   Bytes& out) {
+  const detail::ProductFactor& only = factors.front();  // words: one alphabet for every position
+  thread_local std::vector<std::uint64_t> digits;  // no allocation per task
+  digits.resize(positions);
+  std::uint64_t divisor = 1;
+  for (std::size_t i = positions; i-- > 0;) {
+    const detail::ProductFactor& f = factors.size() == 1 ? only : factors[i];
+    digits[i] = index / divisor % f.size();
+    divisor *= f.size();
+  }
+  for (std::size_t i = 0; i < positions; ++i) {
+    const detail::ProductFactor& f = factors.size() == 1 ? only : factors[i];
+    if (f.range) detail::append_msgpack_int(out, f.range->at(digits[i]));
+    else out += f.list.at(digits[i]);
+  }
+}
+
+// The bytes of a MessagePack array header at the start of `bytes`.
+std::size_t array_header_size(std::string_view bytes) {
+  const auto first = static_cast<std::uint8_t>(bytes[0]);
+  return first == 0xdc ? 3 : first == 0xdd ? 5 : 1;
+}
+
+}  // namespace
+
+const std::vector<std::string>& SweepAxis::keys() const noexcept { return data_->keys; }
+bool SweepAxis::is_label(std::size_t key) const noexcept { return key < data_->label.size() && data_->label[key]; }
+std::uint64_t SweepAxis::size() const noexcept { return data_->size; }
+bool SweepAxis::from_rows() const noexcept { return data_->kind == Kind::rows; }
+std::optional<std::size_t> SweepAxis::length_axis() const noexcept { return data_->length_axis; }
+std::uint64_t SweepAxis::size_at(std::uint64_t length_index) const noexcept {
+  if (data_->kind != Kind::words) return data_->size;
+  return data_->sizes.at(data_->length_axis ? length_index : 0);
+}
+
+void SweepAxis::encode(std::uint64_t index, std::string& out) const { encode(index, 0, out, out); }
+
+void SweepAxis::encode(std::uint64_t index, std::uint64_t length_index, std::string& params,
+                       std::string& labels) const {
   const Data& d = *data_;
-  using Kind = Data::Kind;
   if (d.kind == Kind::rows) {
-    // A row holds its values in key order; keys go in between.
-    std::string_view row = d.values.at(index);
+    // A row is a list with a value per key; the keys go in between.
+    const std::string_view row = d.values.at(index);
     const auto* p = reinterpret_cast<const std::uint8_t*>(row.data());
-    std::size_t pos = 0;
-    for (const std::string& key : d.keys) {
-      detail::append_msgpack_string(out, key);
+    std::size_t pos = array_header_size(row);
+    for (std::size_t k = 0; k < d.keys.size(); ++k) {
+      std::string& out = d.label[k] ? labels : params;
+      detail::append_msgpack_string(out, d.keys[k]);
       const std::size_t n = detail::msgpack_check(p + pos, row.size() - pos, detail::kMaxValueDepth);
       out.append(row.substr(pos, n));
       pos += n;
     }
     return;
   }
-  out += d.encoded_keys;
+  std::string& out = d.label[0] ? labels : params;
+  out += d.encoded_key;
   switch (d.kind) {
     case Kind::list: out += d.values.at(index); break;
     case Kind::range: detail::append_msgpack_int(out, d.range.at(index)); break;
-    case Kind::product: {
+    case Kind::product:
       detail::append_msgpack_array_header(out, static_cast<std::uint32_t>(d.factors.size()));
-      // Mixed-radix digits of `index`, the last position fastest.
-      std::uint64_t divisor = 1;
-      thread_local std::vector<std::uint64_t> digits;  // no allocation per task
-      digits.resize(d.factors.size());
-      for (std::size_t i = d.factors.size(); i-- > 0;) {
-        digits[i] = index / divisor % d.factors[i].size();
-        divisor *= d.factors[i].size();
-      }
-      for (std::size_t i = 0; i < d.factors.size(); ++i) {
-        const detail::ProductFactor& f = d.factors[i];
-        if (f.range) detail::append_msgpack_int(out, f.range->at(digits[i]));
-        else out += f.list.at(digits[i]);
-      }
+      append_digits(d.factors, index, d.factors.size(), out);
+      break;
+    case Kind::words: {
+      const std::uint64_t length = d.lengths.at(d.length_axis ? length_index : 0);
+      detail::append_msgpack_array_header(out, static_cast<std::uint32_t>(length));
+      out += d.prefix;
+      append_digits(d.factors, index, std::size_t(length - d.fixed), out);
+      out += d.suffix;
       break;
     }
     case Kind::rows: break;
@@ -68,45 +111,26 @@ Value SweepAxis::value(std::uint64_t index, std::size_t key) const {
   return detail::msgpack_to_value(map).at(data_->keys.at(key));
 }
 
-std::uint64_t AnalysisEntry::parameter_sets() const noexcept {
-  std::uint64_t n = 1;
-  for (const SweepAxis& axis : sweep) n = detail::saturating_product(n, axis.size());
-  return n;
-}
-
-std::uint64_t AnalysisEntry::task_count() const noexcept {
-  return detail::saturating_product(parameter_sets(), std::uint64_t(repeat));
-}
-
-void AnalysisEntry::encode_params(std::uint64_t task, std::string& out) const {
-  std::size_t keys = params.size();
-  for (const SweepAxis& axis : sweep) keys += axis.keys().size();
-  detail::append_msgpack_map_header(out, static_cast<std::uint32_t>(keys));
-  for (const auto& [key, value] : params.items()) {
-    detail::append_msgpack_string(out, key);
-    detail::append_msgpack(out, value);
-  }
-  // Digits of `task` over the axes, the last axis fastest.
-  std::uint64_t divisor = 1;
-  thread_local std::vector<std::uint64_t> digits;  // no allocation per task
-  digits.resize(sweep.size());
-  for (std::size_t a = sweep.size(); a-- > 0;) {
-    digits[a] = task / divisor % sweep[a].size();
-    divisor *= sweep[a].size();
-  }
-  for (std::size_t a = 0; a < sweep.size(); ++a) sweep[a].encode(digits[a], out);
-}
-
 namespace detail {
 
 void EncodedValues::add(const Value& value) {
-  append_msgpack(data_, value);
-  offsets_.push_back(data_.size());
+  Bytes encoded;
+  append_msgpack(encoded, value);
+  add_encoded(encoded);
 }
 
-void EncodedValues::add_encoded(std::string_view bytes) {
-  data_.append(bytes);
-  offsets_.push_back(data_.size());
+void EncodedValues::add_encoded(std::string_view one_value) {
+  if (count_ % kStride == 0) marks_.push_back(data_.size());
+  data_.append(one_value);
+  ++count_;
+}
+
+std::string_view EncodedValues::at(std::uint64_t i) const {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(data_.data());
+  std::size_t pos = marks_.at(i / kStride);
+  for (std::uint64_t skip = i % kStride; skip > 0; --skip)
+    pos += msgpack_check(p + pos, data_.size() - pos, kMaxValueDepth);
+  return std::string_view(data_).substr(pos, msgpack_check(p + pos, data_.size() - pos, kMaxValueDepth));
 }
 
 IntegerRange make_range(std::int64_t start, std::int64_t stop, std::int64_t step) {
@@ -128,47 +152,70 @@ std::uint64_t saturating_product(std::uint64_t a, std::uint64_t b) noexcept {
 }
 
 namespace {
-std::shared_ptr<SweepAxis::Data> keyed(std::string key, SweepAxis::Data::Kind kind) {
+std::shared_ptr<SweepAxis::Data> keyed(std::string key, Kind kind, bool label) {
   auto d = std::make_shared<SweepAxis::Data>();
   d->kind = kind;
-  append_msgpack_string(d->encoded_keys, key);
+  append_msgpack_string(d->encoded_key, key);
   d->keys.push_back(std::move(key));
+  d->label.push_back(label);
   return d;
 }
 }  // namespace
 
-SweepAxis list_axis(std::string key, const std::vector<Value>& values) {
-  auto d = keyed(std::move(key), SweepAxis::Data::Kind::list);
-  for (const Value& v : values) d->values.add(v);
+SweepAxis list_axis(std::string key, const std::vector<Value>& values, bool label) {
+  EncodedValues encoded;
+  for (const Value& v : values) encoded.add(v);
+  return list_axis(std::move(key), std::move(encoded), label);
+}
+
+SweepAxis list_axis(std::string key, EncodedValues values, bool label) {
+  auto d = keyed(std::move(key), Kind::list, label);
+  d->values = std::move(values);
   d->size = d->values.size();
   return SweepAxis(std::move(d));
 }
 
-SweepAxis range_axis(std::string key, IntegerRange range) {
-  auto d = keyed(std::move(key), SweepAxis::Data::Kind::range);
+SweepAxis range_axis(std::string key, IntegerRange range, bool label) {
+  auto d = keyed(std::move(key), Kind::range, label);
   d->range = range;
   d->size = range.count;
   return SweepAxis(std::move(d));
 }
 
-SweepAxis product_axis(std::string key, std::vector<ProductFactor> factors) {
-  auto d = keyed(std::move(key), SweepAxis::Data::Kind::product);
+SweepAxis product_axis(std::string key, std::vector<ProductFactor> factors, bool label) {
+  auto d = keyed(std::move(key), Kind::product, label);
   d->size = 1;
   for (const ProductFactor& f : factors) d->size = saturating_product(d->size, f.size());
   d->factors = std::move(factors);
   return SweepAxis(std::move(d));
 }
 
-SweepAxis rows_axis(std::vector<std::string> keys, const std::vector<std::vector<Value>>& rows) {
+SweepAxis rows_axis(std::vector<std::string> keys, std::vector<bool> labels, EncodedValues rows) {
   auto d = std::make_shared<SweepAxis::Data>();
-  d->kind = SweepAxis::Data::Kind::rows;
+  d->kind = Kind::rows;
   d->keys = std::move(keys);
-  for (const auto& row : rows) {
-    Bytes encoded;
-    for (const Value& v : row) append_msgpack(encoded, v);
-    d->values.add_encoded(encoded);
-  }
+  d->label = std::move(labels);
+  d->label.resize(d->keys.size());
+  d->values = std::move(rows);
   d->size = d->values.size();
+  return SweepAxis(std::move(d));
+}
+
+SweepAxis words_axis(std::string key, Words words, bool label) {
+  auto d = keyed(std::move(key), Kind::words, label);
+  for (const Value& v : words.prefix) append_msgpack(d->prefix, v);
+  for (const Value& v : words.suffix) append_msgpack(d->suffix, v);
+  d->fixed = words.prefix.size() + words.suffix.size();
+  d->lengths = std::move(words.lengths);
+  d->length_axis = words.length_axis;
+  for (std::uint64_t length : d->lengths) {
+    if (length < d->fixed) throw std::invalid_argument("a length is shorter than the prefix and suffix");
+    std::uint64_t n = 1;
+    for (std::uint64_t i = d->fixed; i < length && n != UINT64_MAX; ++i) n = saturating_product(n, words.alphabet.size());
+    d->sizes.push_back(n);
+  }
+  d->size = d->sizes.at(0);
+  d->factors.push_back(std::move(words.alphabet));
   return SweepAxis(std::move(d));
 }
 

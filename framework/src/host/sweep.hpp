@@ -14,19 +14,23 @@
 
 namespace mathpool::detail {
 
-// MessagePack values back to back, with where each begins.
+// MessagePack values back to back. Only every kStride-th start is kept
+// (a value is found by skipping at most kStride - 1 others), so the index
+// costs half a byte per value at most, not eight.
 class EncodedValues {
  public:
   void add(const Value& value);
-  void add_encoded(std::string_view bytes);
-  std::uint64_t size() const noexcept { return offsets_.size() - 1; }
-  std::string_view at(std::uint64_t i) const noexcept {
-    return std::string_view(data_).substr(offsets_[i], offsets_[i + 1] - offsets_[i]);
-  }
+  void add_encoded(std::string_view one_value);  // exactly one MessagePack value
+  // Room for `bytes` of encodings, so a large CSV is not copied as it grows.
+  void reserve(std::size_t bytes) { data_.reserve(bytes); }
+  std::uint64_t size() const noexcept { return count_; }
+  std::string_view at(std::uint64_t i) const;
 
  private:
+  static constexpr std::uint64_t kStride = 16;
   Bytes data_;
-  std::vector<std::uint64_t> offsets_{0};
+  std::vector<std::uint64_t> marks_;  // where values 0, kStride, 2 kStride... begin
+  std::uint64_t count_ = 0;
 };
 
 // Python's range(start, stop, step): `count` integers from `start`.
@@ -48,11 +52,26 @@ struct ProductFactor {
   std::uint64_t size() const noexcept { return range ? range->count : list.size(); }
 };
 
-SweepAxis list_axis(std::string key, const std::vector<Value>& values);
-SweepAxis range_axis(std::string key, IntegerRange range);
-SweepAxis product_axis(std::string key, std::vector<ProductFactor> factors);
-// Rows of a CSV with a header: `keys` are its columns, each row one value per key.
-SweepAxis rows_axis(std::vector<std::string> keys, const std::vector<std::vector<Value>>& rows);
+// `labels` says, for each key, whether it is a label rather than a parameter.
+SweepAxis list_axis(std::string key, const std::vector<Value>& values, bool label = false);
+SweepAxis list_axis(std::string key, EncodedValues values, bool label = false);
+SweepAxis range_axis(std::string key, IntegerRange range, bool label = false);
+SweepAxis product_axis(std::string key, std::vector<ProductFactor> factors, bool label = false);
+// Rows of a CSV with a header: `keys` are its columns; each row is one
+// MessagePack list with a value per key.
+SweepAxis rows_axis(std::vector<std::string> keys, std::vector<bool> labels, EncodedValues rows);
+
+// {words: {alphabet, length, prefix, suffix}}: lists of a length from
+// `lengths` (one length, or one per value of the axis `length_axis` names),
+// each `prefix`, then free positions over `alphabet` (last fastest), then
+// `suffix`. Every length must be at least the prefix's and suffix's together.
+struct Words {
+  ProductFactor alphabet;
+  std::vector<Value> prefix, suffix;
+  std::vector<std::uint64_t> lengths;
+  std::optional<std::size_t> length_axis;
+};
+SweepAxis words_axis(std::string key, Words words, bool label = false);
 
 // Saturating product of task counts (UINT64_MAX means "too many to count").
 std::uint64_t saturating_product(std::uint64_t a, std::uint64_t b) noexcept;

@@ -8,24 +8,40 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "completion.hpp"
 
 namespace mathpool::detail {
 
+// The fields a record carries (`output_fields:`); run, task, repeat and
+// status always stay, so a resumed run knows what is done.
+struct RecordFields {
+  bool analysis = true, params = true, result = true, error = true, worker = true, seconds = true, node = true;
+};
+// The fields of a list of names (empty: all). Throws std::invalid_argument
+// naming an unknown field.
+RecordFields record_fields(const std::vector<std::string>& names);
+// Every field name, in record order.
+const std::vector<std::string>& record_field_names();
+
 // `{"run":RUN,"analysis":ANALYSIS,"task":` : the same for every task of an entry.
-std::string record_prefix(std::string_view run, std::string_view analysis);
+std::string record_prefix(std::string_view run, std::string_view analysis, const RecordFields& fields = {});
 // prefix . TASK ,"repeat": REPEAT ,"params": PARAMS ,
 void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
-                        std::string_view params);
+                        std::string_view params, const RecordFields& fields = {});
 // "status":...,"result" or "error":...,"worker":...,"seconds":...}
-void append_record_tail(std::string& out, const RawResult& result);
+void append_record_tail(std::string& out, const RawResult& result, const RecordFields& fields = {});
 
 // Calls `record(line, number)` for each complete line of a JSON Lines file
-// (1-based numbers). A partial last line (a killed writer) is cut off the file
-// afterwards, so appending continues cleanly; throws std::runtime_error when
-// that fails. A missing file has no lines.
+// (1-based numbers), zstd-compressed when its name ends in ".zst". A partial
+// last line (a killed writer) or zstd frame is cut off the file, so appending
+// continues cleanly; throws std::runtime_error when that fails. A missing
+// file has no lines.
 void for_each_record_line(const std::filesystem::path& file,
                           const std::function<void(const std::string& line, int number)>& record);
+// The bytes of records `file` holds (decompressed; complete frames only,
+// cutting off a partial last frame): a bound on the records it can hold.
+std::uint64_t record_bytes(const std::filesystem::path& file);
 
 }  // namespace mathpool::detail

@@ -183,7 +183,7 @@ TEST(CliRun, OptionsMayComeBeforeTheConfig) {
   EXPECT_EQ(records[0]["status"], "ok");
 }
 
-TEST(CliRun, ExistingOutputIsReplacedWithoutResume) {
+TEST(CliRun, ExistingOutputIsReplacedOnlyWithForce) {
   TempDir dir;
   const fs::path output = dir.write("out.jsonl", "old content that is not a record\n");
   const fs::path config = dir.write("run.yaml",
@@ -191,7 +191,11 @@ TEST(CliRun, ExistingOutputIsReplacedWithoutResume) {
                                     "output: out.jsonl\n"
                                     "analyses:\n"
                                     "  - {name: e, analysis: example.echo, params: {k: 1}}\n");
-  const CommandResult r = run_mathpool({"run", config.string()});
+  const CommandResult refused = run_mathpool({"run", config.string()});
+  ASSERT_EQ(refused.exit_code, 2) << describe(refused);
+  expect_one_error_line(refused);
+  EXPECT_EQ(read_text(output), "old content that is not a record\n");
+  const CommandResult r = run_mathpool({"run", config.string(), "--force"});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   const auto records = read_records(output);
   ASSERT_EQ(records.size(), 1u);

@@ -101,6 +101,7 @@ TEST(Outputs, AnEmptyExistingFileIsNotRefused) {
   const CommandResult r = run_mathpool({"run", config.string(), "-o", out.string()});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_EQ(read_records(out).size(), 6u);
+  EXPECT_TRUE(fs::exists(out.string() + ".meta.json")) << "a regular file gets its provenance";
 }
 
 TEST(Outputs, ForceReplacesTheFile) {
@@ -125,6 +126,7 @@ TEST(Outputs, ForceNeverTruncatesWhenTheRunFailsBeforeItsFirstRecord) {
                                      "    analysis: example.nothing\n");
   CommandResult r = run_mathpool({"run", unknown.string(), "-o", keep.string(), "--force"});
   EXPECT_EQ(r.exit_code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "unknown analysis 'example.nothing'")) << r.err;
   EXPECT_EQ(read_text(keep), "precious\n");
   // A plugin that cannot be loaded.
   const fs::path broken = dir.write("broken.yaml",
@@ -134,6 +136,7 @@ TEST(Outputs, ForceNeverTruncatesWhenTheRunFailsBeforeItsFirstRecord) {
                                     "    analysis: example.echo\n");
   r = run_mathpool({"run", broken.string(), "-o", keep.string(), "--force"});
   EXPECT_EQ(r.exit_code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, fs::path(NOT_A_PLUGIN).filename().string())) << r.err;
   EXPECT_EQ(read_text(keep), "precious\n");
   EXPECT_FALSE(fs::exists(keep.string() + ".meta.json"));
 }
@@ -155,8 +158,13 @@ TEST(Outputs, OutputsThatAreNotRegularFilesAreNeverRefusedAndGetNoProvenance) {
   for (int i = 0; i < 2; ++i) {
     const CommandResult r = run_mathpool({"run", config.string(), "-o", "/dev/null"});
     EXPECT_EQ(r.exit_code, 0) << describe(r);
+    EXPECT_FALSE(contains(r.err, "provenance")) << r.err;
   }
   EXPECT_FALSE(fs::exists("/dev/null.meta.json"));
+  // A regular file, by contrast, is refused the second time.
+  const fs::path file = dir.path() / "file.jsonl";
+  EXPECT_EQ(run_mathpool({"run", config.string(), "-o", file.string()}).exit_code, 0);
+  EXPECT_EQ(run_mathpool({"run", config.string(), "-o", file.string()}).exit_code, 2);
 
   const fs::path fifo = dir.path() / "pipe";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
@@ -213,7 +221,7 @@ TEST(Outputs, UnknownFieldsAreErrorsNamingWhere) {
   expect_one_error_line(r);
   EXPECT_TRUE(contains(r.err, "--fields") && contains(r.err, "'colour'")) << r.err;
 
-  const fs::path bad = dir.write("bad.yaml", "pool: {workers: 1}\noutput_fields: [result, colour]\n" + small_config());
+  const fs::path bad = dir.write("bad.yaml", "# fields\noutput_fields: [result, colour]\n" + small_config());
   r = run_mathpool({"run", bad.string()});
   EXPECT_EQ(r.exit_code, 2) << describe(r);
   expect_one_error_line(r);
@@ -297,24 +305,25 @@ TEST(Outputs, AKilledZstdRunKeepsItsFramesAndResumes) {
                                     "  - name: s\n"
                                     "    analysis: testkit.sleep\n"
                                     "    params: {ms: 50}\n"
-                                    "    repeat: 200\n");
+                                    "    repeat: 300\n");
   const fs::path packed = dir.path() / "out.jsonl.zst";
   const int pid = start_mathpool({"run", config.string()}, dir.path() / "log");
-  std::this_thread::sleep_for(3s);
+  std::this_thread::sleep_for(4s);
   ::kill(pid, SIGKILL);
   wait_exit(pid);
   wait_gone("mathpool-worker");
   int frames = 0;
   const auto kept = lines_of(zstd_frames(packed, &frames));
   EXPECT_GE(frames, 1);
-  EXPECT_GE(kept.size(), 20u) << "a frame ends every second: most of ~3 s of records survive";
+  EXPECT_GE(kept.size(), 20u) << "a frame ends every second: most of ~4 s of records survive";
+  EXPECT_LT(kept.size(), 300u) << "the run was killed mid-way";
   const CommandResult r = run_mathpool({"run", config.string(), "--resume", "--workers", "4"});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   const auto records = parse_records(zstd_frames(packed));
-  ASSERT_EQ(records.size(), 200u);
+  ASSERT_EQ(records.size(), 300u);
   std::set<int> repeats;
   for (const Value& rec : records) repeats.insert(rec["repeat"].get<int>());
-  EXPECT_EQ(repeats.size(), 200u);
+  EXPECT_EQ(repeats.size(), 300u);
 }
 
 // ---------------------------------------------------------------- written to hurt

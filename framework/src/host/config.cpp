@@ -11,7 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "csv.hpp"
-#include "record.hpp"
+#include "record_fields.hpp"
 #include "scan.hpp"
 #include "sweep.hpp"
 #include "yaml_value.hpp"

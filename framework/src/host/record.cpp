@@ -58,32 +58,6 @@ std::string record_tail(TaskResult result) {
 
 namespace detail {
 
-const std::vector<std::string>& record_field_names() {
-  static const std::vector<std::string> names = {"run",    "analysis", "task",   "repeat",  "params", "status",
-                                                 "result", "error",    "worker", "seconds", "node"};
-  return names;
-}
-
-RecordFields record_fields(const std::vector<std::string>& names) {
-  if (names.empty()) return {};
-  RecordFields f{false, false, false, false, false, false, false};
-  for (const std::string& name : names) {
-    if (name == "analysis") f.analysis = true;
-    else if (name == "params") f.params = true;
-    else if (name == "result") f.result = true;
-    else if (name == "error") f.error = true;
-    else if (name == "worker") f.worker = true;
-    else if (name == "seconds") f.seconds = true;
-    else if (name == "node") f.node = true;
-    else if (name != "run" && name != "task" && name != "repeat" && name != "status") {
-      std::string known;
-      for (const std::string& n : record_field_names()) known += (known.empty() ? "" : ", ") + n;
-      throw std::invalid_argument(fmt::format("unknown record field '{}' (fields: {})", name, known));
-    }
-  }
-  return f;
-}
-
 std::string record_prefix(std::string_view run, std::string_view analysis, const RecordFields& fields) {
   std::string prefix = "{\"run\":";
   append_json_string(prefix, run);

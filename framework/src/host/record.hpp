@@ -11,19 +11,9 @@
 #include <vector>
 
 #include "completion.hpp"
+#include "record_fields.hpp"
 
 namespace mathpool::detail {
-
-// The fields a record carries (`output_fields:`); run, task, repeat and
-// status always stay, so a resumed run knows what is done.
-struct RecordFields {
-  bool analysis = true, params = true, result = true, error = true, worker = true, seconds = true, node = true;
-};
-// The fields of a list of names (empty: all). Throws std::invalid_argument
-// naming an unknown field.
-RecordFields record_fields(const std::vector<std::string>& names);
-// Every field name, in record order.
-const std::vector<std::string>& record_field_names();
 
 // `{"run":RUN,"analysis":ANALYSIS,"task":` : the same for every task of an entry.
 std::string record_prefix(std::string_view run, std::string_view analysis, const RecordFields& fields = {});

@@ -1,5 +1,6 @@
 #include "resume.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 
@@ -60,11 +61,13 @@ FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::pa
     append_json_string(analysis, entry.analysis);
     analyses.push_back(analysis + ',');
   }
-  // Records are at least a few bytes each, so an index past the file's size
-  // cannot be one a run wrote; refused rather than sized for.
-  std::uint64_t bytes = 0;
+  // The finished tasks are a bitmap as long as the largest index: a record
+  // claiming an index beyond what a run could have written (2^29 tasks, or
+  // 64 per byte of the file, whichever is more) is refused, not sized for.
+  std::uint64_t limit = 0;
   try {
-    bytes = record_bytes(output);
+    const std::uint64_t bytes = record_bytes(output);
+    limit = std::max<std::uint64_t>(std::uint64_t(1) << 29, bytes > (UINT64_MAX >> 6) ? UINT64_MAX : bytes << 6);
   } catch (const std::runtime_error& e) {
     throw ConfigError(e.what());
   }
@@ -93,10 +96,10 @@ FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::pa
                                     output.string(), number, entry.name, task, repeat, entry.parameter_sets(),
                                     entry.repeat));
     const std::uint64_t index = task * std::uint64_t(entry.repeat) + repeat;
-    if (index >= bytes)
-      throw ConfigError(fmt::format("{}:{}: run '{}' task {} repeat {} cannot be a record of this file, which holds "
-                                    "{} bytes of records; refusing to resume into this file",
-                                    output.string(), number, entry.name, task, repeat, bytes));
+    if (index >= limit)
+      throw ConfigError(fmt::format("{}:{}: run '{}' task {} repeat {} is beyond any record a run could have written "
+                                    "into this file; refusing to resume into this file",
+                                    output.string(), number, entry.name, task, repeat));
     if (line.compare(at, 9, "\"params\":") == 0) {
       params.clear();
       entry.encode_params(task, params);

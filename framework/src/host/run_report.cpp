@@ -101,11 +101,13 @@ std::string format_summary(const RunSummary& s) {
     for (const TaskFailure& f : s.failures)
       out += fmt::format("    {} task {} repeat {}: {}: {}\n", f.run, f.task, f.repeat, f.kind, one_line(f.message));
   }
-  out += fmt::format("  {:.2f} s, {:.1f} tasks/s, {} {}, {} {}", s.seconds, s.seconds > 0 ? double(ran) / s.seconds : 0.0,
-                     s.workers, s.workers == 1 ? "worker" : "workers", s.restarts,
-                     s.restarts == 1 ? "restart" : "restarts");
-  if (s.hosts.size() > 1) out += fmt::format(", {} machines", s.hosts.size());
-  out += '\n';
+  if (ran > 0 || s.workers > 0) {  // else no pool was started: nothing to time
+    out += fmt::format("  {:.2f} s, {:.1f} tasks/s, {} {}, {} {}", s.seconds,
+                       s.seconds > 0 ? double(ran) / s.seconds : 0.0, s.workers, s.workers == 1 ? "worker" : "workers",
+                       s.restarts, s.restarts == 1 ? "restart" : "restarts");
+    if (s.hosts.size() > 1) out += fmt::format(", {} machines", s.hosts.size());
+    out += '\n';
+  }
   if (s.provenance) out += fmt::format("  provenance: {}\n", s.provenance->string());
   return out;
 }

@@ -211,6 +211,11 @@ TEST(Outputs, OutputFieldsChooseTheFieldsAndKeepTheKey) {
   ASSERT_EQ(narrow.size(), 6u);
   EXPECT_TRUE(narrow[0].contains("params") && narrow[0].contains("seconds")) << narrow[0].dump();
   EXPECT_FALSE(narrow[0].contains("result") || narrow[0].contains("worker") || narrow[0].contains("analysis"));
+
+  // An empty list keeps only what is always written.
+  const CommandResult none = run_mathpool({"run", config.string(), "--fields", ""});
+  ASSERT_EQ(none.exit_code, 0) << describe(none);
+  EXPECT_EQ(lines_of(none.out)[5], "{\"run\":\"sums\",\"task\":1,\"repeat\":0,\"status\":\"ok\"}") << none.out;
 }
 
 TEST(Outputs, UnknownFieldsAreErrorsNamingWhere) {

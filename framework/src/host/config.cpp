@@ -373,9 +373,10 @@ RunConfig parse_config(const std::string& yaml, const fs::path& file) {
   }
   if (auto fields = root["output_fields"]) {
     if (!fields.IsSequence()) r.fail(fields, "output_fields", "must be a list of record fields");
-    for (const auto& field : fields) config.output_fields.push_back(r.scalar(field, "output_fields"));
+    config.output_fields.emplace();
+    for (const auto& field : fields) config.output_fields->push_back(r.scalar(field, "output_fields"));
     try {
-      detail::record_fields(config.output_fields);
+      detail::record_fields(*config.output_fields);
     } catch (const std::invalid_argument& e) {
       r.fail(fields, "output_fields", e.what());
     }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <ctime>
@@ -95,8 +96,12 @@ Provenance::Provenance(const RunConfig& config, const RunOptions& options, fs::p
     // A config given as text, not a file: no inputs to name.
   }
   Value fields = Value::array();
-  for (const std::string& f : config.output_fields.empty() ? record_field_names() : config.output_fields)
-    fields.push_back(f);
+  for (const std::string& f : record_field_names()) {
+    const bool kept = !config.output_fields || f == "run" || f == "task" || f == "repeat" || f == "status" ||
+                      std::find(config.output_fields->begin(), config.output_fields->end(), f) !=
+                          config.output_fields->end();
+    if (kept) fields.push_back(f);
+  }
   meta_ = {{"mathpool", std::string(version())},
            {"command", options.command_line},
            {"config", file_entry(config.file)},

@@ -21,10 +21,9 @@ inline const std::vector<std::string>& record_field_names() {
   return names;
 }
 
-// The fields of a list of names (empty: all). Throws std::invalid_argument
-// naming an unknown field.
+// The fields of a list of names (empty: only those always written). Throws
+// std::invalid_argument naming an unknown field.
 inline RecordFields record_fields(const std::vector<std::string>& names) {
-  if (names.empty()) return {};
   RecordFields f{false, false, false, false, false, false, false};
   for (const std::string& name : names) {
     if (name == "analysis") f.analysis = true;

@@ -269,7 +269,7 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
                       "--force replaces them");
   detail::RecordFields fields;
   try {
-    fields = detail::record_fields(config.output_fields);
+    if (config.output_fields) fields = detail::record_fields(*config.output_fields);
   } catch (const std::invalid_argument& e) {
     throw ConfigError(fmt::format("{}: key 'output_fields': {}", config.file.string(), e.what()));
   }

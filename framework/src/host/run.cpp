@@ -151,7 +151,7 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
                       const std::vector<std::string>& run_names, const detail::RecordFields& fields,
                       const RunOptions& options, bool terminate_on_interrupt) {
   RunSummary summary;
-  detail::Tally tally(summary, run_names);
+  detail::Tally tally(run_names);
   TaskStream stream(pool);
   TaskStream::Core& core = stream.core();
   std::vector<std::string> heads(core.window());  // reused: no allocation per task
@@ -199,6 +199,7 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
       summary.interrupted = true;
       if (terminate_on_interrupt) pool.terminate();
       else pool.cancel_pending({ErrorKind::crashed, "interrupted"});
+      tally.fill(summary);
       return summary;  // records written so far stay; resume runs the rest
     }
     detail::RawResult result = core.take();
@@ -212,6 +213,7 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
     progress.update(written, summary.failed, written == total);
   }
   write_buffer();
+  tally.fill(summary);
   return summary;
 }
 

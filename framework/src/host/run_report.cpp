@@ -8,32 +8,45 @@
 namespace mathpool {
 namespace detail {
 
-const char* status_of(const RawResult& result) {
-  if (!result.error) return "ok";
+namespace {
+
+const char* const kStatusNames[] = {"ok", "error", "timeout", "crashed", "memory"};
+
+std::size_t status_index(const RawResult& result) {
+  if (!result.error) return 0;
   switch (result.error->kind) {
-    case ErrorKind::timeout: return "timeout";
-    case ErrorKind::crashed: return "crashed";
-    case ErrorKind::memory: return "memory";
-    default: return "error";
+    case ErrorKind::timeout: return 2;
+    case ErrorKind::crashed: return 3;
+    case ErrorKind::memory: return 4;
+    default: return 1;
   }
 }
 
-Tally::Tally(RunSummary& summary, const std::vector<std::string>& run_names) : summary_(summary), names_(run_names) {}
+}  // namespace
+
+const char* status_of(const RawResult& result) { return kStatusNames[status_index(result)]; }
 
 void Tally::add(const TaskTag& tag, const RawResult& result) {
-  const char* status = status_of(result);
-  ++summary_.by_status[status];
-  auto& by_run = summary_.by_run;
-  if (by_run.empty() || by_run.back().first != names_[tag.run]) {
-    // Runs come in order; a name seen before (run_plan's lists) is found again.
-    auto it = std::find_if(by_run.begin(), by_run.end(), [&](const auto& r) { return r.first == names_[tag.run]; });
-    if (it == by_run.end()) by_run.emplace_back(names_[tag.run], std::map<std::string, std::size_t>{});
-    else std::rotate(it, it + 1, by_run.end());
-  }
-  ++by_run.back().second[status];
-  if (result.error && summary_.failures.size() < RunSummary::kMaxFailures)
-    summary_.failures.push_back(
+  if (tag.run >= counts_.size()) counts_.resize(tag.run + 1, {});
+  ++counts_[tag.run][status_index(result)];
+  if (result.error && failures_.size() < RunSummary::kMaxFailures)
+    failures_.push_back(
         {names_[tag.run], tag.task, tag.repeat, std::string(to_string(result.error->kind)), result.error->message});
+}
+
+void Tally::fill(RunSummary& summary) const {
+  summary.by_status.clear();
+  summary.by_run.clear();
+  for (std::size_t run = 0; run < counts_.size(); ++run) {
+    std::map<std::string, std::size_t> by_status;
+    for (std::size_t s = 0; s < kStatuses; ++s)
+      if (counts_[run][s]) {
+        by_status[kStatusNames[s]] = counts_[run][s];
+        summary.by_status[kStatusNames[s]] += counts_[run][s];
+      }
+    if (!by_status.empty()) summary.by_run.emplace_back(names_[run], std::move(by_status));
+  }
+  summary.failures = failures_;
 }
 
 void Progress::update(std::uint64_t done, std::uint64_t failed, bool force) {

@@ -2,6 +2,7 @@
 // the progress line (terminal only) and the tally behind the summary.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -22,15 +23,20 @@ struct TaskTag {
 // The status word of a result ("ok", "error", "timeout", ...).
 const char* status_of(const RawResult& result);
 
-// Counts each finished task into a RunSummary: by status, by run, the first failures.
+// Counts each finished task (cheaply: no map per task), then fills a
+// RunSummary: by status, by run, the first failures.
 class Tally {
  public:
-  Tally(RunSummary& summary, const std::vector<std::string>& run_names);
+  explicit Tally(const std::vector<std::string>& run_names) : names_(run_names) {}
   void add(const TaskTag& tag, const RawResult& result);
+  // The counts so far into `summary` (by_status, by_run, failures).
+  void fill(RunSummary& summary) const;
 
  private:
-  RunSummary& summary_;
+  static constexpr std::size_t kStatuses = 5;  // ok, error, timeout, crashed, memory
   const std::vector<std::string>& names_;
+  std::vector<std::array<std::size_t, kStatuses>> counts_;  // by run index
+  std::vector<TaskFailure> failures_;
 };
 
 // "done/total tasks, failures, rate, ETA" on one refreshed stderr line. The

@@ -62,12 +62,12 @@ FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::pa
     analyses.push_back(analysis + ',');
   }
   // The finished tasks are a bitmap as long as the largest index: a record
-  // claiming an index beyond what a run could have written (2^29 tasks, or
-  // 64 per byte of the file, whichever is more) is refused, not sized for.
+  // claiming an index beyond what a run could have written into this file
+  // (one task per byte, at least 2^29) is refused, not sized for; the bitmap
+  // stays within an eighth of the file's size (64 MiB for small files).
   std::uint64_t limit = 0;
   try {
-    const std::uint64_t bytes = record_bytes(output);
-    limit = std::max<std::uint64_t>(std::uint64_t(1) << 29, bytes > (UINT64_MAX >> 6) ? UINT64_MAX : bytes << 6);
+    limit = std::max<std::uint64_t>(std::uint64_t(1) << 29, record_bytes(output));
   } catch (const std::runtime_error& e) {
     throw ConfigError(e.what());
   }

@@ -140,6 +140,37 @@ TEST(Mpi, OneRankRunsLikeAPlainRun) {
   for (const Value& r : b) EXPECT_EQ(r.at("node"), host_name());
 }
 
+// The output features under a launcher: a compressed file with chosen fields,
+// its provenance naming the machine, the summary counting every rank's workers.
+TEST(Mpi, CompressedOutputFieldsProvenanceAndSummary) {
+  TempDir dir;
+  const fs::path config = dir.write("echo.yaml",
+                                    "pool: {workers: 2}\n"
+                                    "analyses:\n"
+                                    "  - name: echoes\n"
+                                    "    analysis: example.echo\n"
+                                    "    sweep: {x: {range: [0, 30]}}\n");
+  const fs::path out = dir.path() / "out.jsonl.zst";
+  const CommandResult m = run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o",
+                                                             out.string(), "--fields", "result,node"}));
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  const std::vector<Value> records = parse_records(zstd_frames(out));
+  ASSERT_EQ(records.size(), 30u);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].at("task"), i);
+    EXPECT_EQ(records[i].at("result"), (Value{{"x", i}}));
+    EXPECT_EQ(records[i].at("node"), host_name());
+    EXPECT_EQ(records[i].size(), 6u) << records[i].dump();
+  }
+  const Value meta = Value::parse(read_text(out.string() + ".meta.json"), nullptr, false);
+  ASSERT_TRUE(meta.is_object());
+  EXPECT_EQ(meta.at("hosts"), Value::array({host_name()}));
+  EXPECT_EQ(meta.at("workers"), 6);
+  EXPECT_EQ(meta.at("output").at("compression"), "zstd");
+  EXPECT_NE(m.err.find("mathpool: 30 tasks: 30 ok\n"), std::string::npos) << m.err;
+  EXPECT_NE(m.err.find(", 6 workers, 0 restarts\n"), std::string::npos) << m.err;
+}
+
 // The process of rank `rank` of a mathpool command under mpirun, by its
 // environment; 0 when there is none (yet).
 pid_t find_rank(int rank, const std::string& marker) {

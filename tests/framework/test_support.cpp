@@ -13,6 +13,9 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <vector>
+
+#include <zstd.h>
 
 extern char** environ;
 
@@ -221,6 +224,30 @@ PoolOptions hostile_pool_options(int workers) {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string zstd_frames(const std::filesystem::path& file, int* frames) {
+  const std::string data = read_text(file);
+  std::string text;
+  std::size_t at = 0;
+  int count = 0;
+  while (at < data.size()) {
+    const std::size_t size = ZSTD_findFrameCompressedSize(data.data() + at, data.size() - at);
+    if (ZSTD_isError(size)) break;  // a truncated last frame
+    ZSTD_DCtx* dctx = ZSTD_createDCtx();
+    std::vector<char> buffer(ZSTD_DStreamOutSize());
+    ZSTD_inBuffer in{data.data() + at, size, 0};
+    for (std::size_t left = 1; left != 0 && !ZSTD_isError(left);) {
+      ZSTD_outBuffer out{buffer.data(), buffer.size(), 0};
+      left = ZSTD_decompressStream(dctx, &out, &in);
+      text.append(buffer.data(), out.pos);
+    }
+    ZSTD_freeDCtx(dctx);
+    at += size;
+    ++count;
+  }
+  if (frames) *frames = count;
+  return text;
 }
 
 }  // namespace mathpool::test

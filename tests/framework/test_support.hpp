@@ -62,6 +62,8 @@ std::vector<pid_t> live_named(const std::string& comm);
 // returns) those left, so a failing test cleans up after itself.
 std::vector<pid_t> wait_gone(const std::string& comm, std::chrono::milliseconds limit = std::chrono::seconds(1));
 std::vector<Value> parse_records(const std::string& text);
+// Every complete frame of a zstd file, decompressed; `frames` gets their count.
+std::string zstd_frames(const std::filesystem::path& file, int* frames = nullptr);
 
 // Runs `body` in a forked child and returns its exit status (98: it threw);
 // the child never returns into the test runner.

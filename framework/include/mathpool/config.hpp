@@ -95,6 +95,9 @@ struct RunConfig {
   std::filesystem::path file;
   PoolOptions pool;           // pool.workers == 0 means auto
   std::optional<std::filesystem::path> output;  // nullopt: standard output
+  // `output_fields:` the record fields to write (nullopt: all); run, task,
+  // repeat and status are always written.
+  std::optional<std::vector<std::string>> output_fields;
   std::vector<AnalysisEntry> analyses;
 };
 

@@ -6,10 +6,14 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "mathpool/config.hpp"
@@ -17,8 +21,14 @@
 
 namespace mathpool {
 
+// mathpool's version, e.g. "0.1.0".
+std::string_view version() noexcept;
+
 struct RunOptions {
   bool resume = false;    // skip tasks whose records the output already holds
+  // Replace an output file that already holds records (else refused, unless
+  // resuming). The file is emptied only when the first new record is written.
+  bool force = false;
   bool progress = false;  // a progress line on stderr
   // Polled while waiting; true stops the run (records so far are kept).
   std::function<bool()> interrupted;
@@ -26,6 +36,21 @@ struct RunOptions {
   // each machine with the config's workers (auto: its cores), and records
   // name the machine that ran each task ("node").
   MpiJob* mpi = nullptr;
+  // The command that started the run, recorded in the provenance file
+  // (FILE.meta.json) written beside a regular output file.
+  std::vector<std::string> command_line;
+  // Where warnings go (a resumed output whose config or analysis versions
+  // changed, a provenance file that cannot be written); default: stderr.
+  std::function<void(const std::string& message)> warn;
+};
+
+// One task that did not succeed.
+struct TaskFailure {
+  std::string run;
+  std::uint64_t task = 0;
+  int repeat = 0;
+  std::string kind;  // error kind, e.g. "invalid_params"
+  std::string message;
 };
 
 struct RunSummary {
@@ -34,7 +59,21 @@ struct RunSummary {
   std::size_t ok = 0;
   std::size_t failed = 0;
   bool interrupted = false;
+  // This run's tasks by status ("ok", "error", "timeout", "crashed", "memory"),
+  // and by run name (entries in config order) and status.
+  std::map<std::string, std::size_t> by_status;
+  std::vector<std::pair<std::string, std::map<std::string, std::size_t>>> by_run;
+  std::vector<TaskFailure> failures;  // the first few (kMaxFailures), in task order
+  static constexpr std::size_t kMaxFailures = 5;
+  double seconds = 0;  // wall time from the start of the pool to the last record
+  int workers = 0;     // worker processes (every machine's, under MPI)
+  int restarts = 0;    // worker processes replaced during the run
+  std::vector<std::string> hosts;                     // machines that ran tasks
+  std::optional<std::filesystem::path> provenance;    // FILE.meta.json, when written
 };
+
+// The summary `mathpool run` prints on stderr: a few lines, each ending in '\n'.
+std::string format_summary(const RunSummary& summary);
 
 // The result record of one task (key order as in README.md, "Result records").
 Value make_record(const TaskPlan& task, TaskResult result);
@@ -56,6 +95,9 @@ std::set<RecordKey> read_finished_records(const std::filesystem::path& output);
 // or gives it parameters it does not take, lacks a required one, or gives one
 // of a documented type it cannot be: what every task would fail with.
 void check_analyses(const RunConfig& config, const Pool& pool);
+// Throws std::invalid_argument naming a name that is not a record field
+// (RunConfig::output_fields).
+void check_record_fields(const std::vector<std::string>& names);
 // Throws ConfigError when the config's output file cannot be written.
 void check_output(const RunConfig& config);
 

@@ -3,6 +3,7 @@
 // 130 interrupted.
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 #include <optional>
@@ -46,8 +47,20 @@ mathpool::Pool catalogue_pool(const std::vector<std::string>& plugin_paths, bool
   return mathpool::Pool(options);
 }
 
-int cmd_run(const std::string& config_file, const std::string& output, int workers,
-            const std::vector<std::string>& plugin_paths, bool resume, bool allow_insecure, bool mpi) {
+// What `run` takes beyond the config.
+struct RunFlags {
+  std::string output;
+  int workers = 0;
+  bool resume = false, force = false, quiet = false, mpi = false;
+  std::optional<std::vector<std::string>> fields;
+  std::vector<std::string> command_line;
+};
+
+int cmd_run(const std::string& config_file, const RunFlags& flags, const std::vector<std::string>& plugin_paths,
+            bool allow_insecure) {
+  const std::string& output = flags.output;
+  const int workers = flags.workers;
+  const bool mpi = flags.mpi;
   // Under an MPI launcher every rank runs this command: rank 0 runs the
   // config, the others serve it as node agents and never read it.
   std::optional<mathpool::MpiJob> job;
@@ -66,6 +79,7 @@ int cmd_run(const std::string& config_file, const std::string& output, int worke
     config.output.reset();
     if (output != "-") config.output = output;
   }
+  if (flags.fields) config.output_fields = *flags.fields;
   if (workers > 0) config.pool.workers = workers;
   for (const auto& p : plugin_paths) config.pool.plugin_paths.emplace_back(p);
   if (allow_insecure) config.pool.allow_insecure_plugins = true;
@@ -73,11 +87,14 @@ int cmd_run(const std::string& config_file, const std::string& output, int worke
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   mathpool::RunOptions options;
-  options.resume = resume;
-  options.progress = isatty(STDERR_FILENO) != 0;
+  options.resume = flags.resume;
+  options.force = flags.force;
+  options.progress = !flags.quiet && isatty(STDERR_FILENO) != 0;
+  options.command_line = flags.command_line;
   options.interrupted = [] { return interrupted != 0; };
   options.mpi = job ? &*job : nullptr;
   const mathpool::RunSummary summary = mathpool::run_config(config, options);
+  if (!flags.quiet) std::cerr << mathpool::format_summary(summary) << std::flush;
   if (summary.interrupted) {
     if (job) job->abandon();  // the launcher is ending the other ranks
 
@@ -183,18 +200,22 @@ int main(int argc, char** argv) {
   CLI::App app{"mathpool: repeated mathematical analyses on a persistent pool of workers"};
   app.require_subcommand(1);
   std::vector<std::string> plugin_paths;
-  std::string config_file, output, analysis;
-  int workers = 0;
-  bool resume = false, allow_insecure = false, mpi = false, json = false;
+  std::string config_file, analysis, fields;
+  RunFlags flags;
+  bool allow_insecure = false, json = false;
+  app.set_version_flag("--version", "mathpool " + std::string(mathpool::version()));
 
   auto* run = app.add_subcommand("run", "Run every task of a config, one result record per task");
   run->add_option("CONFIG", config_file, "YAML run configuration")->required();
-  run->add_option("-o,--output", output, "Output file (- for standard output)");
-  run->add_option("--workers", workers, "Number of workers")
+  run->add_option("-o,--output", flags.output, "Output file (- for standard output; FILE.zst: zstd-compressed)");
+  run->add_option("--workers", flags.workers, "Number of workers")
       ->check(CLI::Validator(check_workers, "N>=1", "workers"));
   add_plugin_options(run, plugin_paths, allow_insecure);
-  run->add_flag("--resume", resume, "Run only the tasks missing from the output file");
-  run->add_flag("--mpi", mpi, "Run across the ranks of an MPI job (start with mpirun or srun)");
+  auto* resume = run->add_flag("--resume", flags.resume, "Run only the tasks missing from the output file");
+  run->add_flag("--force", flags.force, "Replace an output file that already holds records")->excludes(resume);
+  run->add_option("--fields", fields, "Record fields to write, e.g. params,result (run, task, repeat, status always)");
+  run->add_flag("-q,--quiet", flags.quiet, "No summary on stderr at the end");
+  run->add_flag("--mpi", flags.mpi, "Run across the ranks of an MPI job (start with mpirun or srun)");
 
   auto* plugins = app.add_subcommand("plugins", "List the analyses the plugins provide");
   add_plugin_options(plugins, plugin_paths, allow_insecure);
@@ -216,13 +237,31 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "mathpool: error: " << e.what() << " (see mathpool --help)\n";
     return kExitNothingRan;
   }
 
   try {
-    if (*run) return cmd_run(config_file, output, workers, plugin_paths, resume, allow_insecure, mpi);
+    if (*run) {
+      flags.command_line.assign(argv, argv + argc);
+      if (run->count("--fields")) {
+        flags.fields.emplace();
+        for (std::size_t at = 0; at <= fields.size();) {
+          const std::size_t comma = std::min(fields.find(',', at), fields.size());
+          if (comma > at) flags.fields->push_back(fields.substr(at, comma - at));
+          at = comma + 1;
+        }
+        try {
+          mathpool::check_record_fields(*flags.fields);
+        } catch (const std::invalid_argument& e) {
+          return fail(fmt::format("--fields: {}", e.what()));
+        }
+      }
+      return cmd_run(config_file, flags, plugin_paths, allow_insecure);
+    }
     if (*plugins) return cmd_plugins(plugin_paths, allow_insecure, json);
     if (*describe) return cmd_describe(analysis, plugin_paths, allow_insecure, json);
     if (*validate) return cmd_validate(config_file, plugin_paths, allow_insecure);

@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config_reader.hpp"
+#include "record_fields.hpp"
 
 namespace mathpool {
 namespace {
@@ -206,7 +207,7 @@ RunConfig parse_config(const std::string& yaml, const fs::path& file) {
   const YAML::Node root = load_yaml(yaml, file);
   if (root.IsNull()) throw ConfigError(fmt::format("{}:1: key 'analyses': is required", file.string()));
   // `anchors` holds YAML anchors for use below (e.g. `bit: &bit [0, 1]`); it is not read.
-  r.expect_map(root, "", {"pool", "plugin_path", "output", "analyses", "anchors"});
+  r.expect_map(root, "", {"pool", "plugin_path", "output", "output_fields", "analyses", "anchors"});
 
   RunConfig config;
   config.file = file;
@@ -223,6 +224,16 @@ RunConfig parse_config(const std::string& yaml, const fs::path& file) {
   if (auto output = root["output"]) {
     const std::string out = r.scalar(output, "output");
     if (!out.empty() && out != "-") config.output = r.relative(out);
+  }
+  if (auto fields = root["output_fields"]) {
+    if (!fields.IsSequence()) r.fail(fields, "output_fields", "must be a list of record fields");
+    config.output_fields.emplace();
+    for (const auto& field : fields) config.output_fields->push_back(r.scalar(field, "output_fields"));
+    try {
+      detail::record_fields(*config.output_fields);
+    } catch (const std::invalid_argument& e) {
+      r.fail(fields, "output_fields", e.what());
+    }
   }
   const YAML::Node analyses = root["analyses"];
   if (!analyses) r.fail(root, "analyses", "is required");

@@ -4,7 +4,12 @@
 #include <charconv>
 #include <fstream>
 
+#include <stdexcept>
+
+#include <fmt/format.h>
+
 #include "mathpool/run.hpp"
+#include "output.hpp"
 #include "record.hpp"
 
 namespace mathpool {
@@ -53,24 +58,28 @@ std::string record_tail(TaskResult result) {
 
 namespace detail {
 
-std::string record_prefix(std::string_view run, std::string_view analysis) {
+std::string record_prefix(std::string_view run, std::string_view analysis, const RecordFields& fields) {
   std::string prefix = "{\"run\":";
   append_json_string(prefix, run);
-  prefix += ",\"analysis\":";
-  append_json_string(prefix, analysis);
+  if (fields.analysis) {
+    prefix += ",\"analysis\":";
+    append_json_string(prefix, analysis);
+  }
   prefix += ",\"task\":";
   return prefix;
 }
 
 void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
-                        std::string_view params, std::string_view labels) {
+                        std::string_view params, const RecordFields& fields, std::string_view labels) {
   char number[24];
   out += prefix;
   out.append(number, std::to_chars(number, number + sizeof number, task).ptr);
   out += ",\"repeat\":";
   out.append(number, std::to_chars(number, number + sizeof number, repeat).ptr);
-  out += ",\"params\":";
-  append_msgpack_json(out, params);
+  if (fields.params) {
+    out += ",\"params\":";
+    append_msgpack_json(out, params);
+  }
   if (!labels.empty()) {
     out += ",\"labels\":";
     append_msgpack_json(out, labels);
@@ -78,27 +87,37 @@ void append_record_head(std::string& out, std::string_view prefix, std::uint64_t
   out += ',';  // the record goes on with its tail
 }
 
-void append_record_tail(std::string& out, const RawResult& result) {
+void append_record_tail(std::string& out, const RawResult& result, const RecordFields& fields) {
   out += "\"status\":\"";
   if (!result.error) {
-    out += "ok\",\"result\":";
-    append_msgpack_json(out, result.payload);
+    out += "ok\"";
+    if (fields.result) {
+      out += ",\"result\":";
+      append_msgpack_json(out, result.payload);
+    }
   } else {
     TaskResult status_only;
     status_only.error = TaskError{result.error->kind, {}};
     out += status_only.status();
-    out += "\",\"error\":{\"kind\":\"";
-    out += to_string(result.error->kind);
-    out += "\",\"message\":";
-    append_json_string(out, result.error->message);
-    out += '}';
+    out += '"';
+    if (fields.error) {
+      out += ",\"error\":{\"kind\":\"";
+      out += to_string(result.error->kind);
+      out += "\",\"message\":";
+      append_json_string(out, result.error->message);
+      out += '}';
+    }
   }
   char number[24];
-  out += ",\"worker\":";
-  out.append(number, std::to_chars(number, number + sizeof number, result.worker).ptr);
-  out += ",\"seconds\":";
-  append_json_float(out, result.seconds);
-  if (result.node) {
+  if (fields.worker) {
+    out += ",\"worker\":";
+    out.append(number, std::to_chars(number, number + sizeof number, result.worker).ptr);
+  }
+  if (fields.seconds) {
+    out += ",\"seconds\":";
+    append_json_float(out, result.seconds);
+  }
+  if (result.node && fields.node) {
     out += ",\"node\":";
     append_json_string(out, *result.node);
   }
@@ -125,6 +144,13 @@ std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {
 
 void detail::for_each_record_line(const std::filesystem::path& file,
                                   const std::function<void(const std::string& line, int number)>& record) {
+  if (is_zstd_name(file)) {
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) return;
+    zstd_complete_size(file);  // cuts off a partial last frame
+    for_each_zstd_line(file, record);
+    return;
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) return;
   std::string line;
@@ -139,6 +165,14 @@ void detail::for_each_record_line(const std::filesystem::path& file,
     record(line, number);
     good_end += static_cast<std::streamoff>(line.size()) + 1;
   }
+}
+
+std::uint64_t detail::record_bytes(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return 0;
+  if (is_zstd_name(file)) return zstd_complete_size(file);
+  const auto size = std::filesystem::file_size(file, ec);
+  return ec ? 0 : size;
 }
 
 }  // namespace mathpool

@@ -1,5 +1,6 @@
 #include "resume.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 
@@ -49,39 +50,69 @@ void FinishedTasks::insert(std::size_t entry, std::uint64_t index) {
 
 FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::path& output) {
   FinishedTasks finished(config.analyses.size());
-  std::vector<std::string> prefixes;
-  for (const AnalysisEntry& entry : config.analyses) prefixes.push_back(record_prefix(entry.name, entry.analysis));
+  // A record names its run first; the fields after it are checked where
+  // present (output_fields may have left some out).
+  std::vector<std::string> runs, analyses;
+  for (const AnalysisEntry& entry : config.analyses) {
+    std::string run = "{\"run\":";
+    append_json_string(run, entry.name);
+    runs.push_back(run + ',');
+    std::string analysis = "\"analysis\":";
+    append_json_string(analysis, entry.analysis);
+    analyses.push_back(analysis + ',');
+  }
+  // The finished tasks are a bitmap as long as the largest index: a record
+  // claiming an index beyond what a run could have written into this file
+  // (one task per byte, at least 2^29) is refused, not sized for; the bitmap
+  // stays within an eighth of the file's size (64 MiB for small files).
+  std::uint64_t limit = 0;
+  try {
+    limit = std::max<std::uint64_t>(std::uint64_t(1) << 29, record_bytes(output));
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(e.what());
+  }
 
   std::string expected;
   Bytes params;
   auto check = [&](const std::string& line, int number) {
-    // A record starts with its entry's prefix, then task and repeat: the
-    // expected head for those must match the line byte for byte.
     std::size_t e = 0;
-    while (e < prefixes.size() && line.compare(0, prefixes[e].size(), prefixes[e]) != 0) ++e;
-    if (e == prefixes.size()) refuse(config, output, number, line);
+    while (e < runs.size() && line.compare(0, runs[e].size(), runs[e]) != 0) ++e;
+    if (e == runs.size()) refuse(config, output, number, line);
     const AnalysisEntry& entry = config.analyses[e];
-    std::size_t at = prefixes[e].size();
+    std::size_t at = runs[e].size();
+    const auto skip = [&](std::string_view text) {
+      if (line.compare(at, text.size(), text) != 0) return false;
+      at += text.size();
+      return true;
+    };
+    if (!skip(analyses[e]) && line.compare(at, 11, "\"analysis\":") == 0) refuse(config, output, number, line);
     std::uint64_t task = 0, repeat = 0;
-    constexpr std::string_view kRepeat = ",\"repeat\":";
-    if (!read_number(line, at, task) || line.compare(at, kRepeat.size(), kRepeat) != 0)
+    if (!skip("\"task\":") || !read_number(line, at, task) || !skip(",\"repeat\":") ||
+        !read_number(line, at, repeat) || !skip(",") || line.empty() || line.back() != '}')
       refuse(config, output, number, line);
-    at += kRepeat.size();
-    if (!read_number(line, at, repeat) || line.empty() || line.back() != '}') refuse(config, output, number, line);
     if (task >= entry.parameter_sets() || repeat >= std::uint64_t(entry.repeat))
       throw ConfigError(fmt::format("{}:{}: run '{}' has no task {} repeat {} in this config ({} tasks, repeat {}); "
                                     "refusing to resume into this file",
                                     output.string(), number, entry.name, task, repeat, entry.parameter_sets(),
                                     entry.repeat));
-    params.clear();
-    entry.encode_params(task, params);
-    expected.clear();
-    append_record_head(expected, prefixes[e], task, int(repeat), params);
-    if (line.compare(0, expected.size(), expected) != 0)
-      throw ConfigError(fmt::format("{}:{}: the record of run '{}' task {} repeat {} has other params than this "
-                                    "config's task; refusing to resume into this file",
+    const std::uint64_t index = task * std::uint64_t(entry.repeat) + repeat;
+    if (index >= limit)
+      throw ConfigError(fmt::format("{}:{}: run '{}' task {} repeat {} is beyond any record a run could have written "
+                                    "into this file; refusing to resume into this file",
                                     output.string(), number, entry.name, task, repeat));
-    finished.insert(e, task * std::uint64_t(entry.repeat) + repeat);
+    if (line.compare(at, 9, "\"params\":") == 0) {
+      params.clear();
+      entry.encode_params(task, params);
+      expected = "\"params\":";
+      append_msgpack_json(expected, params);
+      expected += ',';
+      if (!skip(expected))
+        throw ConfigError(fmt::format("{}:{}: the record of run '{}' task {} repeat {} has other params than this "
+                                      "config's task; refusing to resume into this file",
+                                      output.string(), number, entry.name, task, repeat));
+    }
+    if (line.compare(at, 9, "\"status\":") != 0) refuse(config, output, number, line);
+    finished.insert(e, index);
   };
   try {
     for_each_record_line(output, check);

@@ -14,9 +14,12 @@
 
 #include <fmt/format.h>
 
+#include "output.hpp"
 #include "plugin_search.hpp"
+#include "provenance.hpp"
 #include "record.hpp"
 #include "resume.hpp"
+#include "run_report.hpp"
 #include "stream_core.hpp"
 #include "sweep.hpp"
 
@@ -24,35 +27,6 @@ namespace mathpool {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// "done/total, rate, ETA" on one refreshed stderr line.
-class Progress {
- public:
-  Progress(bool enabled, std::uint64_t total) : enabled_(enabled), total_(total) {}
-  ~Progress() {
-    if (enabled_ && shown_) std::fputs("\n", stderr);
-  }
-  void update(std::uint64_t done, bool force = false) {
-    if (!enabled_) return;
-    const auto now = Clock::now();
-    if (!force && now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    shown_ = true;
-    const double elapsed = std::chrono::duration<double>(now - start_).count();
-    const double rate = elapsed > 0 ? double(done) / elapsed : 0;
-    const double eta = rate > 0 ? double(total_ - done) / rate : 0;
-    std::fprintf(stderr, "\r%llu/%llu tasks  %.1f/s  ETA %.0fs   ", (unsigned long long)done,
-                 (unsigned long long)total_, rate, eta);
-    std::fflush(stderr);
-  }
-
- private:
-  bool enabled_;
-  std::uint64_t total_;
-  bool shown_ = false;
-  Clock::time_point start_ = Clock::now();
-  Clock::time_point last_{};
-};
 
 // Whether `v` fits a documented parameter type; types the check does not
 // know (free text in a plugin's documentation) pass.
@@ -111,6 +85,10 @@ void check_entry_params(const RunConfig& config, std::size_t index, const Value&
 
 }  // namespace
 
+std::string_view version() noexcept { return MATHPOOL_VERSION; }
+
+void check_record_fields(const std::vector<std::string>& names) { detail::record_fields(names); }
+
 void check_output(const RunConfig& config) {
   if (!config.output) return;
   const std::filesystem::path& out = *config.output;
@@ -154,34 +132,46 @@ PoolOptions pool_options_for(const RunConfig& config, std::size_t task_count) {
 
 namespace {
 
-// Where records go: a file descriptor, or a stream (run_plan's callers).
-using WriteRecords = std::function<bool(std::string_view)>;
+// Where records go: whole records to write, a tick while the run waits (a
+// compressed output ends its frame), and whether they share the terminal
+// the progress line is on.
+struct RecordOutput {
+  std::function<bool(std::string_view)> write;
+  std::function<bool()> tick;
+  bool terminal = false;
+};
 
-// Hands tasks to the run one at a time: its record head, analysis and
-// encoded parameters. False when there are no more.
-using NextTask = std::function<bool(std::string& head, std::string_view& analysis, detail::Bytes& params)>;
+// Hands tasks to the run one at a time: its record head, analysis, encoded
+// parameters and which task it is. False when there are no more.
+using NextTask = std::function<bool(std::string& head, std::string_view& analysis, detail::Bytes& params,
+                                    detail::TaskTag& tag)>;
 
 // The run's loop: keeps the stream's window full, writes records in task
 // order as soon as each and every earlier one is done, flushes whenever it
 // would wait, polls for an interrupt before every record.
-RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total, const WriteRecords& write,
+RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total, const RecordOutput& output,
+                      const std::vector<std::string>& run_names, const detail::RecordFields& fields,
                       const RunOptions& options, bool terminate_on_interrupt) {
   RunSummary summary;
+  detail::Tally tally(run_names);
   TaskStream stream(pool);
   TaskStream::Core& core = stream.core();
   std::vector<std::string> heads(core.window());  // reused: no allocation per task
+  std::vector<detail::TaskTag> tags(core.window());
   std::uint64_t pushed = 0, written = 0;
   std::string buffer;
   constexpr std::size_t kWriteBytes = 64 * 1024;
-  Progress progress(options.progress, total);
+  detail::Progress progress(options.progress, total);
   bool more = true;
   detail::Bytes params;
+  auto io_failed = [&] {
+    pool.cancel_pending({ErrorKind::crashed, "the output cannot be written"});
+    throw Error(ErrorKind::io_error, fmt::format("cannot write the output ({})", std::strerror(errno)));
+  };
   auto write_buffer = [&] {
     if (buffer.empty()) return;
-    if (!write(buffer)) {
-      pool.cancel_pending({ErrorKind::crashed, "the output cannot be written"});
-      throw Error(ErrorKind::io_error, fmt::format("cannot write the output ({})", std::strerror(errno)));
-    }
+    if (output.terminal) progress.clear();  // records never run into the progress line
+    if (!output.write(buffer)) io_failed();
     buffer.clear();
   };
   for (;;) {
@@ -190,7 +180,7 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
       head.clear();
       params.clear();
       std::string_view analysis;
-      if (!(more = next_task(head, analysis, params))) break;
+      if (!(more = next_task(head, analysis, params, tags[pushed % tags.size()]))) break;
       core.push(analysis, std::move(params));
       params = detail::Bytes();
       ++pushed;
@@ -200,7 +190,8 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
       write_buffer();  // about to wait: everything done so far goes out now
       while (!core.wait_next(std::chrono::milliseconds(50))) {
         if (options.interrupted && options.interrupted()) break;
-        progress.update(written);
+        if (output.tick && !output.tick()) io_failed();
+        progress.update(written, summary.failed);
       }
     }
     // Checked before every record, not only while waiting: a steady stream
@@ -210,54 +201,83 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
       summary.interrupted = true;
       if (terminate_on_interrupt) pool.terminate();
       else pool.cancel_pending({ErrorKind::crashed, "interrupted"});
+      tally.fill(summary);
       return summary;  // records written so far stay; resume runs the rest
     }
     detail::RawResult result = core.take();
+    tally.add(tags[written % tags.size()], result);
     ++(result.error ? summary.failed : summary.ok);
     buffer += heads[written % heads.size()];
-    detail::append_record_tail(buffer, result);
+    detail::append_record_tail(buffer, result, fields);
     buffer += '\n';
     ++written;
     if (buffer.size() >= kWriteBytes) write_buffer();
-    progress.update(written, written == total);
+    progress.update(written, summary.failed, written == total);
   }
   write_buffer();
+  tally.fill(summary);
   return summary;
 }
 
-bool write_fd(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    bytes.remove_prefix(std::size_t(n));
+// Workers, restarts and machines of the run's pool, into its summary.
+void add_pool_figures(const Pool& pool, RunSummary& summary) {
+  const PoolStats stats = pool.stats();
+  summary.workers = int(stats.workers.size());
+  for (const WorkerStats& w : stats.workers) summary.restarts += w.restarts;
+  if (!stats.nodes.empty()) {
+    summary.workers = 0;
+    for (const NodeStats& n : stats.nodes) {
+      summary.workers += n.workers;
+      if (std::find(summary.hosts.begin(), summary.hosts.end(), n.node) == summary.hosts.end())
+        summary.hosts.push_back(n.node);
+    }
   }
-  return true;
 }
 
 }  // namespace
 
 RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out, const RunOptions& options) {
   std::size_t next = 0;
-  const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params) {
+  std::vector<std::string> names;
+  const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params,
+                                 detail::TaskTag& tag) {
     if (next == plan.size()) return false;
     const TaskPlan& task = plan[next++];
     detail::append_msgpack(params, task.params.is_null() ? Value::object() : task.params);
     detail::append_record_head(head, detail::record_prefix(task.run, task.analysis), task.task, task.repeat, params);
     analysis = task.analysis;
+    auto known = std::find(names.begin(), names.end(), task.run);
+    if (known == names.end()) known = names.insert(names.end(), task.run);
+    tag = {std::size_t(known - names.begin()), task.task, task.repeat};
     return true;
   };
-  const WriteRecords write = [&](std::string_view bytes) {
+  RecordOutput output;
+  output.write = [&](std::string_view bytes) {
     out.write(bytes.data(), std::streamsize(bytes.size()));
     out.flush();
     return bool(out);
   };
-  RunSummary summary = run_stream(pool, next_task, plan.size(), write, options, false);
+  const auto start = Clock::now();
+  RunSummary summary = run_stream(pool, next_task, plan.size(), output, names, {}, options, false);
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   summary.planned = plan.size();
+  add_pool_figures(pool, summary);
   return summary;
 }
 
 RunSummary run_config(const RunConfig& config, const RunOptions& options) {
+  const auto warn = options.warn ? options.warn
+                                 : [](const std::string& message) { std::cerr << "mathpool: warning: " << message << '\n'; };
+  if (options.resume && options.force)
+    throw ConfigError("--resume and --force cannot be used together: --resume keeps the output's records, "
+                      "--force replaces them");
+  detail::RecordFields fields;
+  try {
+    if (config.output_fields) fields = detail::record_fields(*config.output_fields);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(fmt::format("{}: key 'output_fields': {}", config.file.string(), e.what()));
+  }
+  if (config.output) detail::check_output_policy(*config.output, options.resume, options.force);
   std::uint64_t planned = 0;  // saturates, as task counts do
   for (const AnalysisEntry& entry : config.analyses)
     planned = entry.task_count() > UINT64_MAX - planned ? UINT64_MAX : planned + entry.task_count();
@@ -272,6 +292,11 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   summary.skipped = planned - to_run;
   if (to_run == 0) return summary;  // nothing left: no pool is started
   check_output(config);  // before any worker starts
+  // Provenance beside a regular file (not a terminal, /dev/null or a pipe).
+  std::optional<detail::Provenance> provenance;
+  if (config.output && detail::is_regular_or_missing(*config.output))
+    provenance.emplace(config, options, *config.output, warn);
+  const auto start = Clock::now();
   PoolOptions pool_options = pool_options_for(config, std::size_t(std::min<std::uint64_t>(to_run, 1u << 30)));
   std::optional<Pool> pool_storage;
   if (options.mpi) {
@@ -282,30 +307,33 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   }
   Pool& pool = *pool_storage;
   check_analyses(config, pool);
+  if (provenance) provenance->pool_ready(pool);
 
-  int fd = STDOUT_FILENO;
-  if (config.output) {
-    fd = ::open(config.output->c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (options.resume ? O_APPEND : O_TRUNC), 0666);
-    if (fd < 0)
-      throw ConfigError(fmt::format("cannot write output file {} ({})", config.output->string(), std::strerror(errno)));
-  }
+  bool started = false;  // the first record is being written: the file is this run's
+  const std::unique_ptr<detail::RecordSink> sink = detail::open_sink(config.output, options.resume, [&] {
+    started = true;
+    if (provenance) provenance->write(summary, "running");
+  });
   // Tasks in run order: entries, their parameter sets, their repeats; those
   // with records already are skipped before anything is encoded.
+  std::vector<std::string> run_names;
+  for (const AnalysisEntry& entry : config.analyses) run_names.push_back(entry.name);
   std::size_t e = 0;
   std::uint64_t task = 0;
   int repeat = 0;
-  std::string prefix = detail::record_prefix(config.analyses[0].name, config.analyses[0].analysis);
+  std::string prefix = detail::record_prefix(config.analyses[0].name, config.analyses[0].analysis, fields);
   detail::Bytes encoded, encoded_labels;
   std::size_t encoded_entry = SIZE_MAX;
   std::uint64_t encoded_task = 0;
-  const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params) {
+  const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params,
+                                 detail::TaskTag& tag) {
     for (;;) {
       if (e == config.analyses.size()) return false;
       const AnalysisEntry& entry = config.analyses[e];
       if (task == entry.parameter_sets()) {
         task = 0;
         if (++e < config.analyses.size())
-          prefix = detail::record_prefix(config.analyses[e].name, config.analyses[e].analysis);
+          prefix = detail::record_prefix(config.analyses[e].name, config.analyses[e].analysis, fields);
         continue;
       }
       const std::uint64_t index = task * std::uint64_t(entry.repeat) + std::uint64_t(repeat);
@@ -321,26 +349,35 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
         encoded_entry = e, encoded_task = this_task;
       }
       params.assign(encoded);
-      detail::append_record_head(head, prefix, this_task, this_repeat, params, encoded_labels);
+      detail::append_record_head(head, prefix, this_task, this_repeat, params, fields, encoded_labels);
       analysis = entry.analysis;
+      tag = {e, this_task, this_repeat};
       return true;
     }
   };
-  const WriteRecords write = [fd](std::string_view bytes) { return write_fd(fd, bytes); };
+  RecordOutput output;
+  output.write = [&](std::string_view bytes) { return sink->write(bytes); };
+  output.tick = [&] { return sink->tick(); };
+  output.terminal = sink->terminal();
   RunSummary ran;
   try {
-    ran = run_stream(pool, next_task, to_run, write, options, true);
+    ran = run_stream(pool, next_task, to_run, output, run_names, fields, options, true);
   } catch (...) {
     pool.terminate();  // do not wait for the rest of a run that has failed
-    if (fd != STDOUT_FILENO) ::close(fd);
+    sink->finish(false);
     throw;
   }
-  if (fd != STDOUT_FILENO && ::close(fd) != 0)
+  ran.planned = summary.planned;
+  ran.skipped = summary.skipped;
+  ran.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  add_pool_figures(pool, ran);
+  if (!sink->finish(!ran.interrupted))
     throw Error(ErrorKind::io_error, fmt::format("cannot write the output ({})", std::strerror(errno)));
-  summary.ok = ran.ok;
-  summary.failed = ran.failed;
-  summary.interrupted = ran.interrupted;
-  return summary;
+  if (provenance && started) {
+    provenance->write(ran, ran.interrupted ? "interrupted" : "complete");
+    ran.provenance = provenance->path();
+  }
+  return ran;
 }
 
 }  // namespace mathpool

@@ -12,14 +12,14 @@ const std::vector<std::string> kLaunch = {POOL_BENCH_MPIRUN, "--allow-run-as-roo
 std::vector<std::string> mpi_run(int ranks, const fs::path& config, const fs::path& out, const char* plugin) {
   std::vector<std::string> argv = kLaunch;
   for (const std::string& a : {std::string("-n"), std::to_string(ranks), std::string(POOL_BENCH_MATHPOOL),
-                               std::string("run"), std::string("--mpi"), config.string(), std::string("-o"),
+                               std::string("run"), std::string("--force"), std::string("--quiet"), std::string("--mpi"), config.string(), std::string("-o"),
                                out.string(), std::string("--plugin-path"), std::string(plugin)})
     argv.push_back(a);
   return argv;
 }
 
 std::vector<std::string> plain_run(const fs::path& config, const fs::path& out, const char* plugin) {
-  return {POOL_BENCH_MATHPOOL, "run", config.string(), "-o", out.string(), "--plugin-path", plugin};
+  return {POOL_BENCH_MATHPOOL, "run", "--force", "--quiet", config.string(), "-o", out.string(), "--plugin-path", plugin};
 }
 
 fs::path write_config(const fs::path& path, const std::string& text) {

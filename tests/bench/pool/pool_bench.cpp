@@ -375,7 +375,7 @@ void scenario_e2e(const Settings& s) {
     config << "pool: {workers: 2}\noutput: mathpool.jsonl\nanalyses:\n  - name: echo\n"
               "    analysis: example.echo\n    sweep:\n      x: {range: [0, " << n << "]}\n";
   }
-  const std::vector<std::string> mathpool_cmd = {POOL_BENCH_MATHPOOL, "run", (dir.path / "echo.yaml").string(),
+  const std::vector<std::string> mathpool_cmd = {POOL_BENCH_MATHPOOL, "run", "--force", "--quiet", (dir.path / "echo.yaml").string(),
                                                  "--plugin-path", POOL_BENCH_EXAMPLE_PLUGIN};
   const std::vector<std::string> python_cmd = {POOL_BENCH_PYTHON, POOL_BENCH_PY_SCRIPT, "e2e",
                                                std::to_string(n), (dir.path / "python.jsonl").string()};

@@ -63,7 +63,7 @@ void scenario_volume(const Settings& s) {
   const int reps = std::min(s.reps, s.quick ? 3 : 5);  // a Python run of 1M takes seconds
   TempDir dir;
   const fs::path config = write_file(dir.path / "echo.yaml", echo_config(n, "mathpool.jsonl"));
-  const std::vector<std::string> mathpool_cmd = {POOL_BENCH_MATHPOOL, "run", config.string(), "--plugin-path",
+  const std::vector<std::string> mathpool_cmd = {POOL_BENCH_MATHPOOL, "run", "--force", "--quiet", config.string(), "--plugin-path",
                                                  POOL_BENCH_EXAMPLE_PLUGIN};
   const std::vector<std::string> python_cmd = {POOL_BENCH_PYTHON, POOL_BENCH_PY_SCRIPT, "imap", std::to_string(n),
                                                (dir.path / "python.jsonl").string()};
@@ -81,7 +81,7 @@ void scenario_volume(const Settings& s) {
   std::vector<double> mem_big;
   for (int r = 0; r < (s.quick ? 1 : 3); ++r)
     mem_big.push_back(
-        run_and_watch({POOL_BENCH_MATHPOOL, "run", big.string(), "--plugin-path", POOL_BENCH_EXAMPLE_PLUGIN})
+        run_and_watch({POOL_BENCH_MATHPOOL, "run", "--force", "--quiet", big.string(), "--plugin-path", POOL_BENCH_EXAMPLE_PLUGIN})
             .peak_bytes);
   const std::string sc = "volume";
   const std::string what = fmt::format("{} echo tasks, range sweep, 2 workers", n);
@@ -127,9 +127,9 @@ void scenario_sweep16(const Settings& s) {
   const fs::path one = config(1), two = config(2);
   std::vector<double> t1, t2, own;
   for (int r = 0; r < reps; ++r) {
-    t1.push_back(time_command({POOL_BENCH_MATHPOOL, "run", one.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
+    t1.push_back(time_command({POOL_BENCH_MATHPOOL, "run", "--force", "--quiet", one.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
     own.push_back(summed_task_seconds(dir.path / "out1.jsonl"));
-    t2.push_back(time_command({POOL_BENCH_MATHPOOL, "run", two.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
+    t2.push_back(time_command({POOL_BENCH_MATHPOOL, "run", "--force", "--quiet", two.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
   }
   const long tasks = count_lines(dir.path / "out2.jsonl");
   const std::string sc = "sweep16";
@@ -159,8 +159,8 @@ void scenario_oneshot(const Settings& s) {
                                    "  - {name: e, analysis: example.echo, params: {x: 1}}\n");
   std::vector<double> t_lfsr, t_echo;
   for (int r = 0; r < s.reps; ++r) {
-    t_lfsr.push_back(time_command({POOL_BENCH_MATHPOOL, "run", config.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
-    t_echo.push_back(time_command({POOL_BENCH_MATHPOOL, "run", echo.string(), "--plugin-path", POOL_BENCH_EXAMPLE_PLUGIN}));
+    t_lfsr.push_back(time_command({POOL_BENCH_MATHPOOL, "run", "--force", "--quiet", config.string(), "--plugin-path", POOL_BENCH_LFSR_PLUGIN}));
+    t_echo.push_back(time_command({POOL_BENCH_MATHPOOL, "run", "--force", "--quiet", echo.string(), "--plugin-path", POOL_BENCH_EXAMPLE_PLUGIN}));
   }
   if (count_lines(dir.path / "four.jsonl") != 4) throw std::runtime_error("oneshot: expected 4 records");
   const std::string sc = "oneshot";

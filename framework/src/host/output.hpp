@@ -1,0 +1,60 @@
+// output.hpp: where a run's records go. A file that already holds records is
+// never lost by accident: refused unless resumed or forcibly replaced, and
+// replaced only once the first new record is written. A name ending in
+// ".zst" gives zstd-compressed JSON Lines, written in frames ended at least
+// every second, so a killed run keeps all but its last frame.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+namespace mathpool::detail {
+
+// Whether `file`'s name asks for zstd compression.
+bool is_zstd_name(const std::filesystem::path& file);
+// Whether `file` is a regular file or does not exist yet (so it will be one).
+bool is_regular_or_missing(const std::filesystem::path& file);
+
+// Refuses (ConfigError) what a run must not do to `file`: overwrite an
+// existing non-empty regular file without `resume` or `force`; resume from
+// something that is not a regular file.
+void check_output_policy(const std::filesystem::path& file, bool resume, bool force);
+
+// A run's records, written as they come.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  // Writes whole records (each ending in '\n'). False when the output fails.
+  virtual bool write(std::string_view records) = 0;
+  // Called regularly while the run waits: ends a compressed frame that has
+  // been open for a while, so its records survive a kill.
+  virtual bool tick() = 0;
+  // Ends the output. `completed`: the run finished, so a replaced file that
+  // received no record is emptied too. False when the output fails.
+  virtual bool finish(bool completed) = 0;
+  // Whether the records go to a terminal (a progress line must make way).
+  virtual bool terminal() const = 0;
+};
+
+// Standard output (no file) or `file`, appended to when `append` (resume),
+// else replaced at the first record. `first_record` runs once, just before
+// the first record is written. Throws ConfigError when the file cannot be opened.
+std::unique_ptr<RecordSink> open_sink(const std::optional<std::filesystem::path>& file, bool append,
+                                      std::function<void()> first_record = {});
+
+// The bytes of the complete frames of a zstd file, decompressed; a partial
+// last frame (a killed writer) is cut off the file. Throws std::runtime_error
+// when the file is not zstd data or cannot be cut.
+std::uint64_t zstd_complete_size(const std::filesystem::path& file);
+// Calls `line(text, number)` for each line of the complete frames of a zstd
+// file (1-based). Throws std::runtime_error when the data is not zstd or the
+// last line has no newline.
+void for_each_zstd_line(const std::filesystem::path& file,
+                        const std::function<void(const std::string& line, int number)>& line);
+
+}  // namespace mathpool::detail

@@ -322,6 +322,30 @@ TEST(MpiHeartbeat, AStoppedAgentRankEndsTheJobAfterTheNodeTimeout) { stop_a_rank
 // Its mirror: the agents notice a silent rank 0 and end the job.
 TEST(MpiHeartbeat, AStoppedRank0EndsTheJobAfterTheNodeTimeout) { stop_a_rank_mid_run(0); }
 
+// Busy is not silent: tasks longer than the node timeout, and a setup that
+// hangs until the setup timeout, leave every rank sending heartbeats.
+TEST(MpiHeartbeat, LongTasksAndHungSetupsAreNotSilence) {
+  TempDir dir;
+  const fs::path config = dir.write(
+      "busy.yaml", fmt::format("pool: {{workers: 1, setup_timeout: 3s}}\n"
+                               "mpi: {{node_timeout: 2s}}\n"
+                               "plugin_path: [{}, {}]\n"
+                               "analyses:\n"
+                               "  - {{name: long, analysis: testkit.sleep, params: {{ms: 2500}}, repeat: 3}}\n"
+                               "  - {{name: stuck, analysis: hang_setup.stuck}}\n"
+                               "  - {{name: fine, analysis: hang_setup.fine}}\n",
+                               TESTKIT_PLUGIN, HANG_SETUP_PLUGIN));
+  const fs::path out = dir.path() / "out.jsonl";
+  const CommandResult r =
+      run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o", out.string()}));
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // the stuck setup's task fails, nothing else
+  EXPECT_EQ(r.err.find("sent nothing"), std::string::npos) << r.err;
+  const std::vector<Value> records = read_records(out);
+  ASSERT_EQ(records.size(), 5u) << r.err;
+  for (int i : {0, 1, 2, 4}) EXPECT_EQ(records[std::size_t(i)].at("status"), "ok") << records[std::size_t(i)].dump();
+  EXPECT_EQ(records[3].at("error").at("kind"), "plugin_error");
+}
+
 TEST(MpiHeartbeat, TheNodeTimeoutIsAConfigKeyWithADefault) {
   TempDir dir;
   const std::string head = fmt::format("plugin_path: [{}]\nanalyses:\n  - {{name: p, analysis: testkit.pid}}\n",

@@ -60,10 +60,10 @@ using Clock = std::chrono::steady_clock;
 // touch the transport meanwhile, so one thread at a time talks to MPI.
 class Beating {
  public:
-  explicit Beating(Transport& transport) : thread_([this, &transport] {
+  Beating(Transport& transport, const std::string& node) : thread_([this, &transport, &node] {
     std::unique_lock lock(mutex_);
     while (!done_) {
-      transport.send(0, Tag::heartbeat, {});
+      transport.send(0, Tag::heartbeat, node);
       transport.progress();
       wake_.wait_for(lock, kHeartbeatInterval, [this] { return done_; });
     }
@@ -150,7 +150,7 @@ class Agent {
     serving_ = true;  // heartbeats from now until `closed`
     watching_ = false;
     {
-      Beating beating(job_.transport);
+      Beating beating(job_.transport, job_.node);
       try {
         pool_.reset();
         PoolOptions options = decode_open(body, job_.node_timeout);
@@ -189,7 +189,7 @@ class Agent {
 
   void close(bool terminate) {
     if (pool_) {
-      Beating beating(job_.transport);
+      Beating beating(job_.transport, job_.node);
       if (terminate) pool_->terminate();
       else pool_->shutdown();
       pool_.reset();
@@ -206,7 +206,7 @@ class Agent {
     const auto now = Clock::now();
     if (now - last_beat_ < kHeartbeatInterval) return;
     last_beat_ = now;
-    job_.transport.send(0, Tag::heartbeat, {});
+    job_.transport.send(0, Tag::heartbeat, job_.node);
   }
 
   // Rank 0 sends heartbeats while its router runs. Once they have come for

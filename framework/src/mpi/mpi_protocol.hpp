@@ -15,8 +15,8 @@
 //   close    0 -> agent       u8 terminate: stop the local pool (1: now, failing its tasks)
 //   closed   agent -> 0       empty: the local pool has stopped; every result was sent before
 //   end      0 -> agent       empty: the job is over, serve() returns
-//   heartbeat either way      "still here" (from rank 0: its host name; from an agent: empty),
-//                             about every second while a pool is open
+//   heartbeat either way      the sender's host name: "still here", about every second
+//                             while a pool is open
 //                             (agent: from `open` until `closed`, even while it starts or
 //                             stops its local pool; rank 0: while its router runs)
 //

@@ -67,9 +67,10 @@ Router::Router(Job& job, Pool::Impl& local, const PoolOptions& options) : job_(j
       continue;
     }
     if (message->source <= 0 || message->source >= job.size) continue;
-    nodes_[std::size_t(message->source)].heard = Clock::now();
-    if (message->tag != Tag::hello) continue;
     Node& node = nodes_[std::size_t(message->source)];
+    node.heard = Clock::now();
+    if (message->tag == Tag::heartbeat && node.name.empty()) node.name = message->body;  // until its hello
+    if (message->tag != Tag::hello) continue;
     Value hello;
     try {
       hello = detail::msgpack_to_value(message->body);

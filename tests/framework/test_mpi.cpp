@@ -346,6 +346,25 @@ TEST(MpiHeartbeat, LongTasksAndHungSetupsAreNotSilence) {
   EXPECT_EQ(records[3].at("error").at("kind"), "plugin_error");
 }
 
+// A host program that never looks at MpiJob::lost() and waits for a map
+// that cannot finish: the pool ends the job itself, 10 s after the loss.
+TEST(MpiHeartbeat, AHostProgramThatIgnoresALostRankIsEndedByThePool) {
+  TempDir dir;
+  const auto start = std::chrono::steady_clock::now();
+  const CommandResult r = run_program(
+      "/usr/bin/timeout", {"60", kMpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-n", "3",
+                           MPI_SILENT_RANK, fs::path(TESTKIT_PLUGIN).parent_path().string(),
+                           (dir.path() / "pool-open").string()});
+  EXPECT_NE(r.exit_code, 124) << "the job hung (killed by timeout after 60 s):\n" << r.out << r.err;
+  EXPECT_EQ(r.exit_code, MpiJob::kExitRankLost) << r.out << r.err;
+  EXPECT_NE(r.out.find("pool open"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("map returned"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find(fmt::format("mathpool: error: MPI rank 2 (host {}) sent nothing for 2s;", host_name())),
+            std::string::npos)
+      << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 40s);
+}
+
 TEST(MpiHeartbeat, TheNodeTimeoutIsAConfigKeyWithADefault) {
   TempDir dir;
   const std::string head = fmt::format("plugin_path: [{}]\nanalyses:\n  - {{name: p, analysis: testkit.pid}}\n",

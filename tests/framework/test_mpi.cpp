@@ -1,12 +1,14 @@
 // `mathpool run --mpi` and pools across ranks, under a real Open MPI launcher
 // on this one machine: three ranks, each with a local pool of its own.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <climits>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -14,6 +16,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "mathpool/config.hpp"
+#include "mathpool/mpi.hpp"
 #include "test_support.hpp"
 
 namespace mathpool::test {
@@ -264,6 +268,153 @@ TEST(Mpi, InterruptingTheLauncherKeepsAnInOrderPrefix) {
     EXPECT_EQ(records[i].at("task"), 0);
     EXPECT_EQ(records[i].at("repeat"), int(i)) << "records are an in-order prefix";
   }
+}
+
+// 600 tasks of 20 ms on 6 workers (about 2 s) with a short node timeout.
+std::string heartbeat_config(const std::string& name) {
+  return fmt::format(
+      "pool: {{workers: 2}}\n"
+      "mpi: {{node_timeout: 3s}}\n"
+      "plugin_path: [{}]\n"
+      "analyses:\n"
+      "  - name: {}\n"
+      "    analysis: testkit.sleep\n"
+      "    repeat: 600\n"
+      "    params: {{ms: 20}}\n",
+      TESTKIT_PLUGIN, name);
+}
+
+// The exit status of `pid` if it ends within `limit`; nullopt if it does not.
+std::optional<int> wait_exit_within(pid_t pid, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+// Stops (SIGSTOP) rank `stopped` of a run of heartbeat_config() mid-run: the
+// job must end within a bound, naming the silent rank, keep an in-order
+// prefix of the records, and `--resume` must complete them to a plain run's.
+void stop_a_rank_mid_run(int stopped) {
+  TempDir dir;
+  const std::string run = fmt::format("silent-rank-{}-run", stopped);
+  const fs::path config = dir.write("silent.yaml", heartbeat_config(run));
+  const fs::path out = dir.path() / "out.jsonl", clean = dir.path() / "clean.jsonl", log = dir.path() / "log";
+  const pid_t launcher =
+      start_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o", out.string()}), log);
+  ASSERT_TRUE(wait_for_lines(out, 40, 60s)) << "the run did not get going";
+  const pid_t rank = find_rank(stopped, config.string());
+  ASSERT_GT(rank, 0);
+  ASSERT_EQ(::kill(rank, SIGSTOP), 0);
+  const auto stop_time = std::chrono::steady_clock::now();
+  const std::optional<int> status = wait_exit_within(launcher, 40s);
+  if (!status) {  // the old behaviour: the job waits for the stopped rank forever
+    ::kill(rank, SIGCONT);
+    ::kill(launcher, SIGTERM);
+    wait_exit(launcher);
+    FAIL() << "the job hung with rank " << stopped << " stopped (" << count_lines(out) << " of 600 records)";
+  }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_time).count();
+  // 3 s of silence, then rank 0 (or an agent) writes what is done and aborts.
+  EXPECT_LT(took, 20.0) << "the job ended, but late";
+  EXPECT_EQ(*status, MpiJob::kExitRankLost) << read_text(log);
+  const std::string text = read_text(log);
+  const std::string line =
+      fmt::format("mathpool: error: MPI rank {} (host {}) sent nothing for 3s;", stopped, host_name());
+  EXPECT_NE(text.find(line), std::string::npos) << text;
+  const char state = process_state(rank);
+  EXPECT_TRUE(state == 0 || state == 'Z') << "the stopped rank was left behind (state " << state << ")";
+
+  const std::vector<Value> kept = read_records(out);
+  EXPECT_LT(kept.size(), 600u) << "the job ended early";
+  EXPECT_GE(kept.size(), 40u) << "records written before the loss stay";
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    EXPECT_EQ(kept[i].at("task"), 0);
+    ASSERT_EQ(kept[i].at("repeat"), int(i)) << "records are an in-order prefix";
+  }
+
+  const CommandResult resumed =
+      run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o", out.string(), "--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const CommandResult plain = run_mathpool({"run", config.string(), "-o", clean.string()});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(read_records(clean).size(), 600u);
+  EXPECT_EQ(sorted(portable(read_records(out))), sorted(portable(read_records(clean))))
+      << "exactly a plain run's records: none lost, none twice";
+}
+
+// Issue 17, row 11: an agent rank stopped mid-run hung the job for good.
+TEST(MpiHeartbeat, AStoppedAgentRankEndsTheJobAfterTheNodeTimeout) { stop_a_rank_mid_run(2); }
+
+// Its mirror: the agents notice a silent rank 0 and end the job.
+TEST(MpiHeartbeat, AStoppedRank0EndsTheJobAfterTheNodeTimeout) { stop_a_rank_mid_run(0); }
+
+// Busy is not silent: tasks longer than the node timeout, and a setup that
+// hangs until the setup timeout, leave every rank sending heartbeats.
+TEST(MpiHeartbeat, LongTasksAndHungSetupsAreNotSilence) {
+  TempDir dir;
+  const fs::path config = dir.write(
+      "busy.yaml", fmt::format("pool: {{workers: 1, setup_timeout: 3s}}\n"
+                               "mpi: {{node_timeout: 2s}}\n"
+                               "plugin_path: [{}, {}]\n"
+                               "analyses:\n"
+                               "  - {{name: long, analysis: testkit.sleep, params: {{ms: 2500}}, repeat: 3}}\n"
+                               "  - {{name: stuck, analysis: hang_setup.stuck}}\n"
+                               "  - {{name: fine, analysis: hang_setup.fine}}\n",
+                               TESTKIT_PLUGIN, HANG_SETUP_PLUGIN));
+  const fs::path out = dir.path() / "out.jsonl";
+  const CommandResult r =
+      run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(), "-o", out.string()}));
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // the stuck setup's task fails, nothing else
+  EXPECT_EQ(r.err.find("sent nothing"), std::string::npos) << r.err;
+  const std::vector<Value> records = read_records(out);
+  ASSERT_EQ(records.size(), 5u) << r.err;
+  for (int i : {0, 1, 2, 4}) EXPECT_EQ(records[std::size_t(i)].at("status"), "ok") << records[std::size_t(i)].dump();
+  EXPECT_EQ(records[3].at("error").at("kind"), "plugin_error");
+}
+
+// A host program that never looks at MpiJob::lost() and waits for a map
+// that cannot finish: the pool ends the job itself, 10 s after the loss.
+TEST(MpiHeartbeat, AHostProgramThatIgnoresALostRankIsEndedByThePool) {
+  TempDir dir;
+  const auto start = std::chrono::steady_clock::now();
+  const CommandResult r = run_program(
+      "/usr/bin/timeout", {"60", kMpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-n", "3",
+                           MPI_SILENT_RANK, fs::path(TESTKIT_PLUGIN).parent_path().string(),
+                           (dir.path() / "pool-open").string()});
+  EXPECT_NE(r.exit_code, 124) << "the job hung (killed by timeout after 60 s):\n" << r.out << r.err;
+  EXPECT_EQ(r.exit_code, MpiJob::kExitRankLost) << r.out << r.err;
+  EXPECT_NE(r.out.find("pool open"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("map returned"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find(fmt::format("mathpool: error: MPI rank 2 (host {}) sent nothing for 2s;", host_name())),
+            std::string::npos)
+      << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 40s);
+}
+
+TEST(MpiHeartbeat, TheNodeTimeoutIsAConfigKeyWithADefault) {
+  TempDir dir;
+  const std::string head = fmt::format("plugin_path: [{}]\nanalyses:\n  - {{name: p, analysis: testkit.pid}}\n",
+                                       TESTKIT_PLUGIN);
+  EXPECT_EQ(parse_config(head, dir.path() / "a.yaml").mpi_node_timeout, 30s);
+  EXPECT_EQ(parse_config(head + "mpi: {node_timeout: 2m}\n", dir.path() / "a.yaml").mpi_node_timeout, 120s);
+  auto refused = [&](const std::string& mpi) {
+    try {
+      parse_config(head + mpi, dir.path() / "a.yaml");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refused("mpi: {node_timeout: 1s}\n").find("a.yaml:4: key 'mpi.node_timeout': must be at least 2s"),
+            std::string::npos) << refused("mpi: {node_timeout: 1s}\n");
+  EXPECT_NE(refused("mpi: {node_timeout: none}\n").find("key 'mpi.node_timeout'"), std::string::npos);
+  EXPECT_NE(refused("mpi: {node_timeout: soon}\n").find("is not a duration"), std::string::npos);
+  EXPECT_NE(refused("mpi: {heartbeat: 1s}\n").find("unknown key"), std::string::npos);
 }
 
 TEST(Mpi, AConfigErrorEndsTheJobWithStatus2AndNamesIt) {

@@ -99,6 +99,9 @@ struct RunConfig {
   // repeat and status are always written.
   std::optional<std::vector<std::string>> output_fields;
   std::vector<AnalysisEntry> analyses;
+  // `mpi: {node_timeout: 30s}`: used by `run --mpi` only (docs/mpi.md). A rank
+  // silent for longer than this while the run's pool is open ends the job.
+  std::chrono::milliseconds mpi_node_timeout = std::chrono::seconds(30);
 };
 
 // Reads and checks a configuration; throws ConfigError naming file, line, key.

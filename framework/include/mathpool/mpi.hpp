@@ -12,9 +12,12 @@
 // task's error record on its machine. Rank 0's pool keeps the tasks, hands
 // bounded batches to the nodes as they have room (faster machines get more),
 // and runs a share in its own local pool. If a rank or its machine is lost,
-// MPI ends the job.
+// MPI ends the job. While a pool is open, the ranks send each other
+// heartbeats; a rank silent for longer than the node timeout (stopped, hung,
+// or its network gone) is lost too: see lost().
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -27,6 +30,10 @@ namespace mathpool {
 // Not thread-safe.
 class MpiJob {
  public:
+  // The exit status of a job that lost a rank (`mathpool run --mpi` exits
+  // with it, through MPI_Abort).
+  static constexpr int kExitRankLost = 3;
+
   // Joins the job (MPI_Init_thread). Throws mathpool::Error (invalid_config)
   // when this build has no MPI support or MPI cannot start.
   MpiJob(int& argc, char**& argv);
@@ -51,6 +58,23 @@ class MpiJob {
   // Leaves without MPI_Finalize (an interrupted or failed rank 0, whose peers
   // the launcher ends anyway; a finalize could wait for them).
   void abandon() noexcept;
+
+  // Rank 0, before making a pool: how long a rank may send nothing while a
+  // pool is open before the job counts it as lost (`mpi.node_timeout`;
+  // default 30 s, at least 2 s: heartbeats go every second). The agents get
+  // it with each pool and apply it to rank 0 in turn.
+  void set_node_timeout(std::chrono::milliseconds timeout);
+  // Rank 0: the line that names a lost rank, empty while none is. Once a
+  // rank is lost the pool hands out no more tasks and its lost tasks never
+  // complete (so a config run stops as if interrupted: run_config() does
+  // this). The program should write what it has, print the line and call
+  // abort(kExitRankLost); when it has not ended the job 10 s after the loss,
+  // the pool does (a job that lost a rank cannot end otherwise). ~MpiJob of a
+  // job that lost a rank aborts it too.
+  std::string lost() const;
+  // Ends the whole job at once (MPI_Abort): every rank exits, the launcher
+  // with `status` (Open MPI's mpirun prints a notice of its own).
+  [[noreturn]] void abort(int status) noexcept;
 
   class Impl;
   Impl& impl() noexcept { return *impl_; }

@@ -1,6 +1,6 @@
 // mathpool: the command line. Subcommands run, plugins, describe, validate;
 // see the README. Exit status: 0 all ok, 1 some task failed, 2 nothing ran,
-// 130 interrupted.
+// 3 an MPI rank was lost (run --mpi; records so far kept), 130 interrupted.
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,8 +93,24 @@ int cmd_run(const std::string& config_file, const RunFlags& flags, const std::ve
   options.command_line = flags.command_line;
   options.interrupted = [] { return interrupted != 0; };
   options.mpi = job ? &*job : nullptr;
-  const mathpool::RunSummary summary = mathpool::run_config(config, options);
+  // A lost MPI rank (mpi.node_timeout): the records done so far are written;
+  // the job ends at once, since MPI could not finish it (docs/mpi.md).
+  auto end_if_lost = [&job] {
+    if (!job) return;
+    if (const std::string lost = job->lost(); !lost.empty()) {
+      std::cerr << "mathpool: error: " << lost << std::endl;
+      job->abort(mathpool::MpiJob::kExitRankLost);
+    }
+  };
+  mathpool::RunSummary summary;
+  try {
+    summary = mathpool::run_config(config, options);
+  } catch (...) {
+    end_if_lost();
+    throw;
+  }
   if (!flags.quiet) std::cerr << mathpool::format_summary(summary) << std::flush;
+  end_if_lost();
   if (summary.interrupted) {
     if (job) job->abandon();  // the launcher is ending the other ranks
 

@@ -36,6 +36,10 @@
 //   fork_failed super. -> host MessagePack map: request, message
 //   exited    super. -> host   MessagePack map: pid, status (the wait status of a worker
 //                              it made; only a parent can read it)
+//   watch     host -> super.   MessagePack map: busy (bool): while tasks are in flight the
+//                              supervisor looks for processes that escaped a task every
+//                              100 ms; idle, once more and then only when a worker ends
+//                              or a fork is asked (an idle pool does not wake up)
 //
 // Results may be batched by the worker (written when its input runs dry, every
 // millisecond, or when the buffer is large). Time limits and blame are the
@@ -65,8 +69,9 @@ enum class MessageType : std::uint8_t {
   forked = 9,
   fork_failed = 10,
   exited = 11,
+  watch = 12,
 };
-inline constexpr std::uint8_t kLastMessageType = 11;
+inline constexpr std::uint8_t kLastMessageType = 12;
 
 // Flags of a result message.
 inline constexpr std::uint8_t kRetire = 1;             // out of memory: the worker exits

@@ -200,6 +200,24 @@ AnalysisEntry read_entry(const Reader& r, const YAML::Node& node, std::size_t in
   if (entry.parameter_sets() == 0) r.fail(node, at, "has no parameter sets");
   return entry;
 }
+
+// `mpi:` (docs/mpi.md): node_timeout, a duration of at least 2s (heartbeats go every second).
+void read_mpi(const Reader& r, const YAML::Node& mpi, RunConfig& config) {
+  r.expect_map(mpi, "mpi", {"node_timeout"});
+  if (auto n = mpi["node_timeout"]) {
+    std::optional<std::chrono::milliseconds> limit;
+    try {
+      limit = parse_duration(r.scalar(n, "mpi.node_timeout"));
+    } catch (const std::invalid_argument& e) {
+      r.fail(n, "mpi.node_timeout", e.what());
+    }
+    if (!limit) r.fail(n, "mpi.node_timeout", "must be a duration; a silent rank may not hang the job forever");
+    if (*limit < std::chrono::seconds(2))
+      r.fail(n, "mpi.node_timeout", "must be at least 2s (ranks send a heartbeat every second)");
+    config.mpi_node_timeout = *limit;
+  }
+}
+
 }  // namespace
 
 RunConfig parse_config(const std::string& yaml, const fs::path& file) {
@@ -207,11 +225,12 @@ RunConfig parse_config(const std::string& yaml, const fs::path& file) {
   const YAML::Node root = load_yaml(yaml, file);
   if (root.IsNull()) throw ConfigError(fmt::format("{}:1: key 'analyses': is required", file.string()));
   // `anchors` holds YAML anchors for use below (e.g. `bit: &bit [0, 1]`); it is not read.
-  r.expect_map(root, "", {"pool", "plugin_path", "output", "output_fields", "analyses", "anchors"});
+  r.expect_map(root, "", {"pool", "plugin_path", "output", "output_fields", "analyses", "anchors", "mpi"});
 
   RunConfig config;
   config.file = file;
   if (auto pool = root["pool"]) read_pool(r, pool, config.pool);
+  if (auto mpi = root["mpi"]) read_mpi(r, mpi, config);
   if (auto paths = root["plugin_path"]) {
     if (paths.IsScalar()) {
       config.pool.plugin_paths.push_back(r.plugin_path(paths, "plugin_path"));

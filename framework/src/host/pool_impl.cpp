@@ -281,6 +281,9 @@ void Pool::Impl::run_loop() {
     const bool idle = queue_.empty() && std::all_of(slots_.begin(), slots_.end(),
                                                     [](const Slot& s) { return s.inflight.empty(); });
     if (shutting_down && idle) break;
+    // Supervisors look for processes that escaped a task only while tasks run.
+    if (supervisor_) supervisor_->watch(!idle);
+    for (const auto& supervisor : old_supervisors_) supervisor->watch(!idle);
 
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});

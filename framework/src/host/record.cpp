@@ -80,7 +80,7 @@ void append_record_head(std::string& out, std::string_view prefix, std::uint64_t
     out += ",\"params\":";
     append_msgpack_json(out, params);
   }
-  if (!labels.empty()) {
+  if (fields.labels && !labels.empty()) {
     out += ",\"labels\":";
     append_msgpack_json(out, labels);
   }

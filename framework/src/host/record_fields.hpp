@@ -11,23 +11,25 @@ namespace mathpool::detail {
 // The fields a record carries; run, task, repeat and status always stay, so
 // a resumed run knows what is done.
 struct RecordFields {
-  bool analysis = true, params = true, result = true, error = true, worker = true, seconds = true, node = true;
+  bool analysis = true, params = true, labels = true, result = true, error = true, worker = true, seconds = true,
+       node = true;
 };
 
 // Every field name, in record order.
 inline const std::vector<std::string>& record_field_names() {
-  static const std::vector<std::string> names = {"run",    "analysis", "task",   "repeat",  "params", "status",
-                                                 "result", "error",    "worker", "seconds", "node"};
+  static const std::vector<std::string> names = {"run",    "analysis", "task",   "repeat",  "params", "labels",
+                                                 "status", "result",   "error",  "worker",  "seconds", "node"};
   return names;
 }
 
 // The fields of a list of names (empty: only those always written). Throws
 // std::invalid_argument naming an unknown field.
 inline RecordFields record_fields(const std::vector<std::string>& names) {
-  RecordFields f{false, false, false, false, false, false, false};
+  RecordFields f{false, false, false, false, false, false, false, false};
   for (const std::string& name : names) {
     if (name == "analysis") f.analysis = true;
     else if (name == "params") f.params = true;
+    else if (name == "labels") f.labels = true;
     else if (name == "result") f.result = true;
     else if (name == "error") f.error = true;
     else if (name == "worker") f.worker = true;

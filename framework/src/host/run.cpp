@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "mathpool/mpi.hpp"
 #include "output.hpp"
 #include "plugin_search.hpp"
 #include "provenance.hpp"
@@ -299,9 +300,16 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   const auto start = Clock::now();
   PoolOptions pool_options = pool_options_for(config, std::size_t(std::min<std::uint64_t>(to_run, 1u << 30)));
   std::optional<Pool> pool_storage;
+  RunOptions run_options = options;
   if (options.mpi) {
     pool_options.workers = config.pool.workers;  // each machine resolves auto itself
+    options.mpi->set_node_timeout(config.mpi_node_timeout);
     pool_storage.emplace(*options.mpi, pool_options);
+    // A lost rank stops the run as an interrupt does: the records done so
+    // far are written; the caller then ends the job (mathpool/mpi.hpp).
+    run_options.interrupted = [job = options.mpi, outer = options.interrupted] {
+      return !job->lost().empty() || (outer && outer());
+    };
   } else {
     pool_storage.emplace(pool_options);
   }
@@ -361,7 +369,7 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   output.terminal = sink->terminal();
   RunSummary ran;
   try {
-    ran = run_stream(pool, next_task, to_run, output, run_names, fields, options, true);
+    ran = run_stream(pool, next_task, to_run, output, run_names, fields, run_options, true);
   } catch (...) {
     pool.terminate();  // do not wait for the rest of a run that has failed
     sink->finish(false);

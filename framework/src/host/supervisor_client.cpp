@@ -55,6 +55,13 @@ std::uint64_t SupervisorProcess::request_fork(Clock::time_point now) {
   return request;
 }
 
+void SupervisorProcess::watch(bool busy) {
+  if (busy == busy_ || phase_ == Phase::ended) return;
+  busy_ = busy;
+  channel_.queue_control(MessageType::watch, {{"busy", busy}});
+  channel_.flush_some();
+}
+
 SupervisorProcess::Clock::time_point SupervisorProcess::deadline() const noexcept {
   Clock::time_point next = Clock::time_point::max();
   if (phase_ == Phase::starting) next = start_deadline_;

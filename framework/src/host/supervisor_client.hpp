@@ -56,6 +56,8 @@ class SupervisorProcess {
   // Asks for one worker; the answer comes as Events::forked or fork_failed
   // with this request number, or the supervisor is killed at the deadline.
   std::uint64_t request_fork(Clock::time_point now);
+  // Tells it whether tasks are in flight (protocol.hpp, watch); sent on changes only.
+  void watch(bool busy);
   // Forgets an outstanding request (its slot stopped waiting).
   void cancel_fork(std::uint64_t request) { pending_.erase(request); }
   // Kills it (SIGKILL) and reaps it; its workers die with it. Idempotent.
@@ -109,6 +111,7 @@ class SupervisorProcess {
   bool killed_from_outside_ = false;
   bool hung_ = false;
   bool became_ready_ = false;
+  bool busy_ = false;
 };
 
 }  // namespace mathpool::detail

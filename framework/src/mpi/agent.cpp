@@ -5,9 +5,12 @@
 
 #include <csignal>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
+#include <thread>
 
 #include "../host/pool_impl.hpp"
+#include "mathpool/mpi.hpp"
 
 namespace mathpool::mpi_detail {
 namespace {
@@ -49,6 +52,40 @@ class Outbox final : public detail::Completion {
   std::string bytes_;
 };
 
+using Clock = std::chrono::steady_clock;
+
+// Sends heartbeats to rank 0 from a thread of its own while the agent's own
+// thread is inside a call that may take long (starting a local pool runs the
+// setups; a clean close waits for running tasks). The agent's thread does not
+// touch the transport meanwhile, so one thread at a time talks to MPI.
+class Beating {
+ public:
+  Beating(Transport& transport, const std::string& node) : thread_([this, &transport, &node] {
+    std::unique_lock lock(mutex_);
+    while (!done_) {
+      transport.send(0, Tag::heartbeat, node);
+      transport.progress();
+      wake_.wait_for(lock, kHeartbeatInterval, [this] { return done_; });
+    }
+  }) {}
+  ~Beating() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+  Beating(const Beating&) = delete;
+  Beating& operator=(const Beating&) = delete;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts once the rest is ready
+};
+
 class Agent {
  public:
   explicit Agent(Job& job) : job_(job) {}
@@ -63,7 +100,12 @@ class Agent {
       bool busy = false;
       while (auto message = job_.transport.try_receive()) {
         busy = true;
+        if (message->source == 0) heard_ = Clock::now();
         handle(*message);
+      }
+      if (serving_) {
+        beat();
+        check_rank0();
       }
       // Waits for a first result when there is nothing else to do.
       std::string results = outbox_.take(busy ? std::chrono::microseconds(0) : idle);
@@ -95,20 +137,32 @@ class Agent {
         break;
       case Tag::close: close(!message.body.empty() && message.body[0] != 0); break;
       case Tag::end: ended_ = true; break;
+      case Tag::heartbeat:  // rank 0's router runs; the body is its host name
+        watching_ = serving_;
+        if (rank0_host_.empty()) rank0_host_ = message.body;
+        break;
       default: break;  // not for an agent
     }
   }
 
   void open(const std::string& body) {
     Value hello = {{"node", job_.node}, {"workers", 0}, {"error", ""}};
-    try {
-      pool_.reset();
-      pool_ = std::make_unique<Pool::Impl>(job_.resolve_workers(decode_options(body)));
-      hello["workers"] = pool_->local_size();
-    } catch (const std::exception& e) {
-      pool_.reset();
-      hello["error"] = e.what();
+    serving_ = true;  // heartbeats from now until `closed`
+    watching_ = false;
+    {
+      Beating beating(job_.transport, job_.node);
+      try {
+        pool_.reset();
+        PoolOptions options = decode_open(body, job_.node_timeout);
+        pool_ = std::make_unique<Pool::Impl>(job_.resolve_workers(std::move(options)));
+        hello["workers"] = pool_->local_size();
+      } catch (const std::exception& e) {
+        pool_.reset();
+        hello["error"] = e.what();
+      }
     }
+    last_beat_ = Clock::now();
+    heard_ = Clock::now();  // rank 0 waited for this agent meanwhile
     std::string bytes;
     detail::append_msgpack(bytes, hello);
     job_.transport.send(0, Tag::hello, std::move(bytes));
@@ -135,19 +189,47 @@ class Agent {
 
   void close(bool terminate) {
     if (pool_) {
+      Beating beating(job_.transport, job_.node);
       if (terminate) pool_->terminate();
       else pool_->shutdown();
       pool_.reset();
     }
+    serving_ = watching_ = false;
     if (std::string results = outbox_.take(std::chrono::microseconds(0)); !results.empty())
       job_.transport.send(0, Tag::results, std::move(results));
     job_.transport.send(0, Tag::closed, {});
+  }
+
+  // A heartbeat to rank 0 about every second while a pool is open, busy or
+  // idle: this loop never waits long (at most 20 ms for a result).
+  void beat() {
+    const auto now = Clock::now();
+    if (now - last_beat_ < kHeartbeatInterval) return;
+    last_beat_ = now;
+    job_.transport.send(0, Tag::heartbeat, job_.node);
+  }
+
+  // Rank 0 sends heartbeats while its router runs. Once they have come for
+  // this pool, a rank 0 silent for longer than the node timeout (stopped, or
+  // its machine gone) ends the job rather than leave this rank waiting.
+  void check_rank0() {
+    if (!watching_ || Clock::now() - heard_ <= job_.node_timeout) return;
+    job_.mark_lost(0, rank0_host_, job_.node_timeout);
+    std::fprintf(stderr, "mathpool: error: %s\n", job_.lost_message().c_str());
+    std::fflush(stderr);
+    if (pool_) pool_->terminate();  // its workers end with it
+    MPI_Abort(MPI_COMM_WORLD, MpiJob::kExitRankLost);
   }
 
   Job& job_;
   Outbox outbox_;
   std::unique_ptr<Pool::Impl> pool_;
   bool ended_ = false;
+  bool serving_ = false;   // a pool is open: from `open` until `closed`
+  bool watching_ = false;  // rank 0's heartbeats have come for this pool
+  Clock::time_point last_beat_{};
+  Clock::time_point heard_{};  // rank 0's last message
+  std::string rank0_host_;
 };
 
 }  // namespace

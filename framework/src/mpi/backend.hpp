@@ -8,6 +8,7 @@
 // code, built together, so mathpool::Error may pass between them.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,9 @@ class Backend {
   virtual const std::string& node() const noexcept = 0;
   virtual int serve() = 0;
   virtual void abandon() noexcept = 0;
+  virtual void set_node_timeout(std::chrono::milliseconds timeout) = 0;
+  virtual std::string lost() const = 0;
+  [[noreturn]] virtual void abort(int status) noexcept = 0;
   // Rank 0: a local pool whose router spreads its tasks over the ranks.
   virtual std::unique_ptr<Pool::Impl> open_pool(const PoolOptions& options) = 0;
 };

@@ -3,7 +3,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "../host/plugin_search.hpp"
 
@@ -11,6 +16,16 @@
 #include "transport.hpp"
 
 namespace mathpool::mpi_detail {
+
+// How often a rank says it is still there while a pool is open.
+inline constexpr auto kHeartbeatInterval = std::chrono::seconds(1);
+// The least node timeout: a few heartbeats.
+inline constexpr auto kLeastNodeTimeout = std::chrono::seconds(2);
+
+// "30s", "2500ms": a duration as the config writes it.
+inline std::string format_duration(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? fmt::format("{}s", d.count() / 1000) : fmt::format("{}ms", d.count());
+}
 
 struct Job {
   int rank = 0;
@@ -23,6 +38,25 @@ struct Job {
   // The one channel to the other ranks; used by one thread at a time (the
   // router's thread while a pool is open, else the caller's).
   Transport transport;
+  // A rank silent for longer than this while a pool is open is lost
+  // (mpi.node_timeout; rank 0 sends it to the agents with each pool).
+  std::chrono::milliseconds node_timeout = std::chrono::seconds(30);
+
+  // Marks the job as having lost `rank`: the first call wins. Any thread.
+  void mark_lost(int lost_rank, const std::string& host, std::chrono::milliseconds silent) {
+    std::lock_guard lock(lost_mutex_);
+    if (lost_flag_.load()) return;
+    lost_message_ = fmt::format(
+        "MPI rank {} (host {}) sent nothing for {}; the job ends (mpi.node_timeout): records done so far are "
+        "kept, and `mathpool run --mpi --resume` runs the rest",
+        lost_rank, host.empty() ? "unknown" : host, format_duration(silent));
+    lost_flag_.store(true);
+  }
+  bool lost() const noexcept { return lost_flag_.load(); }
+  std::string lost_message() const {
+    std::lock_guard lock(lost_mutex_);
+    return lost_message_;
+  }
 
   // `workers: auto` on this machine: its cores, shared among the job's ranks
   // on it, so several ranks on one machine do not oversubscribe it.
@@ -30,6 +64,11 @@ struct Job {
     if (options.workers <= 0) options.workers = std::max(1, detail::available_cores() / std::max(local_ranks, 1));
     return options;
   }
+
+ private:
+  mutable std::mutex lost_mutex_;
+  std::atomic<bool> lost_flag_{false};
+  std::string lost_message_;
 };
 
 }  // namespace mathpool::mpi_detail

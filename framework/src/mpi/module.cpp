@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
 #include "agent.hpp"
 #include "backend.hpp"
 #include "job.hpp"
+#include "mathpool/mpi.hpp"
 #include "router.hpp"
 
 namespace mathpool::mpi_detail {
@@ -41,6 +43,8 @@ class JobBackend final : public Backend {
   }
 
   ~JobBackend() override {
+    // MPI_Finalize would wait for the lost rank forever.
+    if (job_.lost()) abort(MpiJob::kExitRankLost);
     if (!job_.finalize) return;
     if (job_.rank == 0) {
       for (int r = 1; r < job_.size; ++r) job_.transport.send(r, Tag::end, {});
@@ -53,6 +57,20 @@ class JobBackend final : public Backend {
   int size() const noexcept override { return job_.size; }
   const std::string& node() const noexcept override { return job_.node; }
   void abandon() noexcept override { job_.finalize = false; }
+
+  void set_node_timeout(std::chrono::milliseconds timeout) override {
+    if (timeout < kLeastNodeTimeout)
+      throw Error(ErrorKind::invalid_config,
+                  fmt::format("the node timeout must be at least {} (heartbeats go every {}), got {}",
+                              format_duration(kLeastNodeTimeout), format_duration(kHeartbeatInterval),
+                              format_duration(timeout)));
+    job_.node_timeout = timeout;
+  }
+  std::string lost() const override { return job_.lost() ? job_.lost_message() : std::string(); }
+  [[noreturn]] void abort(int status) noexcept override {
+    MPI_Abort(MPI_COMM_WORLD, status);
+    std::_Exit(status);  // MPI_Abort does not return; should it, this rank still ends
+  }
 
   int serve() override {
     if (job_.rank == 0) throw Error(ErrorKind::invalid_config, "rank 0 makes the pool; only other ranks serve()");

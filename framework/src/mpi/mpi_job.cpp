@@ -3,6 +3,7 @@
 // without MPI, or Open MPI missing at run time) every use is a clear error.
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -72,6 +73,12 @@ int MpiJob::size() const noexcept { return impl_->backend->size(); }
 const std::string& MpiJob::node() const noexcept { return impl_->backend->node(); }
 int MpiJob::serve() { return impl_->backend->serve(); }
 void MpiJob::abandon() noexcept { impl_->backend->abandon(); }
+void MpiJob::set_node_timeout(std::chrono::milliseconds timeout) { impl_->backend->set_node_timeout(timeout); }
+std::string MpiJob::lost() const { return impl_->backend->lost(); }
+void MpiJob::abort(int status) noexcept {
+  impl_->backend->abort(status);
+  std::_Exit(status);  // not reached
+}
 
 Pool::Pool(MpiJob& job, PoolOptions options) : impl_(job.impl().backend->open_pool(options)) {}
 

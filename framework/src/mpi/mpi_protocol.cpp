@@ -1,5 +1,8 @@
 #include "mpi_protocol.hpp"
 
+#include <algorithm>
+#include <climits>
+
 #include <fmt/format.h>
 
 #include "../common/msgpack_json.hpp"
@@ -21,6 +24,22 @@ PoolOptions decode_options(std::string_view bytes) {
   } catch (const std::exception& e) {
     throw Error(ErrorKind::invalid_config, fmt::format("pool options from rank 0: {}", e.what()));
   }
+}
+
+std::string encode_open(std::chrono::milliseconds node_timeout, const PoolOptions& options) {
+  std::string out;
+  put<std::uint64_t>(out, std::uint64_t(std::max<std::int64_t>(node_timeout.count(), 0)));
+  out += encode_options(options);
+  return out;
+}
+
+PoolOptions decode_open(std::string_view bytes, std::chrono::milliseconds& node_timeout) {
+  Reader in(bytes);
+  const auto ms = in.get<std::uint64_t>();
+  if (!in.ok() || ms > std::uint64_t(INT64_MAX))
+    throw Error(ErrorKind::invalid_config, "pool options from rank 0: truncated");
+  node_timeout = std::chrono::milliseconds(std::int64_t(ms));
+  return decode_options(bytes.substr(sizeof(std::uint64_t)));
 }
 
 void append_task(std::string& out, std::uint64_t id, std::string_view analysis, std::string_view params) {

@@ -3,7 +3,8 @@
 // type. Numbers are little-endian (the machines of a job share a byte order).
 //
 //   tag      direction        body
-//   open     0 -> agent       MessagePack map: the pool options (encode_options)
+//   open     0 -> agent       u64 node timeout (ms) . MessagePack map: the pool options
+//                             (encode_open)
 //   hello    agent -> 0       MessagePack map: node (host name), workers, error (text;
 //                             empty when the agent's local pool started)
 //   tasks    0 -> agent       repeated: u64 id . u16 n . n bytes analysis . u32 m . m bytes params
@@ -14,13 +15,24 @@
 //   close    0 -> agent       u8 terminate: stop the local pool (1: now, failing its tasks)
 //   closed   agent -> 0       empty: the local pool has stopped; every result was sent before
 //   end      0 -> agent       empty: the job is over, serve() returns
+//   heartbeat either way      the sender's host name: "still here", about every second
+//                             while a pool is open
+//                             (agent: from `open` until `closed`, even while it starts or
+//                             stops its local pool; rank 0: while its router runs)
 //
 // Flow control: rank 0 gives each node at most its quota of tasks at once and
 // sends more as results come back, so a fast node is fed more and a slow one
 // never holds more than it can start soon. Nothing blocks: sends are MPI_Isend
 // and receives follow MPI_Iprobe, so a rank never waits in MPI for a peer.
+//
+// Liveness: rank 0 notes when it last heard from each agent (any message
+// counts). An agent silent for longer than the node timeout (`mpi.node_timeout`)
+// is lost: rank 0 writes what is done and aborts the job. An agent that has
+// heard rank 0's heartbeats for the open pool and then hears nothing for as
+// long aborts the job itself (rank 0 stopped or gone).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -31,12 +43,16 @@
 
 namespace mathpool::mpi_detail {
 
-enum class Tag : int { open = 101, hello, tasks, results, cancel, close, closed, end };
+enum class Tag : int { open = 101, hello, tasks, results, cancel, close, closed, end, heartbeat };
 
 // The pool options as rank 0 sends them (workers 0: each node's own cores).
 std::string encode_options(const PoolOptions& options);
 // Throws mathpool::Error (invalid_config) when they are malformed.
 PoolOptions decode_options(std::string_view bytes);
+// An `open` body: the node timeout, then the pool options.
+std::string encode_open(std::chrono::milliseconds node_timeout, const PoolOptions& options);
+// Throws mathpool::Error (invalid_config) when it is malformed.
+PoolOptions decode_open(std::string_view bytes, std::chrono::milliseconds& node_timeout);
 
 // Appending and reading fixed-size numbers.
 template <typename T>

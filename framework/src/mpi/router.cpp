@@ -1,8 +1,11 @@
 #include "router.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include <fmt/format.h>
+
+#include "mathpool/mpi.hpp"
 
 namespace mathpool::mpi_detail {
 namespace {
@@ -24,6 +27,9 @@ constexpr auto kPollMax = std::chrono::microseconds(2000);
 // and the agents are gone, so it waits only briefly.
 constexpr auto kCloseWait = std::chrono::seconds(2);
 constexpr auto kTerminateCloseWait = std::chrono::milliseconds(200);
+// Once a rank is lost, rank 0's program has this long to write what is done
+// and abort the job (mathpool run takes milliseconds); then the router does.
+constexpr auto kLostGrace = std::chrono::seconds(10);
 
 std::uint64_t make_id(std::uint32_t index, std::uint32_t generation) {
   return (std::uint64_t(generation) << 32) | index;
@@ -35,14 +41,24 @@ Router::Router(Job& job, Pool::Impl& local, const PoolOptions& options) : job_(j
   nodes_.resize(std::size_t(job.size));
   nodes_[0].name = job.node;
   nodes_[0].workers = local.local_size();
-  // Agents start their pools (plugin load, setups) at the same time.
+  // Agents start their pools (plugin load, setups) at the same time; they
+  // send heartbeats meanwhile, so one that is stopped or gone is found after
+  // the node timeout rather than the setup timeout.
   std::string errors;
+  bool lost = false;
   int waiting = job.size - 1;
   const auto deadline = Clock::now() + options.setup_timeout + std::chrono::seconds(30);
+  for (Node& node : nodes_) node.heard = Clock::now();
   while (waiting > 0) {
+    beat();
     job.transport.progress();
     auto message = job.transport.try_receive();
     if (!message) {
+      if (find_silent()) {
+        errors = job.lost_message();
+        lost = true;
+        break;
+      }
       if (Clock::now() > deadline) {
         errors += "; some node agents did not answer within the setup timeout";
         break;
@@ -50,8 +66,11 @@ Router::Router(Job& job, Pool::Impl& local, const PoolOptions& options) : job_(j
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-    if (message->tag != Tag::hello || message->source <= 0 || message->source >= job.size) continue;
+    if (message->source <= 0 || message->source >= job.size) continue;
     Node& node = nodes_[std::size_t(message->source)];
+    node.heard = Clock::now();
+    if (message->tag == Tag::heartbeat && node.name.empty()) node.name = message->body;  // until its hello
+    if (message->tag != Tag::hello) continue;
     Value hello;
     try {
       hello = detail::msgpack_to_value(message->body);
@@ -70,13 +89,14 @@ Router::Router(Job& job, Pool::Impl& local, const PoolOptions& options) : job_(j
   }
   if (!errors.empty()) {
     close_nodes(true);
-    throw Error(ErrorKind::plugin_error, errors);
+    // A lost rank: the caller sees MpiJob::lost() and aborts the job.
+    throw Error(lost ? ErrorKind::crashed : ErrorKind::plugin_error, errors);
   }
   thread_ = std::thread([this] { loop(); });
 }
 
 void Router::open_nodes(Job& job, const PoolOptions& options) {
-  for (int r = 1; r < job.size; ++r) job.transport.send(r, Tag::open, encode_options(options));
+  for (int r = 1; r < job.size; ++r) job.transport.send(r, Tag::open, encode_open(job.node_timeout, options));
 }
 
 Router::~Router() {
@@ -231,7 +251,7 @@ bool Router::feed() {
     std::string batch;
     {
       std::lock_guard lock(mutex_);
-      if (pending_.empty() || closing_) return fed;
+      if (pending_.empty() || closing_ || job_.lost()) return fed;
       resize_quota(node);
       if (node.outstanding >= node.quota) continue;
       // Small top-ups wait until a quarter of the quota is free: fewer,
@@ -265,6 +285,7 @@ bool Router::receive_all() {
   std::vector<detail::Finished> answers;
   while (auto message = job_.transport.try_receive()) {
     received = true;
+    if (message->source > 0 && message->source < job_.size) nodes_[std::size_t(message->source)].heard = Clock::now();
     if (message->tag == Tag::closed && message->source > 0 && message->source < job_.size)
       nodes_[std::size_t(message->source)].closed = true;
     if (message->tag != Tag::results) continue;
@@ -291,6 +312,34 @@ void Router::close_nodes(bool terminate) {
   job_.transport.progress();
 }
 
+void Router::beat() {
+  const auto now = Clock::now();
+  if (now - last_beat_ < kHeartbeatInterval) return;
+  last_beat_ = now;
+  for (std::size_t n = 1; n < nodes_.size(); ++n)
+    if (!nodes_[n].closed) job_.transport.send(int(n), Tag::heartbeat, job_.node);
+}
+
+bool Router::find_silent() {
+  const auto now = Clock::now();
+  for (std::size_t n = 1; n < nodes_.size(); ++n) {
+    const Node& node = nodes_[n];
+    if (node.closed || now - node.heard <= job_.node_timeout) continue;
+    job_.mark_lost(int(n), node.name, job_.node_timeout);
+    lost_at_ = now;
+    changed_.notify_all();
+    return true;
+  }
+  return false;
+}
+
+void Router::abort_if_forgotten() {
+  if (lost_at_ == Clock::time_point{} || Clock::now() - lost_at_ < kLostGrace) return;
+  std::fprintf(stderr, "mathpool: error: %s\n", job_.lost_message().c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, MpiJob::kExitRankLost);
+}
+
 void Router::loop() {
   auto idle = kPollMin;
   for (;;) {
@@ -307,7 +356,10 @@ void Router::loop() {
       busy = std::exchange(activity_, false);
     }
     busy |= receive_all();
+    if (job_.lost()) abort_if_forgotten();
+    else find_silent();
     busy |= feed();
+    beat();
     job_.transport.progress();
     // MPI can only be polled. Every node holds about kQuotaCoverSeconds of
     // work, so a pass every kPollMin is ample and lets results gather into fewer,

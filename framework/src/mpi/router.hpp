@@ -37,6 +37,7 @@ class Router final : public Pool::Impl::Router {
  private:
   struct Node {  // nodes_[r] is rank r's
     std::string name;
+    std::chrono::steady_clock::time_point heard{};  // when its last message arrived
     int workers = 0;
     std::size_t quota = 0;        // tasks it may hold at once
     std::size_t outstanding = 0;  // given, not yet answered
@@ -66,6 +67,14 @@ class Router final : public Pool::Impl::Router {
 
   void loop();
   bool receive_all();
+  // Heartbeats to the agents, about every kHeartbeatInterval.
+  void beat();
+  // The first agent (not closed) silent for longer than the node timeout:
+  // marks the job lost; true when there is one.
+  bool find_silent();
+  // Once the job has lost a rank, rank 0's program writes what is done and
+  // aborts the job (mathpool/mpi.hpp); this ends it when the program does not.
+  void abort_if_forgotten();
   bool feed();
   void resize_quota(Node& node);
   void close_nodes(bool terminate);
@@ -80,6 +89,8 @@ class Router final : public Pool::Impl::Router {
   std::vector<Node> nodes_;  // [0]: rank 0's own pool
   int workers_ = 0;
   std::thread thread_;
+  std::chrono::steady_clock::time_point last_beat_{};
+  std::chrono::steady_clock::time_point lost_at_{};  // this router found a lost rank
 
   std::mutex mutex_;
   std::condition_variable changed_;

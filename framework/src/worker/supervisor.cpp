@@ -29,10 +29,8 @@ namespace {
 
 constexpr int kChannelFd = 3;
 // Adopted processes are looked for after each worker's end and each fork,
-// then every 100 ms, less often while nothing changes (up to every 10 s), so
-// an idle pool's supervisor does not wake up.
-constexpr auto kScanFirst = std::chrono::milliseconds(100);
-constexpr auto kScanLongest = std::chrono::milliseconds(10000);
+// and every 100 ms while the host says tasks are in flight (watch).
+constexpr auto kScanEvery = std::chrono::milliseconds(100);
 
 class Supervisor {
  public:
@@ -42,7 +40,7 @@ class Supervisor {
 
  private:
   void reap();
-  int scan_children();  // returns how many escaped processes it killed
+  void scan_children();
   void make_worker(std::uint64_t request);
   pid_t fork_worker(int worker_end, int host_end);
   pid_t spawn_worker(int worker_end, std::string& error);
@@ -66,12 +64,11 @@ int Supervisor::run() {
   signals_ = signalfd(-1, &child, SFD_CLOEXEC | SFD_NONBLOCK);
   reap();  // the middle processes of what the setups daemonized
   for_each_child(note_child, &spared_);
-  auto next_scan = std::chrono::steady_clock::now() + kScanFirst;
-  auto interval = kScanFirst;
+  bool busy = false;
+  auto last_scan = std::chrono::steady_clock::now();
   for (;;) {
     pollfd fds[2] = {{channel_.fd(), POLLIN, 0}, {signals_, POLLIN, 0}};
-    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_scan - std::chrono::steady_clock::now());
-    const int ready = ::poll(fds, 2, int(std::max<std::int64_t>(0, wait.count())));
+    const int ready = ::poll(fds, 2, busy ? int(kScanEvery.count()) : -1);
     if (ready < 0 && errno != EINTR) break;
     bool reaped = false;
     if (fds[1].revents & POLLIN) {
@@ -82,7 +79,7 @@ int Supervisor::run() {
     }
     reap();
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      reaped = true;  // a fork request: look again soon
+      reaped = true;  // a fork request or a change of watch: look now
       const bool open = channel_.fill();
       bool stop = !open;
       try {
@@ -90,6 +87,8 @@ int Supervisor::run() {
           if (frame->type == MessageType::exit) stop = true;
           else if (frame->type == MessageType::fork)
             make_worker(decode_control(*frame).at("request").get<std::uint64_t>());
+          else if (frame->type == MessageType::watch)
+            busy = decode_control(*frame).at("busy").get<bool>();
           else
             throw ProtocolError(fmt::format("unexpected message of type {}", int(frame->type)));
         }
@@ -100,11 +99,9 @@ int Supervisor::run() {
       if (stop) break;
     }
     const auto now = std::chrono::steady_clock::now();
-    if (reaped) interval = kScanFirst;
-    if (reaped || now >= next_scan) {
-      if (scan_children() > 0) interval = kScanFirst;
-      else if (!reaped) interval = std::min(interval * 2, kScanLongest);
-      next_scan = now + interval;
+    if (reaped || (busy && now - last_scan >= kScanEvery)) {
+      scan_children();
+      last_scan = now;
     }
   }
   end_everything();
@@ -124,20 +121,17 @@ void Supervisor::reap() {
 struct ScanContext {
   const std::set<pid_t>* workers;
   const std::set<pid_t>* spared;
-  int killed = 0;
 };
 
 void kill_escaped(pid_t pid, void* context) {
   auto* known = static_cast<ScanContext*>(context);
   if (known->workers->count(pid) || known->spared->count(pid)) return;
   kill_tree(pid);  // adopted: it escaped a worker (or is a dead worker's orphan)
-  ++known->killed;
 }
 
-int Supervisor::scan_children() {
+void Supervisor::scan_children() {
   ScanContext context{&workers_, &spared_};
   for_each_child(kill_escaped, &context);
-  return context.killed;
 }
 
 void Supervisor::make_worker(std::uint64_t request) {

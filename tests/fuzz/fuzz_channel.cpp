@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "common/channel.hpp"
+#include "common/messages.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   int fds[2];
@@ -28,7 +29,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } else if (frame.type == MessageType::run) {
       (void)mathpool::detail::decode_run(frame);
     } else {
-      (void)mathpool::detail::decode_control(frame).dump(-1, ' ', false, mathpool::Value::error_handler_t::replace);
+      // Through the one schema (messages.hpp), strictly, as the host and the
+      // worker decode them.
+      using namespace mathpool::detail;
+      switch (frame.type) {
+        case MessageType::hello: (void)HelloMessage::decode(frame); break;
+        case MessageType::ready: (void)ReadyMessage::decode(frame); break;
+        case MessageType::setup: (void)SetupMessage::decode(frame); break;
+        case MessageType::refused: (void)RefusedMessage::decode(frame); break;
+        case MessageType::fork: (void)ForkMessage::decode(frame); break;
+        case MessageType::forked: (void)ForkedMessage::decode(frame); break;
+        case MessageType::fork_failed: (void)ForkFailedMessage::decode(frame); break;
+        case MessageType::exited: (void)ExitedMessage::decode(frame); break;
+        case MessageType::watch: (void)WatchMessage::decode(frame); break;
+        case MessageType::exit: (void)ExitMessage::decode(frame); break;
+        default: break;
+      }
     }
   };
   try {

@@ -35,12 +35,11 @@ Value decode_control(const Frame& frame) {
   return body;
 }
 
-void check_sender(const Value& message, pid_t process) {
-  const auto pid = message.find("pid");
-  if (pid == message.end() || !pid->is_number_integer() || pid->get<std::int64_t>() == process) return;
+void check_sender(pid_t claimed, pid_t process) {
+  if (claimed == process) return;
   throw ProtocolError(fmt::format("process {} wrote on the channel of process {} (a copy that a setup or task "
                                   "forked, such as a setup calling daemon()?)",
-                                  pid->get<std::int64_t>(), process));
+                                  claimed, process));
 }
 
 RunRequest decode_run(const Frame& frame) {

@@ -49,9 +49,9 @@ class FrameTooLarge : public ProtocolError {
 Value decode_control(const Frame& frame);
 RunRequest decode_run(const Frame& frame);
 ResultReply decode_result(const Frame& frame);
-// Throws ProtocolError when a control message names a pid other than
+// Throws ProtocolError when a message names a pid (`claimed`) other than
 // `process`, the one the host started (see protocol.hpp, setup).
-void check_sender(const Value& message, pid_t process);
+void check_sender(pid_t claimed, pid_t process);
 
 class Channel {
  public:

@@ -26,14 +26,11 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
   worker_program_ = options_.worker_program.empty() ? detail::default_worker_program()
                                                     : options_.worker_program;
   plugin_files_ = find_plugin_files(options_);
-  Value files = Value::array();
-  for (const auto& file : plugin_files_) files.push_back(file.string());
-  hello_ = {{"protocol", kProtocolVersion},
-            {"plugins", files},
-            {"memory_limit", options_.memory_limit},
-            {"isolation", options_.isolation == Isolation::task ? "task" : "worker"},
-            {"allow_insecure_plugins", options_.allow_insecure_plugins},
-            {"setup", options_.preload ? Value(*options_.preload) : Value(true)}};
+  for (const auto& file : plugin_files_) hello_.plugins.push_back(file.string());
+  hello_.memory_limit = options_.memory_limit;
+  hello_.isolation = options_.isolation == Isolation::task ? "task" : "worker";
+  hello_.allow_insecure_plugins = options_.allow_insecure_plugins;
+  hello_.setup = options_.preload;
 
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   slots_.resize(static_cast<std::size_t>(options_.workers));
@@ -333,26 +330,12 @@ void Pool::Impl::run_loop() {
   stop_all_workers();
 }
 
-std::size_t Pool::Impl::chunk_limit() const {
-  if (options_.chunk_size > 0) return std::size_t(options_.chunk_size);
-  // Hold about kChunkWork of work per worker, so dispatch costs stay a small
-  // fraction of it, but split the remaining queue fairly so no worker idles.
-  constexpr double kChunkWork = 0.002;
-  constexpr std::size_t kMaxChunk = 1024;
-  std::size_t by_time = 2;  // before any measurement: one running, one waiting
-  if (mean_task_seconds_ >= 0)
-    by_time = mean_task_seconds_ * kMaxChunk < kChunkWork
-                  ? kMaxChunk
-                  : std::max<std::size_t>(1, std::size_t(kChunkWork / mean_task_seconds_));
-  const std::size_t fair = (queue_.size() + slots_.size() - 1) / slots_.size();
-  return std::max<std::size_t>(1, std::min(by_time, fair));
-}
-
 void Pool::Impl::dispatch() {
   for (Slot& slot : slots_) {
     if (queue_.empty()) return;
     if (slot.state != SlotState::ready) continue;
-    std::size_t limit = chunk_limit();  // tasks the worker may hold, the running one included
+    // Tasks the worker may hold, the running one included.
+    std::size_t limit = detail::chunk_limit(options_.chunk_size, mean_task_seconds_, queue_.size(), slots_.size());
     if (options_.max_tasks_per_worker > 0)
       limit = std::min<std::size_t>(limit, std::size_t(options_.max_tasks_per_worker - slot.stats.tasks));
     // Top up only below half the limit, so each write carries many tasks.
@@ -416,17 +399,21 @@ void Pool::Impl::refuse_reply(Slot& slot, const std::exception& error, bool) {
 void Pool::Impl::handle_frame(Slot& slot, const detail::Frame& frame) {
   using detail::MessageType;
   if (frame.type == MessageType::result && answers(slot)) return handle_result(slot, frame);
-  const Value message = detail::decode_control(frame);
-  detail::check_sender(message, slot.pid);
   if (frame.type == MessageType::setup) {
-    if (message.contains("seconds")) return count_setup(slot, message);  // finished
-    slot.in_setup = message.value("analysis", "");                        // begins
+    const auto setup = detail::SetupMessage::decode(frame);
+    detail::check_sender(setup.pid, slot.pid);
+    if (setup.seconds) return count_setup(slot, setup);  // finished
+    slot.in_setup = setup.analysis;                       // begins
     return;
   }
-  if (frame.type == MessageType::ready && slot.state == SlotState::starting) return handle_ready(slot, message);
+  if (frame.type == MessageType::ready && slot.state == SlotState::starting) {
+    const auto ready = detail::ReadyMessage::decode(frame);
+    detail::check_sender(ready.pid, slot.pid);
+    return handle_ready(slot, ready);
+  }
   if (frame.type == MessageType::ready && slot.state == SlotState::hung_in_setup) return;  // too late: it is being killed
   if (frame.type == MessageType::refused)
-    return fail_startup("worker refused the host: " + message.value("message", ""));
+    return fail_startup("worker refused the host: " + detail::RefusedMessage::decode(frame).message);
   throw detail::ProtocolError(fmt::format("unexpected message of type {}", int(frame.type)));
 }
 
@@ -465,9 +452,9 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
     retire(slot, fmt::format("recycled after {} tasks", slot.stats.tasks));
 }
 
-void Pool::Impl::count_setup(Slot& slot, const Value& message) {
-  const std::string analysis = message.value("analysis", "");
-  const double seconds = message.at("seconds").get<double>();
+void Pool::Impl::count_setup(Slot& slot, const detail::SetupMessage& message) {
+  const std::string& analysis = message.analysis;
+  const double seconds = *message.seconds;
   if (slot.in_setup == analysis) {
     slot.in_setup.clear();
     setup_crashes_.erase(analysis);  // it succeeded
@@ -479,35 +466,25 @@ void Pool::Impl::count_setup(Slot& slot, const Value& message) {
   stats_dirty_ = true;
 }
 
-// The task running by the host's own observations: the first unanswered
-// one, since no later than it was sent or the previous result arrived. The
-// progress page, written in the worker (and so by its tasks), may only make
-// that more precise: name a later task of the worker's chunk that began no
-// earlier than it was sent, and an earlier start, never a later one.
-std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot, Clock::time_point now) const {
-  if (slot.inflight.empty()) return std::nullopt;
-  RunningTask host{slot.answered + 1, slot.head_since};
-  const detail::ProgressPage* page = slot.progress.page();
-  if (!page) return host;
-  const std::uint64_t started = page->started.load(std::memory_order_acquire);
-  const std::uint64_t finished = page->finished.load(std::memory_order_acquire);
-  if (started <= finished) {
-    // Between tasks by the page: believed for blame only when the host saw
-    // the same (it is the task's word otherwise; refunds are bounded).
-    return std::nullopt;
+std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot, Clock::time_point now,
+                                                                 bool time_limit) const {
+  const detail::HostView host{slot.answered, slot.inflight.size(), slot.head_since};
+  std::optional<detail::PageView> page;
+  if (const detail::ProgressPage* p = slot.progress.page()) {
+    page.emplace();
+    page->started = p->started.load(std::memory_order_acquire);
+    page->finished = p->finished.load(std::memory_order_acquire);
+    page->started_at = Clock::time_point(std::chrono::nanoseconds(p->started_ns.load(std::memory_order_relaxed)));
   }
-  if (started <= slot.answered || started - slot.answered > slot.inflight.size()) return host;
-  const Task& task = slot.inflight[std::size_t(started - slot.answered - 1)];
-  Clock::time_point since{std::chrono::nanoseconds(page->started_ns.load(std::memory_order_relaxed))};
-  since = std::min(std::max(since, task.sent_at), std::min(host.since, now));
-  return RunningTask{started, since};
+  const auto sent_at = [&slot](std::size_t i) { return slot.inflight[i].sent_at; };
+  return time_limit ? detail::time_limit_task(host, page, now, sent_at) : detail::running_task(host, page, now, sent_at);
 }
 
 // A task's time counts from the host's observations (running_task); a page
 // that says nothing runs does not stop the clock.
 void Pool::Impl::check_task_time(Slot& slot, Clock::time_point now) {
   if (!options_.task_timeout || slot.state != SlotState::ready || slot.inflight.empty()) return;
-  const RunningTask running = running_task(slot, now).value_or(RunningTask{slot.answered + 1, slot.head_since});
+  const RunningTask running = *running_task(slot, now, true);
   if (now - running.since < *options_.task_timeout) return;
   slot.timed_out_task = running.ordinal;
   detail::send_signal(slot.pid, slot.pidfd, SIGTERM);
@@ -544,8 +521,7 @@ int Pool::Impl::poll_timeout_ms(Clock::time_point now) const {
   for (const Slot& slot : slots_) {
     if (!stopping_) next = std::min(next, slot.deadline);
     if (options_.task_timeout && !slot.inflight.empty() && slot.state == SlotState::ready) {
-      const RunningTask running = running_task(slot, now).value_or(RunningTask{slot.answered + 1, slot.head_since});
-      next = std::min(next, running.since + *options_.task_timeout);
+      next = std::min(next, running_task(slot, now, true)->since + *options_.task_timeout);
     }
   }
   if (!retiring_.empty()) next = std::min(next, now + std::chrono::milliseconds(20));

@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "../common/channel.hpp"
+#include "../common/messages.hpp"
 #include "cgroup.hpp"
 #include "completion.hpp"
 #include "worker_process.hpp"
+#include "slot_logic.hpp"
 #include "supervisor_client.hpp"
 #include "mathpool/pool.hpp"
 
@@ -105,51 +107,18 @@ class Pool::Impl {
   bool serving() const noexcept;
 
  private:
-  // The lifecycle of a worker slot, written down once. Every change of state
-  // goes through enter(), which checks it against the table (always; an
-  // invalid change is reported as an internal error) and sets the state's
-  // one deadline; when that passes, on_slot_deadline() acts.
-  //
-  //   state                   process  deadline (on_slot_deadline)        leaves for
-  //   stopped                 none     none                               forking, waiting_*
-  //   waiting_to_restart      none     back-off over: start_slot          forking, waiting_*
-  //   waiting_for_supervisor  none     none: started when the pool's      forking, waiting_*
-  //                                    supervisor is ready (or failed)
-  //   forking                 none     none (the supervisor's own fork    starting (forked); waiting_*
-  //                                    deadline ends it if it hangs)      (fork failed, supervisor ended)
-  //   starting                up       setup_timeout: SIGKILL,            ready (ready message);
-  //                                    -> hung_in_setup                   dying
-  //   hung_in_setup           dying    none                               dying
-  //   ready                   up       the running task's limit           stopping_after_timeout; dying
-  //                                    (check_task_time): SIGTERM
-  //   stopping_after_timeout  dying    SIGKILL after kTerminateGrace      dying; stopped (late result: retire)
-  //   dying                   killed   kReportGrace: judged without       stopped (conclude_death)
-  //                                    the supervisor's report
-  //   any                                                                 stopped (pool stops, retire)
+  // The lifecycle of a worker slot is the table in slot_logic.hpp. Every
+  // change of state goes through enter(), which checks it against the table
+  // (always; an invalid change is reported as an internal error) and sets
+  // the state's one deadline; when that passes, on_slot_deadline() acts.
   //
   // A worker's death is seen from its pidfd, its channel or its supervisor's
   // `exited` report, whichever comes first (begin_death: what the host saw
   // is noted, the process is killed); it is judged when the report comes
-  // (conclude_death; blame by the host's own observations, made more precise
-  // by the page). A wait status becomes a verdict in judge_exit()
-  // (worker_process.hpp), nowhere else.
-  enum class SlotState {
-    stopped,
-    waiting_to_restart,
-    waiting_for_supervisor,
-    forking,
-    starting,
-    hung_in_setup,
-    ready,
-    stopping_after_timeout,
-    dying,
-  };
-  // The task a worker has begun and not finished: its ordinal (1-based,
-  // since the worker started) and when it began.
-  struct RunningTask {
-    std::uint64_t ordinal;
-    Clock::time_point since;
-  };
+  // (conclude_death, by detail::blame). A wait status becomes a verdict in
+  // judge_exit() (worker_process.hpp), nowhere else.
+  using SlotState = detail::SlotState;
+  using RunningTask = detail::RunningTask;
   // What the host noted when it saw a worker die, judged once the status comes.
   struct DeathNote {
     std::string why;                      // "" : the wait status says it
@@ -223,7 +192,7 @@ class Pool::Impl {
   void read_supervisors(Clock::time_point now);
   void handle_supervisor_events(const std::shared_ptr<detail::SupervisorProcess>& supervisor,
                                 detail::SupervisorProcess::Events& events);
-  void supervisor_ready(const Value& ready);
+  void supervisor_ready(const detail::ReadyMessage& ready);
   void worker_forked(const std::shared_ptr<detail::SupervisorProcess>& supervisor,
                      const detail::SupervisorProcess::Forked& forked);
   void supervisor_ended(const std::shared_ptr<detail::SupervisorProcess>& supervisor, const std::string& why);
@@ -233,11 +202,10 @@ class Pool::Impl {
   void begin_bisection_trial();
   void retire_old_supervisors();
   void dispatch();
-  std::size_t chunk_limit() const;
   void handle_input(Slot& slot);
   void handle_frame(Slot& slot, const detail::Frame& frame);
-  void handle_ready(Slot& slot, const Value& message);
-  void handle_load_errors(const Value& ready);
+  void handle_ready(Slot& slot, const detail::ReadyMessage& message);
+  void handle_load_errors(const std::vector<std::string>& errors);
   void handle_result(Slot& slot, const detail::Frame& frame);
   // A reply the host refused: the running task's error, and the worker goes.
   void refuse_reply(Slot& slot, const std::exception& error, bool too_large);
@@ -253,7 +221,9 @@ class Pool::Impl {
   void close_process(Slot& slot);
   void check_deadlines(Clock::time_point now);
   void check_task_time(Slot& slot, Clock::time_point now);
-  std::optional<RunningTask> running_task(const Slot& slot, Clock::time_point now) const;
+  // The running task by the host's observations and the checked page
+  // (slot_logic.hpp); time_limit: the one whose time limit counts.
+  std::optional<RunningTask> running_task(const Slot& slot, Clock::time_point now, bool time_limit = false) const;
   int poll_timeout_ms(Clock::time_point now) const;
   void fail_startup(const std::string& message);
   // A worker could not start: back off, and after a few failures report them.
@@ -270,12 +240,12 @@ class Pool::Impl {
   void update_parking();
   void park_workers();
   // A worker's report of a setup it ran: its cost goes to the statistics.
-  void count_setup(Slot& slot, const Value& message);
+  void count_setup(Slot& slot, const detail::SetupMessage& message);
 
   PoolOptions options_;
   std::filesystem::path worker_program_;
   std::vector<std::filesystem::path> plugin_files_;
-  Value hello_;
+  detail::HelloMessage hello_;
   Value catalogue_ = Value::array();
   Clock::time_point created_at_ = Clock::now();
   int wake_fd_ = -1;

@@ -22,7 +22,7 @@ bool readable(int fd, int timeout_ms = 0) {
 
 }  // namespace
 
-SupervisorProcess::SupervisorProcess(const std::filesystem::path& program, Value hello,
+SupervisorProcess::SupervisorProcess(const std::filesystem::path& program, HelloMessage hello,
                                      std::chrono::milliseconds setup_timeout, std::chrono::milliseconds fork_timeout,
                                      CgroupTree* cgroups)
     : program_(program),
@@ -43,14 +43,14 @@ void SupervisorProcess::start() {
   phase_ = Phase::starting;
   started_at_ = Clock::now();
   start_deadline_ = started_at_ + setup_timeout_;
-  channel_.queue_control(MessageType::hello, hello_);
+  queue_message(channel_, MessageType::hello, hello_);
   channel_.flush_some();  // the rest goes out as the poll loop finds room
 }
 
 std::uint64_t SupervisorProcess::request_fork(Clock::time_point now) {
   const std::uint64_t request = next_request_++;
   pending_[request] = now + fork_timeout_;
-  channel_.queue_control(MessageType::fork, {{"request", request}});
+  queue_message(channel_, MessageType::fork, ForkMessage{request});
   channel_.flush_some();
   return request;
 }
@@ -58,7 +58,7 @@ std::uint64_t SupervisorProcess::request_fork(Clock::time_point now) {
 void SupervisorProcess::watch(bool busy) {
   if (busy == busy_ || phase_ == Phase::ended) return;
   busy_ = busy;
-  channel_.queue_control(MessageType::watch, {{"busy", busy}});
+  queue_message(channel_, MessageType::watch, WatchMessage{busy});
   channel_.flush_some();
 }
 
@@ -109,32 +109,36 @@ SupervisorProcess::Events SupervisorProcess::read(Clock::time_point now) {
 }
 
 void SupervisorProcess::handle_frame(const Frame& frame, Events& events) {
-  const Value message = decode_control(frame);
   switch (frame.type) {
-    case MessageType::setup:
-      check_sender(message, pid_);
-      died_in_setup_ = message.value("analysis", "");
-      if (message.contains("seconds")) {  // that setup is done
+    case MessageType::setup: {
+      const auto setup = SetupMessage::decode(frame);
+      check_sender(setup.pid, pid_);
+      died_in_setup_ = setup.analysis;
+      if (setup.seconds) {  // that setup is done
         AnalysisStats& cost = setup_costs_[std::exchange(died_in_setup_, "")];
         ++cost.setups;
-        cost.setup_seconds += message.at("seconds").get<double>();
+        cost.setup_seconds += *setup.seconds;
       }
       return;
-    case MessageType::ready:
-      check_sender(message, pid_);
+    }
+    case MessageType::ready: {
+      auto ready = ReadyMessage::decode(frame);
+      check_sender(ready.pid, pid_);
+      if (ready.protocol != kProtocolVersion) throw ProtocolError("the supervisor speaks another protocol version");
       if (phase_ != Phase::starting) throw ProtocolError("a second ready message");
       phase_ = Phase::ready;
       became_ready_ = true;
       died_in_setup_.clear();
       start_seconds_ = std::chrono::duration<double>(Clock::now() - started_at_).count();
-      events.ready = message;
+      events.ready = std::move(ready);
       return;
+    }
     case MessageType::refused:
-      events.ended = "refused the host: " + message.value("message", std::string());
+      events.ended = "refused the host: " + RefusedMessage::decode(frame).message;
       return;
     case MessageType::forked: {
-      Forked forked{message.at("request").get<std::uint64_t>(), message.at("pid").get<pid_t>(), channel_.take_fd(),
-                    channel_.take_fd()};
+      const auto message = ForkedMessage::decode(frame);
+      Forked forked{message.request, message.pid, channel_.take_fd(), channel_.take_fd()};
       if (forked.channel_fd < 0 || forked.pidfd < 0 || pending_.erase(forked.request) == 0) {
         // Cancelled meanwhile (or descriptors missing): the worker sees its
         // channel close and exits.
@@ -147,13 +151,15 @@ void SupervisorProcess::handle_frame(const Frame& frame, Events& events) {
       return;
     }
     case MessageType::fork_failed: {
-      const auto request = message.at("request").get<std::uint64_t>();
-      if (pending_.erase(request)) events.fork_failed.emplace_back(request, message.value("message", std::string()));
+      const auto failed = ForkFailedMessage::decode(frame);
+      if (pending_.erase(failed.request)) events.fork_failed.emplace_back(failed.request, failed.message);
       return;
     }
-    case MessageType::exited:
-      events.exited.emplace_back(message.at("pid").get<pid_t>(), message.at("status").get<int>());
+    case MessageType::exited: {
+      const auto exited = ExitedMessage::decode(frame);
+      events.exited.emplace_back(exited.pid, exited.status);
       return;
+    }
     default:
       throw ProtocolError(fmt::format("unexpected message of type {} from a supervisor", int(frame.type)));
   }
@@ -185,7 +191,7 @@ void SupervisorProcess::kill(const std::string&) {
 void SupervisorProcess::stop() {
   if (phase_ == Phase::ended) return;
   channel_.discard_output();
-  channel_.queue_control(MessageType::exit, Value::object());
+  queue_message(channel_, MessageType::exit, ExitMessage{});
   channel_.flush_some();
   channel_.close();  // it ends at end of stream, with everything below it
   const bool gone = readable(pidfd_, int(kStopGrace.count()));

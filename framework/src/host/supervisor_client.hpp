@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/messages.hpp"
 #include "cgroup.hpp"
 #include "mathpool/pool.hpp"
 #include "worker_process.hpp"
@@ -31,7 +32,7 @@ class SupervisorProcess {
   };
   // What one read brought.
   struct Events {
-    std::optional<Value> ready;  // its ready message (zygote: the catalogue)
+    std::optional<ReadyMessage> ready;  // its ready message (zygote: the catalogue)
     std::vector<Forked> forked;
     std::vector<std::pair<std::uint64_t, std::string>> fork_failed;
     std::vector<std::pair<pid_t, int>> exited;  // worker pid, wait status
@@ -42,7 +43,7 @@ class SupervisorProcess {
 
   // `hello` carries its mode ("zygote" or "spawn"). `cgroups` (may be null)
   // must outlive this.
-  SupervisorProcess(const std::filesystem::path& program, Value hello, std::chrono::milliseconds setup_timeout,
+  SupervisorProcess(const std::filesystem::path& program, HelloMessage hello, std::chrono::milliseconds setup_timeout,
                     std::chrono::milliseconds fork_timeout, CgroupTree* cgroups);
   ~SupervisorProcess() { stop(); }
   SupervisorProcess(const SupervisorProcess&) = delete;
@@ -85,7 +86,7 @@ class SupervisorProcess {
   bool hung() const noexcept { return hung_; }
   // Whether it got as far as its ready message.
   bool became_ready() const noexcept { return became_ready_; }
-  const Value& hello() const noexcept { return hello_; }
+  const HelloMessage& hello() const noexcept { return hello_; }
 
  private:
   void handle_frame(const Frame& frame, Events& events);
@@ -93,7 +94,7 @@ class SupervisorProcess {
   std::string end(bool kill);
 
   std::filesystem::path program_;
-  Value hello_;
+  HelloMessage hello_;
   std::chrono::milliseconds setup_timeout_, fork_timeout_;
   CgroupTree* cgroups_;
   ProcessCgroup cgroup_;

@@ -20,8 +20,8 @@ void Pool::Impl::wait_for_supervisor(Slot& slot) {
 
 void Pool::Impl::start_supervisor() {
   supervisor_restart_at_ = Clock::time_point::max();
-  Value hello = hello_;
-  hello["mode"] = options_.start == StartMode::zygote ? "zygote" : "spawn";
+  detail::HelloMessage hello = hello_;
+  hello.mode = options_.start == StartMode::zygote ? "zygote" : "spawn";
   auto supervisor =
       std::make_shared<Supervisor>(worker_program_, std::move(hello), options_.setup_timeout, kForkTimeout, &cgroups_);
   try {
@@ -85,13 +85,13 @@ void Pool::Impl::handle_supervisor_events(const std::shared_ptr<Supervisor>& sup
   }
 }
 
-void Pool::Impl::supervisor_ready(const Value& ready) {
+void Pool::Impl::supervisor_ready(const detail::ReadyMessage& ready) {
   stats_dirty_ = true;
   supervisor_outside_kills_ = 0;
   if (options_.start == StartMode::zygote) {
-    handle_load_errors(ready);
+    handle_load_errors(ready.errors);
     std::lock_guard lock(mutex_);
-    if (!startup_done_) catalogue_ = ready.at("analyses");
+    if (!startup_done_) catalogue_ = ready.analyses;
   }
   for (Slot& slot : slots_)
     if (slot.state == SlotState::waiting_for_supervisor) start_slot(slot);
@@ -120,7 +120,7 @@ void Pool::Impl::worker_forked(const std::shared_ptr<Supervisor>& supervisor, co
   stats_dirty_ = true;
   // A forked worker has its plugins already; a spawned one is told what to load.
   if (options_.start == StartMode::spawn) {
-    slot->channel.queue_control(detail::MessageType::hello, hello_);
+    detail::queue_message(slot->channel, detail::MessageType::hello, hello_);
     slot->channel.flush_some();
   }
 }
@@ -184,13 +184,11 @@ void Pool::Impl::supervisor_broken(const std::string& reason) {
     // The same again with a fresh template: one of the setups breaks its
     // fork (a fork handler that blocks, descriptors used up...). Find it.
     std::vector<std::string> suspects;
-    const Value& setup = hello_.contains("setup") ? hello_["setup"] : Value(true);
-    const Value& quarantined = hello_.contains("quarantine") ? hello_["quarantine"] : Value::object();
     for (const auto& entry : catalogue_) {
       const std::string name = entry.value("name", "");
-      const bool set_up = setup.is_boolean() ? setup.get<bool>()
-                                             : std::find(setup.begin(), setup.end(), name) != setup.end();
-      if (set_up && !quarantined.contains(name)) suspects.push_back(name);
+      const bool set_up = !hello_.setup || std::find(hello_.setup->begin(), hello_.setup->end(), name) !=
+                                               hello_.setup->end();
+      if (set_up && !hello_.quarantine.contains(name)) suspects.push_back(name);
     }
     supervisor_failures_ = 0;
     if (!suspects.empty()) {
@@ -221,10 +219,9 @@ void Pool::Impl::begin_bisection_trial() {
   }
   const auto half = bisection_.suspects.begin() + std::ptrdiff_t(bisection_.suspects.size() / 2);
   bisection_.trial.assign(bisection_.suspects.begin(), half);
-  Value hello = hello_;
-  hello["mode"] = "zygote";
-  hello["setup"] = Value::array();
-  for (const auto& name : bisection_.trial) hello["setup"].push_back(name);
+  detail::HelloMessage hello = hello_;
+  hello.mode = "zygote";
+  hello.setup = bisection_.trial;
   bisection_.probe =
       std::make_shared<Supervisor>(worker_program_, std::move(hello), options_.setup_timeout, kForkTimeout, &cgroups_);
   try {
@@ -260,7 +257,7 @@ void Pool::Impl::retire_old_supervisors() {
 }
 
 void Pool::Impl::quarantine(const std::string& analysis, const std::string& reason) {
-  hello_["quarantine"][analysis] = reason;
+  hello_.quarantine[analysis] = reason;
   if (options_.start != StartMode::zygote || !supervisor_) return;
   // Workers from here on come from a template that knows; the old one lives
   // until its last worker retires, so running tasks are not disturbed.

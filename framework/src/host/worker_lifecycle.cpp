@@ -30,36 +30,17 @@ void Pool::Impl::note_setup_crash(const std::string& analysis, const std::string
                                    setup_crashes_[analysis], reason));
 }
 
-void Pool::Impl::handle_load_errors(const Value& ready) {
-  const auto& errors = ready.at("errors");
+void Pool::Impl::handle_load_errors(const std::vector<std::string>& errors) {
   if (errors.empty()) return;
   std::string joined;
-  for (const auto& e : errors) joined += (joined.empty() ? "" : "; ") + e.get<std::string>();
+  for (const auto& e : errors) joined += (joined.empty() ? "" : "; ") + e;
   fail_startup(joined);
 }
 
 void Pool::Impl::enter(Slot& slot, SlotState next, Clock::time_point deadline) {
-  using S = SlotState;
-  // The transitions of the table in pool_impl.hpp, checked in every build.
-  const auto allowed = [](S from, S to) {
-    if (to == S::stopped) return true;  // a death judged, a retirement, the pool stops
-    switch (from) {
-      case S::stopped:
-      case S::waiting_to_restart:
-      case S::waiting_for_supervisor:
-      case S::forking:
-        return to == S::forking || to == S::waiting_to_restart || to == S::waiting_for_supervisor ||
-               (from == S::forking && to == S::starting);
-      case S::starting: return to == S::ready || to == S::hung_in_setup || to == S::dying;
-      case S::hung_in_setup: return to == S::dying;
-      case S::ready: return to == S::stopping_after_timeout || to == S::dying;
-      case S::stopping_after_timeout: return to == S::dying;
-      default: return false;
-    }
-  };
-  if (!allowed(slot.state, next)) {
-    std::fprintf(stderr, "mathpool: internal error: worker slot %d went from state %d to %d\n", slot.index,
-                 int(slot.state), int(next));
+  if (!detail::slot_transition_allowed(slot.state, next)) {
+    std::fprintf(stderr, "mathpool: internal error: worker slot %d went from %s to %s\n", slot.index,
+                 std::string(to_string(slot.state)).c_str(), std::string(to_string(next)).c_str());
     ++invalid_transitions_;
   }
   slot.state = next;
@@ -131,10 +112,9 @@ void Pool::Impl::fail_startup(const std::string& message) {
   changed_.notify_all();
 }
 
-void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
-  if (message.value("protocol", 0) != kProtocolVersion)
-    throw detail::ProtocolError("worker speaks another protocol version");
-  handle_load_errors(message);
+void Pool::Impl::handle_ready(Slot& slot, const detail::ReadyMessage& message) {
+  if (message.protocol != kProtocolVersion) throw detail::ProtocolError("worker speaks another protocol version");
+  handle_load_errors(message.errors);
   if (!slot.in_setup.empty()) setup_crashes_.erase(std::exchange(slot.in_setup, ""));  // it succeeded
   enter(slot, SlotState::ready);
   slot.start_failures = 0;
@@ -146,7 +126,7 @@ void Pool::Impl::handle_ready(Slot& slot, const Value& message) {
       std::chrono::duration<double>(Clock::now() - slot.started_at).count();
   std::lock_guard lock(mutex_);
   stats_.workers[std::size_t(slot.index)] = slot.stats;
-  if (!startup_done_ && catalogue_.empty()) catalogue_ = message.at("analyses");
+  if (!startup_done_ && catalogue_.empty()) catalogue_ = message.analyses;
   if (!startup_done_ && std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) {
         return s.state == SlotState::ready;
       })) {
@@ -182,7 +162,7 @@ void Pool::Impl::release_channel(Slot& slot) {
   // Never block on a worker: drop what it has not taken, ask it to exit if
   // the socket has room, and let the grace period's SIGKILL do the rest.
   slot.channel.discard_output();
-  slot.channel.queue_control(detail::MessageType::exit, Value::object());
+  detail::queue_message(slot.channel, detail::MessageType::exit, detail::ExitMessage{});
   slot.channel.flush_some();
   close_process(slot);
 }
@@ -268,34 +248,37 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
   if (!slot.inflight.empty()) {
     std::deque<Task> tasks;
     tasks.swap(slot.inflight);
-    // The task stopped at its time limit is the host's own decision; else the
-    // one running by the host's observations (made precise by the page).
-    std::size_t running = tasks.size();
-    if (note.timed_out_task > slot.answered && note.timed_out_task - slot.answered <= tasks.size())
-      running = std::size_t(note.timed_out_task - 1 - slot.answered);
-    else if (note.running && !in_setup && !note.supervisor_lost)
-      running = std::size_t(note.running->ordinal - 1 - slot.answered);
-    if (running < tasks.size()) {
-      Task culprit = std::move(tasks[running]);
-      tasks.erase(tasks.begin() + std::ptrdiff_t(running));
+    detail::DeathFacts facts;
+    facts.inflight = tasks.size();
+    facts.answered = slot.answered;
+    if (note.running) facts.running = note.running->ordinal;
+    facts.timed_out = note.timed_out_task;
+    facts.in_setup = in_setup;
+    facts.supervisor_lost = note.supervisor_lost;
+    facts.out_of_memory = verdict.out_of_memory;
+    facts.retries = options_.retries;
+    if (const auto index = detail::blamed_index(facts)) facts.culprit_attempts = tasks[*index].attempts;
+    const detail::Blame blame = detail::blame(facts);
+    if (!blame.culprit) {
+      requeue(tasks, false, reason);  // between tasks, in a setup, or its supervisor went: no task is to blame
+    } else {
+      Task culprit = std::move(tasks[*blame.culprit]);
+      tasks.erase(tasks.begin() + std::ptrdiff_t(*blame.culprit));
       requeue(tasks, false, reason);
       auto fail = [&](ErrorKind kind, std::string message) {
         detail::RawResult result = error_result(kind, std::move(message), pid);
         result.seconds = std::max(0.0, note.ran_for);
         finish(std::move(culprit), std::move(result));
       };
-      if (note.timed_out_task != 0) {
-        fail(ErrorKind::timeout, fmt::format("task exceeded its time limit of {}; worker {} stopped",
-                                             format_duration(*options_.task_timeout), pid));
-      } else if (verdict.out_of_memory) {
-        fail(ErrorKind::memory, fmt::format("worker {} ran out of memory", pid));
-      } else if (culprit.attempts <= options_.retries) {
-        queue_.push_front(std::move(culprit));
-      } else {
-        fail(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason));
+      switch (blame.verdict) {
+        case detail::Verdict::timeout:
+          fail(ErrorKind::timeout, fmt::format("task exceeded its time limit of {}; worker {} stopped",
+                                               format_duration(*options_.task_timeout), pid));
+          break;
+        case detail::Verdict::memory: fail(ErrorKind::memory, fmt::format("worker {} ran out of memory", pid)); break;
+        case detail::Verdict::retry: queue_.push_front(std::move(culprit)); break;
+        default: fail(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason)); break;
       }
-    } else {
-      requeue(tasks, false, reason);  // between tasks, in a setup, or its supervisor went: no task is to blame
     }
   }
   slot.stats.restart_reasons.push_back(fmt::format("pid {}: {}", pid, reason));

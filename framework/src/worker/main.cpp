@@ -30,6 +30,7 @@
 #include <fmt/format.h>
 
 #include "../common/channel.hpp"
+#include "../common/messages.hpp"
 #include "../common/fd_passing.hpp"
 #include "plugin_loader.hpp"
 #include "process_state.hpp"
@@ -181,9 +182,8 @@ void run_setup(PluginLoader& loader, LoadedAnalysis& analysis) {
   // The host counts every setup's cost; one run on a first task would
   // otherwise hide in that task's time.
   if (runs_now && current.channel)
-    current.channel->send_control(MessageType::setup, {{"analysis", analysis.guarded.doc.name},
-                                                       {"pid", getpid()},
-                                                       {"seconds", analysis.setup_seconds}});
+    current.channel->send_control(MessageType::setup,
+                                  SetupMessage{analysis.guarded.doc.name, getpid(), analysis.setup_seconds}.encode());
 }
 
 // Runs the task's analysis: the result, or the error.
@@ -356,36 +356,32 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
   return flags;
 }
 
-Value handshake(PluginLoader& loader, const Value& hello) {
-  apply_memory_limit(hello.value("memory_limit", std::int64_t{0}));
-  fork_per_task = hello.value("isolation", "worker") == "task";
-  loader.allow_insecure(hello.value("allow_insecure_plugins", false));
+ReadyMessage handshake(PluginLoader& loader, const HelloMessage& hello) {
+  apply_memory_limit(hello.memory_limit);
+  fork_per_task = hello.isolation == "task";
+  loader.allow_insecure(hello.allow_insecure_plugins);
   loader.on_setup([](const std::string& name) {
     if (current.page) current.page->in_setup.store(1, std::memory_order_release);
     // Written at once: if the setup kills the process, the host knows whose it was.
-    if (current.channel) current.channel->send_control(MessageType::setup, {{"analysis", name}, {"pid", getpid()}});
+    if (current.channel) current.channel->send_control(MessageType::setup, SetupMessage{name, getpid(), {}}.encode());
   });
-  Value errors = Value::array();
-  for (const auto& file : hello.value("plugins", Value::array())) {
+  ReadyMessage ready;
+  ready.pid = getpid();
+  for (const auto& file : hello.plugins) {
     try {
-      loader.load(file.get<std::string>());
+      loader.load(file);
     } catch (const std::exception& e) {
-      errors.push_back(e.what());
+      ready.errors.push_back(e.what());
     }
   }
-  const Value quarantined = hello.value("quarantine", Value::object());
-  for (const auto& [name, reason] : quarantined.items()) loader.quarantine(name, reason.get<std::string>());
-  // "setup": true sets up every analysis now; a list names the ones to set up
-  // now; the rest are set up on their first task.
-  const Value& setup = hello.contains("setup") ? hello["setup"] : Value(true);
+  for (const auto& [name, reason] : hello.quarantine.items()) loader.quarantine(name, reason.get<std::string>());
+  // All setups run now, or those named; the rest on their first task.
   for (auto& [name, analysis] : loader.analyses()) {
-    const bool now = setup.is_boolean() ? setup.get<bool>()
-                                        : std::find(setup.begin(), setup.end(), name) != setup.end();
+    const bool now = !hello.setup || std::find(hello.setup->begin(), hello.setup->end(), name) != hello.setup->end();
     if (now) run_setup(loader, analysis);
   }
-  Value catalogue = Value::array();
-  for (const auto& [name, analysis] : loader.analyses()) catalogue.push_back(describe(analysis));
-  return {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", catalogue}, {"errors", errors}};
+  for (const auto& [name, analysis] : loader.analyses()) ready.analyses.push_back(describe(analysis));
+  return ready;
 }
 
 // Replies are batched: they go out when the input runs dry, every
@@ -474,29 +470,29 @@ int serve(int fd, pid_t host) {
   current = {&channel, receive_page(fd)};
   if (!current.page) return kWorkerExitBadHello;
   record_fatal_signals();
-  std::optional<Value> hello;
+  std::optional<HelloMessage> hello;
   try {
     auto frame = channel.receive();
     if (!frame || frame->type != MessageType::hello) return kWorkerExitBadHello;
-    hello = decode_control(*frame);
-  } catch (const ProtocolError&) {
+    hello = HelloMessage::decode(*frame);
+  } catch (const ProtocolError& e) {
+    channel.send_control(MessageType::refused, RefusedMessage{e.what()}.encode());
     return kWorkerExitBadHello;
   }
-  if (hello->value("protocol", 0) != kProtocolVersion) {
+  if (hello->protocol != kProtocolVersion) {
     channel.send_control(MessageType::refused,
-                         {{"message", fmt::format("worker speaks protocol {}, host {}", kProtocolVersion,
-                                                  hello->value("protocol", 0))}});
+                         RefusedMessage{fmt::format("worker speaks protocol {}, host {}", kProtocolVersion,
+                                                    hello->protocol)}
+                             .encode());
     return kWorkerExitBadHello;
   }
-  const std::string mode = hello->value("mode", "");
+  const std::string mode = hello->mode;
   if (mode == "spawn") {
     // A supervisor that starts workers: it loads no plugins.
     become_subreaper();
-    if (!channel.send_control(MessageType::ready, {{"protocol", kProtocolVersion},
-                                                   {"pid", getpid()},
-                                                   {"analyses", Value::array()},
-                                                   {"errors", Value::array()}}))
-      return kWorkerExitOk;
+    ReadyMessage ready;
+    ready.pid = getpid();
+    if (!channel.send_control(MessageType::ready, ready.encode())) return kWorkerExitOk;
     SupervisorMode spawn;
     spawn.program = own_program();
     return run_supervisor(channel, spawn);
@@ -504,8 +500,8 @@ int serve(int fd, pid_t host) {
   // The template is the subreaper of what its setups start, from the start.
   if (mode == "zygote") become_subreaper();
   PluginLoader loader;
-  Value loaded = handshake(loader, *hello);
-  if (!channel.send_control(MessageType::ready, loaded)) return kWorkerExitOk;
+  const ReadyMessage loaded = handshake(loader, *hello);
+  if (!channel.send_control(MessageType::ready, loaded.encode())) return kWorkerExitOk;
   if (mode != "zygote") return serve_tasks(channel, loader);
   SupervisorMode zygote;
   zygote.serve_forked = [&loader](Channel& worker_channel) {
@@ -515,10 +511,10 @@ int serve(int fd, pid_t host) {
     current = {&worker_channel, receive_page(worker_channel.fd())};
     if (!current.page) return kWorkerExitBadHello;
     recording_pid = getpid();
-    Value ready = {{"protocol", kProtocolVersion}, {"pid", getpid()}, {"analyses", Value::array()},
-                   {"errors", Value::array()}};
-    return worker_channel.send_control(MessageType::ready, ready) ? serve_tasks(worker_channel, loader)
-                                                                  : kWorkerExitOk;
+    ReadyMessage ready;
+    ready.pid = getpid();
+    return worker_channel.send_control(MessageType::ready, ready.encode()) ? serve_tasks(worker_channel, loader)
+                                                                          : kWorkerExitOk;
   };
   return run_supervisor(channel, zygote);
 }

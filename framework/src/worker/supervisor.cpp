@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "../common/messages.hpp"
 #include "process_tree.hpp"
 
 extern char** environ;
@@ -84,11 +85,11 @@ int Supervisor::run() {
       bool stop = !open;
       try {
         while (auto frame = channel_.next_frame()) {
-          if (frame->type == MessageType::exit) stop = true;
+          if (frame->type == MessageType::exit) stop = (ExitMessage::decode(*frame), true);
           else if (frame->type == MessageType::fork)
-            make_worker(decode_control(*frame).at("request").get<std::uint64_t>());
+            make_worker(ForkMessage::decode(*frame).request);
           else if (frame->type == MessageType::watch)
-            busy = decode_control(*frame).at("busy").get<bool>();
+            busy = WatchMessage::decode(*frame).busy;
           else
             throw ProtocolError(fmt::format("unexpected message of type {}", int(frame->type)));
         }
@@ -114,7 +115,7 @@ void Supervisor::reap() {
     spared_.erase(pid);
     if (workers_.erase(pid) == 0) continue;
     // The host's only source of a worker's wait status; it waits for it.
-    channel_.send_control(MessageType::exited, {{"pid", pid}, {"status", status}});
+    channel_.send_control(MessageType::exited, ExitedMessage{pid, status}.encode());
   }
 }
 
@@ -136,7 +137,7 @@ void Supervisor::scan_children() {
 
 void Supervisor::make_worker(std::uint64_t request) {
   auto fail = [&](const std::string& why) {
-    channel_.send_control(MessageType::fork_failed, {{"request", request}, {"message", why}});
+    channel_.send_control(MessageType::fork_failed, ForkFailedMessage{request, why}.encode());
   };
   int ends[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0)
@@ -156,7 +157,7 @@ void Supervisor::make_worker(std::uint64_t request) {
     return fail(fmt::format("pidfd_open failed: {}", std::strerror(errno)));
   }
   const int fds[2] = {ends[0], pidfd};
-  channel_.send_control_with_fds(MessageType::forked, {{"request", request}, {"pid", pid}}, fds, 2);
+  channel_.send_control_with_fds(MessageType::forked, ForkedMessage{request, pid}.encode(), fds, 2);
   ::close(ends[0]);
   ::close(pidfd);
 }

@@ -1,0 +1,146 @@
+// slot_logic.hpp: the pool's decisions as pure functions, apart from
+// processes and sockets, so they are tested in milliseconds (tests/framework/
+// test_slot_logic.cpp): the worker slot's state table, which task a worker's
+// death is blamed on, which task is running by the host's observations, and
+// how many tasks a worker holds at once.
+//
+// Stateless; thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace mathpool::detail {
+
+// The lifecycle of a worker slot (the table is in slot_logic.cpp, as data).
+//
+//   state                   process  deadline                             leaves for
+//   stopped                 none     none                                 forking, waiting_*
+//   waiting_to_restart      none     back-off over: start again           forking, waiting_*
+//   waiting_for_supervisor  none     none: started when the pool's        forking, waiting_*
+//                                    supervisor is ready (or failed)
+//   forking                 none     none (the supervisor's own fork      starting; waiting_*
+//                                    deadline ends it if it hangs)
+//   starting                up       setup_timeout: SIGKILL               ready; hung_in_setup; dying
+//   hung_in_setup           dying    none                                 dying
+//   ready                   up       the running task's limit: SIGTERM    stopping_after_timeout; dying
+//   stopping_after_timeout  dying    SIGKILL after a grace                dying
+//   dying                   killed   no report in time: judged without    stopped
+//   any                                                                   stopped (pool stops, retire)
+enum class SlotState {
+  stopped,
+  waiting_to_restart,
+  waiting_for_supervisor,
+  forking,
+  starting,
+  hung_in_setup,
+  ready,
+  stopping_after_timeout,
+  dying,
+};
+inline constexpr int kSlotStates = 9;
+
+std::string_view to_string(SlotState state) noexcept;
+// Whether the table allows `from` -> `to`.
+bool slot_transition_allowed(SlotState from, SlotState to) noexcept;
+
+using SteadyClock = std::chrono::steady_clock;
+
+// The task a worker runs: its ordinal (1-based, since the worker started)
+// and when it began.
+struct RunningTask {
+  std::uint64_t ordinal;
+  SteadyClock::time_point since;
+};
+
+// What the host saw of a worker's chunk.
+struct HostView {
+  std::uint64_t answered = 0;           // results received
+  std::size_t inflight = 0;             // tasks sent and not answered
+  SteadyClock::time_point head_since;   // the first unanswered one began no later than this
+};
+// What the worker's progress page says (written in the worker's, and so
+// the task's, address space).
+struct PageView {
+  std::uint64_t started = 0, finished = 0;
+  SteadyClock::time_point started_at;   // when the running task began, by the worker's clock
+};
+
+// The task running by the host's own observations: the first unanswered one,
+// since head_since. The page may only make that more precise: name a later
+// task of the chunk that began no earlier than it was sent (`sent_at(i)`,
+// i 0-based in the chunk), and an earlier start, never a later one. Nullopt
+// when nothing is in flight, or the page says nothing runs (believed for
+// blame only: see time_limit_task).
+template <typename SentAt>
+std::optional<RunningTask> running_task(const HostView& host, const std::optional<PageView>& page,
+                                        SteadyClock::time_point now, SentAt&& sent_at);
+// The task whose time limit counts: running_task, or the host's own view
+// when the page says nothing runs (a page cannot stop the clock).
+template <typename SentAt>
+std::optional<RunningTask> time_limit_task(const HostView& host, const std::optional<PageView>& page,
+                                           SteadyClock::time_point now, SentAt&& sent_at);
+
+// What the host knows when a worker's death is judged.
+struct DeathFacts {
+  std::size_t inflight = 0;                      // tasks it held, in order
+  std::uint64_t answered = 0;                    // results received from it
+  std::optional<std::uint64_t> running;          // running_task's ordinal at death
+  std::uint64_t timed_out = 0;                   // ordinal the host stopped at its time limit, 0: none
+  bool in_setup = false;                         // it died in a setup
+  bool supervisor_lost = false;                  // its supervisor died: nothing it ran is to blame
+  bool out_of_memory = false;                    // its exit says so
+  int culprit_attempts = 0;                      // attempts of the blamed task so far (this one included)
+  int retries = 0;                               // pool.retries
+};
+enum class Verdict {
+  none,      // no task is to blame: all go back, uncharged
+  timeout,   // the culprit is `timeout`
+  memory,    // the culprit is `memory`
+  retry,     // the culprit runs again (charged)
+  crashed,   // the culprit is `crashed`
+};
+struct Blame {
+  std::optional<std::size_t> culprit;  // index in the chunk
+  Verdict verdict = Verdict::none;
+};
+// Which task of the chunk a death is blamed on, and what it becomes. The
+// culprit_attempts of DeathFacts is read only when there is a culprit.
+Blame blame(const DeathFacts& facts);
+// The culprit's index for blame(), for callers that need it before
+// culprit_attempts is known.
+std::optional<std::size_t> blamed_index(const DeathFacts& facts);
+
+// How many tasks a worker may hold (the running one included): about 2 ms of
+// work at the mean task time, at most 1024, and no more than a fair share of
+// the queue. `chunk_size` > 0 is the user's fixed choice.
+std::size_t chunk_limit(int chunk_size, double mean_task_seconds, std::size_t queued, std::size_t workers);
+
+// ---- templates -------------------------------------------------------------
+
+template <typename SentAt>
+std::optional<RunningTask> running_task(const HostView& host, const std::optional<PageView>& page,
+                                        SteadyClock::time_point now, SentAt&& sent_at) {
+  if (host.inflight == 0) return std::nullopt;
+  const RunningTask own{host.answered + 1, host.head_since};
+  if (!page) return own;
+  if (page->started <= page->finished) return std::nullopt;
+  if (page->started <= host.answered || page->started - host.answered > host.inflight) return own;
+  const std::size_t index = std::size_t(page->started - host.answered - 1);
+  auto since = std::max(page->started_at, sent_at(index));
+  since = std::min(since, std::min(own.since, now));
+  return RunningTask{page->started, since};
+}
+
+template <typename SentAt>
+std::optional<RunningTask> time_limit_task(const HostView& host, const std::optional<PageView>& page,
+                                           SteadyClock::time_point now, SentAt&& sent_at) {
+  if (host.inflight == 0) return std::nullopt;
+  if (auto running = running_task(host, page, now, sent_at)) return running;
+  return RunningTask{host.answered + 1, host.head_since};
+}
+
+}  // namespace mathpool::detail

@@ -1,0 +1,225 @@
+// The pool's pure decisions (framework/src/host/slot_logic.hpp), with fake
+// clocks and no processes: the slot state table row by row, the blame table
+// row by row, the running task by the host's observations, chunk sizes.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <vector>
+
+#include "host/slot_logic.hpp"
+
+namespace mathpool::detail {
+namespace {
+
+using S = SlotState;
+using namespace std::chrono_literals;
+const SteadyClock::time_point t0{std::chrono::seconds(1000)};
+
+// ---- the state table: every allowed row, and the rest refused -------------
+
+const std::vector<std::pair<S, S>> kRows = {
+    {S::stopped, S::forking},
+    {S::stopped, S::waiting_to_restart},
+    {S::stopped, S::waiting_for_supervisor},
+    {S::waiting_to_restart, S::forking},
+    {S::waiting_to_restart, S::waiting_to_restart},
+    {S::waiting_to_restart, S::waiting_for_supervisor},
+    {S::waiting_for_supervisor, S::forking},
+    {S::waiting_for_supervisor, S::waiting_to_restart},
+    {S::waiting_for_supervisor, S::waiting_for_supervisor},
+    {S::forking, S::starting},
+    {S::forking, S::forking},
+    {S::forking, S::waiting_to_restart},
+    {S::forking, S::waiting_for_supervisor},
+    {S::starting, S::ready},
+    {S::starting, S::hung_in_setup},
+    {S::starting, S::dying},
+    {S::hung_in_setup, S::dying},
+    {S::ready, S::stopping_after_timeout},
+    {S::ready, S::dying},
+    {S::stopping_after_timeout, S::dying},
+};
+
+class SlotTableRow : public testing::TestWithParam<std::pair<S, S>> {};
+
+TEST_P(SlotTableRow, IsAllowed) {
+  const auto [from, to] = GetParam();
+  EXPECT_TRUE(slot_transition_allowed(from, to)) << to_string(from) << " -> " << to_string(to);
+}
+
+INSTANTIATE_TEST_SUITE_P(SlotLogic, SlotTableRow, testing::ValuesIn(kRows), [](const auto& info) {
+  return std::string(to_string(info.param.first)) + "_to_" + std::string(to_string(info.param.second));
+});
+
+TEST(SlotLogic, EveryStateMayStop) {
+  for (int s = 0; s < kSlotStates; ++s) EXPECT_TRUE(slot_transition_allowed(S(s), S::stopped)) << to_string(S(s));
+}
+
+TEST(SlotLogic, EveryOtherTransitionIsRefused) {
+  std::set<std::pair<S, S>> allowed(kRows.begin(), kRows.end());
+  int refused = 0;
+  for (int from = 0; from < kSlotStates; ++from)
+    for (int to = 0; to < kSlotStates; ++to) {
+      if (S(to) == S::stopped || allowed.count({S(from), S(to)})) continue;
+      EXPECT_FALSE(slot_transition_allowed(S(from), S(to))) << to_string(S(from)) << " -> " << to_string(S(to));
+      ++refused;
+    }
+  EXPECT_GT(refused, 40);
+  EXPECT_FALSE(slot_transition_allowed(S::ready, S::starting));  // a ready worker never starts again
+  EXPECT_FALSE(slot_transition_allowed(S::dying, S::ready));      // nor does a dying one
+}
+
+// ---- blame: one test per row -----------------------------------------------
+
+DeathFacts chunk_of(std::size_t inflight, std::uint64_t answered = 0) {
+  DeathFacts facts;
+  facts.inflight = inflight;
+  facts.answered = answered;
+  facts.retries = 1;
+  facts.culprit_attempts = 1;
+  return facts;
+}
+
+TEST(SlotLogic, BlameNothingInFlightBlamesNoTask) {
+  DeathFacts facts = chunk_of(0);
+  facts.running = 1;
+  EXPECT_FALSE(blame(facts).culprit);
+}
+
+TEST(SlotLogic, BlameTheRunningTaskIsRetriedWhileItHasRetriesLeft) {
+  DeathFacts facts = chunk_of(5, 10);
+  facts.running = 13;  // the third of the chunk
+  const Blame b = blame(facts);
+  ASSERT_TRUE(b.culprit);
+  EXPECT_EQ(*b.culprit, 2u);
+  EXPECT_EQ(b.verdict, Verdict::retry);
+}
+
+TEST(SlotLogic, BlameTheRunningTaskCrashesWhenItsRetriesAreSpent) {
+  DeathFacts facts = chunk_of(5, 10);
+  facts.running = 11;
+  facts.culprit_attempts = 2;
+  EXPECT_EQ(blame(facts).verdict, Verdict::crashed);
+  EXPECT_EQ(*blame(facts).culprit, 0u);
+}
+
+TEST(SlotLogic, BlameOutOfMemoryIsTheRunningTasksMemoryRecord) {
+  DeathFacts facts = chunk_of(3);
+  facts.running = 2;
+  facts.out_of_memory = true;
+  EXPECT_EQ(blame(facts).verdict, Verdict::memory);
+  EXPECT_EQ(*blame(facts).culprit, 1u);
+}
+
+TEST(SlotLogic, BlameTheTaskStoppedAtItsTimeLimitIsTheHostsOwnDecision) {
+  DeathFacts facts = chunk_of(4, 2);
+  facts.timed_out = 4;  // the second of the chunk
+  facts.running = 6;    // whatever the page says at death
+  facts.out_of_memory = true;
+  const Blame b = blame(facts);
+  EXPECT_EQ(*b.culprit, 1u);
+  EXPECT_EQ(b.verdict, Verdict::timeout);
+}
+
+TEST(SlotLogic, BlameADeathInASetupBlamesNoTask) {
+  DeathFacts facts = chunk_of(3);
+  facts.running = 1;
+  facts.in_setup = true;
+  EXPECT_FALSE(blame(facts).culprit);
+}
+
+TEST(SlotLogic, BlameALostSupervisorBlamesNoTask) {
+  DeathFacts facts = chunk_of(3);
+  facts.running = 1;
+  facts.supervisor_lost = true;
+  EXPECT_FALSE(blame(facts).culprit);
+}
+
+TEST(SlotLogic, BlameADeathBetweenTasksBlamesNoTask) {
+  EXPECT_FALSE(blame(chunk_of(3)).culprit);
+}
+
+TEST(SlotLogic, BlameARunningOrdinalOutsideTheChunkBlamesNoTask) {
+  DeathFacts facts = chunk_of(3, 10);
+  for (std::uint64_t ordinal : {5u, 10u, 14u, 1000u}) {
+    facts.running = ordinal;
+    EXPECT_FALSE(blame(facts).culprit) << ordinal;
+  }
+}
+
+// ---- the running task: the host's observations, made precise by the page --
+
+const auto sent_at = [](std::size_t i) { return t0 + std::chrono::milliseconds(10 * i); };
+
+TEST(SlotLogic, RunningTaskWithoutAPageIsTheFirstUnansweredSinceTheHostSawIt) {
+  const HostView host{7, 3, t0 + 50ms};
+  const auto r = running_task(host, std::nullopt, t0 + 1s, sent_at);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->ordinal, 8u);
+  EXPECT_EQ(r->since, t0 + 50ms);
+}
+
+TEST(SlotLogic, RunningTaskThePageNamesALaterTaskOfTheChunkAndAnEarlierStart) {
+  const HostView host{7, 3, t0 + 50ms};
+  const PageView page{10, 9, t0 + 30ms};  // the third of the chunk, sent at t0 + 20 ms
+  const auto r = running_task(host, page, t0 + 1s, sent_at);
+  EXPECT_EQ(r->ordinal, 10u);
+  EXPECT_EQ(r->since, t0 + 30ms);
+}
+
+TEST(SlotLogic, RunningTaskAPageStartInTheFutureCannotPostponeTheLimit) {
+  const HostView host{0, 2, t0 + 50ms};
+  const PageView page{1, 0, t0 + 100h};
+  EXPECT_EQ(running_task(host, page, t0 + 1s, sent_at)->since, t0 + 50ms);
+}
+
+TEST(SlotLogic, RunningTaskAPageStartBeforeTheTaskWasSentIsRaisedToTheSending) {
+  const HostView host{0, 3, t0 + 500ms};
+  const PageView page{3, 2, t0};  // the third, sent at t0 + 20 ms
+  EXPECT_EQ(running_task(host, page, t0 + 1s, sent_at)->since, t0 + 20ms);
+}
+
+TEST(SlotLogic, RunningTaskAPageOrdinalOutsideTheChunkIsIgnored) {
+  const HostView host{7, 3, t0 + 50ms};
+  for (std::uint64_t started : {3u, 7u, 11u, 99u}) {
+    const PageView page{started, 0, t0};
+    const auto r = running_task(host, page, t0 + 1s, sent_at);
+    EXPECT_EQ(r->ordinal, 8u) << started;
+    EXPECT_EQ(r->since, t0 + 50ms) << started;
+  }
+}
+
+TEST(SlotLogic, RunningTaskAPageThatSaysNothingRunsCannotStopTheClock) {
+  const HostView host{4, 2, t0 + 50ms};
+  const PageView page{5, 5, t0};
+  EXPECT_FALSE(running_task(host, page, t0 + 1s, sent_at)) << "for blame: between tasks";
+  const auto limit = time_limit_task(host, page, t0 + 1s, sent_at);
+  ASSERT_TRUE(limit) << "for the time limit: the host's own view";
+  EXPECT_EQ(limit->ordinal, 5u);
+  EXPECT_EQ(limit->since, t0 + 50ms);
+}
+
+TEST(SlotLogic, RunningTaskNothingInFlightIsNoTask) {
+  EXPECT_FALSE(running_task(HostView{3, 0, t0}, std::nullopt, t0, sent_at));
+  EXPECT_FALSE(time_limit_task(HostView{3, 0, t0}, PageView{4, 3, t0}, t0, sent_at));
+}
+
+// ---- chunk sizes -----------------------------------------------------------
+
+TEST(SlotLogic, ChunkLimitIsTheUsersFixedChoice) { EXPECT_EQ(chunk_limit(7, 0.000001, 100000, 2), 7u); }
+
+TEST(SlotLogic, ChunkLimitBeforeAnyMeasurementIsTwo) { EXPECT_EQ(chunk_limit(0, -1, 1000, 2), 2u); }
+
+TEST(SlotLogic, ChunkLimitHoldsAboutTwoMillisecondsOfWork) {
+  EXPECT_EQ(chunk_limit(0, 0.0001, 100000, 2), 20u);
+  EXPECT_EQ(chunk_limit(0, 1.0, 100000, 2), 1u);
+  EXPECT_EQ(chunk_limit(0, 0.0000001, 100000, 2), 1024u);
+}
+
+TEST(SlotLogic, ChunkLimitSplitsAShortQueueFairly) {
+  EXPECT_EQ(chunk_limit(0, 0.0000001, 10, 4), 3u);
+  EXPECT_EQ(chunk_limit(0, 0.0000001, 0, 4), 1u);
+}
+
+}  // namespace
+}  // namespace mathpool::detail

@@ -69,7 +69,15 @@ TEST(PoolPlugins, MissingSymbolIsNamedWithTheFile) {
 TEST(PoolPlugins, WrongApiVersionIsRefusedWithBothVersions) {
   const std::string error = load_error({WRONG_API_PLUGIN});
   EXPECT_NE(error.find("API version 999"), std::string::npos) << error;
-  EXPECT_NE(error.find("supports version 1"), std::string::npos) << error;
+  EXPECT_NE(error.find("supports version 2"), std::string::npos) << error;
+}
+
+// Plugin API version 2 (AnalysisRegistry, Analysis::check): a plugin built
+// against version 1 is refused with both versions named.
+TEST(PoolPlugins, APluginOfTheOldApiIsRefusedWithBothVersions) {
+  const std::string error = load_error({OLD_API_PLUGIN});
+  EXPECT_NE(error.find("API version 1,"), std::string::npos) << error;
+  EXPECT_NE(error.find("supports version 2"), std::string::npos) << error;
 }
 
 TEST(PoolPlugins, DuplicateAnalysisNameIsRefused) {

@@ -70,7 +70,7 @@ TEST(OptionsValue, EveryFieldSurvivesTheRoundTrip) {
   const PoolOptions defaults;
   EXPECT_TRUE(detail::options_from_value(detail::options_to_value(defaults)) == defaults);
   EXPECT_EQ(describe(options).substr(0, 44), "workers=3 start=spawn isolation=task task_ti") << describe(options);
-  EXPECT_NE(describe(defaults).find("task_timeout_ms=none"), std::string::npos) << describe(defaults);
+  EXPECT_NE(describe(defaults).find("task_timeout=none"), std::string::npos) << describe(defaults);
   EXPECT_NE(describe(defaults).find("preload=all"), std::string::npos) << describe(defaults);
 
   Value broken = detail::options_to_value(options);

@@ -76,10 +76,19 @@ class TaskContext {
   const std::any* setup_state_;
 };
 
+// A problem a check found in a parameter set: the parameter's key ("" for
+// the set as a whole) and what is wrong with it.
+struct ParamProblem {
+  std::string param;
+  std::string message;
+};
+
 // A named, versioned computation. `setup` (optional) runs once per worker and
 // its result is shared read-only by every task of that worker; `run` runs once
 // per task. Either may throw: the SDK turns exceptions into TaskErrors inside
-// the plugin, so none crosses into the worker.
+// the plugin, so none crosses into the worker. `check` (optional) looks at a
+// whole parameter set cheaply, without the setup, and lists every problem it
+// finds; `mathpool validate` and `run` call it before any task.
 struct Analysis {
   std::string name;
   std::string version;
@@ -89,10 +98,12 @@ struct Analysis {
   bool open_params = false;  // accept parameters not listed in `params`
   std::function<std::any()> setup;
   std::function<Value(const TaskContext&)> run;
+  std::function<std::vector<ParamProblem>(const Value& params)> check;
 };
 
 // Collects the analyses a plugin declares. Used only during plugin loading.
-class Registry {
+// (Not PoolRegistry, which keeps pools in a host program.)
+class AnalysisRegistry {
  public:
   void add(Analysis analysis) { analyses_.push_back(std::move(analysis)); }
   std::vector<Analysis>& analyses() noexcept { return analyses_; }

@@ -123,10 +123,10 @@ struct TaskPlan {
 std::vector<TaskPlan> expand_tasks(const RunConfig& config);
 
 // Parses "30s", "250ms", "2m", "1h", a bare number of seconds, or "none".
-// Throws std::invalid_argument naming the text (load_config adds file and line).
+// Throws mathpool::Error (invalid_config) naming the text.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 // Parses "2GiB", "512MiB", "1024KiB", a bare number of bytes, or "none" (0);
-// at least 1MiB. Throws std::invalid_argument naming the text.
+// at least 1MiB. Throws mathpool::Error (invalid_config) naming the text.
 std::int64_t parse_memory(const std::string& text);
 
 }  // namespace mathpool

@@ -22,15 +22,20 @@ enum class ErrorKind {
   invalid_config,  // a run configuration that cannot be used (never a task's status)
   result_too_large,  // the task's result passes the protocol's limits (256 MiB encoded, 200 levels deep)
   protocol_error,    // the host refused the worker's reply to the task (malformed, forged)
+  start_failed,      // a pool could not start: a plugin that does not load, no worker program (host only)
+  misuse,            // the host API used against its contract: a shut-down registry, another
+                     // process's pool, options set too late (host only)
 };
 
-// Whether a kind can be a task's error (io_error and invalid_config cannot).
+// The one table of error kinds: docs/errors.md lists each with where it
+// appears. Task kinds reach result records; host kinds only exceptions.
 constexpr bool is_task_error_kind(ErrorKind kind) noexcept {
-  return kind != ErrorKind::io_error && kind != ErrorKind::invalid_config;
+  return kind != ErrorKind::io_error && kind != ErrorKind::invalid_config && kind != ErrorKind::start_failed &&
+         kind != ErrorKind::misuse;
 }
 
 std::string_view to_string(ErrorKind kind) noexcept;
-// Parses a kind name; throws std::invalid_argument for an unknown one.
+// Parses a kind name; throws mathpool::Error (invalid_config) for an unknown one.
 ErrorKind error_kind_from_string(std::string_view name);
 
 // A structured error: a kind and a one-line message. Plain value type.

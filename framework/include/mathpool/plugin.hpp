@@ -17,9 +17,10 @@
 
 #include "mathpool/analysis.hpp"
 
-// The plugin API version. A host refuses plugins built for another version.
+// The plugin API version. A host refuses plugins built for another version,
+// naming both. Version 2: AnalysisRegistry (was Registry), Analysis::check.
 #ifndef MATHPOOL_PLUGIN_API_VERSION
-#define MATHPOOL_PLUGIN_API_VERSION 1
+#define MATHPOOL_PLUGIN_API_VERSION 2
 #endif
 
 #define MATHPOOL_STRINGIFY_(x) #x
@@ -32,7 +33,7 @@
 
 namespace mathpool {
 
-inline constexpr std::uint32_t kPluginApiVersion = 1;
+inline constexpr std::uint32_t kPluginApiVersion = 2;
 inline constexpr const char* kPluginEntrySymbol = "mathpool_plugin_entry";
 
 // An analysis as the worker sees it: functions that never throw.
@@ -76,10 +77,10 @@ inline TaskError current_exception_as_error() noexcept {
 }
 
 // Wraps the analyses' functions so no exception leaves the plugin.
-inline bool declare_guarded(void (*declare_analyses)(Registry&),
+inline bool declare_guarded(void (*declare_analyses)(AnalysisRegistry&),
                             std::vector<GuardedAnalysis>* out, std::string* error) noexcept {
   try {
-    Registry registry;
+    AnalysisRegistry registry;
     declare_analyses(registry);
     for (Analysis& analysis : registry.analyses()) {
       GuardedAnalysis guarded;
@@ -128,9 +129,9 @@ inline bool declare_guarded(void (*declare_analyses)(Registry&),
 #endif
 
 // Defines the plugin's entry point; the braces that follow are the body of a
-// function `void(mathpool::Registry& registry)` that declares the analyses.
+// function `void(mathpool::AnalysisRegistry& registry)` that declares the analyses.
 #define MATHPOOL_PLUGIN(PLUGIN_NAME, PLUGIN_VERSION)                                  \
-  static void mathpool_declare_analyses_(::mathpool::Registry& registry);             \
+  static void mathpool_declare_analyses_(::mathpool::AnalysisRegistry& registry);             \
   static bool mathpool_declare_(std::vector<::mathpool::GuardedAnalysis>* out,        \
                                 std::string* error) noexcept {                        \
     return ::mathpool::detail::declare_guarded(&mathpool_declare_analyses_, out, error); \
@@ -141,4 +142,4 @@ inline bool declare_guarded(void (*declare_analyses)(Registry&),
         &mathpool_declare_};                                                          \
     return &descriptor;                                                               \
   }                                                                                   \
-  static void mathpool_declare_analyses_(::mathpool::Registry& registry)
+  static void mathpool_declare_analyses_(::mathpool::AnalysisRegistry& registry)

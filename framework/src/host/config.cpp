@@ -11,6 +11,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config_reader.hpp"
+#include "config_units.hpp"
+#include "pool_options_table.hpp"
 #include "record_fields.hpp"
 
 namespace mathpool {
@@ -71,55 +73,23 @@ YAML::Node load_yaml(const std::string& yaml, const fs::path& file) {
   }
 }
 
+// The `pool:` section, through the one table of PoolOptions' fields.
 void read_pool(const Reader& r, const YAML::Node& pool, PoolOptions& options) {
-  r.expect_map(pool, "pool",
-               {"workers", "start", "task_timeout", "memory_limit", "max_tasks_per_worker", "retries",
-                "chunk_size", "setup_timeout", "isolation"});
-  if (auto n = pool["workers"]) {
-    options.workers = r.scalar(n, "pool.workers") == "auto"
-                          ? 0
-                          : r.integer(n, "pool.workers", 1);
-  }
-  if (auto n = pool["start"]) {
-    const std::string start = r.scalar(n, "pool.start");
-    if (start == "spawn") options.start = StartMode::spawn;
-    else if (start == "zygote") options.start = StartMode::zygote;
-    else r.fail(n, "pool.start", fmt::format("'{}' is not one of: zygote, spawn", start));
-  }
-  if (auto n = pool["isolation"]) {
-    const std::string isolation = r.scalar(n, "pool.isolation");
-    if (isolation == "worker") options.isolation = Isolation::worker;
-    else if (isolation == "task") options.isolation = Isolation::task;
-    else r.fail(n, "pool.isolation", fmt::format("'{}' is not one of: worker, task", isolation));
-  }
-  if (auto n = pool["task_timeout"]) {
-    try {
-      options.task_timeout = parse_duration(r.scalar(n, "pool.task_timeout"));
-    } catch (const std::invalid_argument& e) {
-      r.fail(n, "pool.task_timeout", e.what());
+  std::vector<std::string_view> keys;
+  for (const auto& field : detail::pool_option_fields())
+    if (field.in_config) keys.push_back(field.name);
+  r.expect_map(pool, "pool", keys);
+  for (const auto& field : detail::pool_option_fields()) {
+    if (!field.in_config) continue;
+    const std::string key = "pool." + std::string(field.name);
+    if (auto n = pool[std::string(field.name)]) {
+      try {
+        field.set(options, Value(r.scalar(n, key)));
+      } catch (const std::invalid_argument& e) {
+        r.fail(n, key, e.what());
+      }
     }
   }
-  if (auto n = pool["setup_timeout"]) {
-    try {
-      auto limit = parse_duration(r.scalar(n, "pool.setup_timeout"));
-      if (!limit) r.fail(n, "pool.setup_timeout", "must be a duration; a setup may not hang forever");
-      options.setup_timeout = *limit;
-    } catch (const std::invalid_argument& e) {
-      r.fail(n, "pool.setup_timeout", e.what());
-    }
-  }
-  if (auto n = pool["memory_limit"]) {
-    try {
-      options.memory_limit = parse_memory(r.scalar(n, "pool.memory_limit"));
-    } catch (const std::invalid_argument& e) {
-      r.fail(n, "pool.memory_limit", e.what());
-    }
-  }
-  if (auto n = pool["max_tasks_per_worker"])
-    options.max_tasks_per_worker = r.integer(n, "pool.max_tasks_per_worker", 0);
-  if (auto n = pool["retries"]) options.retries = r.integer(n, "pool.retries", 0);
-  if (auto n = pool["chunk_size"])
-    options.chunk_size = r.scalar(n, "pool.chunk_size") == "auto" ? 0 : r.integer(n, "pool.chunk_size", 1);
 }
 
 // The `labels:` of an entry: names, each once.
@@ -207,7 +177,7 @@ void read_mpi(const Reader& r, const YAML::Node& mpi, RunConfig& config) {
   if (auto n = mpi["node_timeout"]) {
     std::optional<std::chrono::milliseconds> limit;
     try {
-      limit = parse_duration(r.scalar(n, "mpi.node_timeout"));
+      limit = detail::duration_from_text(r.scalar(n, "mpi.node_timeout"));
     } catch (const std::invalid_argument& e) {
       r.fail(n, "mpi.node_timeout", e.what());
     }
@@ -306,7 +276,9 @@ double amount_value(std::string_view number) {
 
 }  // namespace
 
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+namespace detail {
+
+std::optional<std::chrono::milliseconds> duration_from_text(const std::string& text) {
   if (text == "none") return std::nullopt;
   detail::scan::Amount amount;
   const bool ok = detail::scan::amount(text, amount) &&
@@ -324,7 +296,7 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
-std::int64_t parse_memory(const std::string& text) {
+std::int64_t memory_from_text(const std::string& text) {
   if (text == "none") return 0;
   detail::scan::Amount amount;
   const bool ok = detail::scan::amount(text, amount) &&
@@ -340,6 +312,24 @@ std::int64_t parse_memory(const std::string& text) {
   if (bytes > 1e18)
     throw std::invalid_argument(fmt::format("{} is larger than any machine", detail::quote_short(text)));
   return static_cast<std::int64_t>(bytes);
+}
+
+}  // namespace detail
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  try {
+    return detail::duration_from_text(text);
+  } catch (const std::invalid_argument& e) {
+    throw Error(ErrorKind::invalid_config, e.what());
+  }
+}
+
+std::int64_t parse_memory(const std::string& text) {
+  try {
+    return detail::memory_from_text(text);
+  } catch (const std::invalid_argument& e) {
+    throw Error(ErrorKind::invalid_config, e.what());
+  }
 }
 
 }  // namespace mathpool

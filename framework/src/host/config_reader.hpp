@@ -33,6 +33,9 @@ class Reader {
   // Checks that `map` is a map with only `known` keys.
   void expect_map(const YAML::Node& map, const std::string& key,
                   std::initializer_list<std::string_view> known) const {
+    expect_map(map, key, std::vector<std::string_view>(known));
+  }
+  void expect_map(const YAML::Node& map, const std::string& key, const std::vector<std::string_view>& known) const {
     if (!map.IsMap()) fail(map, key, "must be a map");
     std::set<std::string> seen;
     for (const auto& item : map) {

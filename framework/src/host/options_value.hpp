@@ -1,18 +1,18 @@
-// options_value.hpp: PoolOptions as a Value map, the one list of its fields
-// outside the struct (and its defaulted operator==). The MPI protocol sends
-// options to other ranks in this form; describe() prints it.
+// options_value.hpp: PoolOptions as a Value map of its fields' user forms
+// (pool_options_table.hpp: the one list of its fields). The MPI protocol
+// sends options to other ranks in this form; describe() prints it; the
+// Python module builds options from keyword arguments through it.
 #pragma once
 
 #include "mathpool/pool.hpp"
 
 namespace mathpool::detail {
 
-// Every field, in declaration order. task_timeout_ms is null for none;
-// worker_program is "" for the installed one; preload is "all" or a list of
-// analysis names.
+// Every field, in the table's order, in its user form ("30s", "auto", "none").
 Value options_to_value(const PoolOptions& options);
-// The inverse (worker_program may be left out). Throws mathpool::Error
-// (invalid_config) naming what is wrong.
+// Options from a map of user forms; fields left out keep their defaults.
+// Throws mathpool::Error (invalid_config) naming the key and what is wrong,
+// or an unknown key with the known ones.
 PoolOptions options_from_value(const Value& map);
 
 }  // namespace mathpool::detail

@@ -139,7 +139,7 @@ Pool& default_pool() {
 void set_default_pool_options(PoolOptions options) {
   std::lock_guard lock(default_pool_mutex);
   if (default_pool_instance)
-    throw Error(ErrorKind::invalid_config, "the default pool exists already; set its options before its first use");
+    throw Error(ErrorKind::misuse, "the default pool exists already; set its options before its first use");
   default_options = std::move(options);
 }
 

@@ -45,7 +45,7 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
     lock.unlock();
     terminate();
     ::close(std::exchange(wake_fd_, -1));
-    throw Error(ErrorKind::plugin_error, error);
+    throw Error(ErrorKind::start_failed, error);
   }
 }
 

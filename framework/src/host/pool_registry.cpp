@@ -44,10 +44,10 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
 
   PoolLease acquire(const PoolOptions& options) {
     if (getpid() != owner_)
-      throw Error(ErrorKind::crashed, fmt::format("this pool registry belongs to process {}; a forked child "
+      throw Error(ErrorKind::misuse, fmt::format("this pool registry belongs to process {}; a forked child "
                                                   "must make a registry of its own", owner_));
     std::unique_lock lock(mutex_);
-    if (shut_down_) throw Error(ErrorKind::crashed, "the pool registry is shut down");
+    if (shut_down_) throw Error(ErrorKind::misuse, "the pool registry is shut down");
     std::shared_ptr<RegistryEntry> entry;
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if (!((*it)->options == options)) continue;

@@ -90,7 +90,7 @@ Router::Router(Job& job, Pool::Impl& local, const PoolOptions& options) : job_(j
   if (!errors.empty()) {
     close_nodes(true);
     // A lost rank: the caller sees MpiJob::lost() and aborts the job.
-    throw Error(lost ? ErrorKind::crashed : ErrorKind::plugin_error, errors);
+    throw Error(lost ? ErrorKind::crashed : ErrorKind::start_failed, errors);
   }
   thread_ = std::thread([this] { loop(); });
 }

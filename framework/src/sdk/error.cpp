@@ -5,7 +5,7 @@
 
 namespace mathpool {
 namespace {
-constexpr std::array<std::pair<ErrorKind, std::string_view>, 9> kKindNames{{
+constexpr std::array<std::pair<ErrorKind, std::string_view>, 11> kKindNames{{
     {ErrorKind::invalid_params, "invalid_params"},
     {ErrorKind::plugin_error, "plugin_error"},
     {ErrorKind::timeout, "timeout"},
@@ -15,6 +15,8 @@ constexpr std::array<std::pair<ErrorKind, std::string_view>, 9> kKindNames{{
     {ErrorKind::invalid_config, "invalid_config"},
     {ErrorKind::result_too_large, "result_too_large"},
     {ErrorKind::protocol_error, "protocol_error"},
+    {ErrorKind::start_failed, "start_failed"},
+    {ErrorKind::misuse, "misuse"},
 }};
 }  // namespace
 
@@ -27,7 +29,7 @@ std::string_view to_string(ErrorKind kind) noexcept {
 ErrorKind error_kind_from_string(std::string_view name) {
   for (const auto& [k, n] : kKindNames)
     if (n == name) return k;
-  throw std::invalid_argument("unknown error kind '" + std::string(name) + "'");
+  throw Error(ErrorKind::invalid_config, "unknown error kind '" + std::string(name) + "'");
 }
 
 Error::Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}

@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 
 #include "convert.hpp"
 
@@ -178,6 +180,83 @@ Value run_synthesis(const mathpool::TaskContext& task) {
   }
   add_modulus(out, field);
   return out;
+}
+
+}  // namespace lfsr_plugin
+
+// ---- checks (Analysis::check): the parameter checks each run does first,
+// every one that can be made, without the setup or any computation.
+namespace lfsr_plugin {
+namespace {
+
+using Problems = std::vector<mathpool::ParamProblem>;
+
+// Runs one check; an InvalidParams becomes a problem of the parameter its
+// message names ("parameter 'x': ..."). Returns whether it passed.
+bool step(Problems& problems, const std::function<void()>& check) {
+  try {
+    check();
+    return true;
+  } catch (const mathpool::Error& e) {
+    const std::string message = e.what();
+    std::string param;
+    if (const auto at = message.find("parameter '"); at != std::string::npos) {
+      const auto begin = at + 11;
+      param = message.substr(begin, message.find('\'', begin) - begin);
+    }
+    problems.push_back({param, message});
+    return false;
+  }
+}
+
+// The checks shared by every analysis: known keys, the field, and each
+// element list of `lists`, over that field.
+Problems field_and_lists(const Value& raw, const std::vector<std::string>& known, const std::vector<const char*>& lists) {
+  Problems problems;
+  const mathpool::Params params(raw);
+  step(problems, [&] { check_known(params, known); });
+  std::optional<lfsr::Field> field;
+  step(problems, [&] { field.emplace(field_param(params)); });
+  if (field)
+    for (const char* list : lists) step(problems, [&] { elements_param(params, list, *field); });
+  return problems;
+}
+
+}  // namespace
+
+std::vector<mathpool::ParamProblem> check_cycles(const Value& raw) {
+  Problems problems = field_and_lists(raw, {"field", "coefficients", "method", "list_cycles"}, {"coefficients"});
+  const mathpool::Params params(raw);
+  step(problems, [&] {
+    const std::string method = params.string("method", "auto");
+    if (method != "auto" && method != "algebraic" && method != "enumerate")
+      throw InvalidParams("parameter 'method': must be auto, algebraic or enumerate, got '" + method + "'");
+    if (params.boolean("list_cycles", false) && method == "algebraic")
+      throw InvalidParams("parameter 'list_cycles': listing states needs enumeration; use method auto or enumerate");
+  });
+  return problems;
+}
+
+std::vector<mathpool::ParamProblem> check_polynomial(const Value& raw) {
+  return field_and_lists(raw, {"field", "coefficients"}, {"coefficients"});
+}
+
+std::vector<mathpool::ParamProblem> check_sequence(const Value& raw) {
+  Problems problems = field_and_lists(raw, {"field", "coefficients", "state", "length"}, {"coefficients", "state"});
+  const mathpool::Params params(raw);
+  step(problems, [&] {
+    const std::int64_t length = params.integer("length", 0);
+    if (length < 0 || length > 10'000'000)
+      throw InvalidParams("parameter 'length': must be between 0 and 10000000, got " + std::to_string(length));
+  });
+  return problems;
+}
+
+std::vector<mathpool::ParamProblem> check_synthesis(const Value& raw) {
+  Problems problems = field_and_lists(raw, {"field", "sequence", "profile"}, {"sequence"});
+  const mathpool::Params params(raw);
+  step(problems, [&] { params.boolean("profile", false); });
+  return problems;
 }
 
 }  // namespace lfsr_plugin

@@ -29,5 +29,10 @@ mathpool::Value run_cycles(const mathpool::TaskContext& task);
 mathpool::Value run_polynomial(const mathpool::TaskContext& task);
 mathpool::Value run_sequence(const mathpool::TaskContext& task);
 mathpool::Value run_synthesis(const mathpool::TaskContext& task);
+// The parameter checks of each analysis (Analysis::check): every problem found.
+std::vector<mathpool::ParamProblem> check_cycles(const mathpool::Value& params);
+std::vector<mathpool::ParamProblem> check_polynomial(const mathpool::Value& params);
+std::vector<mathpool::ParamProblem> check_sequence(const mathpool::Value& params);
+std::vector<mathpool::ParamProblem> check_synthesis(const mathpool::Value& params);
 
 }  // namespace lfsr_plugin

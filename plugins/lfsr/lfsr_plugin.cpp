@@ -52,6 +52,7 @@ MATHPOOL_PLUGIN("lfsr", "1.0.0") {
       .open_params = false,
       .setup = make_shared_cache,
       .run = lfsr_plugin::run_cycles,
+      .check = lfsr_plugin::check_cycles,
   });
 
   registry.add({
@@ -70,6 +71,7 @@ MATHPOOL_PLUGIN("lfsr", "1.0.0") {
       .open_params = false,
       .setup = make_shared_cache,
       .run = lfsr_plugin::run_polynomial,
+      .check = lfsr_plugin::check_polynomial,
   });
 
   registry.add({
@@ -86,6 +88,7 @@ MATHPOOL_PLUGIN("lfsr", "1.0.0") {
       .open_params = false,
       .setup = make_shared_cache,
       .run = lfsr_plugin::run_sequence,
+      .check = lfsr_plugin::check_sequence,
   });
 
   registry.add({
@@ -107,5 +110,6 @@ MATHPOOL_PLUGIN("lfsr", "1.0.0") {
       .open_params = false,
       .setup = make_shared_cache,
       .run = lfsr_plugin::run_synthesis,
+      .check = lfsr_plugin::check_synthesis,
   });
 }

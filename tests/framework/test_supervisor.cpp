@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cstdio>
 #include <optional>
 #include <map>
@@ -14,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "host/cgroup.hpp"
 #include "host/plugin_search.hpp"
 #include "mathpool/pool.hpp"
 #include "test_support.hpp"
@@ -250,6 +252,34 @@ TEST(Supervisor, AResultWhoseEncodingPassesTheMemoryLimitIsAMemoryRecord) {
   const TaskResult r = pool.submit("pm.big", {{"mb", 200}}).get();
   EXPECT_EQ(std::string(r.status()), "memory") << message_of(r).substr(0, 200);
   EXPECT_TRUE(pool.submit("pm.count", Value::object()).get().ok());
+}
+
+}  // namespace
+}  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+// Row 10: sub-cgroups a task makes inside its worker's cgroup are removed
+// with it, without stalling the dispatcher, and nothing is left.
+TEST(Supervisor, SubCgroupsATaskMadeGoWithItsWorkerWithoutAStall) {
+  if (!detail::CgroupTree::unavailable_reason().empty())
+    GTEST_SKIP() << "no cgroups here: " << detail::CgroupTree::unavailable_reason();
+  PoolOptions options = model_options(1);
+  options.max_tasks_per_worker = 1;  // each task's worker ends after it
+  std::string pool_directory;
+  const auto start = Clock::now();
+  {
+    Pool pool(options);
+    for (int i = 0; i < 5; ++i) {
+      const TaskResult r = pool.submit("pm.subcgroups", {{"n", 3}, {"i", i}}).get();
+      ASSERT_TRUE(r.ok()) << message_of(r);
+      EXPECT_EQ(r.result["made"], 3) << r.result.dump();
+      pool_directory = std::filesystem::path(r.result["cgroup"].get<std::string>()).parent_path();
+    }
+    EXPECT_LT(seconds_since(start), 0.8) << "worker ends stalled on sub-cgroups";
+  }
+  EXPECT_FALSE(std::filesystem::exists(pool_directory)) << pool_directory << " stayed";
 }
 
 }  // namespace

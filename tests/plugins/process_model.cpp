@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -233,6 +235,28 @@ MATHPOOL_PLUGIN("process_model", "1.0.0") {
                             setrlimit(RLIMIT_NOFILE, &low);
                           }
                           return mathpool::Value{{"pid", getpid()}};
+                        }));
+  registry.add(analysis("subcgroups", "Makes `n` empty sub-cgroups inside its own cgroup (cgroup v2); returns "
+                                      "its cgroup's directory",
+                        [](const auto& task) {
+                          std::ifstream membership("/proc/self/cgroup");
+                          std::string line, relative;
+                          while (std::getline(membership, line))
+                            if (line.rfind("0::", 0) == 0) relative = line.substr(3);
+                          std::string mount = "/sys/fs/cgroup";  // or where cgroup2 is (a hybrid setup)
+                          std::ifstream mounts("/proc/self/mountinfo");
+                          while (std::getline(mounts, line)) {
+                            if (line.find(" - cgroup2 ") == std::string::npos) continue;
+                            std::istringstream fields(line);
+                            std::string id, parent, device, root;
+                            fields >> id >> parent >> device >> root >> mount;
+                            break;
+                          }
+                          const std::string own = mount + relative;
+                          int made = 0;
+                          for (std::int64_t i = 0; i < task.params().integer("n", 3); ++i)
+                            made += ::mkdir((own + "/pm-sub-" + std::to_string(i)).c_str(), 0755) == 0;
+                          return mathpool::Value{{"cgroup", own}, {"made", made}};
                         }));
   registry.add(analysis("fan_crash", "Starts `n` children (named `tag`), each in a session of its own, then "
                                      "raises SIGSEGV",

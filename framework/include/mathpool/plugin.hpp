@@ -46,6 +46,8 @@ struct GuardedAnalysis {
   Analysis doc;  // run/setup left empty; the guarded versions below are used
   std::function<std::any(TaskError*)> setup;  // empty when there is no setup
   std::function<Outcome(const Value& params, const std::any& setup_state)> run;
+  // Empty when the analysis has no check; an exception becomes one problem.
+  std::function<std::vector<ParamProblem>(const Value& params)> check;
 };
 
 // What the entry point returns. `api_version` comes first so a host can check
@@ -107,8 +109,18 @@ inline bool declare_guarded(void (*declare_analyses)(AnalysisRegistry&),
         }
         return outcome;
       };
+      if (analysis.check) {
+        guarded.check = [check = analysis.check](const Value& params) -> std::vector<ParamProblem> {
+          try {
+            return check(params);
+          } catch (...) {
+            return {ParamProblem{"", current_exception_as_error().message}};
+          }
+        };
+      }
       analysis.setup = nullptr;
       analysis.run = nullptr;
+      analysis.check = nullptr;
       guarded.doc = std::move(analysis);
       out->push_back(std::move(guarded));
     }

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mathpool/analysis.hpp"
 #include "mathpool/error.hpp"
 #include "mathpool/value.hpp"
 
@@ -185,6 +186,13 @@ class Pool {
   // until the last result is handed over; returns the number of tasks.
   std::size_t map_stream(const std::string& analysis, const std::function<std::optional<Value>()>& source,
                          const std::function<void(TaskResult&&)>& sink, std::size_t window = 0);
+
+  // Checks parameter sets of `analysis` in a worker, without its setup:
+  // the documented parameters and the analysis's own check (Analysis::check).
+  // Returns each set's problems, in order (empty: nothing found). Throws
+  // mathpool::Error when the check cannot run (an unknown analysis, a worker
+  // that died doing it). Thread-safe, as submit().
+  std::vector<std::vector<ParamProblem>> check(const std::string& analysis, const std::vector<Value>& sets);
 
   // The analyses the workers loaded: a list of maps (name, version,
   // description, plugin, params, results).

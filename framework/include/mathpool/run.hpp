@@ -95,6 +95,12 @@ std::set<RecordKey> read_finished_records(const std::filesystem::path& output);
 // or gives it parameters it does not take, lacks a required one, or gives one
 // of a documented type it cannot be: what every task would fail with.
 void check_analyses(const RunConfig& config, const Pool& pool);
+// Runs each analysis's check (Analysis::check, in a worker of `pool`) on the
+// parameter sets of its entries (all of a small entry; of a large one the
+// first, the last and evenly spaced ones, at most 1000). Returns every
+// problem as "FILE:LINE: key 'analyses[I].KEY': message", at the key's own
+// line; empty when none. Throws mathpool::Error when a check cannot run.
+std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& pool);
 // Throws std::invalid_argument naming a name that is not a record field
 // (RunConfig::output_fields).
 void check_record_fields(const std::vector<std::string>& names);

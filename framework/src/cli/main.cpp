@@ -165,6 +165,11 @@ int cmd_validate(const std::string& config_file, const std::vector<std::string>&
   for (const auto& p : config.pool.plugin_paths) paths.insert(paths.begin(), p.string());
   mathpool::Pool pool = catalogue_pool(paths, allow_insecure);
   mathpool::check_analyses(config, pool);
+  // Every problem the analyses' checks find, each on its own line.
+  if (const auto problems = mathpool::check_parameter_sets(config, pool); !problems.empty()) {
+    for (const auto& p : problems) std::cerr << "mathpool: error: " << p << '\n';
+    return kExitNothingRan;
+  }
   mathpool::check_output(config);
   // Counted, never generated: a sweep of any size validates at once.
   std::uint64_t total = 0;

@@ -23,7 +23,10 @@
 //                              A setup or ready message whose pid is not the process the host
 //                              started is a protocol error
 //   refused   process -> host  MessagePack map: message
-//   run       host -> worker   u64 id . u16 n . n bytes analysis name . MessagePack params
+//   run       host -> worker   u64 id . u16 n . n bytes analysis name . MessagePack params;
+//                              the name kCheckAnalysis asks for checks instead (params:
+//                              {analysis, sets: [params...]}, result: {problems: [[{param,
+//                              message}...] per set]}), without the analysis's setup
 //   result    worker -> host   u64 id . f64 seconds . u8 outcome . u8 flags . payload
 //                              outcome 0: ok, payload = MessagePack result;
 //                              outcome 1 + ErrorKind: error, payload = UTF-8 message
@@ -72,6 +75,9 @@ enum class MessageType : std::uint8_t {
   watch = 12,
 };
 inline constexpr std::uint8_t kLastMessageType = 12;
+
+// The reserved analysis name of a check request (see run above).
+inline constexpr const char* kCheckAnalysis = "mathpool.check";
 
 // Flags of a result message.
 inline constexpr std::uint8_t kRetire = 1;             // out of memory: the worker exits

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cerrno>
 #include <cstdlib>
 #include <chrono>
@@ -67,6 +69,79 @@ std::string own_cgroup_directory(std::string& reason) {
   return "";
 }
 
+// Removes a cgroup directory and every sub-cgroup a task made inside it,
+// deepest first (a cgroup with children cannot go). False when one is still
+// busy: its killed processes have not exited yet.
+bool remove_directories(const std::string& path) {
+  if (DIR* dir = opendir(path.c_str())) {
+    std::vector<std::string> inside;
+    while (dirent* entry = readdir(dir))
+      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') inside.push_back(path + "/" + entry->d_name);
+    closedir(dir);
+    for (const std::string& child : inside) remove_directories(child);
+  }
+  return ::rmdir(path.c_str()) == 0 || errno == ENOENT;
+}
+
+// Removes cgroups whose killed processes take a moment to exit, off the
+// pool's dispatcher: a thread that retries each for a bounded time (after
+// which the directory is left to the pool's removal, or to the next pool
+// started in the same cgroup).
+class Cleaner {
+ public:
+  void later(std::string path) {
+    std::lock_guard lock(mutex_);
+    pending_.push_back({std::move(path), std::chrono::steady_clock::now() + kGiveUpAfter});
+    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+    wake_.notify_one();
+  }
+  // Waits until nothing is pending (at most the give-up time).
+  void drain() {
+    std::unique_lock lock(mutex_);
+    idle_.wait_for(lock, kGiveUpAfter, [this] { return pending_.empty(); });
+  }
+
+ private:
+  static constexpr auto kGiveUpAfter = std::chrono::seconds(5);
+  struct Pending {
+    std::string path;
+    std::chrono::steady_clock::time_point give_up;
+  };
+  [[noreturn]] void loop() {
+    auto pause = std::chrono::milliseconds(1);
+    for (;;) {
+      std::vector<Pending> work;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [this] { return !pending_.empty(); });
+        work.swap(pending_);
+      }
+      std::vector<Pending> left;
+      for (Pending& p : work)
+        if (!remove_directories(p.path) && std::chrono::steady_clock::now() < p.give_up) left.push_back(std::move(p));
+      std::unique_lock lock(mutex_);
+      for (Pending& p : left) pending_.push_back(std::move(p));
+      if (pending_.empty()) {
+        pause = std::chrono::milliseconds(1);
+        idle_.notify_all();
+        continue;
+      }
+      lock.unlock();
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(100));
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_, idle_;
+  std::vector<Pending> pending_;
+  std::thread thread_;
+};
+
+Cleaner& cleaner() {
+  static Cleaner* instance = new Cleaner();  // never destroyed: its thread may outlive static destruction
+  return *instance;
+}
+
 // Ends every cgroup inside `root` (killing what is left in them) and removes it.
 void remove_tree(const std::string& root);
 
@@ -92,9 +167,14 @@ void remove_tree(const std::string& root) {
     while (dirent* entry = readdir(dir))
       if (entry->d_type == DT_DIR && entry->d_name[0] != '.') inside.push_back(root + "/" + entry->d_name);
     closedir(dir);
-    for (std::string& path : inside) ProcessCgroup(std::move(path)).end();
+    for (const std::string& path : inside) write_file(path + "/cgroup.kill", "1");
   }
-  ::rmdir(root.c_str());
+  if (remove_directories(root)) return;
+  // The killed exit within moments: wait for them here, once, at the end of
+  // a pool (not on the dispatcher's way), then leave what is still busy.
+  for (auto pause = std::chrono::microseconds(100), waited = std::chrono::microseconds(0);
+       !remove_directories(root) && waited < std::chrono::milliseconds(500); waited += pause, pause *= 2)
+    std::this_thread::sleep_for(pause);
 }
 
 }  // namespace
@@ -111,15 +191,11 @@ ProcessCgroup& ProcessCgroup::operator=(ProcessCgroup&& other) noexcept {
 void ProcessCgroup::end() {
   if (path_.empty()) return;
   if (getpid() != owner_) return path_.clear();
-  write_file(path_ + "/cgroup.kill", "1");
+  write_file(path_ + "/cgroup.kill", "1");  // the cgroup and every sub-cgroup a task made
   // The killed exit within moments (a zombie no longer counts); the
-  // directory can go once they have.
-  auto pause = std::chrono::microseconds(50);
-  for (auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-       ::rmdir(path_.c_str()) != 0 && errno == EBUSY && std::chrono::steady_clock::now() < give_up;
-       pause = std::min(pause * 2, std::chrono::microseconds(5000)))
-    std::this_thread::sleep_for(pause);
-  path_.clear();  // a directory left behind goes with its tree
+  // directories go once they have, off the dispatcher if not at once.
+  if (!remove_directories(path_)) cleaner().later(path_);
+  path_.clear();
 }
 
 CgroupTree::CgroupTree() {
@@ -146,6 +222,7 @@ CgroupTree::CgroupTree() {
 
 void CgroupTree::remove() {
   if (root_.empty() || getpid() != owner_) return;
+  cleaner().drain();
   remove_tree(root_);  // and cgroups that could not be removed at their end (slow to die)
   root_.clear();
   reason_ = "removed";

@@ -68,6 +68,19 @@ std::size_t Pool::map_stream(const std::string& analysis, const std::function<st
 
 const Value& Pool::catalogue() const noexcept { return impl_->catalogue(); }
 
+std::vector<std::vector<ParamProblem>> Pool::check(const std::string& analysis, const std::vector<Value>& sets) {
+  Value list = Value::array();
+  for (const Value& set : sets) list.push_back(set);
+  TaskResult checked = submit(detail::kCheckAnalysis, Value{{"analysis", analysis}, {"sets", std::move(list)}}).get();
+  if (!checked.ok()) throw Error(checked.error->kind, "checking parameters of " + analysis + ": " + checked.error->message);
+  std::vector<std::vector<ParamProblem>> problems;
+  for (const Value& found : checked.result.at("problems")) {
+    auto& these = problems.emplace_back();
+    for (const Value& p : found) these.push_back({p.value("param", ""), p.value("message", "")});
+  }
+  return problems;
+}
+
 const Value* Pool::find_analysis(std::string_view name) const noexcept {
   for (const Value& entry : impl_->catalogue())
     if (entry.value("name", "") == name) return &entry;

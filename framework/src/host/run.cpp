@@ -12,6 +12,8 @@
 #include <iostream>
 #include <thread>
 
+#include <set>
+
 #include <fmt/format.h>
 
 #include "mathpool/mpi.hpp"
@@ -116,6 +118,48 @@ void check_analyses(const RunConfig& config, const Pool& pool) {
                                   config.file.string(), entry.line_of("analysis"), i, entry.analysis,
                                   known.empty() ? "none" : known));
   }
+}
+
+std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& pool) {
+  std::vector<std::string> errors;
+  for (std::size_t i = 0; i < config.analyses.size(); ++i) {
+    const AnalysisEntry& entry = config.analyses[i];
+    const Value* analysis = pool.find_analysis(entry.analysis);
+    if (!analysis || !analysis->value("has_check", false)) continue;
+    // Every set of a small entry; of a large one the first, the last and
+    // evenly spaced ones between (each axis's first and last values among them).
+    constexpr std::uint64_t kMaxSets = 1000;
+    const std::uint64_t n = entry.parameter_sets();
+    std::vector<std::uint64_t> picks;
+    if (n <= kMaxSets) {
+      for (std::uint64_t t = 0; t < n; ++t) picks.push_back(t);
+    } else {
+      for (std::uint64_t k = 0; k < kMaxSets; ++k) picks.push_back(k * (n - 1) / (kMaxSets - 1));
+    }
+    std::vector<Value> sets;
+    for (std::uint64_t t : picks) {
+      std::string bytes;
+      entry.encode_params(t, bytes);
+      sets.push_back(detail::msgpack_to_value(bytes));
+    }
+    const auto problems = pool.check(entry.analysis, sets);
+    std::set<std::string> seen;  // one line per problem, however many sets share it
+    for (const auto& found : problems) {
+      for (const ParamProblem& p : found) {
+        std::string key = "params";
+        if (!p.param.empty()) {
+          if (entry.params.contains(p.param)) key = "params." + p.param;
+          for (const SweepAxis& axis : entry.sweep)
+            for (const auto& k : axis.keys())
+              if (k == p.param) key = (axis.from_rows() ? "rows." : "sweep.") + k;
+        }
+        std::string line = fmt::format("{}:{}: key 'analyses[{}].{}': {}", config.file.string(), entry.line_of(key), i,
+                                       key, p.message);
+        if (seen.insert(line).second) errors.push_back(std::move(line));
+      }
+    }
+  }
+  return errors;
 }
 
 PoolOptions pool_options_for(const RunConfig& config, std::size_t task_count) {
@@ -315,6 +359,12 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   }
   Pool& pool = *pool_storage;
   check_analyses(config, pool);
+  // What the analyses' own checks find in the parameters, before any task.
+  if (const auto problems = check_parameter_sets(config, pool); !problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "\nmathpool: error: ") + p;
+    throw ConfigError(all);
+  }
   if (provenance) provenance->pool_ready(pool);
 
   bool started = false;  // the first record is being written: the file is this run's

@@ -187,8 +187,35 @@ void run_setup(PluginLoader& loader, LoadedAnalysis& analysis) {
 }
 
 // Runs the task's analysis: the result, or the error.
+// A check request (protocol.hpp, kCheckAnalysis): each parameter set's
+// problems, from the documented parameters and the analysis's own check.
+std::pair<std::optional<Outcome>, std::optional<TaskError>> check_sets(PluginLoader& loader, const RunRequest& request) {
+  const Value params = request.params.empty() ? Value::object() : msgpack_to_value(request.params);
+  const std::string name = params.value("analysis", "");
+  LoadedAnalysis* analysis = loader.find(name);
+  if (!analysis) return {std::nullopt, TaskError{ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", name)}};
+  Value problems = Value::array();
+  for (const Value& set : params.value("sets", Value::array())) {
+    Value found = Value::array();
+    if (auto invalid = check_params(*analysis, set)) {
+      const auto quote = invalid->message.find('\'');
+      const auto end = quote == std::string::npos ? quote : invalid->message.find('\'', quote + 1);
+      found.push_back({{"param", end == std::string::npos ? "" : invalid->message.substr(quote + 1, end - quote - 1)},
+                       {"message", invalid->message}});
+    } else if (analysis->guarded.check) {
+      for (const ParamProblem& p : analysis->guarded.check(set)) found.push_back({{"param", p.param}, {"message", p.message}});
+    }
+    problems.push_back(std::move(found));
+  }
+  Outcome outcome;
+  outcome.ok = true;
+  outcome.result = {{"problems", std::move(problems)}};
+  return {std::move(outcome), std::nullopt};
+}
+
 std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader& loader, LoadedAnalysis* analysis,
                                                                     const RunRequest& request) {
+  if (analysis == nullptr && request.analysis == kCheckAnalysis) return check_sets(loader, request);
   if (analysis == nullptr)
     return {std::nullopt, TaskError{ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", request.analysis)}};
   run_setup(loader, *analysis);

@@ -188,7 +188,7 @@ Value describe(const LoadedAnalysis& analysis) {
     results.push_back({{"name", f.name}, {"type", f.type}, {"meaning", f.meaning}});
   Value out = {{"name", doc.name},           {"version", doc.version},
                {"description", doc.description}, {"plugin", analysis.plugin_file},
-               {"open_params", doc.open_params}, {"has_setup", bool(analysis.guarded.setup)},
+               {"open_params", doc.open_params}, {"has_setup", bool(analysis.guarded.setup)}, {"has_check", bool(analysis.guarded.check)},
                {"params", params},           {"results", results}};
   if (analysis.setup_done) {
     out["setup_seconds"] = analysis.setup_seconds;

@@ -447,7 +447,7 @@ TEST(HostProgram, DefaultPoolTakesOptionsFromCodeOrEnvironmentBeforeFirstUse) {
                 set_default_pool_options(options);
                 return 2;  // too late: must throw
               } catch (const Error& e) {
-                return e.kind() == ErrorKind::invalid_config ? 0 : 3;
+                return e.kind() == ErrorKind::misuse ? 0 : 3;
               }
             }),
             0);

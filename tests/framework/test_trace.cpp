@@ -157,10 +157,24 @@ TEST(Trace, TracksSlicesAndInstantsMatchTheRecords) {
   for (const Json& e : events_of(trace, "i")) instants.insert(e.at("name").get<std::string>());
   EXPECT_EQ(instants.count("crashed"), 1u);
   EXPECT_EQ(instants.count("timeout"), 1u);
-  EXPECT_EQ(instants.count("worker ended"), 2u) << trace.at("traceEvents").dump(1).substr(0, 6000);
+  // The crash's death is read from the statistics well before the run ends
+  // (the naps and the runaway take over a second after it); the timeout's
+  // is the run's last event, seen only when the pool counted it in time.
+  const std::size_t ended = instants.count("worker ended");
+  EXPECT_GE(ended, 1u);
+  EXPECT_LE(ended, 2u);
+  EXPECT_EQ(other.at("deaths"), ended);
+  long crashed_worker = 0;
+  for (const Value& rec : records)
+    if (rec["run"] == "crash") crashed_worker = rec["worker"].get<long>();
+  bool crash_death = false;
   for (const Json& e : events_of(trace, "i"))
-    if (e.at("name") == "worker ended") EXPECT_FALSE(e.at("args").at("reason").get<std::string>().empty());
-  EXPECT_EQ(other.at("deaths"), 2);
+    if (e.at("name") == "worker ended") {
+      const std::string reason = e.at("args").at("reason");
+      EXPECT_FALSE(reason.empty());
+      if (e.at("tid").get<long>() == crashed_worker && reason.find("SIGSEGV") != std::string::npos) crash_death = true;
+    }
+  EXPECT_TRUE(crash_death) << "no death with its reason on the crashed worker's track";
 
   // Per track, slices follow one another: in file order their starts never
   // go back, and none overlaps the next.

@@ -153,9 +153,10 @@ void TraceWriter::pool_ready(const Pool& pool, Clock::time_point constructed, Cl
   const double from = micros(constructed), to = micros(ready);
   const PoolStats stats = pool.stats();
   Track& pool_track = track(host_pid_, kPoolTid, "pool");
-  slice(pool_track, "pool start", "pool", from, to - from,
-        fmt::format(R"("workers":{},"start_mode":"{}")", stats.workers.size(),
-                    stats.template_pid > 0 ? "zygote" : "spawn"));
+  if (to > from)  // not for a pool made before the run (run_plan)
+    slice(pool_track, "pool start", "pool", from, to - from,
+          fmt::format(R"("workers":{},"start_mode":"{}")", stats.workers.size(),
+                      stats.template_pid > 0 ? "zygote" : "spawn"));
   pool_track.cursor = to;
   if (stats.template_pid > 0) {
     template_pid_ = stats.template_pid;

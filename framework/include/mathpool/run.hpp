@@ -42,6 +42,12 @@ struct RunOptions {
   // Where warnings go (a resumed output whose config or analysis versions
   // changed, a provenance file that cannot be written); default: stderr.
   std::function<void(const std::string& message)> warn;
+  // Also write the run as Chrome trace-event JSON to this file (`run
+  // --trace FILE`), for https://ui.perfetto.dev or chrome://tracing: a track
+  // per worker with a slice per task (past 200,000 tasks, one per worker per
+  // 100 ms), the pool's start and setups, instants for deaths, timeouts and
+  // restarts. docs/running.md, "Looking at a run: --trace".
+  std::optional<std::filesystem::path> trace;
 };
 
 // One task that did not succeed.

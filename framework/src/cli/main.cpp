@@ -50,6 +50,7 @@ mathpool::Pool catalogue_pool(const std::vector<std::string>& plugin_paths, bool
 // What `run` takes beyond the config.
 struct RunFlags {
   std::string output;
+  std::string trace;  // --trace FILE
   int workers = 0;
   bool resume = false, force = false, quiet = false, mpi = false;
   std::optional<std::vector<std::string>> fields;
@@ -93,6 +94,7 @@ int cmd_run(const std::string& config_file, const RunFlags& flags, const std::ve
   options.command_line = flags.command_line;
   options.interrupted = [] { return interrupted != 0; };
   options.mpi = job ? &*job : nullptr;
+  if (!flags.trace.empty()) options.trace = flags.trace;
   // A lost MPI rank (mpi.node_timeout): the records done so far are written;
   // the job ends at once, since MPI could not finish it (docs/mpi.md).
   auto end_if_lost = [&job] {
@@ -236,6 +238,8 @@ int main(int argc, char** argv) {
   run->add_flag("--force", flags.force, "Replace an output file that already holds records")->excludes(resume);
   run->add_option("--fields", fields, "Record fields to write, e.g. params,result (run, task, repeat, status always)");
   run->add_flag("-q,--quiet", flags.quiet, "No summary on stderr at the end");
+  run->add_option("--trace", flags.trace,
+                  "Also write the run as a Chrome trace (JSON) for ui.perfetto.dev or chrome://tracing");
   run->add_flag("--mpi", flags.mpi, "Run across the ranks of an MPI job (start with mpirun or srun)");
 
   auto* plugins = app.add_subcommand("plugins", "List the analyses the plugins provide");

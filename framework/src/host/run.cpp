@@ -25,6 +25,7 @@
 #include "run_report.hpp"
 #include "stream_core.hpp"
 #include "sweep.hpp"
+#include "trace.hpp"
 
 namespace mathpool {
 namespace {
@@ -190,19 +191,22 @@ struct RecordOutput {
 // parameters and which task it is. False when there are no more.
 using NextTask = std::function<bool(std::string& head, std::string_view& analysis, detail::Bytes& params,
                                     detail::TaskTag& tag)>;
+// (run_stream's `analysis` views must stay valid for the whole run.)
 
 // The run's loop: keeps the stream's window full, writes records in task
 // order as soon as each and every earlier one is done, flushes whenever it
 // would wait, polls for an interrupt before every record.
 RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total, const RecordOutput& output,
                       const std::vector<std::string>& run_names, const detail::RecordFields& fields,
-                      const RunOptions& options, bool terminate_on_interrupt) {
+                      const RunOptions& options, bool terminate_on_interrupt,
+                      detail::TraceWriter* trace = nullptr) {
   RunSummary summary;
   detail::Tally tally(run_names);
   TaskStream stream(pool);
   TaskStream::Core& core = stream.core();
   std::vector<std::string> heads(core.window());  // reused: no allocation per task
   std::vector<detail::TaskTag> tags(core.window());
+  std::vector<std::string_view> analyses(trace ? core.window() : 0);
   std::uint64_t pushed = 0, written = 0;
   std::string buffer;
   constexpr std::size_t kWriteBytes = 64 * 1024;
@@ -226,6 +230,7 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
       params.clear();
       std::string_view analysis;
       if (!(more = next_task(head, analysis, params, tags[pushed % tags.size()]))) break;
+      if (trace) analyses[pushed % analyses.size()] = analysis;
       core.push(analysis, std::move(params));
       params = detail::Bytes();
       ++pushed;
@@ -237,6 +242,7 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
         if (options.interrupted && options.interrupted()) break;
         if (output.tick && !output.tick()) io_failed();
         progress.update(written, summary.failed);
+        if (trace) trace->poll(pool);
       }
     }
     // Checked before every record, not only while waiting: a steady stream
@@ -244,13 +250,20 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
     if (options.interrupted && options.interrupted()) {
       write_buffer();
       summary.interrupted = true;
+      if (trace) trace->interrupted();
       if (terminate_on_interrupt) pool.terminate();
       else pool.cancel_pending({ErrorKind::crashed, "interrupted"});
       tally.fill(summary);
       return summary;  // records written so far stay; resume runs the rest
     }
     detail::RawResult result = core.take();
-    tally.add(tags[written % tags.size()], result);
+    const detail::TaskTag& tag = tags[written % tags.size()];
+    tally.add(tag, result);
+    if (trace) {
+      trace->task(run_names[tag.run], analyses[written % analyses.size()], tag.task, tag.repeat, result,
+                  core.arrived());
+      trace->poll(pool);
+    }
     ++(result.error ? summary.failed : summary.ok);
     buffer += heads[written % heads.size()];
     detail::append_record_tail(buffer, result, fields);
@@ -303,7 +316,15 @@ RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out, c
     return bool(out);
   };
   const auto start = Clock::now();
-  RunSummary summary = run_stream(pool, next_task, plan.size(), output, names, {}, options, false);
+  std::optional<detail::TraceWriter> trace;
+  if (options.trace) {
+    trace.emplace(*options.trace, start, "mathpool run_plan");
+    trace->pool_ready(pool, start, start);
+  }
+  RunSummary summary =
+      run_stream(pool, next_task, plan.size(), output, names, {}, options, false, trace ? &*trace : nullptr);
+  if (trace && !trace->finish(!summary.interrupted))
+    throw Error(ErrorKind::io_error, fmt::format("--trace: cannot write {}", options.trace->string()));
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   summary.planned = plan.size();
   add_pool_figures(pool, summary);
@@ -342,6 +363,11 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   if (config.output && detail::is_regular_or_missing(*config.output))
     provenance.emplace(config, options, *config.output, warn);
   const auto start = Clock::now();
+  // The trace opens before the pool starts, so a file it cannot write stops
+  // the run before any worker does.
+  std::optional<detail::TraceWriter> trace;
+  if (options.trace)
+    trace.emplace(*options.trace, start, fmt::format("mathpool run {}", config.file.filename().string()));
   PoolOptions pool_options = pool_options_for(config, std::size_t(std::min<std::uint64_t>(to_run, 1u << 30)));
   std::optional<Pool> pool_storage;
   RunOptions run_options = options;
@@ -358,6 +384,7 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
     pool_storage.emplace(pool_options);
   }
   Pool& pool = *pool_storage;
+  if (trace) trace->pool_ready(pool, start, Clock::now());
   check_analyses(config, pool);
   // What the analyses' own checks find in the parameters, before any task.
   if (const auto problems = check_parameter_sets(config, pool); !problems.empty()) {
@@ -419,7 +446,8 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   output.terminal = sink->terminal();
   RunSummary ran;
   try {
-    ran = run_stream(pool, next_task, to_run, output, run_names, fields, run_options, true);
+    ran = run_stream(pool, next_task, to_run, output, run_names, fields, run_options, true,
+                     trace ? &*trace : nullptr);
   } catch (...) {
     pool.terminate();  // do not wait for the rest of a run that has failed
     sink->finish(false);
@@ -429,6 +457,10 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   ran.skipped = summary.skipped;
   ran.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   add_pool_figures(pool, ran);
+  if (trace) {
+    trace->poll(pool, true);  // the last deaths
+    if (!trace->finish(!ran.interrupted)) warn(fmt::format("--trace: cannot write {}", options.trace->string()));
+  }
   if (!sink->finish(!ran.interrupted))
     throw Error(ErrorKind::io_error, fmt::format("cannot write the output ({})", std::strerror(errno)));
   if (provenance && started) {

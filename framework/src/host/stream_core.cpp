@@ -92,26 +92,31 @@ detail::RawResult TaskStream::Core::take() {
   // is pushed anew, after this.
   Entry& entry = ring_[taken_ % ring_.size()];
   entry.done = false;
+  arrived_ = entry.arrived;
   ++taken_;
   --claimed_;
   return std::move(entry.result);
 }
 
 void TaskStream::Core::complete(std::uint64_t seq, detail::RawResult&& result) {
+  const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   Entry& entry = ring_[seq % ring_.size()];
   entry.result = std::move(result);
+  entry.arrived = now;
   entry.done = true;
   if (seq == waiting_for_) ready_.notify_one();  // wake the consumer only for what it waits on
 }
 
 void TaskStream::Core::complete_batch(detail::Finished* first, detail::Finished* last) {
   bool wake = false;
+  const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mutex_);
     for (; first != last; ++first) {
       Entry& entry = ring_[first->seq % ring_.size()];
       entry.result = std::move(first->result);
+      entry.arrived = now;
       entry.done = true;
       wake = wake || first->seq == waiting_for_;
     }

@@ -38,6 +38,9 @@ class TaskStream::Core final : public detail::Completion {
   bool next_ready();
   // Takes the oldest task's result, waiting for it. Precondition: in_flight() > 0.
   detail::RawResult take();
+  // When the result take() last returned reached the host (the dispatcher
+  // handed it over), which may be well before take() returned it.
+  std::chrono::steady_clock::time_point arrived() const noexcept { return arrived_; }
 
   void complete(std::uint64_t seq, detail::RawResult&& result) override;
   void complete_batch(detail::Finished* first, detail::Finished* last) override;
@@ -46,6 +49,7 @@ class TaskStream::Core final : public detail::Completion {
   struct Entry {
     bool done = false;
     detail::RawResult result;
+    std::chrono::steady_clock::time_point arrived{};
   };
 
   Pool::Impl& pool_;
@@ -58,6 +62,7 @@ class TaskStream::Core final : public detail::Completion {
   std::mutex mutex_;
   std::condition_variable ready_;
   std::uint64_t waiting_for_ = UINT64_MAX;  // the seq the consumer sleeps on
+  std::chrono::steady_clock::time_point arrived_{};
 };
 
 }  // namespace mathpool

@@ -1,0 +1,337 @@
+#include "trace.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <iterator>
+
+#include <fmt/format.h>
+
+#include "mathpool/error.hpp"
+#include "run_report.hpp"
+
+namespace mathpool::detail {
+namespace {
+
+constexpr int kPoolTid = 0;          // the pool's track, in the host's process
+constexpr int kFirstNodePid = 1000;  // processes for the machines of an MPI pool
+constexpr double kMaxWindowWidening = 1e4;
+
+bool counts_as_death(const char* status) {
+  return std::strcmp(status, "timeout") == 0 || std::strcmp(status, "crashed") == 0 ||
+         std::strcmp(status, "memory") == 0;
+}
+
+}  // namespace
+
+std::string json_string(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  for (const char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", int(c));
+        else out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+TraceWriter::TraceWriter(const std::filesystem::path& file, Clock::time_point start, const std::string& title,
+                         std::uint64_t task_slice_limit)
+    : start_(start), host_pid_(int(::getpid())), task_slice_limit_(task_slice_limit),
+      window_us_(std::chrono::duration<double, std::micro>(kAggregateWindow).count()) {
+  file_ = std::fopen(file.c_str(), "w");
+  if (!file_)
+    throw Error(ErrorKind::io_error, fmt::format("--trace: cannot write {} ({})", file.string(), std::strerror(errno)));
+  out_.reserve((1 << 20) + 4096);
+  fmt::format_to(std::back_inserter(out_), "{{\"traceEvents\":[\n");
+  begin_event();
+  fmt::format_to(std::back_inserter(out_), R"({{"ph":"M","name":"process_name","pid":{},"tid":0,"args":{{"name":{}}}}})", host_pid_,
+             json_string(title));
+  begin_event();
+  fmt::format_to(std::back_inserter(out_), R"({{"ph":"M","name":"process_sort_index","pid":{},"tid":0,"args":{{"sort_index":0}}}})",
+             host_pid_);
+  track(host_pid_, host_pid_, fmt::format("host {}", host_pid_));
+  track(host_pid_, kPoolTid, "pool");
+  last_flush_ = Clock::now();
+}
+
+TraceWriter::~TraceWriter() {
+  if (!closed_) finish(false);
+}
+
+double TraceWriter::micros(Clock::time_point t) const {
+  return std::chrono::duration<double, std::micro>(t - start_).count();
+}
+
+void TraceWriter::begin_event() {
+  if (out_.size() >= (1u << 20)) write_out();
+  if (!first_event_) out_ += ",\n";
+  first_event_ = false;
+}
+
+void TraceWriter::write_out() {
+  if (!out_.empty() && std::fwrite(out_.data(), 1, out_.size(), file_) != out_.size()) failed_ = true;
+  out_.clear();
+}
+
+void TraceWriter::name_track(int pid, int tid, const std::string& name) {
+  begin_event();
+  fmt::format_to(std::back_inserter(out_), R"({{"ph":"M","name":"thread_name","pid":{},"tid":{},"args":{{"name":{}}}}})", pid, tid,
+             json_string(name));
+  // Workers sort by pid after the host's and the pool's tracks.
+  begin_event();
+  fmt::format_to(std::back_inserter(out_), R"({{"ph":"M","name":"thread_sort_index","pid":{},"tid":{},"args":{{"sort_index":{}}}}})", pid,
+             tid, tid == kPoolTid ? -2 : tid == host_pid_ ? -3 : tid);
+}
+
+TraceWriter::Track& TraceWriter::track(int pid, int tid, const std::string& name) {
+  const std::uint64_t key = (std::uint64_t(std::uint32_t(pid)) << 32) | std::uint32_t(tid);
+  auto [it, added] = tracks_.try_emplace(key);
+  if (added) {
+    it->second.pid = pid;
+    it->second.tid = tid;
+    name_track(pid, tid, name);
+  }
+  return it->second;
+}
+
+int TraceWriter::node_pid(const std::string* node) {
+  if (!node) return host_pid_;
+  auto it = std::find(nodes_.begin(), nodes_.end(), *node);
+  if (it != nodes_.end()) return kFirstNodePid + int(it - nodes_.begin());
+  nodes_.push_back(*node);
+  const int pid = kFirstNodePid + int(nodes_.size()) - 1;
+  begin_event();
+  fmt::format_to(std::back_inserter(out_), R"({{"ph":"M","name":"process_name","pid":{},"tid":0,"args":{{"name":{}}}}})", pid,
+             json_string("node " + *node));
+  return pid;
+}
+
+TraceWriter::Track& TraceWriter::worker_track(int worker, const std::string* node) {
+  const int pid = node_pid(node);
+  if (worker <= 0) return track(host_pid_, kPoolTid, "pool");  // never given to a worker
+  std::string name;
+  if (auto slot = slot_of_pid_.find(worker); slot != slot_of_pid_.end() && !node)
+    name = fmt::format("worker {} (slot {})", worker, slot->second);
+  else
+    name = fmt::format("worker {}", worker);
+  return track(pid, worker, name);
+}
+
+void TraceWriter::slice(const Track& t, std::string_view name, std::string_view category, double ts, double dur,
+                        const std::string& args) {
+  begin_event();
+  fmt::format_to(std::back_inserter(out_), R"({{"ph":"X","name":{},"cat":"{}","ts":{:.3f},"dur":{:.3f},"pid":{},"tid":{},"args":{{{}}}}})",
+             json_string(name), category, ts, std::max(dur, 0.0), t.pid, t.tid, args);
+}
+
+void TraceWriter::instant(const Track& t, std::string_view name, double ts, const std::string& args) {
+  if (instants_ >= kInstantLimit) {
+    ++instants_dropped_;
+    return;
+  }
+  ++instants_;
+  begin_event();
+  fmt::format_to(std::back_inserter(out_), R"({{"ph":"i","s":"t","name":{},"ts":{:.3f},"pid":{},"tid":{},"args":{{{}}}}})",
+             json_string(name), ts, t.pid, t.tid, args);
+}
+
+void TraceWriter::pool_ready(const Pool& pool, Clock::time_point constructed, Clock::time_point ready) {
+  pool_ = &pool;
+  const double from = micros(constructed), to = micros(ready);
+  const PoolStats stats = pool.stats();
+  Track& pool_track = track(host_pid_, kPoolTid, "pool");
+  if (to > from)  // not for a pool made before the run (run_plan)
+    slice(pool_track, "pool start", "pool", from, to - from,
+          fmt::format(R"("workers":{},"start_mode":"{}")", stats.workers.size(),
+                      stats.template_pid > 0 ? "zygote" : "spawn"));
+  pool_track.cursor = to;
+  if (stats.template_pid > 0) {
+    template_pid_ = stats.template_pid;
+    Track& t = track(host_pid_, stats.template_pid, fmt::format("template {} (supervisor)", stats.template_pid));
+    const double setup = std::min(stats.template_setup_seconds * 1e6, to - from);
+    slice(t, "template setup", "setup", from, setup,
+          fmt::format(R"("seconds":{:.6f},"pid":{})", stats.template_setup_seconds, stats.template_pid));
+    t.cursor = from + setup;
+  }
+  watch_workers(stats, to);
+  last_poll_ = ready;
+}
+
+void TraceWriter::watch_workers(const PoolStats& stats, double now) {
+  if (!stats.template_pid || stats.template_pid == template_pid_) {
+  } else {
+    // A new template: the old one ended (its reason is in its workers' deaths).
+    Track& t = track(host_pid_, stats.template_pid, fmt::format("template {} (supervisor)", stats.template_pid));
+    const double setup = stats.template_setup_seconds * 1e6;
+    slice(t, "template setup", "setup", std::max(0.0, now - setup), setup,
+          fmt::format(R"("seconds":{:.6f},"pid":{})", stats.template_setup_seconds, stats.template_pid));
+    if (template_pid_) {
+      Track& old = track(host_pid_, template_pid_, fmt::format("template {} (supervisor)", template_pid_));
+      instant(old, "template replaced", std::max(now, old.cursor), fmt::format(R"("new_pid":{})", stats.template_pid));
+    }
+    template_pid_ = stats.template_pid;
+  }
+  if (slots_.size() < stats.workers.size()) slots_.resize(stats.workers.size());
+  for (const WorkerStats& w : stats.workers) {
+    SlotSeen& seen = slots_[std::size_t(w.slot) < slots_.size() ? std::size_t(w.slot) : 0];
+    if (w.restarts > seen.restarts) {
+      // Each earlier process's end, with its reason: the first on the track
+      // of the process last seen in the slot, any others (processes that came
+      // and went between two reads) on the pool's track.
+      for (int k = seen.restarts; k < w.restarts; ++k) {
+        ++deaths_;
+        const std::string reason =
+            std::size_t(k) < w.restart_reasons.size() ? w.restart_reasons[std::size_t(k)] : std::string();
+        const bool on_worker = k == seen.restarts && seen.pid > 0;
+        Track& t = on_worker ? worker_track(seen.pid, nullptr) : track(host_pid_, kPoolTid, "pool");
+        // Where the task that ended it ended, when a record said so.
+        instant(t, "worker ended", on_worker && t.ended >= 0 ? t.ended : std::max(now, t.cursor),
+                fmt::format(R"("slot":{},"pid":{},"reason":{},"restart":{})", w.slot, on_worker ? seen.pid : 0,
+                            json_string(reason), k + 1));
+      }
+      seen.restarts = w.restarts;
+    }
+    if (w.pid > 0 && w.pid != seen.pid) {
+      const bool replacement = seen.pid > 0 || w.restarts > 0;
+      slot_of_pid_[w.pid] = w.slot;
+      Track& t = worker_track(w.pid, nullptr);
+      const double setup = w.setup_seconds * 1e6;
+      if (replacement) {
+        // Its setup ended before this read, and before its first task.
+        t.pending_setup = w.setup_seconds;
+        t.slot = w.slot;
+        t.restart = w.restarts;
+        if (t.first >= 0) replacement_setup(t, std::min(now, t.first));
+      } else {
+        slice(t, "worker setup", "setup", std::max(0.0, now - setup), std::min(setup, now),
+              fmt::format(R"("seconds":{:.6f},"slot":{})", w.setup_seconds, w.slot));
+        t.cursor = std::max(t.cursor, now);
+      }
+      seen.pid = w.pid;
+    }
+  }
+}
+
+void TraceWriter::replacement_setup(Track& t, double end) {
+  const double setup = t.pending_setup * 1e6;
+  const double from = std::max(0.0, end - setup);
+  instant(t, "worker started", from, fmt::format(R"("slot":{},"restart":{})", t.slot, t.restart));
+  slice(t, "worker setup", "setup", from, end - from,
+        fmt::format(R"("seconds":{:.6f},"slot":{})", t.pending_setup, t.slot));
+  t.pending_setup = -1;
+}
+
+void TraceWriter::poll(const Pool& pool, bool force) {
+  const Clock::time_point now = Clock::now();
+  if (closed_ || (!force && now - last_poll_ < kStatsInterval)) return;
+  last_poll_ = now;
+  watch_workers(pool.stats(), micros(now));
+  if (now - last_flush_ >= std::chrono::seconds(1)) {  // a killed run still leaves most of its trace
+    write_out();
+    std::fflush(file_);
+    last_flush_ = now;
+  }
+}
+
+void TraceWriter::flush_bucket(Track& t) {
+  Bucket& b = t.bucket;
+  if (b.tasks == 0) return;
+  slice(t, fmt::format("{} tasks", b.tasks), b.failed ? "aggregated,failed" : "aggregated", b.start, b.end - b.start,
+        fmt::format(R"("tasks":{},"ok":{},"failed":{})", b.tasks, b.ok, b.failed));
+  ++aggregate_slices_;
+  b = Bucket();
+  // Every further kTaskSliceLimit aggregated slices, windows ten times as long.
+  if (aggregate_slices_ % task_slice_limit_ == 0) window_us_ = std::min(window_us_ * 10, 1e5 * kMaxWindowWidening);
+}
+
+void TraceWriter::task(std::string_view run, std::string_view analysis, std::uint64_t task, int repeat,
+                       const RawResult& result, Clock::time_point arrived) {
+  ++tasks_;
+  const char* status = status_of(result);
+  const bool ok = !result.error;
+  if (!ok) ++failed_tasks_;
+  const double end_at = micros(arrived);
+  // A worker not seen yet (a replacement): its slot comes from the statistics.
+  if (pool_ && result.worker > 0 && !result.node && !slot_of_pid_.count(result.worker) &&
+      !tracks_.count((std::uint64_t(std::uint32_t(host_pid_)) << 32) | std::uint32_t(result.worker))) {
+    last_poll_ = arrived;
+    watch_workers(pool_->stats(), end_at);
+  }
+  Track& t = worker_track(result.worker, result.node);
+  const double dur = std::max(0.0, result.seconds * 1e6);
+  // At (arrival - seconds) .. arrival, after the track's last slice: results
+  // arrive in runs, so a run's tasks are drawn one after another.
+  const double start = std::max({0.0, end_at - dur, t.cursor});
+  t.cursor = start + dur;
+  if (t.first < 0) t.first = start;
+  if (t.pending_setup >= 0) replacement_setup(t, start);
+  if (task_slices_ < task_slice_limit_) {
+    ++task_slices_;
+    if (run != last_run_) last_run_.assign(run), last_run_json_ = json_string(run);
+    if (analysis != last_analysis_) last_analysis_.assign(analysis), last_analysis_json_ = json_string(analysis);
+    begin_event();
+    auto out = std::back_inserter(out_);
+    if (ok) fmt::format_to(out, R"({{"ph":"X","name":{},"cat":"ok",)", last_run_json_);
+    else fmt::format_to(out, R"({{"ph":"X","name":{},"cat":"{}",)", json_string(fmt::format("{} ({})", run, status)), status);
+    fmt::format_to(out,
+                   R"("ts":{:.3f},"dur":{:.3f},"pid":{},"tid":{},"args":{{"task":{},"repeat":{},"status":"{}","analysis":{}}}}})",
+                   start, dur, t.pid, t.tid, task, repeat, status, last_analysis_json_);
+  } else {
+    Bucket& b = t.bucket;
+    const auto window = std::uint64_t(t.cursor / window_us_);
+    if (b.tasks > 0 && b.window != window) flush_bucket(t);
+    if (b.tasks == 0) b.window = window, b.start = start;
+    b.end = t.cursor;
+    ++b.tasks;
+    ++(ok ? b.ok : b.failed);
+  }
+  if (!ok && counts_as_death(status)) t.ended = t.cursor;
+  if (!ok && counts_as_death(status))
+    instant(t, status, t.cursor,
+            fmt::format(R"("run":{},"task":{},"repeat":{},"message":{})", json_string(run), task, repeat,
+                        json_string(result.error->message)));
+}
+
+void TraceWriter::interrupted(Clock::time_point now) {
+  Track& host = track(host_pid_, host_pid_, "host");
+  instant(host, "interrupted", micros(now), "");
+}
+
+bool TraceWriter::finish(bool complete) {
+  if (closed_) return !failed_;
+  const double end = micros(Clock::now());
+  for (auto& [key, t] : tracks_) {
+    flush_bucket(t);
+    if (t.pending_setup >= 0) replacement_setup(t, std::max(t.cursor, std::min(end, micros(last_poll_))));
+  }
+  Track& host = track(host_pid_, host_pid_, "host");
+  slice(host, "run", "run", 0, end, fmt::format(R"("tasks":{},"failed":{})", tasks_, failed_tasks_));
+  fmt::format_to(std::back_inserter(out_),
+             "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{{\"tasks\":{},\"slices\":{},\"aggregated\":{},"
+             "\"task_slice_limit\":{},\"aggregate_window_ms\":{},\"aggregated_slices\":{},\"failed_tasks\":{},"
+             "\"deaths\":{},\"instants_dropped\":{},\"complete\":{}}}}}\n",
+             tasks_, task_slices_, aggregate_slices_ > 0 ? "true" : "false", task_slice_limit_,
+             std::chrono::milliseconds(kAggregateWindow).count(), aggregate_slices_, failed_tasks_, deaths_,
+             instants_dropped_, complete ? "true" : "false");
+  closed_ = true;
+  write_out();
+  failed_ = std::ferror(file_) != 0 || failed_;
+  failed_ = std::fclose(file_) != 0 || failed_;
+  file_ = nullptr;
+  return !failed_;
+}
+
+}  // namespace mathpool::detail

@@ -6,6 +6,7 @@
 // integers (mathpool/value.hpp).
 #pragma once
 
+#define PY_SSIZE_T_CLEAN
 #include <pybind11/pybind11.h>
 
 #include <string>

@@ -9,6 +9,7 @@
 // on one thread, as TaskStream wants), so the caller's thread only converts
 // values and can poll for Ctrl-C. Neither kind of thread touches a Python
 // object without the GIL.
+#define PY_SSIZE_T_CLEAN  // "s#" formats take Py_ssize_t lengths
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>

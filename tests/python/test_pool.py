@@ -6,7 +6,6 @@ import pathlib
 import pytest
 
 import mathpool
-from conftest import TESTKIT
 
 
 def test_submit_gives_concurrent_futures(start):

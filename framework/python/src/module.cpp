@@ -231,6 +231,8 @@ class PyPool {
     } catch (...) {
       PyErr_Clear();
     }
+    for (auto& t : orphans_)
+      if (t.joinable()) t.detach();
   }
 
   // Raises mathpool.Error unless this process may use the pool.
@@ -350,9 +352,12 @@ class PyPool {
   }
 
   // A map/imap's pump thread that still drains its tasks: joined at close.
+  // After close() nobody would join it: it holds the pool itself, touches
+  // no Python object, and ends when its tasks are done.
   void adopt(std::thread thread) {
     std::lock_guard lock(orphans_mutex_);
-    orphans_.push_back(std::move(thread));
+    if (pool_) orphans_.push_back(std::move(thread));
+    else thread.detach();
   }
 
  private:

@@ -36,7 +36,7 @@ std::vector<std::uint64_t> elements_param(const mathpool::Params& params, const 
 
 mathpool::Value big(const lfsr::BigInt& x) {
   if (auto v = x.to_int64()) return *v;
-  return x.str();
+  return mathpool::big_integer(x.str());
 }
 
 mathpool::Value elements(const std::vector<std::uint64_t>& v) {

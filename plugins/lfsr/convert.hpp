@@ -33,8 +33,10 @@ lfsr::Field field_param(const mathpool::Params& params);
 std::vector<std::uint64_t> elements_param(const mathpool::Params& params, const char* name,
                                           const lfsr::Field& field);
 
-// Integers that do not fit in int64 become decimal strings: JSON readers may
-// hold integers as doubles or int64 and would round or reject larger ones.
+// Integers that do not fit in 64 bits become SDK big integers
+// (mathpool::big_integer): records write them as decimal strings, since JSON
+// readers may hold integers as doubles or int64 and would round or reject
+// larger ones; the Python module gives an int.
 mathpool::Value big(const lfsr::BigInt& x);
 mathpool::Value elements(const std::vector<std::uint64_t>& v);
 

@@ -116,6 +116,30 @@ MATHPOOL_PLUGIN("testkit", "1.0.0") {
   registry.add(analysis("throw_int", "Throws an int (not a std::exception)", [](const auto&) -> mathpool::Value {
     throw 42;
   }));
+  // example.echo with faults on demand, so one bad task can sit among many
+  // good ones of the same analysis (tests/python).
+  registry.add(analysis("echo", "Returns its parameters, unless `fault` (crash, spin, allocate, throw, invalid, "
+                                "sleep) says to misbehave",
+                        [](const auto& task) -> mathpool::Value {
+                          const std::string fault = task.params().string("fault", "");
+                          if (fault == "crash") {
+                            volatile int* p = nullptr;
+                            return mathpool::Value{{"value", *p}};
+                          }
+                          if (fault == "spin") {
+                            volatile std::uint64_t i = 0;
+                            for (;;) i = i + 1;
+                          }
+                          if (fault == "allocate") {
+                            std::vector<std::vector<char>> hoard;
+                            for (;;) hoard.emplace_back(64u << 20, 'x');
+                          }
+                          if (fault == "throw") throw std::runtime_error("asked to fail");
+                          if (fault == "invalid") throw mathpool::InvalidParams("parameter 'fault': asked to refuse");
+                          if (fault == "sleep")
+                            std::this_thread::sleep_for(std::chrono::milliseconds(task.params().integer("ms", 10)));
+                          return task.params().raw();
+                        }));
   registry.add(analysis("throw_invalid", "Throws InvalidParams", [](const auto&) -> mathpool::Value {
     throw mathpool::InvalidParams("parameter 'x' is wrong");
   }));

@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "catalogue_json.hpp"
+#include "../host/catalogue_json.hpp"
 #include "mathpool/config.hpp"
 #include "mathpool/mpi.hpp"
 #include "mathpool/pool.hpp"
@@ -125,7 +125,7 @@ int cmd_run(const std::string& config_file, const RunFlags& flags, const std::ve
 int cmd_plugins(const std::vector<std::string>& plugin_paths, bool allow_insecure, bool json) {
   mathpool::Pool pool = catalogue_pool(plugin_paths, allow_insecure);
   if (json) {
-    std::cout << mathpool::cli::plugins_json(pool.catalogue()).dump(2) << '\n';
+    std::cout << mathpool::detail::plugins_json(pool.catalogue()).dump(2) << '\n';
     return kExitOk;
   }
   for (const mathpool::Value& a : pool.catalogue())
@@ -140,7 +140,7 @@ int cmd_describe(const std::string& name, const std::vector<std::string>& plugin
   const mathpool::Value* a = pool.find_analysis(name);
   if (!a) return fail(fmt::format("unknown analysis '{}'; `mathpool plugins` lists them", name));
   if (json) {
-    std::cout << mathpool::cli::analysis_json(*a).dump(2) << '\n';
+    std::cout << mathpool::detail::analysis_json(*a).dump(2) << '\n';
     return kExitOk;
   }
   std::cout << fmt::format("{} {}: {}\nplugin: {}\n\nparameters:\n", a->value("name", ""),

@@ -165,8 +165,14 @@ std::size_t transcode(std::string& out, const std::uint8_t* p, std::size_t size)
       append_json_string(out, std::string_view(reinterpret_cast<const char*>(p + pos), std::size_t(h.n)));
       pos += std::size_t(h.n);
       break;
-    case Header::bin:
     case Header::ext:
+      if (h.ext_type == kBigIntegerSubtype) {  // a big integer (mathpool/value.hpp): its decimal text, as a string
+        append_json_string(out, std::string_view(reinterpret_cast<const char*>(p + pos), std::size_t(h.n)));
+        pos += std::size_t(h.n);
+        break;
+      }
+      [[fallthrough]];
+    case Header::bin:
       append_binary(out, p + pos, std::size_t(h.n), h.kind == Header::ext, h.ext_type);
       pos += std::size_t(h.n);
       break;

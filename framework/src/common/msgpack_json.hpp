@@ -1,6 +1,7 @@
 // msgpack_json.hpp: MessagePack bytes checked, decoded and written as record
 // JSON without building a value tree; the one home of the record's JSON rules:
-// integers beyond signed 64 bits become decimal strings, NaN and infinities
+// integers beyond signed 64 bits (big integers too: MessagePack ext type
+// kBigIntegerSubtype, mathpool/value.hpp) become decimal strings, NaN and infinities
 // become "nan", "inf" and "-inf", invalid UTF-8 is replaced by U+FFFD.
 //
 // Stateless free functions; thread-safe.

@@ -12,6 +12,8 @@ namespace {
 bool is_integer(const Value& v) { return v.is_number_integer(); }
 
 std::int64_t as_int64(std::string_view name, const Value& v) {
+  if (is_big_integer(v))
+    throw InvalidParams(fmt::format("parameter '{}' is out of range: {}", name, big_integer_text(v)));
   if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
     throw InvalidParams(fmt::format("parameter '{}' is out of range: {}", name, v.dump()));
   if (!is_integer(v)) wrong_type(name, "an integer", v);

@@ -1,6 +1,6 @@
 #include "catalogue_json.hpp"
 
-namespace mathpool::cli {
+namespace mathpool::detail {
 
 Value analysis_json(const Value& a) {
   Value params = Value::array();
@@ -34,4 +34,4 @@ Value plugins_json(const Value& catalogue) {
   return out;
 }
 
-}  // namespace mathpool::cli
+}  // namespace mathpool::detail

@@ -132,8 +132,10 @@ std::string read_text(const std::filesystem::path& file) {
 std::vector<Value> read_records(const std::filesystem::path& file) { return parse_records(read_text(file)); }
 
 bool zygote_mode() {
+  // Zygote is the pool's default start mode, so it is the binary's default too;
+  // ctest runs the process suites a second time with MATHPOOL_TEST_START=spawn.
   const char* start = std::getenv("MATHPOOL_TEST_START");
-  return start && std::string(start) == "zygote";
+  return !(start && std::string(start) == "spawn");
 }
 
 char process_state(pid_t pid) {
@@ -182,9 +184,9 @@ int in_child(const std::function<int()>& body) {
 PoolOptions test_pool_options(int workers) {
   PoolOptions options;
   options.workers = workers;
-  // The pool suites run once per start mode (see CMakeLists.txt).
-  const char* start = std::getenv("MATHPOOL_TEST_START");
-  options.start = start && std::string(start) == "zygote" ? StartMode::zygote : StartMode::spawn;
+  // The pool suites run once per start mode (see CMakeLists.txt): zygote unless
+  // MATHPOOL_TEST_START=spawn.
+  options.start = zygote_mode() ? StartMode::zygote : StartMode::spawn;
   options.default_plugin_paths = false;
   options.plugin_paths = {EXAMPLE_PLUGIN, TESTKIT_PLUGIN};
   return options;

@@ -48,7 +48,8 @@ std::vector<Value> read_records(const std::filesystem::path& file);
 // A file's whole contents ("" when it cannot be read).
 std::string read_text(const std::filesystem::path& file);
 
-// Whether the suites run in zygote start mode (MATHPOOL_TEST_START=zygote).
+// Whether the suites run in zygote start mode: the default, unless
+// MATHPOOL_TEST_START=spawn (ctest's `spawn.` copies of the process suites).
 bool zygote_mode();
 // The state letter of a process (R, S, T, Z...), or 0 when it is gone.
 char process_state(pid_t pid);

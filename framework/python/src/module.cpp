@@ -726,7 +726,7 @@ py::dict summary_dict(const RunSummary& s, const RunConfig& config) {
 
 py::dict run_file(const std::string& config_file, std::optional<std::string> output, std::optional<int> workers,
              bool resume, bool force, bool quiet, std::vector<std::string> command_line, py::handle options,
-             std::optional<std::string> trace) {
+             std::optional<std::string> trace_file) {
   RunConfig config = load_config(config_file);
   if (output) {
     config.output.reset();
@@ -741,7 +741,7 @@ py::dict run_file(const std::string& config_file, std::optional<std::string> out
   if (extra.allow_insecure_plugins) config.pool.allow_insecure_plugins = true;
 
   RunOptions o;
-  if (trace) o.trace = *trace;
+  if (trace_file) o.trace = *trace_file;
   o.resume = resume;
   o.force = force;
   o.command_line = std::move(command_line);

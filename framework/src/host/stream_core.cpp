@@ -111,15 +111,16 @@ void TaskStream::Core::complete(std::uint64_t seq, detail::RawResult&& result) {
 void TaskStream::Core::complete_batch(detail::Finished* first, detail::Finished* last) {
   bool wake = false;
   const auto now = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(mutex_);
-    for (; first != last; ++first) {
-      Entry& entry = ring_[first->seq % ring_.size()];
-      entry.result = std::move(first->result);
-      entry.arrived = now;
-      entry.done = true;
-      wake = wake || first->seq == waiting_for_;
-    }
+  // Notified under the lock: once the consumer has its last result it may
+  // destroy this Core, condition variable included (TSan found a signal on a
+  // destroyed one when the notify came after the unlock).
+  std::lock_guard lock(mutex_);
+  for (; first != last; ++first) {
+    Entry& entry = ring_[first->seq % ring_.size()];
+    entry.result = std::move(first->result);
+    entry.arrived = now;
+    entry.done = true;
+    wake = wake || first->seq == waiting_for_;
   }
   if (wake) ready_.notify_one();
 }

@@ -69,17 +69,22 @@ std::string own_cgroup_directory(std::string& reason) {
   return "";
 }
 
+// The cgroups directly inside the cgroup `path`.
+std::vector<std::string> sub_cgroups(const std::string& path) {
+  std::vector<std::string> inside;
+  if (DIR* dir = opendir(path.c_str())) {
+    while (dirent* entry = readdir(dir))
+      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') inside.push_back(path + "/" + entry->d_name);
+    closedir(dir);
+  }
+  return inside;
+}
+
 // Removes a cgroup directory and every sub-cgroup a task made inside it,
 // deepest first (a cgroup with children cannot go). False when one is still
 // busy: its killed processes have not exited yet.
 bool remove_directories(const std::string& path) {
-  if (DIR* dir = opendir(path.c_str())) {
-    std::vector<std::string> inside;
-    while (dirent* entry = readdir(dir))
-      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') inside.push_back(path + "/" + entry->d_name);
-    closedir(dir);
-    for (const std::string& child : inside) remove_directories(child);
-  }
+  for (const std::string& child : sub_cgroups(path)) remove_directories(child);
   return ::rmdir(path.c_str()) == 0 || errno == ENOENT;
 }
 
@@ -162,13 +167,7 @@ void remove_abandoned(const std::string& parent) {
 }
 
 void remove_tree(const std::string& root) {
-  if (DIR* dir = opendir(root.c_str())) {
-    std::vector<std::string> inside;
-    while (dirent* entry = readdir(dir))
-      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') inside.push_back(root + "/" + entry->d_name);
-    closedir(dir);
-    for (const std::string& path : inside) write_file(path + "/cgroup.kill", "1");
-  }
+  for (const std::string& path : sub_cgroups(root)) write_file(path + "/cgroup.kill", "1");
   if (remove_directories(root)) return;
   // The killed exit within moments: wait for them here, once, at the end of
   // a pool (not on the dispatcher's way), then leave what is still busy.

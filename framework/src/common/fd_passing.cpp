@@ -33,7 +33,9 @@ bool send_fd(int socket, int fd, pid_t pid) {
   header->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
   ssize_t n;
-  do n = ::sendmsg(socket, &message, MSG_NOSIGNAL);
+  // Never blocks: it is the first message on a fresh socket, and a peer that
+  // is gone or stuck must not hold up the host's dispatcher.
+  do n = ::sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   return n == static_cast<ssize_t>(sizeof pid);
 }

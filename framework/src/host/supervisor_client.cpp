@@ -85,8 +85,11 @@ SupervisorProcess::Events SupervisorProcess::read(Clock::time_point now) {
     *events.ended += " (" + end(true) + ")";
     return events;
   }
-  if (!open || readable(pidfd_)) {
-    events.ended = end(false);
+  const bool dead = readable(pidfd_);
+  if (!open || dead) {
+    // Its channel closed while it lives (a setup closed fd 3): kill it, never
+    // wait for a process that may not end.
+    events.ended = end(!dead);
     if (phase_ == Phase::ended && !died_in_setup_.empty()) *events.ended += " in the setup of " + died_in_setup_;
     return events;
   }

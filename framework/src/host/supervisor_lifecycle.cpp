@@ -3,6 +3,9 @@
 // retires; and, while the pool looks for the setup that breaks the
 // template's fork, a probe. All start and answer inside the dispatcher's
 // poll loop, so nothing here waits for a supervisor. Dispatcher thread only.
+#include <signal.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "pool_impl.hpp"
@@ -107,12 +110,24 @@ void Pool::Impl::worker_forked(const std::shared_ptr<Supervisor>& supervisor, co
     return;
   }
   supervisor_failures_ = 0;
+  detail::ProgressMapping progress;
+  try {
+    progress = detail::ProgressMapping::create();
+  } catch (const std::exception& e) {
+    // The host program is out of descriptors or memory: this worker goes
+    // (its supervisor reaps it), and the slot tries again after a back-off.
+    detail::send_signal(forked.pid, forked.pidfd, SIGKILL);
+    ::close(forked.channel_fd);
+    ::close(forked.pidfd);
+    slot->supervisor.reset();
+    return could_not_start(*slot, e.what());
+  }
   slot->pid = forked.pid;
   slot->pidfd = forked.pidfd;
   // Into its own cgroup before it runs a setup or a task: it waits for its page first.
   slot->cgroup = cgroups_.adopt(forked.pid, fmt::format("worker-{}", forked.pid));
   slot->channel = detail::Channel(forked.channel_fd);
-  slot->progress = detail::ProgressMapping::create();
+  slot->progress = std::move(progress);
   slot->progress.hand_over(forked.channel_fd);  // a worker gone already shows up on its pidfd
   slot->answered = 0;
   slot->started_at = Clock::now();

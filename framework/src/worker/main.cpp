@@ -155,6 +155,21 @@ void note_setup_child(pid_t pid, void*) {
     setup_children.push_back(pid);
 }
 
+// Two descriptors kept in reserve for the sweep, which reads /proc (a
+// directory and a file at a time): a task that used up its descriptors must
+// not hide what it started.
+int sweep_spares[2] = {-1, -1};
+
+std::string state_lost;  // why this worker must be retired, once a task broke it
+
+void reserve_sweep_descriptors() {
+  for (int& fd : sweep_spares)
+    if (fd < 0) fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // Still none: a task holds every descriptor. The worker cannot sweep again.
+  if ((sweep_spares[0] < 0 || sweep_spares[1] < 0) && state_lost.empty())
+    state_lost = "a task used up the worker's descriptors";
+}
+
 void end_what_the_task_started() {
   siginfo_t info{};
   // __WALL: a child cloned without an exit signal is invisible to a plain
@@ -162,13 +177,15 @@ void end_what_the_task_started() {
   if (setup_children.empty() && waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0 &&
       errno == ECHILD)
     return;
+  for (int& fd : sweep_spares)
+    if (fd >= 0) ::close(std::exchange(fd, -1));
   kill_descendants_of_self(setup_children.data(), int(setup_children.size()));
+  reserve_sweep_descriptors();
 }
 
 // What a task changed in this process (timers, signals, limits) and must
 // not reach the next task; restored on the sweep's schedule.
 ProcessState process_state;
-std::string state_lost;  // why this worker must be retired, once a task broke it
 
 // How tasks run: one after another in this process, or each in a process
 // forked from it (pool.isolation: task), so nothing of one survives into the next.
@@ -418,6 +435,7 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);  // see end_what_the_task_started()
   for_each_child(note_setup_child, nullptr);  // what the setups started so far
   process_state.save();
+  reserve_sweep_descriptors();
   constexpr std::int64_t kFlushEveryNs = 1000000;
   constexpr std::size_t kFlushBytes = 64 * 1024;
   std::int64_t last_flush = monotonic_ns();

@@ -63,6 +63,7 @@ int Supervisor::run() {
   sigaddset(&child, SIGCHLD);
   sigprocmask(SIG_BLOCK, &child, &previous_mask_);
   signals_ = signalfd(-1, &child, SFD_CLOEXEC | SFD_NONBLOCK);
+  become_subreaper();  // again: a setup may have turned the flag off
   reap();  // the middle processes of what the setups daemonized
   for_each_child(note_child, &spared_);
   bool busy = false;

@@ -324,6 +324,53 @@ TEST(Lifetimes, AWorkerDiesWithAKilledHostWhateverAnEarlierTaskDidToItsDeathSign
                             << " outlived its SIGKILLed host by 1.5 s, running the next task";
 }
 
+// A setup starts a helper process (cgroups off). containment.md: "Processes
+// the template's setups started are its children from the start and live as
+// long as it does"; in spawn mode a setup's helper serves its worker. The
+// supervisor is SIGKILLed from outside; the pool replaces it (and the
+// helper, with its setup). The old helper lives on, a child of init.
+TEST(Lifetimes, ASetupsHelperDoesNotOutliveAKilledSupervisor) {
+  EnvVar no_cgroups("MATHPOOL_CGROUPS", "off");
+  EnvVar breaking("MATHPOOL_A3_BREAK", "helper");
+  const std::string tag = unique_tag("a3hl");
+  EnvVar named("MATHPOOL_A3_TAG", tag);
+  const auto before = children_of(getpid());
+  Pool pool(a3_options(1));
+  ASSERT_TRUE(pool.submit("a3.breaker", Value::object()).get().ok());
+  const auto helpers = live_named(tag);
+  ASSERT_EQ(helpers.size(), 1u);
+  const pid_t supervisor = supervisor_of_new_pool(before);
+  ASSERT_GT(supervisor, 0);
+  ::kill(supervisor, SIGKILL);
+  EXPECT_TRUE(pool.submit("a3.breaker", Value::object()).get().ok());
+  std::this_thread::sleep_for(1000ms);
+  const bool old_alive = process_state(helpers[0]) != 0 && process_state(helpers[0]) != 'Z';
+  const std::string parent = read_text("/proc/" + std::to_string(helpers[0]) + "/stat");
+  wait_gone(tag, 10ms);
+  EXPECT_FALSE(old_alive) << "the setup's helper " << helpers[0] << " outlived its killed supervisor " << supervisor
+                          << " by 1 s; /proc/" << helpers[0] << "/stat: " << parent.substr(0, 60);
+}
+
+// The pool is destroyed while its supervisor and a worker are stopped: the
+// destructor returns within a bounded time and nothing stays.
+TEST(Lifetimes, APoolWithAStoppedSupervisorAndWorkerStopsPromptly) {
+  const auto before = children_of(getpid());
+  std::optional<Pool> pool;
+  pool.emplace(a3_options(2));
+  ASSERT_TRUE(pool->submit("a3.count", Value::object()).get().ok());
+  const pid_t supervisor = supervisor_of_new_pool(before);
+  ASSERT_GT(supervisor, 0);
+  const auto workers = children_of(supervisor);
+  ASSERT_FALSE(workers.empty());
+  ::kill(workers[0], SIGSTOP);
+  ::kill(supervisor, SIGSTOP);
+  const auto start = Clock::now();
+  pool.reset();
+  EXPECT_LT(seconds_since(start), 3.0);
+  EXPECT_TRUE(wait_for([&] { return new_children(before).empty(); }, 2000ms));
+  EXPECT_TRUE(zombie_children().empty());
+}
+
 // ---- ProcessState -----------------------------------------------------------
 
 // A task asks to be traced by its parent (PTRACE_TRACEME) and returns ok.

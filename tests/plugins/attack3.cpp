@@ -108,7 +108,7 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
   auto breaker = analysis(
       "breaker",
       "Its setup, as MATHPOOL_A3_BREAK says: close3_hang (closes fd 3, then sleeps MATHPOOL_A3_HANG_MS), "
-      "sigchld_ign (ignores SIGCHLD), reaper (a thread that waits for any child, forever); tasks return ok",
+      "sigchld_ign (ignores SIGCHLD), helper (starts a process named MATHPOOL_A3_TAG), reaper (a thread that waits for any child, forever); tasks return ok",
       [](const auto&) { return mathpool::Value{{"pid", getpid()}}; });
   breaker.setup = []() -> std::any {
     const std::string how = env("MATHPOOL_A3_BREAK");
@@ -118,6 +118,8 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
       sleep_ms(ms.empty() ? 60000 : std::atoll(ms.c_str()));
     }
     if (how == "sigchld_ign") std::signal(SIGCHLD, SIG_IGN);
+    // A helper process its tasks would talk to, named MATHPOOL_A3_TAG.
+    if (how == "helper" && fork() == 0) stay_named(env("MATHPOOL_A3_TAG"));
     if (how == "reaper") {
       std::thread([] {
         for (;;) {

@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -137,6 +138,55 @@ TEST(ChannelAbuse, ASetupThatClosesFd3AndHangsIsStoppedAtItsSetupTimeout) {
   EXPECT_LT(seconds, 9.5);
 }
 
+// The same setup hangs only on a later start of the template: the
+// mathpool command runs (zygote) when the supervisor is SIGKILLed from
+// outside; its replacement's setup closes fd 3 and sleeps. The dispatcher
+// then sits in waitpid(): records stop, and SIGINT is not answered (the run
+// loop's terminate() joins the blocked dispatcher). Spawn mode has no
+// template: the test passes there.
+TEST(ChannelAbuse, TheCommandAnswersSigintWhenAReplacementTemplatesSetupClosesFd3) {
+  TempDir dir;
+  const auto marker = dir.path() / "hang-now";
+  EnvVar breaking("MATHPOOL_A3_BREAK", "close3_hang");
+  EnvVar hang("MATHPOOL_A3_HANG_MS", "60000");
+  EnvVar hang_if("MATHPOOL_A3_HANG_IF", marker.string());
+  std::string sweep;
+  for (int i = 0; i < 2000; ++i) sweep += (i ? "," : "") + std::to_string(i);
+  const auto config = dir.write(
+      "run.yaml", std::string("pool: {workers: 2, setup_timeout: 1s, start: ") + (zygote_mode() ? "zygote" : "spawn") +
+                      "}\noutput: out.jsonl\nanalyses:\n  - name: naps\n    analysis: a3.nap\n"
+                      "    params: {ms: 5}\n    sweep: {i: [" + sweep + "]}\n"
+                      "  - name: breakers\n    analysis: a3.breaker\n    sweep: {i: [" + sweep + "]}\n");
+  const int host = start_mathpool({"run", config.string(), "--plugin-path", ATTACK3_PLUGIN, "--quiet", "--output",
+                                   (dir.path() / "out.jsonl").string()},
+                                  dir.path() / "log.txt");
+  pid_t supervisor = -1;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        const auto children = children_of(host);
+        if (children.size() == 1 && !children_of(children[0]).empty()) supervisor = children[0];
+        return supervisor > 0;
+      },
+      5000ms));
+  std::this_thread::sleep_for(300ms);
+  { std::ofstream(marker.string()) << "1"; }
+  ::kill(supervisor, SIGKILL);
+  std::this_thread::sleep_for(1500ms);  // past setup_timeout
+  const auto records_then = read_text(dir.path() / "out.jsonl").size();
+  const auto start = Clock::now();
+  ::kill(host, SIGINT);
+  const bool ended = wait_for([&] { return waitpid(host, nullptr, WNOHANG) == host; }, 4000ms);
+  const double seconds = seconds_since(start);
+  const auto records_now = read_text(dir.path() / "out.jsonl").size();
+  if (!ended) {
+    ::kill(host, SIGKILL);  // its supervisors die with it
+    waitpid(host, nullptr, 0);
+  }
+  EXPECT_TRUE(ended) << "SIGINT not answered in 4 s (record bytes " << records_then << " then " << records_now
+                     << "); log: " << read_text(dir.path() / "log.txt");
+  EXPECT_LT(seconds, 4.0);
+}
+
 // A task starts a sibling of its worker (clone(CLONE_PARENT): the
 // supervisor's child) that writes garbage on the channel 30 ms later, while
 // the next task, an innocent 300 ms nap, runs. containment.md: escaped
@@ -157,6 +207,56 @@ TEST(ChannelAbuse, GarbageFromAnEscapedProcessIsNotChargedToTheNextTask) {
   EXPECT_TRUE(writer.ok()) << message_of(writer);
   EXPECT_TRUE(nap.ok()) << "an innocent task was charged with what an escaped process of the task before it wrote: "
                         << message_of(nap);
+}
+
+// A task closes its worker's channel (fd 3), or puts /dev/null there, and
+// returns. The worker cannot answer; the tasks sent with it in the same chunk
+// must not be charged, and the task itself must end (containment.md: at
+// most 5 refunds, then `crashed`), having run at most 6 times.
+TEST(ChannelAbuse, ATaskThatClosesOrReplacesFd3CostsOnlyItself) {
+  for (const bool dup2 : {false, true}) {
+    SCOPED_TRACE(dup2 ? "dup2 /dev/null over fd 3" : "close(3)");
+    TempDir dir;
+    const auto runs = dir.path() / "runs";
+    PoolOptions options = a3_options(1);
+    options.chunk_size = 4;
+    Pool pool(options);
+    ASSERT_TRUE(pool.submit("a3.count", Value::object()).get().ok());
+    std::vector<TaskSpec> tasks{{"a3.close3", {{"file", runs.string()}, {"dup2", dup2}}},
+                                {"a3.count", Value::object()},
+                                {"a3.count", Value::object()},
+                                {"a3.count", Value::object()}};
+    const auto start = Clock::now();
+    auto futures = pool.submit_all(std::move(tasks));
+    const TaskResult closer = futures[0].get();
+    EXPECT_FALSE(closer.ok());
+    for (std::size_t i = 1; i < futures.size(); ++i) {
+      const TaskResult r = futures[i].get();
+      EXPECT_TRUE(r.ok()) << "innocent task " << i << ": " << message_of(r);
+    }
+    EXPECT_LT(seconds_since(start), 10.0);
+    EXPECT_LE(read_text(runs).size(), 6u) << "the task ran " << read_text(runs).size() << " times: "
+                                          << message_of(closer);
+    EXPECT_TRUE(pool.submit("a3.count", Value::object()).get().ok());
+  }
+}
+
+// A task forks a child that writes garbage on the channel 20 ms later and
+// returns at once. The sweep after the task ends the child first: the next
+// task is not charged.
+TEST(ChannelAbuse, GarbageFromAForkedChildAfterItsTaskIsNotChargedToTheNextTask) {
+  EnvVar no_cgroups("MATHPOOL_CGROUPS", "off");
+  PoolOptions options = a3_options(1);
+  options.chunk_size = 1;
+  Pool pool(options);
+  const std::string tag = unique_tag("a3fw");
+  std::vector<TaskSpec> tasks{{"a3.fork_writer", {{"tag", tag}, {"delay", 20}}}, {"a3.nap", {{"ms", 200}}}};
+  auto futures = pool.submit_all(std::move(tasks));
+  const TaskResult writer = futures[0].get();
+  const TaskResult nap = futures[1].get();
+  EXPECT_TRUE(wait_gone(tag, 500ms).empty());
+  EXPECT_TRUE(writer.ok()) << message_of(writer);
+  EXPECT_TRUE(nap.ok()) << message_of(nap);
 }
 
 // ---- SupervisorDeath --------------------------------------------------------
@@ -284,6 +384,51 @@ TEST(SupervisorDeath, ATerminateFromOutsideDuringASetupIsNotTheSetupsCrash) {
   terminator.join();
   EXPECT_EQ(terms.load(), 2);
   EXPECT_TRUE(r.ok()) << "after " << terms.load() << " SIGTERMs from outside: " << message_of(r);
+}
+
+// The mathpool command is told to stop (SIGTERM, then SIGINT) while its
+// pool's supervisor is stopped and workers are needed (one per task). Each
+// run answers within 3 s (containment.md: "Every run answers SIGINT and
+// SIGTERM at any moment"), exit status 130, and leaves no process.
+TEST(SupervisorDeath, TheCommandAnswersSigtermAndSigintWhileItsSupervisorIsStopped) {
+  for (const int signal : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    TempDir dir;
+    std::string sweep;
+    for (int i = 0; i < 400; ++i) sweep += (i ? "," : "") + std::to_string(i);
+    const auto config = dir.write(
+        "run.yaml", std::string("pool: {workers: 2, max_tasks_per_worker: 1, start: ") +
+                        (zygote_mode() ? "zygote" : "spawn") + "}\noutput: out.jsonl\nanalyses:\n  - name: naps\n"
+                        "    analysis: a3.nap\n    params: {ms: 20}\n    sweep: {i: [" + sweep + "]}\n");
+    const int host = start_mathpool({"run", config.string(), "--plugin-path", ATTACK3_PLUGIN, "--quiet", "--output",
+                                     (dir.path() / "out.jsonl").string()},
+                                    dir.path() / "log.txt");
+    // Its supervisor: its one child, once there.
+    pid_t supervisor = -1;
+    ASSERT_TRUE(wait_for(
+        [&] {
+          const auto children = children_of(host);
+          if (children.size() == 1 && !children_of(children[0]).empty()) supervisor = children[0];
+          return supervisor > 0;
+        },
+        5000ms));
+    std::this_thread::sleep_for(200ms);
+    ::kill(supervisor, SIGSTOP);
+    std::this_thread::sleep_for(300ms);  // workers retire; new ones are asked of the stopped supervisor
+    const auto start = Clock::now();
+    ::kill(host, signal);
+    const bool ended = wait_for([&] { return waitpid(host, nullptr, WNOHANG) == host; }, 3000ms);
+    const double seconds = seconds_since(start);
+    if (!ended) {
+      ::kill(host, SIGKILL);
+      waitpid(host, nullptr, 0);
+    }
+    ::kill(supervisor, SIGCONT);
+    EXPECT_TRUE(ended) << "the command did not end within 3 s: " << read_text(dir.path() / "log.txt");
+    EXPECT_LT(seconds, 3.0);
+    EXPECT_TRUE(wait_for([&] { return process_state(supervisor) == 0 || process_state(supervisor) == 'Z'; }, 2000ms))
+        << "its supervisor outlived it";
+  }
 }
 
 // ---- Lifetimes ---------------------------------------------------------------

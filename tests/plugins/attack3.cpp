@@ -112,7 +112,10 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
       [](const auto&) { return mathpool::Value{{"pid", getpid()}}; });
   breaker.setup = []() -> std::any {
     const std::string how = env("MATHPOOL_A3_BREAK");
-    if (how == "close3_hang") {
+    // The same, only when the file MATHPOOL_A3_HANG_IF exists (a setup that
+    // hangs on some later start, when a resource it waits for is busy).
+    const std::string only_if = env("MATHPOOL_A3_HANG_IF");
+    if (how == "close3_hang" && (only_if.empty() || ::access(only_if.c_str(), F_OK) == 0)) {
       ::close(3);
       const std::string ms = env("MATHPOOL_A3_HANG_MS");
       sleep_ms(ms.empty() ? 60000 : std::atoll(ms.c_str()));
@@ -174,6 +177,38 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
                             sleep_ms(delay);
                             std::string garbage(std::size_t(bytes), '\xff');
                             [[maybe_unused]] auto n = ::write(3, garbage.data(), garbage.size());
+                            stay_named(tag);
+                          }
+                          return mathpool::Value{{"pid", pid}};
+                        }));
+  registry.add(analysis("close3", "Appends a byte to `file` (counting its runs), closes fd 3 (its worker's channel), "
+                                  "or with `dup2` puts /dev/null there; returns",
+                        [](const auto& task) {
+                          const std::string file = task.params().string("file", "");
+                          if (!file.empty()) {
+                            const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                            [[maybe_unused]] auto n = ::write(fd, "r", 1);
+                            ::close(fd);
+                          }
+                          if (task.params().boolean("dup2", false)) {
+                            const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+                            ::dup2(null, 3);
+                            ::close(null);
+                          } else {
+                            ::close(3);
+                          }
+                          return mathpool::Value{{"pid", getpid()}};
+                        }));
+  registry.add(analysis("fork_writer", "Forks a child named `tag` that writes garbage on fd 3 after `delay` ms; "
+                                       "returns at once",
+                        [](const auto& task) {
+                          const auto delay = task.params().integer("delay", 20);
+                          const std::string tag = task.params().string("tag", "a3-fwriter");
+                          const pid_t pid = fork();
+                          if (pid == 0) {
+                            prctl(PR_SET_NAME, tag.c_str());
+                            sleep_ms(delay);
+                            [[maybe_unused]] auto n = ::write(3, "\xff\xff\xff\xff\x06garbage", 12);
                             stay_named(tag);
                           }
                           return mathpool::Value{{"pid", pid}};

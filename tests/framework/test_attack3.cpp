@@ -496,6 +496,27 @@ TEST(Lifetimes, ASetupsHelperDoesNotOutliveAKilledSupervisor) {
                           << " by 1 s; /proc/" << helpers[0] << "/stat: " << parent.substr(0, 60);
 }
 
+// A setup starts a helper; 300 ms later the helper starts a daemon of its
+// own (double fork, own session), as a service manager or a shell's `cmd &`
+// would. containment.md: "Processes a setup started are spared: they serve
+// the tasks that follow, in both start modes." The daemon is reparented to
+// the supervisor (zygote) or the worker (spawn), both subreapers, which kill
+// it as a task's escape while tasks run.
+TEST(Lifetimes, ADaemonASetupsHelperStartsServesTheTasksThatFollow) {
+  EnvVar no_cgroups("MATHPOOL_CGROUPS", "off");
+  EnvVar breaking("MATHPOOL_A3_BREAK", "helper_daemon");
+  const std::string tag = unique_tag("a3hd");
+  EnvVar named("MATHPOOL_A3_TAG", tag);
+  Pool pool(a3_options(1));
+  ASSERT_TRUE(pool.submit("a3.breaker", Value::object()).get().ok());
+  ASSERT_TRUE(wait_for([&] { return !live_named(tag + "d").empty(); }, 2000ms)) << "the daemon never started";
+  const auto daemon = live_named(tag + "d");
+  for (const auto& r : pool.map("a3.nap", std::vector<Value>(10, Value{{"ms", 100}}))) EXPECT_TRUE(r.ok());
+  const bool alive = !live_named(tag + "d").empty();
+  EXPECT_TRUE(alive) << "the daemon " << daemon[0] << " of the setup's helper was killed while tasks ran";
+  EXPECT_FALSE(live_named(tag).empty()) << "the setup's helper itself was killed";
+}
+
 // The pool is destroyed while its supervisor and a worker are stopped: the
 // destructor returns within a bounded time and nothing stays.
 TEST(Lifetimes, APoolWithAStoppedSupervisorAndWorkerStopsPromptly) {
@@ -532,6 +553,31 @@ TEST(ProcessState, ATaskThatAsksToBeTracedDoesNotCostTheNextTask) {
   EXPECT_TRUE(next.ok()) << "the next task: " << message_of(next);
   const TaskResult after = pool.submit("a3.count", Value::object()).get();
   EXPECT_TRUE(after.ok()) << message_of(after);
+}
+
+// A task starts a "runner": a process that forks and lets its parent exit,
+// again and again, so its pid never stays the same. containment.md: after
+// each task the worker "kills and reaps every process the task started ...
+// with no count limit". With and without cgroups.
+TEST(ProcessState, AProcessThatKeepsChangingItsPidDoesNotOutliveItsTask) {
+  for (const bool cgroups : {true, false}) {
+    SCOPED_TRACE(cgroups ? "cgroups" : "no cgroups");
+    std::optional<EnvVar> off;
+    if (!cgroups) off.emplace("MATHPOOL_CGROUPS", "off");
+    Pool pool(a3_options(1));
+    const std::string tag = unique_tag(cgroups ? "a3rc" : "a3rn");
+    const TaskResult r = pool.submit("a3.runner", {{"tag", tag}}).get();
+    EXPECT_TRUE(r.ok()) << message_of(r);
+    EXPECT_TRUE(pool.submit("a3.count", Value::object()).get().ok());
+    std::this_thread::sleep_for(500ms);
+    int alive = 0;
+    for (int i = 0; i < 20; ++i) {
+      alive += !live_named(tag).empty();
+      std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(alive, 0) << "the runner was alive in " << alive << " of 20 looks, 0.5 s after its task and the next";
+    // Clean up after a failure: stop the pool (its supervisor ends its tree).
+  }
 }
 
 // ---- CgroupLeftovers ---------------------------------------------------------

@@ -123,6 +123,18 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
     if (how == "sigchld_ign") std::signal(SIGCHLD, SIG_IGN);
     // A helper process its tasks would talk to, named MATHPOOL_A3_TAG.
     if (how == "helper" && fork() == 0) stay_named(env("MATHPOOL_A3_TAG"));
+    // A helper that, 300 ms later, starts a daemon of its own (double fork,
+    // own session) named MATHPOOL_A3_TAG + "d", as a service manager would.
+    if (how == "helper_daemon" && fork() == 0) {
+      prctl(PR_SET_NAME, env("MATHPOOL_A3_TAG").c_str());
+      sleep_ms(300);
+      if (fork() == 0) {
+        setsid();
+        if (fork() == 0) stay_named(env("MATHPOOL_A3_TAG") + "d");
+        _exit(0);
+      }
+      stay_named(env("MATHPOOL_A3_TAG"));
+    }
     if (how == "reaper") {
       std::thread([] {
         for (;;) {
@@ -212,6 +224,24 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
                             stay_named(tag);
                           }
                           return mathpool::Value{{"pid", pid}};
+                        }));
+  registry.add(analysis("runner", "Starts a process named `tag` that forks and lets its parent exit, again and "
+                                  "again (its pid never stays the same); returns at once",
+                        [](const auto& task) {
+                          const std::string tag = task.params().string("tag", "a3-runner");
+                          const pid_t first = fork();
+                          if (first == 0) {
+                            prctl(PR_SET_NAME, tag.c_str());
+                            for (;;) {
+                              const pid_t next = fork();
+                              if (next > 0) _exit(0);  // the child goes on
+                              if (next < 0) sleep_ms(1);
+                              // a little work between forks
+                              for (volatile int i = 0; i < 20000; ++i) {
+                              }
+                            }
+                          }
+                          return mathpool::Value{{"pid", first}};
                         }));
   registry.add(analysis("signal_parent", "Sends `signal` to its parent process (the pool's supervisor)",
                         [](const auto& task) {

@@ -340,6 +340,26 @@ TEST(SupervisorDeath, TwoStoppedSupervisorsDoNotQuarantineAnInnocentAnalysis) {
   ::kill(second, SIGCONT);
 }
 
+// A task SIGKILLs its parent, the pool's supervisor (its workers die with
+// it), while an innocent 1.5 s task runs on the other worker. The pool cannot
+// tell this from an outside kill: both tasks are refunded and run again, and
+// again. The killer ends as `crashed` after 5 refunds; the innocent task,
+// whose worker died each time too, must not.
+TEST(SupervisorDeath, ATaskThatKillsItsSupervisorDoesNotCostATaskOnAnotherWorker) {
+  PoolOptions options = a3_options(2);
+  options.chunk_size = 1;
+  Pool pool(options);
+  ASSERT_TRUE(pool.submit("a3.count", Value::object()).get().ok());
+  std::vector<TaskSpec> tasks{{"a3.nap", {{"ms", 1500}}}, {"a3.signal_parent", {{"signal", SIGKILL}, {"ms", 500}}}};
+  const auto start = Clock::now();
+  auto futures = pool.submit_all(std::move(tasks));
+  const TaskResult innocent = futures[0].get();
+  const TaskResult killer = futures[1].get();
+  EXPECT_LT(seconds_since(start), 20.0);
+  EXPECT_FALSE(killer.ok()) << message_of(killer);
+  EXPECT_TRUE(innocent.ok()) << "the innocent nap on the other worker: " << message_of(innocent);
+}
+
 // A setup that takes 1.5 s; a user's `kill` (SIGTERM, kill(1)'s default)
 // reaches the process running it (zygote: the supervisor; spawn: the worker),
 // twice. A SIGKILL from outside is never a setup's fault (containment.md:
@@ -709,6 +729,32 @@ TEST(TemplateSignals, ASetupsReaperThreadDoesNotHideHowWorkersEnd) {
   }
   EXPECT_EQ(unnamed, 0) << "of 5 crashes";
   EXPECT_TRUE(pool.submit("a3.count", Value::object()).get().ok());
+}
+
+// ---- TemplateThreads ----------------------------------------------------------
+
+// A setup starts a thread that opens and closes a library in a loop (a
+// plugin loader watching for updates). In zygote mode the template forks
+// workers while that thread may hold the dynamic loader's lock; a worker
+// forked then has the lock held by a thread it does not have, and a task that
+// calls dlopen() deadlocks: innocent tasks are reported `timeout` (measured
+// by hand: 55 of 300 with max_tasks_per_worker 1). Chromium's and Android's
+// zygotes make sure the zygote is single-threaded when it forks; this one
+// does not check. Spawn mode: every task ok.
+TEST(TemplateThreads, ASetupThreadInsideDlopenDoesNotDeadlockTheWorkersForkedMeanwhile) {
+  EnvVar breaking("MATHPOOL_A3_BREAK", "dlopen_thread");
+  PoolOptions options = a3_options(2);
+  options.max_tasks_per_worker = 1;  // a worker forked for every task
+  options.task_timeout = 2000ms;
+  Pool pool(options);
+  ASSERT_TRUE(pool.submit("a3.breaker", Value::object()).get().ok());
+  int timeouts = 0, other = 0;
+  for (const auto& r : pool.map("a3.dlopen", std::vector<Value>(40, Value{{"n", 20}}))) {
+    if (r.ok()) continue;
+    (std::string(r.status()) == "timeout" ? timeouts : other)++;
+    if (timeouts + other == 1) ADD_FAILURE() << "first failure: " << message_of(r);
+  }
+  EXPECT_EQ(timeouts + other, 0) << timeouts << " of 40 dlopen tasks timed out, " << other << " failed otherwise";
 }
 
 // ---- HostProcess -------------------------------------------------------------

@@ -4,6 +4,7 @@
 // the environment (MATHPOOL_A3_BREAK, MATHPOOL_A3_SLOW_MS), so a test turns on
 // exactly one. Processes meant to be found later carry the name in `tag`.
 // Not installed.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -135,6 +136,15 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
       }
       stay_named(env("MATHPOOL_A3_TAG"));
     }
+    // A thread that opens and closes a library, forever (a plugin loader
+    // polling for updates); the template forks workers meanwhile.
+    if (how == "dlopen_thread") {
+      std::thread([] {
+        for (;;) {
+          if (void* h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL)) dlclose(h);
+        }
+      }).detach();
+    }
     if (how == "reaper") {
       std::thread([] {
         for (;;) {
@@ -243,10 +253,21 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
                           }
                           return mathpool::Value{{"pid", first}};
                         }));
-  registry.add(analysis("signal_parent", "Sends `signal` to its parent process (the pool's supervisor)",
+  registry.add(analysis("dlopen", "Opens and closes libm (dlopen), `n` times", [](const auto& task) {
+    const auto n = task.params().integer("n", 1);
+    int opened = 0;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (void* h = dlopen("libbz2.so.1.0", RTLD_NOW | RTLD_LOCAL)) {
+        ++opened;
+        dlclose(h);
+      }
+    return mathpool::Value{{"opened", opened}, {"pid", getpid()}};
+  }));
+  registry.add(analysis("signal_parent", "Sends `signal` to its parent process (the pool's supervisor), then sleeps `ms`",
                         [](const auto& task) {
                           const pid_t parent = getppid();
                           ::kill(parent, int(task.params().integer("signal", SIGTERM)));
+                          sleep_ms(task.params().integer("ms", 0));
                           return mathpool::Value{{"parent", parent}};
                         }));
 }

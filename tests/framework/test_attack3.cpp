@@ -601,6 +601,31 @@ TEST(ProcessState, AProcessThatKeepsChangingItsPidDoesNotOutliveItsTask) {
   }
 }
 
+// A task uses up its worker's descriptors (opens /dev/null until EMFILE,
+// and keeps them: a leak) after starting a daemon. containment.md: the
+// worker "kills and reaps every process the task started ..., whatever a
+// task did to its limits"; the issue's words: "The sweep works whatever a
+// task did to its limits or its fds". The sweep must open /proc to find
+// the daemon. With and without cgroups (a cgroup ends it only with the
+// worker).
+TEST(ProcessState, ADaemonOfATaskThatUsedUpItsDescriptorsDoesNotOutliveIt) {
+  for (const bool cgroups : {true, false}) {
+    SCOPED_TRACE(cgroups ? "cgroups" : "no cgroups");
+    std::optional<EnvVar> off;
+    if (!cgroups) off.emplace("MATHPOOL_CGROUPS", "off");
+    Pool pool(a3_options(1));
+    const std::string tag = unique_tag(cgroups ? "a3fc" : "a3fn");
+    const TaskResult r = pool.submit("a3.fd_hog", {{"tag", tag}}).get();
+    EXPECT_TRUE(r.ok()) << message_of(r);
+    const TaskResult next = pool.submit("a3.count", Value::object()).get();
+    EXPECT_TRUE(next.ok()) << "the next task: " << message_of(next);
+    std::this_thread::sleep_for(300ms);
+    const auto left = wait_gone(tag, 700ms);
+    EXPECT_TRUE(left.empty()) << "the daemon of a task that used up its descriptors outlived it and the next task by "
+                                 "1 s (the worker still serving)";
+  }
+}
+
 // ---- CgroupLeftovers ---------------------------------------------------------
 
 // This process's cgroup v2 directory, where pools make theirs ("" if none).

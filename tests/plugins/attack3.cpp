@@ -263,6 +263,31 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
       }
     return mathpool::Value{{"opened", opened}, {"pid", getpid()}};
   }));
+  registry.add(analysis("fd_hog", "Opens /dev/null until no descriptor is left (and keeps them), then starts a "
+                                  "daemon named `tag` (double fork, own session); returns",
+                        [](const auto& task) {
+                          const std::string tag = task.params().string("tag", "a3-hog");
+                          // The daemon first (fork needs no descriptor), told to go on by a pipe.
+                          int go[2];
+                          if (pipe(go) != 0) throw std::runtime_error("pipe");
+                          const pid_t middle = fork();
+                          if (middle == 0) {
+                            setsid();
+                            if (fork() == 0) {
+                              char byte;
+                              ::close(go[1]);
+                              [[maybe_unused]] auto n = ::read(go[0], &byte, 1);
+                              stay_named(tag);
+                            }
+                            _exit(0);
+                          }
+                          waitpid(middle, nullptr, 0);
+                          ::close(go[0]);
+                          int opened = 0;
+                          while (::open("/dev/null", O_RDONLY) >= 0) ++opened;
+                          ::close(go[1]);  // the daemon goes on
+                          return mathpool::Value{{"opened", opened}, {"pid", getpid()}};
+                        }));
   registry.add(analysis("signal_parent", "Sends `signal` to its parent process (the pool's supervisor), then sleeps `ms`",
                         [](const auto& task) {
                           const pid_t parent = getppid();

@@ -735,6 +735,24 @@ TEST(TemplateSignals, ASetupThatIgnoresSigchldDoesNotHideHowWorkersEnd) {
   EXPECT_TRUE(pool.submit("a3.count", Value::object()).get().ok());
 }
 
+// A setup turns off its process's child-subreaper flag (prctl). In zygote
+// mode it runs in the supervisor, which never sets it again: when a worker is
+// SIGKILLed, what its task started goes to init, not to the supervisor.
+// containment.md: "the worker is SIGKILLed | its orphans come to the
+// supervisor, which kills them". Cgroups off.
+TEST(TemplateSignals, ASetupThatTurnsOffTheSubreaperFlagDoesNotFreeAKilledWorkersOrphans) {
+  EnvVar no_cgroups("MATHPOOL_CGROUPS", "off");
+  EnvVar breaking("MATHPOOL_A3_BREAK", "no_subreaper");
+  Pool pool(a3_options(1));
+  ASSERT_TRUE(pool.submit("a3.breaker", Value::object()).get().ok());
+  const std::string tag = unique_tag("a3or");
+  const TaskResult r = pool.submit("a3.daemon_then_die", {{"tag", tag}}).get();
+  EXPECT_EQ(std::string(r.status()), "crashed") << message_of(r);
+  EXPECT_TRUE(pool.submit("a3.count", Value::object()).get().ok());
+  const auto left = wait_gone(tag, 1500ms);
+  EXPECT_TRUE(left.empty()) << "the daemon of a task whose worker was SIGKILLed outlived it by 1.5 s";
+}
+
 // A setup starts a thread that waits for any child, forever (a library's
 // reaper). In zygote mode it runs in the supervisor and takes its workers'
 // wait statuses.

@@ -109,7 +109,7 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
   auto breaker = analysis(
       "breaker",
       "Its setup, as MATHPOOL_A3_BREAK says: close3_hang (closes fd 3, then sleeps MATHPOOL_A3_HANG_MS), "
-      "sigchld_ign (ignores SIGCHLD), helper (starts a process named MATHPOOL_A3_TAG), reaper (a thread that waits for any child, forever); tasks return ok",
+      "sigchld_ign (ignores SIGCHLD), no_subreaper (turns off its process's subreaper flag), helper (starts a process named MATHPOOL_A3_TAG), reaper (a thread that waits for any child, forever); tasks return ok",
       [](const auto&) { return mathpool::Value{{"pid", getpid()}}; });
   breaker.setup = []() -> std::any {
     const std::string how = env("MATHPOOL_A3_BREAK");
@@ -122,6 +122,7 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
       sleep_ms(ms.empty() ? 60000 : std::atoll(ms.c_str()));
     }
     if (how == "sigchld_ign") std::signal(SIGCHLD, SIG_IGN);
+    if (how == "no_subreaper") prctl(PR_SET_CHILD_SUBREAPER, 0);
     // A helper process its tasks would talk to, named MATHPOOL_A3_TAG.
     if (how == "helper" && fork() == 0) stay_named(env("MATHPOOL_A3_TAG"));
     // A helper that, 300 ms later, starts a daemon of its own (double fork,
@@ -288,6 +289,20 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
                           ::close(go[1]);  // the daemon goes on
                           return mathpool::Value{{"opened", opened}, {"pid", getpid()}};
                         }));
+  registry.add(analysis("daemon_then_die", "Starts a daemon named `tag` (double fork, own session), then "
+                                           "SIGKILLs its own process", [](const auto& task) -> mathpool::Value {
+    const std::string tag = task.params().string("tag", "a3-orphan");
+    const pid_t middle = fork();
+    if (middle == 0) {
+      setsid();
+      if (fork() == 0) stay_named(tag);
+      _exit(0);
+    }
+    waitpid(middle, nullptr, 0);
+    sleep_ms(50);
+    ::raise(SIGKILL);
+    return nullptr;
+  }));
   registry.add(analysis("signal_parent", "Sends `signal` to its parent process (the pool's supervisor), then sleeps `ms`",
                         [](const auto& task) {
                           const pid_t parent = getppid();

@@ -173,6 +173,7 @@ class Pool::Impl {
     std::vector<std::string> suspects;  // the culprit is one of these
     std::vector<std::string> trial;     // the setups the trial template runs
     std::string reason;                 // how the full template failed
+    bool confirming = false;            // the last suspect alone is being tried
     std::shared_ptr<detail::SupervisorProcess> probe;
   };
 

@@ -207,7 +207,10 @@ void Pool::Impl::supervisor_broken(const std::string& reason) {
     }
     supervisor_failures_ = 0;
     if (!suspects.empty()) {
-      bisection_ = Bisection{true, std::move(suspects), {}, reason, nullptr};
+      bisection_ = Bisection{};
+      bisection_.active = true;
+      bisection_.suspects = std::move(suspects);
+      bisection_.reason = reason;
       return begin_bisection_trial();
     }
   }
@@ -222,7 +225,16 @@ void Pool::Impl::supervisor_broken(const std::string& reason) {
 }
 
 void Pool::Impl::begin_bisection_trial() {
-  if (bisection_.suspects.size() == 1) {
+  if (bisection_.suspects.empty()) {
+    // No setup is to blame (the failures came from elsewhere: a stopped
+    // supervisor, say): start afresh, quarantining nothing.
+    bisection_ = Bisection{};
+    supervisor_restart_at_ = Clock::now();
+    return;
+  }
+  if (bisection_.suspects.size() == 1 && !bisection_.confirming) {
+    bisection_.confirming = true;  // tried alone before it is blamed
+  } else if (bisection_.suspects.size() == 1) {
     const std::string culprit = bisection_.suspects.front();
     const std::string reason = bisection_.reason;
     bisection_ = Bisection{};
@@ -232,7 +244,8 @@ void Pool::Impl::begin_bisection_trial() {
     supervisor_restart_at_ = Clock::now();
     return;
   }
-  const auto half = bisection_.suspects.begin() + std::ptrdiff_t(bisection_.suspects.size() / 2);
+  const auto half = bisection_.confirming ? bisection_.suspects.end()
+                                          : bisection_.suspects.begin() + std::ptrdiff_t(bisection_.suspects.size() / 2);
   bisection_.trial.assign(bisection_.suspects.begin(), half);
   detail::HelloMessage hello = hello_;
   hello.mode = "zygote";

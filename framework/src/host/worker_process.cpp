@@ -82,28 +82,6 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
   const int host_end = move_high(fds[0]);
   const int child_end = move_high(fds[1]);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, child_end, kChildChannelFd);
-  posix_spawn_file_actions_addclosefrom_np(&actions, kChildChannelFd + 1);
-
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t none;
-  sigemptyset(&none);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGCHLD);  // a host program may ignore it; the worker waits for its children
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  // A session of its own: the terminal's Ctrl-C is the host's, and what the
-  // worker starts can be ended with its process group.
-  posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
   const std::string path = program.string();
   const std::string channel = std::to_string(kChildChannelFd);
   const std::string host = std::to_string(getpid());
@@ -114,15 +92,38 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
                              const_cast<char*>("--channel"), const_cast<char*>(channel.c_str()),
                              const_cast<char*>("--host"), const_cast<char*>(host.c_str()),
                              nullptr};
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, path.c_str(), &actions, &attributes, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  ::close(child_end);
-  if (rc != 0) {
+  if (::access(path.c_str(), X_OK) != 0) {
+    const int error = errno;
     ::close(host_end);
-    throw Error(ErrorKind::crashed,
-                fmt::format("cannot start worker program {}: {}", path, strerror(rc)));
+    ::close(child_end);
+    throw Error(ErrorKind::start_failed, fmt::format("cannot start worker program {}: {}", path, strerror(error)));
+  }
+  // fork() and execve(), not posix_spawn: glibc's posix_spawn waits (vfork)
+  // until the child has exec'd, and a child stopped before that (SIGSTOP
+  // from outside) would hold the dispatcher for good. Between the two, only
+  // async-signal-safe calls: the host program may have threads.
+  sigset_t none;
+  sigemptyset(&none);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction by_default {};
+    by_default.sa_handler = SIG_DFL;
+    // A host program may ignore or catch these; the worker program sets its own.
+    for (int signal : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD}) sigaction(signal, &by_default, nullptr);
+    // A session of its own: the terminal's Ctrl-C is the host's, and what
+    // the supervisor starts can be ended with its process group.
+    setsid();
+    if (dup2(child_end, kChildChannelFd) != kChildChannelFd) _exit(127);
+    ::syscall(SYS_close_range, kChildChannelFd + 1, ~0U, 0);
+    execve(path.c_str(), argv.data(), environ);
+    _exit(127);
+  }
+  const int error = errno;
+  ::close(child_end);
+  if (pid < 0) {
+    ::close(host_end);
+    throw Error(ErrorKind::start_failed, fmt::format("cannot start worker program {}: {}", path, strerror(error)));
   }
   SpawnedWorker worker{pid, Channel(host_end), ProgressMapping::create()};
   worker.progress.hand_over(worker.channel.fd());  // a worker gone already shows up at its handshake
@@ -157,7 +158,10 @@ ExitVerdict judge_exit(int status) {
     return verdict;
   }
   verdict.out_of_memory = WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitOutOfMemory;
-  verdict.killed_from_outside = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  // SIGKILL and SIGTERM come from outside (a user, the OOM killer, a
+  // shutdown), never from a worker's own bug; the host's own are told apart
+  // by its callers.
+  verdict.killed_from_outside = WIFSIGNALED(status) && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM);
   verdict.description = describe_wait_status(status);
   return verdict;
 }

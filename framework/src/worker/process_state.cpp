@@ -90,6 +90,9 @@ std::string ProcessState::restore() {
   }
   int subreaper = 0;
   if (prctl(PR_GET_CHILD_SUBREAPER, &subreaper) == 0 && subreaper == 0) prctl(PR_SET_CHILD_SUBREAPER, 1);
+  // The worker dies with its supervisor, whatever a task did to that.
+  int death_signal = 0;
+  if (prctl(PR_GET_PDEATHSIG, &death_signal) == 0 && death_signal != SIGKILL) prctl(PR_SET_PDEATHSIG, SIGKILL);
   return lost;
 }
 

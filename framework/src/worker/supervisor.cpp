@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -58,6 +61,7 @@ class Supervisor {
 void note_child(pid_t pid, void* set) { static_cast<std::set<pid_t>*>(set)->insert(pid); }
 
 int Supervisor::run() {
+  std::signal(SIGCHLD, SIG_DFL);  // a setup that ignored it would have the kernel reap our workers
   sigset_t child;
   sigemptyset(&child);
   sigaddset(&child, SIGCHLD);
@@ -113,6 +117,12 @@ int Supervisor::run() {
 void Supervisor::reap() {
   int status = 0;
   for (pid_t pid; (pid = waitpid(-1, &status, WNOHANG | __WALL)) > 0;) {
+    if (WIFSTOPPED(status)) {
+      // A worker that asked to be traced (PTRACE_TRACEME) stops at its
+      // signals for us, its parent: not an exit. Let it go on untraced.
+      ::ptrace(PTRACE_DETACH, pid, nullptr, reinterpret_cast<void*>(std::intptr_t(WSTOPSIG(status) == SIGTRAP ? 0 : WSTOPSIG(status))));
+      continue;
+    }
     spared_.erase(pid);
     if (workers_.erase(pid) == 0) continue;
     // The host's only source of a worker's wait status; it waits for it.

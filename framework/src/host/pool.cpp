@@ -71,7 +71,9 @@ const Value& Pool::catalogue() const noexcept { return impl_->catalogue(); }
 std::vector<std::vector<ParamProblem>> Pool::check(const std::string& analysis, const std::vector<Value>& sets) {
   Value list = Value::array();
   for (const Value& set : sets) list.push_back(set);
-  TaskResult checked = submit(detail::kCheckAnalysis, Value{{"analysis", analysis}, {"sets", std::move(list)}}).get();
+  // On this machine's workers: under MPI, rank 0's (the router's timing is for tasks).
+  TaskResult checked =
+      impl_->submit_local(detail::kCheckAnalysis, Value{{"analysis", analysis}, {"sets", std::move(list)}}).get();
   if (!checked.ok()) throw Error(checked.error->kind, "checking parameters of " + analysis + ": " + checked.error->message);
   std::vector<std::vector<ParamProblem>> problems;
   for (const Value& found : checked.result.at("problems")) {

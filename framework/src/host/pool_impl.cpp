@@ -103,13 +103,31 @@ void Pool::Impl::enqueue_local(std::vector<Task>& tasks, bool batch) {
   wake();
 }
 
-std::future<TaskResult> Pool::Impl::submit(std::string analysis, Value params) {
+namespace {
+
+// One task for submit() and submit_local(), and the future of its result.
+std::future<TaskResult> one_task(std::string analysis, const Value& params, std::vector<Pool::Impl::Task>& one) {
   auto* completion = new detail::PromiseCompletion();
   auto future = completion->future();
-  std::vector<Task> one(1);
+  one.resize(1);
   one[0].analysis = std::move(analysis);
   detail::append_msgpack(one[0].params, params.is_null() ? Value::object() : params);
   one[0].completion = completion;
+  return future;
+}
+
+}  // namespace
+
+std::future<TaskResult> Pool::Impl::submit_local(std::string analysis, Value params) {
+  std::vector<Task> one;
+  auto future = one_task(std::move(analysis), params, one);
+  enqueue_local(one, false);
+  return future;
+}
+
+std::future<TaskResult> Pool::Impl::submit(std::string analysis, Value params) {
+  std::vector<Task> one;
+  auto future = one_task(std::move(analysis), params, one);
   enqueue(one, false);
   return future;
 }

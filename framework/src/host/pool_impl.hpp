@@ -93,6 +93,9 @@ class Pool::Impl {
   void set_router(std::unique_ptr<Router> router) { router_ = std::move(router); }
   int local_size() const noexcept { return static_cast<int>(options_.workers); }
   std::future<TaskResult> submit(std::string analysis, Value params);
+  // As submit(), always on this pool's own workers (never routed to other
+  // MPI ranks): checks, which must not count as the router's work.
+  std::future<TaskResult> submit_local(std::string analysis, Value params);
   const Value& catalogue() const noexcept { return catalogue_; }
   const std::vector<std::filesystem::path>& plugin_files() const noexcept { return plugin_files_; }
   int size() const noexcept { return router_ ? router_->workers() : local_size(); }

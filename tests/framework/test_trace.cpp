@@ -140,7 +140,7 @@ TEST(Trace, TracksSlicesAndInstantsMatchTheRecords) {
     EXPECT_EQ(e.at("name"), status == "ok" ? run : run + " (" + status + ")");
     EXPECT_EQ(e.at("cat"), status);
     EXPECT_EQ(e.at("args").at("status"), status);
-    EXPECT_EQ(e.at("args").at("analysis"), rec["analysis"]);
+    EXPECT_EQ(e.at("args").at("analysis").get<std::string>(), rec["analysis"].get<std::string>());
     EXPECT_EQ(e.at("tid").get<long>(), rec["worker"].get<long>());
     EXPECT_NEAR(e.at("dur").get<double>(), rec["seconds"].get<double>() * 1e6, 1.0);
     EXPECT_GE(e.at("ts").get<double>(), 0.0);

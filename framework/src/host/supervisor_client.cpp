@@ -85,7 +85,10 @@ SupervisorProcess::Events SupervisorProcess::read(Clock::time_point now) {
     *events.ended += " (" + end(true) + ")";
     return events;
   }
-  const bool dead = readable(pidfd_);
+  bool dead = readable(pidfd_);
+  // A dying process's channel closes moments before its pidfd says so: wait
+  // a little for its real end (its status tells an outside kill apart).
+  if (!open && !dead) dead = readable(pidfd_, 100);
   if (!open || dead) {
     // Its channel closed while it lives (a setup closed fd 3): kill it, never
     // wait for a process that may not end.

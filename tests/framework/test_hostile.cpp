@@ -379,11 +379,11 @@ TEST(Hostile, OrphansOfTheHostProgramAreNotAdoptedAndOwnChildrenKeepTheirStatus)
   RecordProperty("orphans", orphans.load());
 }
 
-// 7c''. A template whose setup left a thread running cannot clone its
-// workers safely; it double-forks them, and the host adopts each. Workers
-// still serve, their crashes still read as signals, and nothing is left a
-// zombie.
-TEST(Hostile, ATemplateWithThreadsDoubleForksAndItsWorkersStillServe) {
+// 7c''. A template whose setup left a thread running cannot fork its
+// workers safely (Chromium's and Android's zygotes refuse to): the pool
+// spawns them instead and says why in its statistics. Workers serve, their
+// crashes still read as signals, and nothing is left a zombie.
+TEST(Hostile, ATemplateWithThreadsIsNotForkedItsWorkersAreSpawned) {
   if (!zygote_mode()) GTEST_SKIP() << "workers are forked in zygote mode only";
   ::setenv("MATHPOOL_HOSTILE_SETUP_THREAD", "1", 1);
   struct Unset {
@@ -391,18 +391,13 @@ TEST(Hostile, ATemplateWithThreadsDoubleForksAndItsWorkersStillServe) {
   } unset;
   {
     PoolOptions options = hostile_pool_options(2);
-    options.max_tasks_per_worker = 1;  // a fork per task
+    options.max_tasks_per_worker = 1;  // a new worker per task
     Pool pool(options);
     const auto counted = pool.map("hostile.count", std::vector<Value>(40, Value::object()));
     for (const auto& r : counted) ASSERT_TRUE(r.ok()) << r.error->message;
-    const pid_t template_pid = pool.stats().template_pid;
-    ASSERT_GT(template_pid, 0);
-    std::size_t threads = 0;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(template_pid) + "/task")) {
-      (void)entry;
-      ++threads;
-    }
-    EXPECT_GE(threads, 2u) << "the setup's thread is not running in the template: this test tests nothing";
+    const PoolStats stats = pool.stats();
+    EXPECT_EQ(stats.template_pid, 0) << "a template with a setup's thread running still forks workers";
+    EXPECT_NE(stats.start_note.find("threads running"), std::string::npos) << stats.start_note;
     const auto crashes = pool.map("hostile.segv", std::vector<Value>(5, Value::object()));
     for (const auto& r : crashes) {
       ASSERT_FALSE(r.ok());

@@ -58,7 +58,9 @@ TEST(Messages, EveryMessageRoundTrips) {
   ready.pid = 42;
   ready.analyses = Value::array({Value{{"name", "a.b"}}});
   ready.errors = {"cannot load"};
+  ready.threads = 3;
   const ReadyMessage r = round_trip(MessageType::ready, ready);
+  EXPECT_EQ(r.threads, 3);
   EXPECT_EQ(r.pid, 42);
   EXPECT_EQ(r.analyses, ready.analyses);
   EXPECT_EQ(r.errors, ready.errors);

@@ -221,5 +221,39 @@ TEST(SlotLogic, ChunkLimitSplitsAShortQueueFairly) {
   EXPECT_EQ(chunk_limit(0, 0.0000001, 0, 4), 1u);
 }
 
+// ---- suspects: tasks in flight at a supervisor's death run alone ----------
+
+TEST(SlotLogic, AnOrdinaryTaskIsSentBesideOthers) { EXPECT_TRUE(may_send(false, 7, false)); }
+
+TEST(SlotLogic, ASuspectWaitsUntilNothingElseIsInFlight) {
+  EXPECT_FALSE(may_send(true, 1, false));
+  EXPECT_TRUE(may_send(true, 0, false));
+}
+
+TEST(SlotLogic, NothingIsSentWhileASuspectRuns) {
+  EXPECT_FALSE(may_send(false, 1, true));
+  EXPECT_FALSE(may_send(true, 1, true));
+}
+
+TEST(SlotLogic, TheSuspectIsTheTaskTheWorkerWasRunning) {
+  DeathFacts facts;
+  facts.inflight = 5;
+  facts.answered = 10;
+  facts.supervisor_lost = true;
+  facts.running = 13;  // the third of the five
+  EXPECT_EQ(suspect_index(facts), 2u);
+}
+
+TEST(SlotLogic, WithoutAKnownRunningTaskTheFirstInFlightIsTheSuspect) {
+  DeathFacts facts;
+  facts.inflight = 5;
+  facts.answered = 10;
+  EXPECT_EQ(suspect_index(facts), 0u);
+  facts.running = 10;  // answered already: not in flight
+  EXPECT_EQ(suspect_index(facts), 0u);
+  facts.running = 16;  // beyond what was sent
+  EXPECT_EQ(suspect_index(facts), 0u);
+}
+
 }  // namespace
 }  // namespace mathpool::detail

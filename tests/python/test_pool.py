@@ -63,7 +63,9 @@ def test_a_failed_task_raises_in_place_and_imap_goes_on(start, testkit):
 
 
 def test_error_kinds_are_exception_classes(start, testkit):
-    with mathpool.Pool(workers=1, start=start, plugin_path=testkit, task_timeout="1s",
+    # 3 s: filling 512 MiB takes 1.4-1.6 s on this project's VM (slow page faults), so
+    # "allocate" must reach the memory limit well before "spin" reaches the time limit.
+    with mathpool.Pool(workers=1, start=start, plugin_path=testkit, task_timeout="3s",
                        memory_limit="512MiB", retries=0) as pool:
         cases = {"crash": mathpool.Crashed, "spin": mathpool.Timeout, "allocate": mathpool.MemoryLimit,
                  "throw": mathpool.PluginError, "invalid": mathpool.InvalidParams}

@@ -150,6 +150,9 @@ struct PoolStats {
   double template_setup_seconds = 0;  // plugin load + setups of the current template
   long template_rss_bytes = 0;
   long template_pss_bytes = 0;
+  // Zygote was asked but workers are spawned, and why (the setups left
+  // threads running in the template); empty otherwise.
+  std::string start_note;
   bool parked = false;  // workers stopped while idle (Pool::park); the next task starts them
   // A pool across MPI ranks: every node, rank 0 first. The counts above are
   // those of rank 0's own pool, except `queued`, which adds the tasks rank 0

@@ -74,6 +74,7 @@ struct RunSummary {
   double seconds = 0;  // wall time from the start of the pool to the last record
   int workers = 0;     // worker processes (every machine's, under MPI)
   int restarts = 0;    // worker processes replaced during the run
+  std::string pool_note;  // PoolStats::start_note at the end (zygote asked, workers spawned)
   std::vector<std::string> hosts;                     // machines that ran tasks
   std::optional<std::filesystem::path> provenance;    // FILE.meta.json, when written
 };

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,6 +74,8 @@ ResultReply decode_result(const Frame& frame) {
 Channel::Channel(Channel&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       accept_fds_(other.accept_fds_),
+      sender_(other.sender_),
+      dropped_bytes_(other.dropped_bytes_),
       fds_(std::move(other.fds_)),
       in_(std::move(other.in_)),
       out_(std::move(other.out_)),
@@ -85,6 +88,8 @@ Channel& Channel::operator=(Channel&& other) noexcept {
     close();
     fd_ = std::exchange(other.fd_, -1);
     accept_fds_ = other.accept_fds_;
+    sender_ = other.sender_;
+    dropped_bytes_ = other.dropped_bytes_;
     fds_ = std::move(other.fds_);
     other.fds_.clear();
     in_ = std::move(other.in_);
@@ -214,26 +219,46 @@ int Channel::take_fd() noexcept {
   return fd;
 }
 
-ssize_t Channel::receive_bytes(char* into, std::size_t size, int flags) {
-  if (!accept_fds_) return ::recv(fd_, into, size, flags);
+void Channel::only_from(pid_t pid) noexcept {
+  const int on = 1;
+  if (pid > 0 && ::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) == 0) sender_ = pid;
+}
+
+ssize_t Channel::receive_bytes(char* into, std::size_t size, int flags, bool& dropped) {
+  dropped = false;
+  if (!accept_fds_ && sender_ == 0) return ::recv(fd_, into, size, flags);
   iovec data{into, size};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8) + CMSG_SPACE(sizeof(ucred))];
   msghdr message{};
   message.msg_iov = &data;
   message.msg_iovlen = 1;
   message.msg_control = control;
   message.msg_controllen = sizeof control;
+  // With SO_PASSCRED the kernel never joins bytes of two writers in one read.
   const ssize_t n = ::recvmsg(fd_, &message, flags | MSG_CMSG_CLOEXEC);
   if (n < 0) return n;
+  std::vector<int> received;
   for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
-    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
-      fds_.push_back(fd);
+    if (header->cmsg_level != SOL_SOCKET) continue;
+    if (header->cmsg_type == SCM_CREDENTIALS && header->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+      ucred writer;
+      std::memcpy(&writer, CMSG_DATA(header), sizeof writer);
+      // pid 0: written before only_from(), when the kernel kept no writer.
+      dropped = sender_ != 0 && writer.pid != 0 && writer.pid != sender_;
+    } else if (header->cmsg_type == SCM_RIGHTS) {
+      const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+        received.push_back(fd);
+      }
     }
   }
+  for (int fd : received) {
+    if (dropped || !accept_fds_) ::close(fd);
+    else fds_.push_back(fd);
+  }
+  if (dropped && n > 0) dropped_bytes_ += std::uint64_t(n);
   return n;
 }
 
@@ -296,7 +321,9 @@ bool Channel::read_some(bool block) {
     // cost a write to 16 pages per read (and in a forked task process, as
     // many copy-on-write faults).
     if (in_.size() < in_end_ + kChunk) in_.resize(in_end_ + kChunk);
-    const ssize_t n = receive_bytes(in_.data() + in_end_, kChunk, block ? 0 : MSG_DONTWAIT);
+    bool dropped = false;
+    const ssize_t n = receive_bytes(in_.data() + in_end_, kChunk, block ? 0 : MSG_DONTWAIT, dropped);
+    if (n > 0 && dropped) continue;  // another process's bytes: as if never written
     if (n > 0) in_end_ += std::size_t(n);
     if (n > 0) {
       if (block || std::size_t(n) < kChunk) return true;

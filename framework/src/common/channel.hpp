@@ -89,6 +89,12 @@ class Channel {
   bool send_control_with_fds(MessageType type, const Value& body, const int* fds, int count);
   // Whether reads collect descriptors that come attached (recvmsg); off by default.
   void accept_fds(bool on) noexcept { accept_fds_ = on; }
+  // Reads keep only what process `pid` wrote (the kernel names each
+  // writer: SO_PASSCRED); bytes another process that holds a copy of the
+  // socket wrote (a task's escaped child, say) are dropped and counted.
+  // Bytes queued before this call carry no writer and are kept.
+  void only_from(pid_t pid) noexcept;
+  std::uint64_t dropped_bytes() const noexcept { return dropped_bytes_; }
   // The oldest descriptor received and not taken (frames that carry them say
   // how many), or -1. The caller owns it.
   int take_fd() noexcept;
@@ -114,10 +120,12 @@ class Channel {
   void end_frame(std::size_t start);
   void release_output() noexcept;  // after everything queued was sent
   bool read_some(bool block);
-  ssize_t receive_bytes(char* into, std::size_t size, int flags);
+  ssize_t receive_bytes(char* into, std::size_t size, int flags, bool& dropped);
 
   int fd_ = -1;
   bool accept_fds_ = false;
+  pid_t sender_ = 0;  // only_from; 0: anyone
+  std::uint64_t dropped_bytes_ = 0;
   std::deque<int> fds_;  // received, not yet taken
   std::string in_;  // storage: unread input is [in_pos_, in_end_)
   std::string out_;

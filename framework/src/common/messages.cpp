@@ -131,7 +131,7 @@ HelloMessage HelloMessage::decode(const Frame& frame) {
 }
 
 Value ReadyMessage::encode() const {
-  return {{"protocol", protocol}, {"pid", pid}, {"analyses", analyses}, {"errors", errors}};
+  return {{"protocol", protocol}, {"pid", pid}, {"analyses", analyses}, {"errors", errors}, {"threads", threads}};
 }
 
 ReadyMessage ReadyMessage::decode(const Frame& frame) {
@@ -141,6 +141,7 @@ ReadyMessage ReadyMessage::decode(const Frame& frame) {
   m.pid = f.pid("pid");
   m.analyses = f.list("analyses");
   m.errors = f.texts("errors");
+  m.threads = f.int32("threads");
   f.done();
   return m;
 }

@@ -40,6 +40,9 @@ struct ReadyMessage {
   pid_t pid = 0;
   Value analyses = Value::array();  // the catalogue (describe() of each analysis)
   std::vector<std::string> errors;  // plugins that failed to load
+  // Threads running in the process when it sent this (a zygote template
+  // with more than one cannot fork safely: the host spawns workers instead).
+  int threads = 1;
 
   Value encode() const;
   static ReadyMessage decode(const Frame& frame);

@@ -58,7 +58,7 @@
 namespace mathpool::detail {
 
 // Version of the protocol, checked in the handshake.
-inline constexpr int kProtocolVersion = 3;
+inline constexpr int kProtocolVersion = 4;
 
 enum class MessageType : std::uint8_t {
   hello = 1,

@@ -22,6 +22,8 @@
 
 #include <fmt/format.h>
 
+#include "../common/thread_annotations.hpp"
+
 namespace mathpool::detail {
 namespace {
 
@@ -95,15 +97,17 @@ bool remove_directories(const std::string& path) {
 class Cleaner {
  public:
   void later(std::string path) {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     pending_.push_back({std::move(path), std::chrono::steady_clock::now() + kGiveUpAfter});
     if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
     wake_.notify_one();
   }
   // Waits until nothing is pending (at most the give-up time).
   void drain() {
-    std::unique_lock lock(mutex_);
-    idle_.wait_for(lock, kGiveUpAfter, [this] { return pending_.empty(); });
+    detail::MutexLock lock(mutex_);
+    const auto give_up = std::chrono::steady_clock::now() + kGiveUpAfter;
+    while (!pending_.empty() && idle_.wait_until(lock, give_up) == std::cv_status::no_timeout) {
+    }
   }
 
  private:
@@ -117,14 +121,14 @@ class Cleaner {
     for (;;) {
       std::vector<Pending> work;
       {
-        std::unique_lock lock(mutex_);
-        wake_.wait(lock, [this] { return !pending_.empty(); });
+        detail::MutexLock lock(mutex_);
+        while (pending_.empty()) wake_.wait(lock);
         work.swap(pending_);
       }
       std::vector<Pending> left;
       for (Pending& p : work)
         if (!remove_directories(p.path) && std::chrono::steady_clock::now() < p.give_up) left.push_back(std::move(p));
-      std::unique_lock lock(mutex_);
+      detail::MutexLock lock(mutex_);
       for (Pending& p : left) pending_.push_back(std::move(p));
       if (pending_.empty()) {
         pause = std::chrono::milliseconds(1);
@@ -136,10 +140,10 @@ class Cleaner {
       pause = std::min(pause * 2, std::chrono::milliseconds(100));
     }
   }
-  std::mutex mutex_;
-  std::condition_variable wake_, idle_;
-  std::vector<Pending> pending_;
-  std::thread thread_;
+  Mutex mutex_;
+  std::condition_variable_any wake_, idle_;
+  std::vector<Pending> pending_ GUARDED_BY(mutex_);
+  std::thread thread_ GUARDED_BY(mutex_);
 };
 
 Cleaner& cleaner() {

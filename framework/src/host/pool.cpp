@@ -104,13 +104,13 @@ bool Pool::serving() const noexcept { return impl_->serving(); }
 
 namespace {
 
-std::mutex default_pool_mutex;
-Pool* default_pool_instance = nullptr;  // never deleted: late users must not crash
-std::optional<PoolOptions> default_options;
+detail::Mutex default_pool_mutex;
+Pool* default_pool_instance GUARDED_BY(default_pool_mutex) = nullptr;  // never deleted: late users must not crash
+std::optional<PoolOptions> default_options GUARDED_BY(default_pool_mutex);
 constexpr auto kDefaultPoolExitGrace = std::chrono::seconds(2);
 
 void shut_down_default_pool() {
-  std::lock_guard lock(default_pool_mutex);
+  detail::MutexLock lock(default_pool_mutex);
   if (default_pool_instance) default_pool_instance->shutdown(kDefaultPoolExitGrace);
 }
 
@@ -136,14 +136,14 @@ PoolOptions options_from_environment() {
 
 PoolOptions detail::default_pool_options() {
   {
-    std::lock_guard lock(default_pool_mutex);
+    detail::MutexLock lock(default_pool_mutex);
     if (default_options) return *default_options;
   }
   return options_from_environment();
 }
 
 Pool& default_pool() {
-  std::lock_guard lock(default_pool_mutex);
+  detail::MutexLock lock(default_pool_mutex);
   if (!default_pool_instance) {
     default_pool_instance = new Pool(default_options ? *default_options : options_from_environment());
     std::atexit(shut_down_default_pool);
@@ -152,7 +152,7 @@ Pool& default_pool() {
 }
 
 void set_default_pool_options(PoolOptions options) {
-  std::lock_guard lock(default_pool_mutex);
+  detail::MutexLock lock(default_pool_mutex);
   if (default_pool_instance)
     throw Error(ErrorKind::misuse, "the default pool exists already; set its options before its first use");
   default_options = std::move(options);

@@ -23,6 +23,7 @@ using namespace pool_detail;
 
 Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
   if (options_.workers <= 0) options_.workers = detail::available_cores();
+  detail::reserve_descriptors(options_.workers);
   worker_program_ = options_.worker_program.empty() ? detail::default_worker_program()
                                                     : options_.worker_program;
   plugin_files_ = find_plugin_files(options_);
@@ -38,8 +39,8 @@ Pool::Impl::Impl(PoolOptions options) : options_(std::move(options)) {
   for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i].index = slots_[i].stats.slot = int(i);
   thread_ = std::thread([this] { run_loop(); });
 
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [this] { return startup_done_; });
+  detail::MutexLock lock(mutex_);
+  while (!startup_done_) changed_.wait(lock);
   if (!startup_error_.empty()) {
     std::string error = startup_error_;
     lock.unlock();
@@ -81,7 +82,7 @@ void Pool::Impl::enqueue_local(std::vector<Task>& tasks, bool batch) {
   }
   std::vector<Task> refused;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     stats_.tasks_submitted += static_cast<long>(tasks.size());
     if (batch) ++stats_.batches;
     if (shutdown_requested_ || terminate_requested_) {
@@ -151,7 +152,7 @@ void read_memory(int pid, long& rss, long& pss) {
 PoolStats Pool::Impl::stats() const {
   PoolStats copy;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     copy = stats_;
     copy.queued += long(incoming_.size());
   }
@@ -165,7 +166,7 @@ PoolStats Pool::Impl::stats() const {
 void Pool::Impl::cancel_pending(const TaskError& error) {
   if (router_) router_->cancel_pending(error);
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     cancel_request_ = error;
   }
   wake();
@@ -175,7 +176,7 @@ void Pool::Impl::shutdown() {
   if (getpid() != owner_) return;  // a forked child's copy: the threads and workers are the parent's
   if (router_) router_->stop(false, std::nullopt);
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     shutdown_requested_ = true;
   }
   wake();
@@ -185,12 +186,15 @@ void Pool::Impl::shutdown() {
 void Pool::Impl::shutdown(std::chrono::milliseconds grace) {
   if (getpid() != owner_) return;  // as shutdown(): nothing of this copy runs in this process
   if (router_) router_->stop(false, grace);
-  std::unique_lock lock(mutex_);
+  detail::MutexLock lock(mutex_);
   shutdown_requested_ = true;
   lock.unlock();
   wake();
   lock.lock();
-  if (!changed_.wait_for(lock, grace, [this] { return stopped_; })) terminate_requested_ = true;
+  const auto give_up = std::chrono::steady_clock::now() + grace;
+  while (!stopped_ && changed_.wait_until(lock, give_up) == std::cv_status::no_timeout) {
+  }
+  if (!stopped_) terminate_requested_ = true;
   lock.unlock();
   wake();
   if (thread_.joinable()) thread_.join();
@@ -200,7 +204,7 @@ void Pool::Impl::terminate() {
   if (getpid() != owner_) return;
   if (router_) router_->stop(true, std::nullopt);
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     terminate_requested_ = true;
   }
   wake();
@@ -233,7 +237,7 @@ void Pool::Impl::deliver() {
 // Per-task counters are the dispatcher's own; they reach stats_ once per pass.
 void Pool::Impl::publish_stats() {
   if (!stats_dirty_) return;
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   stats_.tasks_ok += std::exchange(finished_ok_, 0);
   stats_.tasks_failed += std::exchange(finished_failed_, 0);
   long in_flight = 0;
@@ -244,7 +248,8 @@ void Pool::Impl::publish_stats() {
   stats_.queued = long(queue_.size());
   stats_.in_flight = in_flight;
   stats_.analyses = analysis_stats_;
-  const bool zygote = options_.start == StartMode::zygote;
+  const bool zygote = forking();
+  stats_.start_note = forking_unsafe_;
   stats_.template_pid = zygote && supervisor_ && supervisor_->alive() ? supervisor_->pid() : 0;
   stats_.template_setup_seconds = zygote && supervisor_ ? supervisor_->start_seconds() : 0;
   std::map<std::string, AnalysisStats> setups = past_setup_costs_;  // the templates' setups, over all of them
@@ -265,7 +270,7 @@ void Pool::Impl::take_incoming() {
   std::deque<Task> cancelled;
   std::optional<TaskError> cancel;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     stats_dirty_ = stats_dirty_ || !incoming_.empty();  // the queue depth changes
     if (queue_.empty()) queue_.swap(incoming_);
     else
@@ -286,7 +291,7 @@ void Pool::Impl::run_loop() {
     take_incoming();
     bool shutting_down;
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       shutting_down = shutdown_requested_;
       if (terminate_requested_) break;
     }
@@ -349,6 +354,13 @@ void Pool::Impl::run_loop() {
 }
 
 void Pool::Impl::dispatch() {
+  if (queue_.empty()) return;
+  std::size_t in_flight = 0;
+  bool suspect_in_flight = false;  // sent alone: the slot holds it only
+  for (const Slot& slot : slots_) {
+    in_flight += slot.inflight.size();
+    suspect_in_flight = suspect_in_flight || (slot.inflight.size() == 1 && slot.inflight.front().suspect);
+  }
   for (Slot& slot : slots_) {
     if (queue_.empty()) return;
     if (slot.state != SlotState::ready) continue;
@@ -362,12 +374,16 @@ void Pool::Impl::dispatch() {
     if (slot.inflight.empty()) slot.head_since = now;
     while (!queue_.empty() && slot.inflight.size() < limit) {
       Task& task = queue_.front();
+      if (!detail::may_send(task.suspect, in_flight, suspect_in_flight)) break;
+      suspect_in_flight = task.suspect;
+      ++in_flight;
       ++task.attempts;
       task.sent_at = now;
       slot.channel.queue_run(task.id, task.analysis, task.params);
       slot.inflight.push_back(std::move(task));
       queue_.pop_front();
       stats_dirty_ = true;
+      if (suspect_in_flight) break;  // alone
     }
     slot.channel.flush_some();  // a dead worker shows up on its pidfd
   }

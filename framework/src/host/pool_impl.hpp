@@ -18,6 +18,7 @@
 
 #include "../common/channel.hpp"
 #include "../common/messages.hpp"
+#include "../common/thread_annotations.hpp"
 #include "cgroup.hpp"
 #include "completion.hpp"
 #include "worker_process.hpp"
@@ -61,6 +62,8 @@ class Pool::Impl {
     std::uint64_t seq = 0;  // the completion's own number for the task
     int attempts = 0;
     int refunds = 0;  // attempts given back (not its fault); bounded by kMaxRefunds
+    bool suspect = false;  // running when a supervisor died: runs alone (slot_logic.hpp, may_send)
+    int alone_deaths = 0;  // supervisor deaths while it ran alone; bounded by kMaxRefunds
     std::chrono::steady_clock::time_point sent_at{};
   };
 
@@ -197,6 +200,8 @@ class Pool::Impl {
   void handle_supervisor_events(const std::shared_ptr<detail::SupervisorProcess>& supervisor,
                                 detail::SupervisorProcess::Events& events);
   void supervisor_ready(const detail::ReadyMessage& ready);
+  // Workers come from a forking template (zygote, and its setups left no thread).
+  bool forking() const { return options_.start == StartMode::zygote && forking_unsafe_.empty(); }
   void worker_forked(const std::shared_ptr<detail::SupervisorProcess>& supervisor,
                      const detail::SupervisorProcess::Forked& forked);
   void supervisor_ended(const std::shared_ptr<detail::SupervisorProcess>& supervisor, const std::string& why);
@@ -220,7 +225,8 @@ class Pool::Impl {
   void retire(Slot& slot, const std::string& reason);
   // Puts tasks back at the queue's front; uncharged ones get their attempt
   // back, at most kMaxRefunds times, after which they are charged (crashed).
-  void requeue(std::deque<Task>& tasks, bool charged, const std::string& why = {});
+  // count_refund false: none is charged a refund (a supervisor's death; suspects).
+  void requeue(std::deque<Task>& tasks, bool charged, const std::string& why = {}, bool count_refund = true);
   void release_channel(Slot& slot);
   void close_process(Slot& slot);
   void check_deadlines(Clock::time_point now);
@@ -255,20 +261,20 @@ class Pool::Impl {
   int wake_fd_ = -1;
   pid_t owner_ = getpid();  // a forked child of the host program cannot use this pool
 
-  // Shared with submitting threads.
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Task> incoming_;
-  std::uint64_t next_id_ = 0;
-  bool startup_done_ = false;
-  std::string startup_error_;
-  bool shutdown_requested_ = false;
-  bool terminate_requested_ = false;
-  bool stopped_ = false;
-  std::optional<TaskError> cancel_request_;
-  bool park_requested_ = false;
-  bool unpark_requested_ = false;
-  PoolStats stats_;
+  // Shared with submitting threads: guarded by mutex_ (clang -Wthread-safety checks it).
+  mutable detail::Mutex mutex_;
+  std::condition_variable_any changed_;
+  std::deque<Task> incoming_ GUARDED_BY(mutex_);
+  std::uint64_t next_id_ GUARDED_BY(mutex_) = 0;
+  bool startup_done_ GUARDED_BY(mutex_) = false;
+  std::string startup_error_ GUARDED_BY(mutex_);
+  bool shutdown_requested_ GUARDED_BY(mutex_) = false;
+  bool terminate_requested_ GUARDED_BY(mutex_) = false;
+  bool stopped_ GUARDED_BY(mutex_) = false;
+  std::optional<TaskError> cancel_request_ GUARDED_BY(mutex_);
+  bool park_requested_ GUARDED_BY(mutex_) = false;
+  bool unpark_requested_ GUARDED_BY(mutex_) = false;
+  PoolStats stats_ GUARDED_BY(mutex_);
 
   // Dispatcher-only.
   detail::CgroupTree cgroups_;  // before the processes it holds, so it outlives them
@@ -280,6 +286,10 @@ class Pool::Impl {
   Clock::time_point supervisor_restart_at_ = Clock::time_point::max();  // a back-off before the next
   int supervisor_failures_ = 0;  // supervisors in a row that could not make a worker
   int supervisor_outside_kills_ = 0;
+  // Why workers are spawned although zygote was asked: the setups left
+  // threads running in the template (a threaded process cannot be forked
+  // safely). Empty while the template forks.
+  std::string forking_unsafe_;
   Bisection bisection_;
   std::map<std::string, AnalysisStats> past_setup_costs_;  // of supervisors gone
   long invalid_transitions_ = 0;  // internal errors: slot changes the table does not allow

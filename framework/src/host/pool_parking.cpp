@@ -12,7 +12,7 @@ using namespace pool_detail;
 
 void Pool::Impl::park() {
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     park_requested_ = true;
     unpark_requested_ = false;
   }
@@ -21,7 +21,7 @@ void Pool::Impl::park() {
 
 void Pool::Impl::unpark() {
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     park_requested_ = false;
     unpark_requested_ = true;
   }
@@ -29,14 +29,14 @@ void Pool::Impl::unpark() {
 }
 
 bool Pool::Impl::serving() const noexcept {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   return getpid() == owner_ && !shutdown_requested_ && !terminate_requested_ && !stopped_;
 }
 
 void Pool::Impl::update_parking() {
   bool park_now, unpark_now;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     park_now = park_requested_;
     unpark_now = std::exchange(unpark_requested_, false);
   }
@@ -46,7 +46,7 @@ void Pool::Impl::update_parking() {
     // in the queue until a worker is ready, as at a restart.
     parked_ = false;
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       park_requested_ = false;
       stats_.parked = false;
     }
@@ -60,7 +60,7 @@ void Pool::Impl::update_parking() {
   if (!park_now || !idle) return;
   park_workers();
   parked_ = true;
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   park_requested_ = false;
   stats_.parked = true;
 }

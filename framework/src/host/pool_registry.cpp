@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "../common/thread_annotations.hpp"
 #include "default_pool_options.hpp"
 #include "options_value.hpp"
 
@@ -46,7 +47,7 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
     if (getpid() != owner_)
       throw Error(ErrorKind::misuse, fmt::format("this pool registry belongs to process {}; a forked child "
                                                   "must make a registry of its own", owner_));
-    std::unique_lock lock(mutex_);
+    detail::MutexLock lock(mutex_);
     if (shut_down_) throw Error(ErrorKind::misuse, "the pool registry is shut down");
     std::shared_ptr<RegistryEntry> entry;
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
@@ -94,25 +95,25 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
   }
 
   void released(RegistryEntry& entry) {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     if (--entry.leases > 0) return;
     entry.released_at = Clock::now();
     changed_.notify_all();  // the idle clock starts
   }
 
   void set_idle_timeout(std::chrono::milliseconds timeout) {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     idle_timeout_ = std::max(timeout, std::chrono::milliseconds(0));
     changed_.notify_all();
   }
 
   std::chrono::milliseconds idle_timeout() const {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     return idle_timeout_;
   }
 
   void park_idle() {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     for (const auto& entry : entries_)
       if (entry->pool && entry->leases == 0 && !entry->parked) park(*entry);
   }
@@ -120,7 +121,7 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
   void shutdown(std::chrono::milliseconds grace) {
     std::vector<std::shared_ptr<RegistryEntry>> entries;
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       if (shut_down_) return;
       shut_down_ = true;
       entries.swap(entries_);
@@ -139,7 +140,7 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
     std::vector<Seen> seen;
     RegistryStats out;
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       out = counters_;
       out.idle_timeout = idle_timeout_;
       const auto now = Clock::now();
@@ -163,7 +164,7 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
   }
 
  private:
-  void park(RegistryEntry& entry) {
+  void park(RegistryEntry& entry) REQUIRES(mutex_) {
     entry.pool->park();  // it waits for running tasks itself, never blocks
     entry.parked = true;
     ++counters_.parked;
@@ -172,7 +173,7 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
   // Sleeps until the next idle deadline, or until something changes when
   // there is none: an idle registry never wakes up.
   void idle_loop() {
-    std::unique_lock lock(mutex_);
+    detail::MutexLock lock(mutex_);
     while (!shut_down_) {
       const auto now = Clock::now();
       auto next = Clock::time_point::max();
@@ -187,13 +188,14 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
     }
   }
 
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<std::shared_ptr<RegistryEntry>> entries_;
-  std::chrono::milliseconds idle_timeout_;
-  bool shut_down_ = false;
+  // Guards these and every entry's leases, pool, parked and released_at.
+  mutable Mutex mutex_;
+  std::condition_variable_any changed_;
+  std::vector<std::shared_ptr<RegistryEntry>> entries_ GUARDED_BY(mutex_);
+  std::chrono::milliseconds idle_timeout_ GUARDED_BY(mutex_);
+  bool shut_down_ GUARDED_BY(mutex_) = false;
   const pid_t owner_ = getpid();
-  RegistryStats counters_;
+  RegistryStats counters_ GUARDED_BY(mutex_);
   std::thread idle_thread_;
 };
 

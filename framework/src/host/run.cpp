@@ -282,6 +282,7 @@ void add_pool_figures(const Pool& pool, RunSummary& summary) {
   const PoolStats stats = pool.stats();
   summary.workers = int(stats.workers.size());
   for (const WorkerStats& w : stats.workers) summary.restarts += w.restarts;
+  summary.pool_note = stats.start_note;
   if (!stats.nodes.empty()) {
     summary.workers = 0;
     for (const NodeStats& n : stats.nodes) {

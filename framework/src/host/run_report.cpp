@@ -121,6 +121,7 @@ std::string format_summary(const RunSummary& s) {
     if (s.hosts.size() > 1) out += fmt::format(", {} machines", s.hosts.size());
     out += '\n';
   }
+  if (!s.pool_note.empty()) out += fmt::format("  note: {}\n", s.pool_note);
   if (s.provenance) out += fmt::format("  provenance: {}\n", s.provenance->string());
   return out;
 }

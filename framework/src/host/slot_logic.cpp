@@ -59,6 +59,12 @@ std::optional<std::size_t> blamed_index(const DeathFacts& facts) {
   return std::size_t(*facts.running - 1 - facts.answered);
 }
 
+std::size_t suspect_index(const DeathFacts& facts) {
+  if (facts.running && *facts.running > facts.answered && *facts.running - facts.answered <= facts.inflight)
+    return std::size_t(*facts.running - 1 - facts.answered);
+  return 0;
+}
+
 Blame blame(const DeathFacts& facts) {
   Blame blame;
   blame.culprit = blamed_index(facts);

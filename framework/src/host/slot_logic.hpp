@@ -119,6 +119,18 @@ std::optional<std::size_t> blamed_index(const DeathFacts& facts);
 // the queue. `chunk_size` > 0 is the user's fixed choice.
 std::size_t chunk_limit(int chunk_size, double mean_task_seconds, std::size_t queued, std::size_t workers);
 
+// Suspects: the tasks in flight when a pool's supervisor died (all its
+// workers die with it, so the death names none of them). Each runs alone
+// from then on: nothing else is sent while it runs, and it is sent only
+// when nothing else is in flight, so a second death while it runs is its own.
+// Whether the task at the queue's front may be sent now.
+constexpr bool may_send(bool task_is_suspect, std::size_t pool_in_flight, bool suspect_in_flight) {
+  return !suspect_in_flight && (!task_is_suspect || pool_in_flight == 0);
+}
+// The suspect among a dead worker's tasks in flight (facts.inflight > 0):
+// the one it was running by the host's observations, else the first.
+std::size_t suspect_index(const DeathFacts& facts);
+
 // ---- templates -------------------------------------------------------------
 
 template <typename SentAt>

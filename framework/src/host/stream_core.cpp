@@ -59,7 +59,7 @@ void TaskStream::Core::submit() {
 bool TaskStream::Core::next_ready() {
   if (claimed_ > 0) return true;
   if (in_flight() == 0) return false;
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   while (claimed_ < in_flight() && ring_[(taken_ + claimed_) % ring_.size()].done) ++claimed_;
   return claimed_ > 0;
 }
@@ -68,7 +68,7 @@ bool TaskStream::Core::wait_next(std::chrono::milliseconds timeout) {
   if (next_ready()) return true;
   if (in_flight() == 0) return false;
   submit();
-  std::unique_lock lock(mutex_);
+  detail::MutexLock lock(mutex_);
   Entry& entry = ring_[taken_ % ring_.size()];
   if (!entry.done) {
     waiting_for_ = taken_;
@@ -81,7 +81,7 @@ bool TaskStream::Core::wait_next(std::chrono::milliseconds timeout) {
 detail::RawResult TaskStream::Core::take() {
   if (claimed_ == 0) {
     submit();
-    std::unique_lock lock(mutex_);
+    detail::MutexLock lock(mutex_);
     Entry& entry = ring_[taken_ % ring_.size()];
     waiting_for_ = taken_;
     ready_.wait(lock, [&] { return entry.done; });
@@ -100,7 +100,7 @@ detail::RawResult TaskStream::Core::take() {
 
 void TaskStream::Core::complete(std::uint64_t seq, detail::RawResult&& result) {
   const auto now = std::chrono::steady_clock::now();
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   Entry& entry = ring_[seq % ring_.size()];
   entry.result = std::move(result);
   entry.arrived = now;
@@ -114,7 +114,7 @@ void TaskStream::Core::complete_batch(detail::Finished* first, detail::Finished*
   // Notified under the lock: once the consumer has its last result it may
   // destroy this Core, condition variable included (TSan found a signal on a
   // destroyed one when the notify came after the unlock).
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   for (; first != last; ++first) {
     Entry& entry = ring_[first->seq % ring_.size()];
     entry.result = std::move(first->result);

@@ -59,9 +59,11 @@ class TaskStream::Core final : public detail::Completion {
   std::uint64_t taken_ = 0;
   std::uint64_t claimed_ = 0;  // done tasks from taken_ on, known without the lock
   bool counted_ = false;
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::uint64_t waiting_for_ = UINT64_MAX;  // the seq the consumer sleeps on
+  // Guards the ring's `done` flags and what complete() writes; an entry the
+  // consumer has claimed (done, counted in claimed_) is the consumer's alone.
+  detail::Mutex mutex_;
+  std::condition_variable_any ready_;
+  std::uint64_t waiting_for_ GUARDED_BY(mutex_) = UINT64_MAX;  // the seq the consumer sleeps on
   std::chrono::steady_clock::time_point arrived_{};
 };
 

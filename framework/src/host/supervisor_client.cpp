@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <fmt/format.h>
 
 #include "mathpool/error.hpp"
@@ -39,6 +41,7 @@ void SupervisorProcess::start() {
   if (cgroups_) cgroup_ = cgroups_->adopt(pid_, fmt::format("supervisor-{}", pid_));
   channel_ = std::move(process.channel);
   channel_.accept_fds(true);
+  channel_.only_from(pid_);  // what a setup's helper writes on fd 3 is not the supervisor's
   progress_ = std::move(process.progress);
   phase_ = Phase::starting;
   started_at_ = Clock::now();
@@ -174,6 +177,14 @@ void SupervisorProcess::handle_frame(const Frame& frame, Events& events) {
 std::string SupervisorProcess::end(bool kill) {
   if (phase_ == Phase::ended) return "ended";
   if (kill) send_signal(pid_, pidfd_, SIGKILL);
+  // Dead now or soon (killed, or seen dead): while it is our unreaped zombie
+  // its session's number is its own, and what is left of the session goes
+  // (without cgroups, a setup's helper would otherwise outlive it).
+  siginfo_t info{};
+  int waited;
+  while ((waited = ::waitid(P_PID, id_t(pid_), &info, WEXITED | WNOWAIT)) < 0 && errno == EINTR) {
+  }
+  if (waited == 0 && info.si_pid == pid_) kill_session(pid_);
   int status = 0;
   pid_t reaped;
   while ((reaped = waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {

@@ -24,7 +24,7 @@ void Pool::Impl::wait_for_supervisor(Slot& slot) {
 void Pool::Impl::start_supervisor() {
   supervisor_restart_at_ = Clock::time_point::max();
   detail::HelloMessage hello = hello_;
-  hello.mode = options_.start == StartMode::zygote ? "zygote" : "spawn";
+  hello.mode = forking() ? "zygote" : "spawn";
   auto supervisor =
       std::make_shared<Supervisor>(worker_program_, std::move(hello), options_.setup_timeout, kForkTimeout, &cgroups_);
   try {
@@ -91,9 +91,27 @@ void Pool::Impl::handle_supervisor_events(const std::shared_ptr<Supervisor>& sup
 void Pool::Impl::supervisor_ready(const detail::ReadyMessage& ready) {
   stats_dirty_ = true;
   supervisor_outside_kills_ = 0;
-  if (options_.start == StartMode::zygote) {
+  if (forking() && ready.threads > 1) {
+    // Chromium's and Android's zygotes refuse to fork with threads running:
+    // a lock held by another thread stays locked in every child, and a
+    // setup's thread may reap the workers. This pool spawns its workers
+    // instead (each runs the setups itself); the template goes.
+    forking_unsafe_ = fmt::format(
+        "the setups left {} threads running in the zygote template, which cannot fork safely; workers are started "
+        "by spawn instead, and each runs the setups",
+        ready.threads);
+    const std::shared_ptr<Supervisor> threaded = std::exchange(supervisor_, nullptr);
+    threaded->kill("");
+    for (const auto& [name, cost] : threaded->setup_costs()) {
+      past_setup_costs_[name].setups += cost.setups;
+      past_setup_costs_[name].setup_seconds += cost.setup_seconds;
+    }
+    start_supervisor();
+    return;
+  }
+  if (forking()) {
     handle_load_errors(ready.errors);
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     if (!startup_done_) catalogue_ = ready.analyses;
   }
   for (Slot& slot : slots_)
@@ -127,6 +145,11 @@ void Pool::Impl::worker_forked(const std::shared_ptr<Supervisor>& supervisor, co
   // Into its own cgroup before it runs a setup or a task: it waits for its page first.
   slot->cgroup = cgroups_.adopt(forked.pid, fmt::format("worker-{}", forked.pid));
   slot->channel = detail::Channel(forked.channel_fd);
+  // Only the worker answers (isolation: worker): bytes a task's escaped
+  // process writes on the inherited channel are not its replies. Under
+  // isolation: task, each task's own process writes its reply, and the
+  // worker ends what the task started before the next one.
+  if (options_.isolation == Isolation::worker) slot->channel.only_from(forked.pid);
   slot->progress = std::move(progress);
   slot->progress.hand_over(forked.channel_fd);  // a worker gone already shows up on its pidfd
   slot->answered = 0;
@@ -134,7 +157,7 @@ void Pool::Impl::worker_forked(const std::shared_ptr<Supervisor>& supervisor, co
   enter(*slot, SlotState::starting, slot->started_at + options_.setup_timeout);
   stats_dirty_ = true;
   // A forked worker has its plugins already; a spawned one is told what to load.
-  if (options_.start == StartMode::spawn) {
+  if (!forking()) {
     detail::queue_message(slot->channel, detail::MessageType::hello, hello_);
     slot->channel.flush_some();
   }
@@ -195,7 +218,7 @@ void Pool::Impl::supervisor_ended(const std::shared_ptr<Supervisor>& supervisor,
 
 void Pool::Impl::supervisor_broken(const std::string& reason) {
   ++supervisor_failures_;
-  if (options_.start == StartMode::zygote && supervisor_failures_ >= 2) {
+  if (forking() && supervisor_failures_ >= 2) {
     // The same again with a fresh template: one of the setups breaks its
     // fork (a fork handler that blocks, descriptors used up...). Find it.
     std::vector<std::string> suspects;
@@ -214,7 +237,7 @@ void Pool::Impl::supervisor_broken(const std::string& reason) {
       return begin_bisection_trial();
     }
   }
-  if (supervisor_failures_ >= kMaxStartFailures || (options_.start == StartMode::zygote && supervisor_failures_ == 0)) {
+  if (supervisor_failures_ >= kMaxStartFailures || (forking() && supervisor_failures_ == 0)) {
     supervisor_failures_ = 0;
     for (Slot& slot : slots_)
       if (slot.state == SlotState::waiting_for_supervisor)
@@ -286,7 +309,7 @@ void Pool::Impl::retire_old_supervisors() {
 
 void Pool::Impl::quarantine(const std::string& analysis, const std::string& reason) {
   hello_.quarantine[analysis] = reason;
-  if (options_.start != StartMode::zygote || !supervisor_) return;
+  if (!forking() || !supervisor_) return;
   // Workers from here on come from a template that knows; the old one lives
   // until its last worker retires, so running tasks are not disturbed.
   if (supervisor_->phase() == Supervisor::Phase::ready) old_supervisors_.push_back(supervisor_);

@@ -79,7 +79,7 @@ void Pool::Impl::start_slot(Slot& slot) {
 void Pool::Impl::could_not_start(Slot& slot, const std::string& reason) {
   slot.supervisor.reset();
   enter(slot, SlotState::stopped);
-  std::unique_lock lock(mutex_);
+  detail::MutexLock lock(mutex_);
   const bool starting_up = !startup_done_;
   lock.unlock();
   if (starting_up) return fail_startup(reason);
@@ -105,7 +105,7 @@ void Pool::Impl::start_failed(Slot& slot, const std::string& reason) {
 }
 
 void Pool::Impl::fail_startup(const std::string& message) {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   if (startup_done_) return;
   startup_done_ = true;
   startup_error_ = message;
@@ -124,7 +124,7 @@ void Pool::Impl::handle_ready(Slot& slot, const detail::ReadyMessage& message) {
   slot.stats.task_setup_seconds = 0;
   slot.stats.setup_seconds =
       std::chrono::duration<double>(Clock::now() - slot.started_at).count();
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   stats_.workers[std::size_t(slot.index)] = slot.stats;
   if (!startup_done_ && catalogue_.empty()) catalogue_ = message.analyses;
   if (!startup_done_ && std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) {
@@ -135,7 +135,7 @@ void Pool::Impl::handle_ready(Slot& slot, const detail::ReadyMessage& message) {
   }
 }
 
-void Pool::Impl::requeue(std::deque<Task>& tasks, bool charged, const std::string& why) {
+void Pool::Impl::requeue(std::deque<Task>& tasks, bool charged, const std::string& why, bool count_refund) {
   // Only the first of them may have been running: it alone counts a refund,
   // so an innocent task queued behind a task that keeps killing its worker
   // is never charged for it.
@@ -144,7 +144,7 @@ void Pool::Impl::requeue(std::deque<Task>& tasks, bool charged, const std::strin
     tasks.pop_back();
     if (!charged) {
       --task.attempts;  // it never ran, or its result was lost with the worker
-      if (tasks.empty() && ++task.refunds > kMaxRefunds) {
+      if (count_refund && tasks.empty() && ++task.refunds > kMaxRefunds) {
         finish(std::move(task),
                error_result(ErrorKind::crashed,
                             fmt::format("its worker died {} times while it was the first task in flight, with no "
@@ -245,6 +245,25 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     reason += " in the setup of " + setup;
   }
 
+  if (!slot.inflight.empty() && note.supervisor_lost && slot.inflight.size() == 1 && slot.inflight.front().suspect) {
+    // A suspect runs alone: its supervisor died again while it ran, and
+    // nothing else was in flight. An outside kill can land there too, so it
+    // runs again, and only the kMaxRefunds + 1st such death charges it.
+    Task task = std::move(slot.inflight.front());
+    slot.inflight.clear();
+    --task.attempts;
+    if (++task.alone_deaths <= kMaxRefunds) {
+      queue_.push_front(std::move(task));
+    } else {
+      detail::RawResult result = error_result(
+          ErrorKind::crashed,
+          fmt::format("the pool's supervisor died {} times while this task ran alone (last on worker {}: {})",
+                      kMaxRefunds + 1, pid, reason),
+          pid);
+      result.seconds = std::max(0.0, note.ran_for);
+      finish(std::move(task), std::move(result));
+    }
+  }
   if (!slot.inflight.empty()) {
     std::deque<Task> tasks;
     tasks.swap(slot.inflight);
@@ -258,17 +277,24 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     facts.out_of_memory = verdict.out_of_memory;
     facts.retries = options_.retries;
     if (const auto index = detail::blamed_index(facts)) facts.culprit_attempts = tasks[*index].attempts;
+    // Its supervisor went, and every worker with it: no task is to blame
+    // yet. The one each worker was running is a suspect and runs alone from
+    // now on (may_send), where such a death is its own; none is charged a
+    // refund (those behind it never ran).
+    if (note.supervisor_lost) tasks[detail::suspect_index(facts)].suspect = true;
     const detail::Blame blame = detail::blame(facts);
-    if (!blame.culprit) {
-      requeue(tasks, false, reason);  // between tasks, in a setup, or its supervisor went: no task is to blame
-    } else {
-      Task culprit = std::move(tasks[*blame.culprit]);
+    std::optional<Task> culprit;
+    if (blame.culprit) {
+      culprit = std::move(tasks[*blame.culprit]);
       tasks.erase(tasks.begin() + std::ptrdiff_t(*blame.culprit));
-      requeue(tasks, false, reason);
+    }
+    // The others: between tasks, in a setup, or the supervisor went.
+    requeue(tasks, false, reason, !note.supervisor_lost);
+    if (culprit) {
       auto fail = [&](ErrorKind kind, std::string message) {
         detail::RawResult result = error_result(kind, std::move(message), pid);
         result.seconds = std::max(0.0, note.ran_for);
-        finish(std::move(culprit), std::move(result));
+        finish(std::move(*culprit), std::move(result));
       };
       switch (blame.verdict) {
         case detail::Verdict::timeout:
@@ -276,7 +302,7 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
                                                format_duration(*options_.task_timeout), pid));
           break;
         case detail::Verdict::memory: fail(ErrorKind::memory, fmt::format("worker {} ran out of memory", pid)); break;
-        case detail::Verdict::retry: queue_.push_front(std::move(culprit)); break;
+        case detail::Verdict::retry: queue_.push_front(std::move(*culprit)); break;
         default: fail(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason)); break;
       }
     }
@@ -316,13 +342,13 @@ void Pool::Impl::stop_all_workers() {
   for (auto& task : queued) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
   std::deque<Task> unsent;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     unsent.swap(incoming_);
   }
   for (auto& task : unsent) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
   deliver();
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     stopped_ = true;
     if (!startup_done_) {
       startup_done_ = true;

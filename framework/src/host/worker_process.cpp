@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -12,6 +13,8 @@
 #include <dirent.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -130,6 +133,67 @@ SpawnedWorker spawn_worker(const std::filesystem::path& program) {
 }
 
 int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+namespace {
+
+// The session of process `pid` from /proc/PID/stat, or 0 (gone, or a zombie).
+pid_t session_of(const char* pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%s/stat", pid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char text[512];
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  text[n] = '\0';
+  const char* rest = std::strrchr(text, ')');  // the name may hold spaces and parentheses
+  char state = 0;
+  int ppid = 0, group = 0, session = 0;
+  if (!rest || std::sscanf(rest + 1, " %c %d %d %d", &state, &ppid, &group, &session) != 4) return 0;
+  return state == 'Z' ? 0 : pid_t(session);
+}
+
+}  // namespace
+
+void reserve_descriptors(int workers) {
+  int open_now = 0;
+  if (DIR* fds = ::opendir("/proc/self/fd")) {
+    while (const dirent* entry = ::readdir(fds)) open_now += entry->d_name[0] != '.';
+    ::closedir(fds);
+  }
+  constexpr rlim_t kPerWorker = 3;  // channel, pidfd, and the page while it starts
+  constexpr rlim_t kPerPool = 32;   // supervisors (current, old, probe), wake-up, cgroups, margin
+  const rlim_t needed = rlim_t(open_now) + rlim_t(workers) * kPerWorker + kPerPool;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= needed) return;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed)
+    throw Error(ErrorKind::start_failed,
+                fmt::format("{} workers need about {} file descriptors (with the {} open now), but this process may "
+                            "open only {} (RLIMIT_NOFILE, hard limit); raise it (ulimit -Hn) or use fewer workers",
+                            workers, needed, open_now, limit.rlim_max));
+  limit.rlim_cur = needed;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+void kill_session(pid_t leader) {
+  if (leader <= 0) return;
+  // What is killed may have forked meanwhile: a few passes, until none is left.
+  for (int pass = 0; pass < 8; ++pass) {
+    DIR* proc = ::opendir("/proc");
+    if (!proc) return;
+    int killed = 0;
+    while (const dirent* entry = ::readdir(proc)) {
+      if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+      const pid_t pid = pid_t(std::atoi(entry->d_name));
+      if (pid == leader || session_of(entry->d_name) != leader) continue;
+      ::kill(pid, SIGKILL);
+      ++killed;
+    }
+    ::closedir(proc);
+    if (killed == 0) return;
+  }
+}
 
 void send_signal(pid_t pid, int pidfd, int signal) {
   if (pidfd >= 0) {

@@ -53,6 +53,19 @@ int open_pidfd(pid_t pid);
 // `pid` when there is no pidfd.
 void send_signal(pid_t pid, int pidfd, int signal);
 
+// Kills every process of the session `leader` leads (its workers and what
+// its setups started, unless they made sessions of their own). Call only
+// while the leader is an unreaped zombie of ours: that holds the session's
+// number, so no other session can have it.
+void kill_session(pid_t leader);
+
+// Makes sure this process may open the descriptors a pool of `workers`
+// needs (a channel and a pidfd each, a page while one starts, the
+// supervisors'), besides those open now: raises the soft RLIMIT_NOFILE up to
+// the hard one if it must. Throws mathpool::Error (start_failed) naming both
+// numbers when the hard limit is too low.
+void reserve_descriptors(int workers);
+
 // The status a worker's death is judged by when its supervisor sent no
 // report of it (the supervisor died or stopped answering). Not a status
 // the kernel reports.

@@ -27,29 +27,31 @@ class Outbox final : public detail::Completion {
  public:
   void complete(std::uint64_t seq, detail::RawResult&& result) override {
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       append_result(bytes_, seq, result);
     }
     arrived_.notify_one();
   }
   void complete_batch(detail::Finished* first, detail::Finished* last) override {
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       for (; first != last; ++first) append_result(bytes_, first->seq, first->result);
     }
     arrived_.notify_one();
   }
   // The results so far (empty when none), waiting at most `timeout` for one.
   std::string take(std::chrono::microseconds timeout) {
-    std::unique_lock lock(mutex_);
-    if (bytes_.empty()) arrived_.wait_for(lock, timeout, [this] { return !bytes_.empty(); });
+    detail::MutexLock lock(mutex_);
+    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    while (bytes_.empty() && arrived_.wait_until(lock, give_up) == std::cv_status::no_timeout) {
+    }
     return std::exchange(bytes_, {});
   }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable arrived_;
-  std::string bytes_;
+  detail::Mutex mutex_;
+  std::condition_variable_any arrived_;
+  std::string bytes_ GUARDED_BY(mutex_);
 };
 
 using Clock = std::chrono::steady_clock;
@@ -61,16 +63,18 @@ using Clock = std::chrono::steady_clock;
 class Beating {
  public:
   Beating(Transport& transport, const std::string& node) : thread_([this, &transport, &node] {
-    std::unique_lock lock(mutex_);
+    detail::MutexLock lock(mutex_);
     while (!done_) {
       transport.send(0, Tag::heartbeat, node);
       transport.progress();
-      wake_.wait_for(lock, kHeartbeatInterval, [this] { return done_; });
+      const auto next = std::chrono::steady_clock::now() + kHeartbeatInterval;
+      while (!done_ && wake_.wait_until(lock, next) == std::cv_status::no_timeout) {
+      }
     }
   }) {}
   ~Beating() {
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       done_ = true;
     }
     wake_.notify_one();
@@ -80,9 +84,9 @@ class Beating {
   Beating& operator=(const Beating&) = delete;
 
  private:
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool done_ = false;
+  detail::Mutex mutex_;
+  std::condition_variable_any wake_;
+  bool done_ GUARDED_BY(mutex_) = false;
   std::thread thread_;  // last: starts once the rest is ready
 };
 

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "../common/thread_annotations.hpp"
 #include "../host/plugin_search.hpp"
 
 #include "mathpool/pool.hpp"
@@ -44,7 +45,7 @@ struct Job {
 
   // Marks the job as having lost `rank`: the first call wins. Any thread.
   void mark_lost(int lost_rank, const std::string& host, std::chrono::milliseconds silent) {
-    std::lock_guard lock(lost_mutex_);
+    detail::MutexLock lock(lost_mutex_);
     if (lost_flag_.load()) return;
     lost_message_ = fmt::format(
         "MPI rank {} (host {}) sent nothing for {}; the job ends (mpi.node_timeout): records done so far are "
@@ -54,7 +55,7 @@ struct Job {
   }
   bool lost() const noexcept { return lost_flag_.load(); }
   std::string lost_message() const {
-    std::lock_guard lock(lost_mutex_);
+    detail::MutexLock lock(lost_mutex_);
     return lost_message_;
   }
 
@@ -66,9 +67,9 @@ struct Job {
   }
 
  private:
-  mutable std::mutex lost_mutex_;
+  mutable detail::Mutex lost_mutex_;
   std::atomic<bool> lost_flag_{false};
-  std::string lost_message_;
+  std::string lost_message_ GUARDED_BY(lost_mutex_);
 };
 
 }  // namespace mathpool::mpi_detail

@@ -107,7 +107,7 @@ Router::~Router() {
 void Router::enqueue(std::vector<Task>& tasks, bool) {
   std::vector<Task> refused;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     if (closing_) {
       refused = std::move(tasks);
     } else {
@@ -124,7 +124,7 @@ void Router::enqueue(std::vector<Task>& tasks, bool) {
 void Router::cancel_pending(const TaskError& error) {
   std::deque<Task> cancelled;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     cancelled.swap(pending_);
     cancel_ = error;  // the loop tells the agents
     activity_ = true;
@@ -134,12 +134,15 @@ void Router::cancel_pending(const TaskError& error) {
 }
 
 void Router::stop(bool terminate, std::optional<std::chrono::milliseconds> grace) {
-  std::unique_lock lock(mutex_);
+  detail::MutexLock lock(mutex_);
   if (stopped_) return;
   if (!terminate) {
-    auto drained = [this] { return pending_.empty() && held_ == 0; };
-    if (grace) terminate = !changed_.wait_for(lock, *grace, drained);
-    else changed_.wait(lock, drained);
+    const auto give_up = grace ? std::chrono::steady_clock::now() + *grace : std::chrono::steady_clock::time_point::max();
+    while (!(pending_.empty() && held_ == 0)) {
+      if (!grace) changed_.wait(lock);
+      else if (changed_.wait_until(lock, give_up) == std::cv_status::timeout) break;
+    }
+    terminate = !(pending_.empty() && held_ == 0);
   }
   std::vector<detail::Finished> failed;
   if (terminate) {
@@ -166,7 +169,7 @@ void Router::stop(bool terminate, std::optional<std::chrono::milliseconds> grace
 }
 
 void Router::add_stats(PoolStats& stats) {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   stats.queued += long(pending_.size());
   for (std::size_t n = 0; n < nodes_.size(); ++n)
     stats.nodes.push_back({int(n), nodes_[n].name, nodes_[n].workers, long(nodes_[n].outstanding), nodes_[n].done});
@@ -192,7 +195,7 @@ std::uint64_t Router::hold(const Task& task, int node) {
 
 void Router::answer(std::vector<detail::Finished>& answers) {
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     for (detail::Finished& a : answers) {
       const auto index = std::uint32_t(a.seq);
       const auto generation = std::uint32_t(a.seq >> 32);
@@ -250,7 +253,7 @@ bool Router::feed() {
     std::vector<Task> local;
     std::string batch;
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       if (pending_.empty() || closing_ || job_.lost()) return fed;
       resize_quota(node);
       if (node.outstanding >= node.quota) continue;
@@ -345,7 +348,7 @@ void Router::loop() {
   for (;;) {
     bool busy = false;
     {
-      std::lock_guard lock(mutex_);
+      detail::MutexLock lock(mutex_);
       if (closing_) break;
       if (cancel_) {
         std::string body(1, char(cancel_->kind));
@@ -368,11 +371,18 @@ void Router::loop() {
     std::this_thread::sleep_for(kPollMin);
     idle = busy ? kPollMin : std::min(idle * 2, kPollMax);
     if (idle > kPollMin) {
-      std::unique_lock lock(mutex_);
-      changed_.wait_for(lock, idle - kPollMin, [this] { return activity_ || closing_; });
+      detail::MutexLock lock(mutex_);
+      const auto until = std::chrono::steady_clock::now() + (idle - kPollMin);
+      while (!activity_ && !closing_ && changed_.wait_until(lock, until) == std::cv_status::no_timeout) {
+      }
     }
   }
-  close_nodes(terminating_);
+  bool terminating;
+  {
+    detail::MutexLock lock(mutex_);
+    terminating = terminating_;
+  }
+  close_nodes(terminating);
 }
 
 }  // namespace mathpool::mpi_detail

@@ -81,7 +81,7 @@ class Router final : public Pool::Impl::Router {
   // Hands answered tasks to their owners. `answers` are (id, result); ids
   // that are no longer held are skipped.
   void answer(std::vector<detail::Finished>& answers);
-  std::uint64_t hold(const Task& task, int node);  // under mutex_
+  std::uint64_t hold(const Task& task, int node) REQUIRES(mutex_);
 
   Job& job_;
   Pool::Impl& local_;
@@ -92,17 +92,17 @@ class Router final : public Pool::Impl::Router {
   std::chrono::steady_clock::time_point last_beat_{};
   std::chrono::steady_clock::time_point lost_at_{};  // this router found a lost rank
 
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Task> pending_;
-  std::vector<Owner> owners_;
-  std::vector<std::uint32_t> free_;
-  std::size_t held_ = 0;
-  bool activity_ = false;  // something for the loop to do: skip its sleep
-  bool closing_ = false;   // stop the loop: close the nodes, then return
-  bool terminating_ = false;
-  bool stopped_ = false;
-  std::optional<TaskError> cancel_;
+  detail::Mutex mutex_;
+  std::condition_variable_any changed_;
+  std::deque<Task> pending_ GUARDED_BY(mutex_);
+  std::vector<Owner> owners_ GUARDED_BY(mutex_);
+  std::vector<std::uint32_t> free_ GUARDED_BY(mutex_);
+  std::size_t held_ GUARDED_BY(mutex_) = 0;
+  bool activity_ GUARDED_BY(mutex_) = false;  // something for the loop to do: skip its sleep
+  bool closing_ GUARDED_BY(mutex_) = false;   // stop the loop: close the nodes, then return
+  bool terminating_ GUARDED_BY(mutex_) = false;
+  bool stopped_ GUARDED_BY(mutex_) = false;
+  std::optional<TaskError> cancel_ GUARDED_BY(mutex_);
 };
 
 }  // namespace mathpool::mpi_detail

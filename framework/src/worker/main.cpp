@@ -478,6 +478,17 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
   }
 }
 
+// Threads of this process now: the entries of /proc/self/task.
+int count_threads() {
+  DIR* tasks = opendir("/proc/self/task");
+  if (!tasks) return 1;
+  int count = 0;
+  while (const dirent* entry = readdir(tasks))
+    if (entry->d_name[0] != '.') ++count;
+  closedir(tasks);
+  return std::max(count, 1);
+}
+
 // This program's own path, for the workers a spawn supervisor starts.
 std::string own_program() {
   char path[4096];
@@ -485,11 +496,13 @@ std::string own_program() {
   return n > 0 ? std::string(path, std::size_t(n)) : std::string();
 }
 
-// A fresh worker (spawned, or forked from the template): its own session, so
-// its process group is its own and it has no controlling terminal; nothing on
-// standard input; the channel closed in anything it executes.
+// A fresh worker (spawned, or forked from the template): in its
+// supervisor's session, which has no controlling terminal (the host made it
+// a session of its own) and is ended with the supervisor (kill_session), but
+// in a process group of its own, so a task's kill(0, ...) reaches only its
+// worker; nothing on standard input; the channel closed in anything it executes.
 void detach_from_terminal(int channel_fd) {
-  setsid();
+  setpgid(0, 0);  // the supervisor leads its session already: refused there, as it should be
   if (int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC); null >= 0) {
     dup2(null, STDIN_FILENO);
     if (null != STDIN_FILENO) ::close(null);
@@ -545,7 +558,11 @@ int serve(int fd, pid_t host) {
   // The template is the subreaper of what its setups start, from the start.
   if (mode == "zygote") become_subreaper();
   PluginLoader loader;
-  const ReadyMessage loaded = handshake(loader, *hello);
+  ReadyMessage loaded = handshake(loader, *hello);
+  // A process with threads cannot be forked safely (a lock another thread
+  // holds stays locked in the child; a thread of a setup may reap our
+  // workers): the host then starts workers by spawn (containment.md).
+  if (mode == "zygote") loaded.threads = count_threads();
   if (!channel.send_control(MessageType::ready, loaded.encode())) return kWorkerExitOk;
   if (mode != "zygote") return serve_tasks(channel, loader);
   SupervisorMode zygote;

@@ -203,7 +203,9 @@ pid_t Supervisor::spawn_worker(int worker_end, std::string& error) {
   sigfillset(&defaults);
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // In our session (ended with us), in a process group of its own.
+  posix_spawnattr_setpgroup(&attributes, 0);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   const std::string channel = std::to_string(kChannelFd);
   const std::string parent = std::to_string(getpid());
   std::vector<char*> argv = {const_cast<char*>(mode_.program.c_str()), const_cast<char*>("--channel"),

@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "../host/plugin_search.hpp"
+#include "plugin_search.hpp"
 
 #include "mathpool/pool.hpp"
 #include "transport.hpp"

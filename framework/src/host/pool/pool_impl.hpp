@@ -16,8 +16,8 @@
 
 #include <unistd.h>
 
-#include "../common/channel.hpp"
-#include "../common/messages.hpp"
+#include "channel.hpp"
+#include "messages.hpp"
 #include "cgroup.hpp"
 #include "completion.hpp"
 #include "worker_process.hpp"

@@ -27,7 +27,7 @@
 
 #include <gtest/gtest.h>
 
-#include "host/cgroup.hpp"
+#include "host/process/cgroup.hpp"
 #include "mathpool/pool.hpp"
 #include "test_support.hpp"
 

@@ -2,8 +2,8 @@
 // module (pool_options_from_map): issue 20.
 #include <gtest/gtest.h>
 
-#include "../../framework/src/common/msgpack_json.hpp"
-#include "../../framework/src/host/pool_options_map.hpp"
+#include "common/msgpack_json.hpp"
+#include "host/config/pool_options_map.hpp"
 #include "mathpool/config.hpp"
 #include "mathpool/run.hpp"
 

@@ -21,7 +21,7 @@
 
 #include "common/msgpack_json.hpp"
 #include "common/protocol.hpp"
-#include "host/cgroup.hpp"
+#include "host/process/cgroup.hpp"
 #include "test_support.hpp"
 
 namespace mathpool {

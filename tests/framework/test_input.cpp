@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "host/yaml_value.hpp"
+#include "host/config/yaml_value.hpp"
 #include "mathpool/config.hpp"
 #include "test_support.hpp"
 

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <set>
 
-#include "host/options_value.hpp"
-#include "host/pool_options_table.hpp"
+#include "host/config/options_value.hpp"
+#include "host/config/pool_options_table.hpp"
 #include "mathpool/config.hpp"
 
 namespace mathpool::detail {

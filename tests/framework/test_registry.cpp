@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "host/options_value.hpp"
+#include "host/config/options_value.hpp"
 #include "mathpool/registry.hpp"
 #include "mathpool/run.hpp"
 #include "test_support.hpp"

@@ -6,7 +6,7 @@
 #include <set>
 #include <vector>
 
-#include "host/slot_logic.hpp"
+#include "host/pool/slot_logic.hpp"
 
 namespace mathpool::detail {
 namespace {

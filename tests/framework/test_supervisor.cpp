@@ -15,8 +15,8 @@
 
 #include <gtest/gtest.h>
 
-#include "host/cgroup.hpp"
-#include "host/plugin_search.hpp"
+#include "host/process/cgroup.hpp"
+#include "host/process/plugin_search.hpp"
 #include "mathpool/pool.hpp"
 #include "test_support.hpp"
 

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "host/trace.hpp"
+#include "host/run/trace.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;

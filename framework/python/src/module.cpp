@@ -29,8 +29,8 @@
 #include <thread>
 #include <vector>
 
-#include "../../src/host/catalogue_json.hpp"
-#include "../../src/host/pool_options_map.hpp"
+#include "catalogue_json.hpp"
+#include "pool_options_map.hpp"
 #include "convert.hpp"
 #include "mathpool/config.hpp"
 #include "mathpool/pool.hpp"

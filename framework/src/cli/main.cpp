@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "../host/catalogue_json.hpp"
+#include "catalogue_json.hpp"
 #include "mathpool/config.hpp"
 #include "mathpool/mpi.hpp"
 #include "mathpool/pool.hpp"

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "../host/pool_impl.hpp"
+#include "pool_impl.hpp"
 #include "mathpool/mpi.hpp"
 
 namespace mathpool::mpi_detail {

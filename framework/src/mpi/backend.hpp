@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "../host/pool_impl.hpp"
+#include "pool_impl.hpp"
 
 namespace mathpool::mpi_detail {
 

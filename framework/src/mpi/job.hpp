@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "../common/thread_annotations.hpp"
-#include "../host/plugin_search.hpp"
+#include "thread_annotations.hpp"
+#include "plugin_search.hpp"
 
 #include "mathpool/pool.hpp"
 #include "transport.hpp"

@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "../common/msgpack_json.hpp"
-#include "../host/options_value.hpp"
+#include "msgpack_json.hpp"
+#include "options_value.hpp"
 
 namespace mathpool::mpi_detail {
 

@@ -38,7 +38,7 @@
 #include <string>
 #include <string_view>
 
-#include "../host/completion.hpp"
+#include "completion.hpp"
 #include "mathpool/pool.hpp"
 
 namespace mathpool::mpi_detail {

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "../host/pool_impl.hpp"
+#include "pool_impl.hpp"
 #include "job.hpp"
 
 namespace mathpool::mpi_detail {

@@ -29,9 +29,9 @@
 
 #include <fmt/format.h>
 
-#include "../common/channel.hpp"
-#include "../common/messages.hpp"
-#include "../common/fd_passing.hpp"
+#include "channel.hpp"
+#include "messages.hpp"
+#include "fd_passing.hpp"
 #include "plugin_loader.hpp"
 #include "process_state.hpp"
 #include "process_tree.hpp"

@@ -1,7 +1,7 @@
 #include "plugin_loader.hpp"
 
-#include "../common/channel.hpp"
-#include "../common/plugin_trust.hpp"
+#include "channel.hpp"
+#include "plugin_trust.hpp"
 
 #include <dlfcn.h>
 #include <link.h>

@@ -23,7 +23,7 @@
 
 #include <fmt/format.h>
 
-#include "../common/messages.hpp"
+#include "messages.hpp"
 #include "process_tree.hpp"
 
 extern char** environ;

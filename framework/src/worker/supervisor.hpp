@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "../common/channel.hpp"
+#include "channel.hpp"
 
 namespace mathpool::detail {
 

@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 
 #include "mathpool/pool.hpp"
-#include "../common/plugin_trust.hpp"
+#include "plugin_trust.hpp"
 
 namespace mathpool {
 namespace detail {

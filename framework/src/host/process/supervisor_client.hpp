@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "../common/messages.hpp"
+#include "messages.hpp"
 #include "cgroup.hpp"
 #include "mathpool/pool.hpp"
 #include "worker_process.hpp"

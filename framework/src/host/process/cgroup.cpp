@@ -22,7 +22,7 @@
 
 #include <fmt/format.h>
 
-#include "../common/thread_annotations.hpp"
+#include "thread_annotations.hpp"
 
 namespace mathpool::detail {
 namespace {

@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "../common/thread_annotations.hpp"
+#include "thread_annotations.hpp"
 #include "default_pool_options.hpp"
 #include "options_value.hpp"
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "../common/msgpack_json.hpp"
-#include "../common/protocol.hpp"
+#include "msgpack_json.hpp"
+#include "protocol.hpp"
 #include "mathpool/config.hpp"
 
 namespace mathpool::detail {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <string>
 
-#include "../common/channel.hpp"
+#include "channel.hpp"
 
 namespace mathpool::detail {
 

@@ -16,9 +16,9 @@
 
 #include <unistd.h>
 
-#include "../common/channel.hpp"
-#include "../common/messages.hpp"
-#include "../common/thread_annotations.hpp"
+#include "channel.hpp"
+#include "messages.hpp"
+#include "thread_annotations.hpp"
 #include "cgroup.hpp"
 #include "completion.hpp"
 #include "worker_process.hpp"

@@ -22,7 +22,7 @@
 
 #include <fmt/format.h>
 
-#include "../common/fd_passing.hpp"
+#include "fd_passing.hpp"
 #include "mathpool/error.hpp"
 
 extern char** environ;

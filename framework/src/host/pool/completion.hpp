@@ -8,7 +8,7 @@
 #include <future>
 #include <optional>
 
-#include "../common/msgpack_json.hpp"
+#include "msgpack_json.hpp"
 #include "mathpool/pool.hpp"
 
 namespace mathpool::detail {

@@ -80,7 +80,7 @@ bool exits_within(pid_t pid, std::chrono::milliseconds limit) {
 // mode) need none. Here: every worker is a fresh fork from the template
 // (max_tasks_per_worker: 1), and each reports its generator's first draw:
 // all the same when the handler did not run.
-TEST(Attack, ForkHandlersASetupRegisteredRunInEveryForkedWorker) {
+TEST(ForkHandlers, ASetupRegisteredRunInEveryForkedWorker) {
   PoolOptions options = hostile_pool_options(2);
   options.max_tasks_per_worker = 1;
   Pool pool(options);
@@ -103,7 +103,7 @@ TEST(Attack, ForkHandlersASetupRegisteredRunInEveryForkedWorker) {
 
 // The same under isolation: task: each task's process is forked by the
 // worker with fork(), so the handlers run there.
-TEST(Attack, ForkHandlersRunInIsolatedTaskProcesses) {
+TEST(ForkHandlers, RunInIsolatedTaskProcesses) {
   PoolOptions options = hostile_pool_options(1);
   options.isolation = Isolation::task;
   Pool pool(options);
@@ -122,7 +122,7 @@ TEST(Attack, ForkHandlersRunInIsolatedTaskProcesses) {
 // task's own thread, never another process (the template, or whatever
 // process has the template's pid once it is gone). A worker cloned by the
 // raw system call keeps the template's thread id in its thread descriptor.
-TEST(Attack, PthreadSelfCallsInATaskActOnTheTasksOwnThread) {
+TEST(ForkedWorkers, PthreadSelfCallsInATaskActOnTheTasksOwnThread) {
   if (cpus_of_this_process() < 2) GTEST_SKIP() << "needs two CPUs to see a binding";
   PoolOptions options = hostile_pool_options(1);
   Pool pool(options);
@@ -153,7 +153,7 @@ TEST(Attack, PthreadSelfCallsInATaskActOnTheTasksOwnThread) {
 // workers) held by a worker that dies is handed to the next locker with
 // EOWNERDEAD; without the kernel's robust list registered in the worker it
 // stays locked for good and every later task waits on it.
-TEST(Attack, ARobustMutexHeldByACrashedWorkerIsRecovered) {
+TEST(ForkedWorkers, ARobustMutexHeldByACrashedWorkerIsRecovered) {
   PoolOptions options = hostile_pool_options(1);
   Pool pool(options);
   const TaskResult crash = pool.submit("hostile.robust_lock_then_segv", Value::object()).get();
@@ -191,7 +191,7 @@ bool crash_comes_back_at_once(Pool& pool) {
 // children never become zombies. Its workers must not inherit that: under
 // isolation: task a crash in a task's process would read as a reply (the
 // worker's waitpid() finds no child), and std::system() in a task fails.
-TEST(Attack, AHostThatIgnoresSigchldStillGetsIsolatedCrashesAsCrashes) {
+TEST(IgnoredSigchld, AHostThatIgnoresItStillGetsIsolatedCrashesAsCrashes) {
   struct RestoreSigchld {
     struct sigaction saved {};
     RestoreSigchld() {
@@ -214,7 +214,7 @@ TEST(Attack, AHostThatIgnoresSigchldStillGetsIsolatedCrashesAsCrashes) {
 // The same when a plugin's setup ignores SIGCHLD (it does not want zombies
 // of what it starts): the worker's own wait for the task's process must not
 // depend on the plugin's signal dispositions.
-TEST(Attack, ASetupThatIgnoresSigchldDoesNotHideIsolatedCrashes) {
+TEST(IgnoredSigchld, ASetupThatIgnoresItDoesNotHideIsolatedCrashes) {
   EnvVar ignore("MATHPOOL_HOSTILE_SETUP_IGNORE_SIGCHLD", "1");
   PoolOptions options = hostile_pool_options(1);
   options.isolation = Isolation::task;
@@ -228,7 +228,7 @@ TEST(Attack, ASetupThatIgnoresSigchldDoesNotHideIsolatedCrashes) {
 // the child's exit() runs the default pool's exit handler, and a child that
 // leaves a pool's scope destroys its copy. Neither may hang the child (the
 // dispatcher thread stayed with the parent), nor disturb the parent's pool.
-TEST(Attack, AForkedChildOfAHostExitsPromptlyWithTheDefaultPool) {
+TEST(HostFork, AForkedChildOfAHostExitsPromptlyWithTheDefaultPool) {
   set_default_pool_options(hostile_pool_options(1));
   ASSERT_TRUE(default_pool().submit("hostile.count", Value::object()).get().ok());
   const pid_t child = fork();
@@ -239,7 +239,7 @@ TEST(Attack, AForkedChildOfAHostExitsPromptlyWithTheDefaultPool) {
   EXPECT_TRUE(default_pool().submit("hostile.count", Value::object()).get().ok()) << "the parent's pool must go on";
 }
 
-TEST(Attack, AForkedChildThatDestroysItsCopyOfAPoolDoesNotHang) {
+TEST(HostFork, AForkedChildThatDestroysItsCopyOfAPoolDoesNotHang) {
   auto pool = std::make_unique<Pool>(hostile_pool_options(1));
   ASSERT_TRUE(pool->submit("hostile.count", Value::object()).get().ok());
   const pid_t child = fork();
@@ -256,7 +256,7 @@ TEST(Attack, AForkedChildThatDestroysItsCopyOfAPoolDoesNotHang) {
 // kill(0, SIGKILL) in a task costs only its own task; under isolation:
 // task that task runs in a process of its own, so the worker goes on (its
 // crashes are the task's, README).
-TEST(Attack, KillingItsProcessGroupUnderTaskIsolationCostsOnlyTheTasksProcess) {
+TEST(TaskIsolation, KillingItsProcessGroupCostsOnlyTheTasksProcess) {
   PoolOptions options = hostile_pool_options(1);
   options.isolation = Isolation::task;
   Pool pool(options);
@@ -275,7 +275,7 @@ TEST(Attack, KillingItsProcessGroupUnderTaskIsolationCostsOnlyTheTasksProcess) {
 // dies" (README). The grandchild is not the worker's child at that moment,
 // and not in its process group; it must end all the same, also where no
 // cgroup catches it.
-TEST(Attack, AGrandchildInItsOwnSessionEndsWhenItsTaskCrashesOrTimesOut) {
+TEST(Leftovers, AGrandchildInItsOwnSessionEndsWhenItsTaskCrashesOrTimesOut) {
   for (const bool cgroups : {true, false}) {
     std::optional<EnvVar> off;
     if (!cgroups) off.emplace("MATHPOOL_CGROUPS", "off");
@@ -306,7 +306,7 @@ TEST(Attack, AGrandchildInItsOwnSessionEndsWhenItsTaskCrashesOrTimesOut) {
 // kills the subshell, after which the sleep is the worker's orphan; the
 // sweep must kill it too, not wait for it (here 12 s): the task's result
 // (queued, not yet sent) would wait as long, and come back as a time-out.
-TEST(Attack, ABackgroundJobWithAChildOfItsOwnDoesNotHoldUpTheWorker) {
+TEST(Leftovers, ABackgroundJobWithAChildOfItsOwnDoesNotHoldUpTheWorker) {
   for (const Isolation isolation : {Isolation::worker, Isolation::task}) {
     SCOPED_TRACE(isolation == Isolation::task ? "isolation: task" : "isolation: worker");
     const std::string seconds = "12." + std::to_string(getpid());
@@ -328,7 +328,7 @@ TEST(Attack, ABackgroundJobWithAChildOfItsOwnDoesNotHoldUpTheWorker) {
 
 // The same without a shell, deterministically: the task returns and leaves
 // a child that stays, whose own child (in a session of its own) stays too.
-TEST(Attack, ATaskThatReturnsLeavingAChildWithAChildDoesNotHoldUpTheWorker) {
+TEST(Leftovers, ATaskThatReturnsLeavingAChildWithAChildDoesNotHoldUpTheWorker) {
   for (const Isolation isolation : {Isolation::worker, Isolation::task}) {
     SCOPED_TRACE(isolation == Isolation::task ? "isolation: task" : "isolation: worker");
     const std::string tag = unique_tag("ar");
@@ -360,7 +360,7 @@ TEST(Attack, ATaskThatReturnsLeavingAChildWithAChildDoesNotHoldUpTheWorker) {
 // task: a worker cloned just before the kill, whose pid the host never
 // learned, is still the host's child. It must not be left running or as a
 // zombie of the host program.
-TEST(Attack, ATemplateKilledWhileForkingLeavesNoProcessBehind) {
+TEST(TemplateKills, WhileForkingLeaveNoProcessBehind) {
   if (!zygote_mode()) GTEST_SKIP() << "zygote mode only";
   // A template with a setup's thread is not forked at all (its workers are
   // spawned: Hostile.ATemplateWithThreadsIsNotForkedItsWorkersAreSpawned).
@@ -421,7 +421,7 @@ TEST(Attack, ATemplateKilledWhileForkingLeavesNoProcessBehind) {
 // A task over memory_limit under isolation: task is a memory error of its
 // own process; the worker (forked from a template with the limit set, or
 // spawned) goes on.
-TEST(Attack, AllocationPastTheMemoryLimitInAnIsolatedTaskIsAMemoryError) {
+TEST(TaskIsolation, AllocationPastTheMemoryLimitIsAMemoryError) {
   PoolOptions options = hostile_pool_options(1);
   options.isolation = Isolation::task;
   options.memory_limit = std::int64_t(512) << 20;
@@ -438,7 +438,7 @@ TEST(Attack, AllocationPastTheMemoryLimitInAnIsolatedTaskIsAMemoryError) {
 // A setup that crashes when it runs lazily (preload: none) on a first task:
 // that task's record says it was the setup, the analysis is quarantined as
 // a preloaded one would be, and other analyses go on, under either isolation.
-TEST(Attack, ALazySetupThatCrashesIsBlamedOnTheSetupUnderEitherIsolation) {
+TEST(LazySetup, ACrashIsBlamedOnTheSetupUnderEitherIsolation) {
   for (const Isolation isolation : {Isolation::worker, Isolation::task}) {
     SCOPED_TRACE(isolation == Isolation::task ? "isolation: task" : "isolation: worker");
     PoolOptions options = test::test_pool_options(1);
@@ -462,7 +462,7 @@ TEST(Attack, ALazySetupThatCrashesIsBlamedOnTheSetupUnderEitherIsolation) {
 
 // cancel_pending() fails what is queued at once; nothing cancelled runs
 // later, and what a worker held finishes.
-TEST(Attack, CancelPendingLeavesNothingRunningAfterwards) {
+TEST(Cancel, PendingLeavesNothingRunningAfterwards) {
   PoolOptions options = hostile_pool_options(1);
   Pool pool(options);
   std::vector<TaskSpec> tasks;
@@ -495,7 +495,7 @@ TEST(Attack, CancelPendingLeavesNothingRunningAfterwards) {
 // calls exit(0), or whose library does) never replied: it is crashed, with
 // the status, as it is under isolation: worker. Also a task that wrote a
 // forged frame or a deep value to the channel from its own process.
-TEST(Attack, AnIsolatedTaskThatExitsWithStatusZeroIsCrashedNotLost) {
+TEST(TaskIsolation, ATaskThatExitsWithStatusZeroIsCrashedNotLost) {
   PoolOptions options = hostile_pool_options(1);
   options.isolation = Isolation::task;
   options.task_timeout = std::chrono::milliseconds(3000);
@@ -515,7 +515,7 @@ TEST(Attack, AnIsolatedTaskThatExitsWithStatusZeroIsCrashedNotLost) {
   EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
 }
 
-TEST(Attack, ForgedFramesFromAnIsolatedTaskAreRefused) {
+TEST(TaskIsolation, ForgedFramesFromATaskAreRefused) {
   PoolOptions options = hostile_pool_options(1);
   options.isolation = Isolation::task;
   Pool pool(options);
@@ -533,7 +533,7 @@ TEST(Attack, ForgedFramesFromAnIsolatedTaskAreRefused) {
 // process is forked with a copy of that buffer, and a task that flushes
 // stdout must not print it again (the zygote template flushes before it
 // forks; the worker must too).
-TEST(Attack, IsolatedTasksDoNotPrintTheSetupsBufferedOutputAgain) {
+TEST(TaskIsolation, TasksDoNotPrintTheSetupsBufferedOutputAgain) {
   test::TempDir dir;
   const std::string marker = "SETUP-MARK-" + std::to_string(getpid());
   EnvVar print("MATHPOOL_HOSTILE_SETUP_PRINT", marker);
@@ -552,7 +552,7 @@ TEST(Attack, IsolatedTasksDoNotPrintTheSetupsBufferedOutputAgain) {
 // (README, Setups). Under isolation: task that first task runs in a
 // throw-away process, and the set-up state must not be thrown away with it
 // (every task would pay the setup again).
-TEST(Attack, ALazySetupRunsOncePerWorkerUnderTaskIsolation) {
+TEST(LazySetup, RunsOncePerWorkerUnderTaskIsolation) {
   PoolOptions options = hostile_pool_options(1);
   options.isolation = Isolation::task;
   options.preload = std::vector<std::string>{};

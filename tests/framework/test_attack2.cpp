@@ -57,7 +57,7 @@ std::int64_t resident_bytes() { return status_bytes("VmRSS:"); }
 // is stopped at its time limit by SIGTERM | always". Without cgroups nothing
 // else catches a child in its own session. The helper and its children are
 // two generations, well inside the documented six.
-TEST(Attack2, EveryChildOfAReapingHelperEndsWhenItsTaskCrashesOrTimesOut) {
+TEST(Leftovers, EveryChildOfAReapingHelperEndsWhenItsTaskCrashesOrTimesOut) {
   EnvVar off("MATHPOOL_CGROUPS", "off");
   struct Case {
     Isolation isolation;
@@ -90,7 +90,7 @@ TEST(Attack2, EveryChildOfAReapingHelperEndsWhenItsTaskCrashesOrTimesOut) {
 // "clone child": wait() without __WALL does not see it), in a session of its
 // own. README: what a task starts is "killed after the task". The sweep's
 // first check, waitid(P_ALL) without __WALL, finds no child and returns.
-TEST(Attack2, AChildWithoutAnExitSignalDoesNotOutliveItsTask) {
+TEST(Leftovers, AChildWithoutAnExitSignalDoesNotOutliveItsTask) {
   for (const Isolation isolation : {Isolation::worker, Isolation::task}) {
     SCOPED_TRACE(isolation == Isolation::task ? "isolation: task" : "isolation: worker");
     const std::string tag = unique_tag(isolation == Isolation::task ? "qclt" : "qclw");
@@ -116,7 +116,7 @@ TEST(Attack2, AChildWithoutAnExitSignalDoesNotOutliveItsTask) {
 // first registration at dlclose; fork() runs the handlers once. A worker
 // forked from the template must see them run once too: prepare found the
 // lock free (with a blocking lock, a second prepare deadlocks the template).
-TEST(Attack2, ForkHandlersOfALibraryOpenedClosedAndOpenedAgainRunOncePerFork) {
+TEST(ForkHandlers, OfALibraryOpenedClosedAndOpenedAgainRunOncePerFork) {
   EnvVar lib("MATHPOOL_HOSTILE_ATFORK_LIB", ATFORK_LIB);
   PoolOptions options = hostile_pool_options(1);
   options.max_tasks_per_worker = 1;  // every task in a fresh fork of the template
@@ -153,20 +153,20 @@ void expect_fork_handlers_run_once_after_reopening(const std::string& times) {
 
 // The same library opened and closed five times: every registration but the
 // last was dropped by the C library.
-TEST(Attack2, ForkHandlersOfALibraryReopenedManyTimesRunOncePerFork) {
+TEST(ForkHandlers, OfALibraryReopenedManyTimesRunOncePerFork) {
   expect_fork_handlers_run_once_after_reopening("5");
 }
 
 // More openings than the template's record holds (64 registrations): closed
 // libraries' handlers leave the record, so it never fills.
-TEST(Attack2, ForkHandlersPastTheRecordLimitStillRunOncePerFork) {
+TEST(ForkHandlers, PastTheRecordLimitStillRunOncePerFork) {
   expect_fork_handlers_run_once_after_reopening("70");
 }
 
 // A task that stops its own process (SIGSTOP: the process running the
 // task, the worker or the task's process) is stopped at its time limit like
 // a hung one, and the pool goes on.
-TEST(Attack2, ATaskThatStopsItsOwnProcessTimesOut) {
+TEST(TimeLimits, ATaskThatStopsItsOwnProcessTimesOut) {
   for (const Isolation isolation : {Isolation::worker, Isolation::task}) {
     SCOPED_TRACE(isolation == Isolation::task ? "isolation: task" : "isolation: worker");
     PoolOptions options = hostile_pool_options(1);
@@ -186,7 +186,7 @@ TEST(Attack2, ATaskThatStopsItsOwnProcessTimesOut) {
 // worker's (or the template's) channel. README: a setup that kills its
 // worker has its analysis quarantined after 2 crashes, the other analyses go
 // on; nothing it leaves outlives it.
-TEST(Attack2, ASetupThatDaemonizesIsContained) {
+TEST(Leftovers, ASetupThatDaemonizesIsContained) {
   // Which comes first, the exit or the copy's messages, varies: several pools.
   for (int round = 0; round < 8; ++round) {
     SCOPED_TRACE("pool " + std::to_string(round + 1));
@@ -220,7 +220,7 @@ TEST(Attack2, ASetupThatDaemonizesIsContained) {
 // frame by its header (a protocol error: crashed), not read the stream into
 // its buffer first: its memory would grow by whatever the task writes, and
 // its event loop would serve nothing else meanwhile.
-TEST(Attack2, AStreamAfterAnOversizedHeaderIsRefusedWithoutBufferingIt) {
+TEST(ChannelAbuse, AStreamAfterAnOversizedHeaderIsRefusedWithoutBufferingIt) {
   PoolOptions options = hostile_pool_options(1);
   options.task_timeout = std::chrono::milliseconds(20000);
   Pool pool(options);
@@ -244,7 +244,7 @@ TEST(Attack2, AStreamAfterAnOversizedHeaderIsRefusedWithoutBufferingIt) {
 // memory should come back down: the channel's input buffer "grows but never
 // shrinks", so every worker that ever returned one large result keeps its
 // size resident in the host for the rest of its life (8 workers: 1 GiB).
-TEST(Attack2, AOneOffLargeResultDoesNotStayResidentInTheHost) {
+TEST(LargeResults, AOneOffLargeResultDoesNotStayResidentInTheHost) {
   PoolOptions options = hostile_pool_options(1);
   Pool pool(options);
   ASSERT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
@@ -267,7 +267,7 @@ TEST(Attack2, AOneOffLargeResultDoesNotStayResidentInTheHost) {
 
 // describe() is the pool's line in RegistryStats and logs: two registered
 // pools whose options differ must not read the same.
-TEST(Attack2, DescribeTellsApartOptionsThatDiffer) {
+TEST(PoolDescribe, TellsApartOptionsThatDiffer) {
   PoolOptions a;
   PoolOptions b;
   b.worker_program = "/opt/other/mathpool-worker";
@@ -284,7 +284,7 @@ TEST(Attack2, DescribeTellsApartOptionsThatDiffer) {
 // optional helper lazily, some of whose functions it never calls are
 // missing (here: the test plugin missing_symbol, a call to a function no
 // library defines), loads it in any process but a worker.
-TEST(Attack2, ALazyDlopenInATaskBindsLazilyAsInAnyProcess) {
+TEST(ForkedWorkers, ALazyDlopenInATaskBindsLazilyAsInAnyProcess) {
   void* here = dlopen(MISSING_SYMBOL_PLUGIN, RTLD_LAZY | RTLD_LOCAL);
   ASSERT_NE(here, nullptr) << "dlopen(RTLD_LAZY) fails in the test process too: " << dlerror();
   dlclose(here);

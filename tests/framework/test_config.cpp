@@ -12,6 +12,7 @@
 
 #include "mathpool/config.hpp"
 #include "mathpool/run.hpp"
+#include "host/run/run_steps.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;

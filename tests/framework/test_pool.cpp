@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/syscall.h>
+
 #include "mathpool/pool.hpp"
 #include "test_support.hpp"
 
@@ -194,7 +196,7 @@ TEST(Pool, WorkerKilledMidTaskGivesOneCrashedResultAndThePoolGoesOn) {
   const int pid = pool.stats().workers[0].pid;
   auto victim = pool.submit("testkit.sleep", {{"ms", 10000}});
   auto after = pool.submit_all(std::vector<TaskSpec>(3, {"testkit.pid", Value::object()}));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(test::wait_in_syscall(pid, SYS_clock_nanosleep)) << "the task never started sleeping";
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   TaskResult r = victim.get();
   EXPECT_EQ(r.status(), "crashed");
@@ -220,7 +222,9 @@ TEST(Pool, TaskOfAKilledWorkerIsRetriedOnAnotherWorker) {
   Pool pool(options);
   const int pid = pool.stats().workers[0].pid;
   auto victim = pool.submit("testkit.sleep", {{"ms", 600}});
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  // Killed once it runs, so its first attempt counts (a kill before it
+  // started would be a death between tasks, refunded: attempts 1).
+  ASSERT_TRUE(test::wait_in_syscall(pid, SYS_clock_nanosleep)) << "the task never started sleeping";
   ::kill(pid, SIGKILL);
   TaskResult r = victim.get();
   ASSERT_TRUE(r.ok()) << r.error->message;

@@ -16,6 +16,7 @@
 #include "host/config/options_value.hpp"
 #include "mathpool/registry.hpp"
 #include "mathpool/run.hpp"
+#include "host/run/run_steps.hpp"
 #include "test_support.hpp"
 #include "wakeups.hpp"
 

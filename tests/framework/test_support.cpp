@@ -252,4 +252,16 @@ std::string zstd_frames(const std::filesystem::path& file, int* frames) {
   return text;
 }
 
+bool wait_in_syscall(pid_t pid, long number, std::chrono::milliseconds limit) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  const std::string path = "/proc/" + std::to_string(pid) + "/syscall";
+  do {
+    const std::string text = read_text(path);  // "230 0x1 ..." while inside system call 230
+    char* end = nullptr;
+    if (!text.empty() && std::strtol(text.c_str(), &end, 10) == number && end != text.c_str()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  } while (std::chrono::steady_clock::now() < give_up);
+  return false;
+}
+
 }  // namespace mathpool::test

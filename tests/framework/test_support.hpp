@@ -57,6 +57,10 @@ char process_state(pid_t pid);
 std::vector<pid_t> children_of(pid_t pid);
 // This process's children that are zombies.
 std::vector<pid_t> zombie_children();
+// Waits up to `limit` until process `pid` is inside system call `number`
+// (/proc/PID/syscall), e.g. SYS_clock_nanosleep: a task that sleeps has
+// started. False when it is not by then.
+bool wait_in_syscall(pid_t pid, long number, std::chrono::milliseconds limit = std::chrono::seconds(10));
 // Live processes (not zombies) whose name (/proc/PID/comm) is `comm`.
 std::vector<pid_t> live_named(const std::string& comm);
 // Waits up to `limit` for every process named `comm` to end; SIGKILLs (and

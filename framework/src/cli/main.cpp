@@ -16,6 +16,7 @@
 #include "mathpool/mpi.hpp"
 #include "mathpool/pool.hpp"
 #include "mathpool/run.hpp"
+#include "run_steps.hpp"
 
 namespace {
 
@@ -281,7 +282,7 @@ int main(int argc, char** argv) {
         }
         try {
           mathpool::check_record_fields(*flags.fields);
-        } catch (const std::invalid_argument& e) {
+        } catch (const mathpool::Error& e) {
           return fail(fmt::format("--fields: {}", e.what()));
         }
       }

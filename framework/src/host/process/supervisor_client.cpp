@@ -90,8 +90,10 @@ SupervisorProcess::Events SupervisorProcess::read(Clock::time_point now) {
   }
   bool dead = readable(pidfd_);
   // A dying process's channel closes moments before its pidfd says so: wait
-  // a little for its real end (its status tells an outside kill apart).
-  if (!open && !dead) dead = readable(pidfd_, 100);
+  // for its real end (its status tells an outside kill apart). Moments can
+  // be 100 ms on a loaded machine; only a process that closed its channel
+  // and lives on (a setup that closed fd 3) waits the whole 500 ms.
+  if (!open && !dead) dead = readable(pidfd_, 500);
   if (!open || dead) {
     // Its channel closed while it lives (a setup closed fd 3): kill it, never
     // wait for a process that may not end.

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -178,20 +179,23 @@ void reserve_descriptors(int workers) {
 
 void kill_session(pid_t leader) {
   if (leader <= 0) return;
-  // What is killed may have forked meanwhile: a few passes, until none is left.
+  // What is killed may fork before it dies: passes until one finds nothing
+  // new (a killed process stays listed until it is a zombie).
+  std::set<pid_t> killed;
   for (int pass = 0; pass < 8; ++pass) {
     DIR* proc = ::opendir("/proc");
     if (!proc) return;
-    int killed = 0;
+    bool found_new = false;
     while (const dirent* entry = ::readdir(proc)) {
       if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
       const pid_t pid = pid_t(std::atoi(entry->d_name));
-      if (pid == leader || session_of(entry->d_name) != leader) continue;
+      if (pid == leader || killed.count(pid) || session_of(entry->d_name) != leader) continue;
       ::kill(pid, SIGKILL);
-      ++killed;
+      killed.insert(pid);
+      found_new = true;
     }
     ::closedir(proc);
-    if (killed == 0) return;
+    if (!found_new) return;
   }
 }
 

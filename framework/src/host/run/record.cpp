@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "mathpool/run.hpp"
+#include "run_steps.hpp"
 #include "output.hpp"
 #include "record.hpp"
 

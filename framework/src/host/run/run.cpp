@@ -1,4 +1,5 @@
 #include "mathpool/run.hpp"
+#include "run_steps.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -91,7 +92,13 @@ void check_entry_params(const RunConfig& config, std::size_t index, const Value&
 
 std::string_view version() noexcept { return MATHPOOL_VERSION; }
 
-void check_record_fields(const std::vector<std::string>& names) { detail::record_fields(names); }
+void check_record_fields(const std::vector<std::string>& names) {
+  try {
+    detail::record_fields(names);
+  } catch (const std::invalid_argument& e) {  // the host API throws mathpool::Error only
+    throw Error(ErrorKind::invalid_config, e.what());
+  }
+}
 
 void check_output(const RunConfig& config) {
   if (!config.output) return;

@@ -6,6 +6,7 @@
 // Not installed.
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -24,6 +25,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <mathpool/plugin.hpp>
 
@@ -109,7 +111,7 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
   auto breaker = analysis(
       "breaker",
       "Its setup, as MATHPOOL_A3_BREAK says: close3_hang (closes fd 3, then sleeps MATHPOOL_A3_HANG_MS), "
-      "sigchld_ign (ignores SIGCHLD), no_subreaper (turns off its process's subreaper flag), helper (starts a process named MATHPOOL_A3_TAG), reaper (a thread that waits for any child, forever); tasks return ok",
+      "sigchld_ign (ignores SIGCHLD), no_subreaper (turns off its process's subreaper flag), helper (starts a process named MATHPOOL_A3_TAG), reaper (a thread that waits for any child, forever), dlopen_thread (a thread that opens and closes a library, forever), atfork_dlopen_thread (the same, started by a fork handler); tasks return ok",
       [](const auto&) { return mathpool::Value{{"pid", getpid()}}; });
   breaker.setup = []() -> std::any {
     const std::string how = env("MATHPOOL_A3_BREAK");
@@ -145,6 +147,21 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
           if (void* h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL)) dlclose(h);
         }
       }).detach();
+    }
+    // The same thread, started by a fork handler before the first fork
+    // (after the template counted its threads at ready).
+    if (how == "atfork_dlopen_thread") {
+      pthread_atfork(
+          [] {
+            static bool started = false;
+            if (std::exchange(started, true)) return;
+            std::thread([] {
+              for (;;) {
+                if (void* h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL)) dlclose(h);
+              }
+            }).detach();
+          },
+          nullptr, nullptr);
     }
     if (how == "reaper") {
       std::thread([] {

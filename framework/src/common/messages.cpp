@@ -191,13 +191,14 @@ ForkedMessage ForkedMessage::decode(const Frame& frame) {
   return m;
 }
 
-Value ForkFailedMessage::encode() const { return {{"request", request}, {"message", message}}; }
+Value ForkFailedMessage::encode() const { return {{"request", request}, {"message", message}, {"threads", threads}}; }
 
 ForkFailedMessage ForkFailedMessage::decode(const Frame& frame) {
   Fields f("fork_failed", frame);
   ForkFailedMessage m;
   m.request = f.unsigned_integer("request");
   m.message = f.text("message");
+  m.threads = f.int32("threads");
   f.done();
   return m;
 }

@@ -88,6 +88,9 @@ struct ForkedMessage {
 struct ForkFailedMessage {
   std::uint64_t request = 0;
   std::string message;
+  // > 1: refused because the template has threads running (forking it is
+  // unsafe); the host then spawns workers instead.
+  int threads = 0;
 
   Value encode() const;
   static ForkFailedMessage decode(const Frame& frame);

@@ -303,6 +303,14 @@ std::optional<TaskError> run_in_child(PluginLoader& loader, LoadedAnalysis* anal
   // Whoever set SIGCHLD to be ignored (a setup, or the host program before
   // us), the kernel would reap the child and its exit status would be lost.
   std::signal(SIGCHLD, SIG_DFL);
+  // A worker with threads (a setup's) cannot fork safely: a lock another
+  // thread holds would stay locked in the task's process. Said, not risked.
+  if (const int threads = count_threads(); threads > 1)
+    return TaskError{ErrorKind::plugin_error,
+                     fmt::format("isolation: task forks each task from its worker, and the setups left {} threads "
+                                 "running in it, which makes forking unsafe; use isolation: worker, or a setup that "
+                                 "leaves no thread running",
+                                 threads)};
   channel.flush();        // the child must not write our replies a second time,
   std::fflush(nullptr);   // nor a setup's buffered output
   const pid_t child = fork();
@@ -476,17 +484,6 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
       return kWorkerExitProtocol;
     }
   }
-}
-
-// Threads of this process now: the entries of /proc/self/task.
-int count_threads() {
-  DIR* tasks = opendir("/proc/self/task");
-  if (!tasks) return 1;
-  int count = 0;
-  while (const dirent* entry = readdir(tasks))
-    if (entry->d_name[0] != '.') ++count;
-  closedir(tasks);
-  return std::max(count, 1);
 }
 
 // This program's own path, for the workers a spawn supervisor starts.

@@ -1,5 +1,6 @@
 #include "process_state.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -14,6 +15,16 @@
 #include <fmt/format.h>
 
 namespace mathpool::detail {
+
+int count_threads() {
+  DIR* tasks = opendir("/proc/self/task");
+  if (!tasks) return 1;
+  int count = 0;
+  while (const dirent* entry = readdir(tasks))
+    if (entry->d_name[0] != '.') ++count;
+  closedir(tasks);
+  return count > 0 ? count : 1;
+}
 namespace {
 
 constexpr int kSignals = 65;  // 1 .. 64

@@ -11,6 +11,11 @@
 
 namespace mathpool::detail {
 
+// Threads of this process now (the entries of /proc/self/task; 1 when it
+// cannot be read). A process with more than one is not forked: a lock another
+// thread holds would stay locked in the child.
+int count_threads();
+
 class ProcessState {
  public:
   // Records the state as it is now (the worker's own, before any task).

@@ -24,6 +24,7 @@
 #include <fmt/format.h>
 
 #include "messages.hpp"
+#include "process_state.hpp"
 #include "process_tree.hpp"
 
 extern char** environ;
@@ -154,8 +155,26 @@ void Supervisor::make_worker(std::uint64_t request) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0)
     return fail(fmt::format("socketpair failed: {}", std::strerror(errno)));
   std::string error;
-  const pid_t pid = mode_.serve_forked ? fork_worker(ends[1], ends[0]) : spawn_worker(ends[1], error);
+  // A template is forked only while it is single-threaded (checked before
+  // and after: a fork handler, a signal handler may start a thread).
+  int threads = mode_.serve_forked ? count_threads() : 1;
+  pid_t pid = -1;
+  if (threads == 1) {
+    pid = mode_.serve_forked ? fork_worker(ends[1], ends[0]) : spawn_worker(ends[1], error);
+    if (pid > 0 && mode_.serve_forked && (threads = count_threads()) > 1) {
+      ::kill(pid, SIGKILL);  // forked with a thread running: it may hold a lock for good
+      while (waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {
+      }
+      pid = -1;
+    }
+  }
   ::close(ends[1]);
+  if (threads > 1) {
+    ::close(ends[0]);
+    ForkFailedMessage refused{request, fmt::format("the template has {} threads running", threads), threads};
+    channel_.send_control(MessageType::fork_failed, refused.encode());
+    return;
+  }
   if (pid < 0) {
     ::close(ends[0]);
     return fail(error.empty() ? fmt::format("fork failed: {}", std::strerror(errno)) : error);

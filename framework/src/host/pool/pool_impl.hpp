@@ -200,6 +200,8 @@ class Pool::Impl {
   void handle_supervisor_events(const std::shared_ptr<detail::SupervisorProcess>& supervisor,
                                 detail::SupervisorProcess::Events& events);
   void supervisor_ready(const detail::ReadyMessage& ready);
+  // The template has threads running: start workers by spawn from now on.
+  void spawn_instead(int threads);
   // Workers come from a forking template (zygote, and its setups left no thread).
   bool forking() const { return options_.start == StartMode::zygote && forking_unsafe_.empty(); }
   void worker_forked(const std::shared_ptr<detail::SupervisorProcess>& supervisor,

@@ -71,6 +71,14 @@ void Pool::Impl::handle_supervisor_events(const std::shared_ptr<Supervisor>& sup
     }
     worker_forked(supervisor, forked);
   }
+  if (events.threaded && supervisor == supervisor_ && forking()) {
+    for (const auto& [request, message] : events.fork_failed)
+      for (Slot& slot : slots_)
+        if (slot.state == SlotState::forking && slot.fork_request == request && slot.supervisor == supervisor)
+          wait_for_supervisor(slot);
+    events.fork_failed.clear();
+    spawn_instead(events.threaded);
+  }
   for (const auto& [request, message] : events.fork_failed) {
     if (probe) return continue_bisection(false);
     for (Slot& slot : slots_)
@@ -91,24 +99,7 @@ void Pool::Impl::handle_supervisor_events(const std::shared_ptr<Supervisor>& sup
 void Pool::Impl::supervisor_ready(const detail::ReadyMessage& ready) {
   stats_dirty_ = true;
   supervisor_outside_kills_ = 0;
-  if (forking() && ready.threads > 1) {
-    // Chromium's and Android's zygotes refuse to fork with threads running:
-    // a lock held by another thread stays locked in every child, and a
-    // setup's thread may reap the workers. This pool spawns its workers
-    // instead (each runs the setups itself); the template goes.
-    forking_unsafe_ = fmt::format(
-        "the setups left {} threads running in the zygote template, which cannot fork safely; workers are started "
-        "by spawn instead, and each runs the setups",
-        ready.threads);
-    const std::shared_ptr<Supervisor> threaded = std::exchange(supervisor_, nullptr);
-    threaded->kill("");
-    for (const auto& [name, cost] : threaded->setup_costs()) {
-      past_setup_costs_[name].setups += cost.setups;
-      past_setup_costs_[name].setup_seconds += cost.setup_seconds;
-    }
-    start_supervisor();
-    return;
-  }
+  if (forking() && ready.threads > 1) return spawn_instead(ready.threads);
   if (forking()) {
     handle_load_errors(ready.errors);
     detail::MutexLock lock(mutex_);
@@ -116,6 +107,27 @@ void Pool::Impl::supervisor_ready(const detail::ReadyMessage& ready) {
   }
   for (Slot& slot : slots_)
     if (slot.state == SlotState::waiting_for_supervisor) start_slot(slot);
+}
+
+void Pool::Impl::spawn_instead(int threads) {
+  // Chromium's and Android's zygotes refuse to fork with threads running: a
+  // lock held by another thread stays locked in every child, and a setup's
+  // thread may reap the workers. This pool spawns its workers instead (each
+  // runs the setups itself); the template goes once its workers have.
+  forking_unsafe_ = fmt::format(
+      "the setups left {} threads running in the zygote template, which cannot fork safely; workers are started "
+      "by spawn instead, and each runs the setups",
+      threads);
+  const std::shared_ptr<Supervisor> threaded = std::exchange(supervisor_, nullptr);
+  for (Slot& slot : slots_)
+    if (slot.state == SlotState::forking && slot.supervisor == threaded) {
+      threaded->cancel_fork(slot.fork_request);
+      slot.supervisor.reset();
+      enter(slot, SlotState::waiting_for_supervisor);
+    }
+  if (threaded->phase() == Supervisor::Phase::ready) old_supervisors_.push_back(threaded);
+  else threaded->stop();
+  start_supervisor();
 }
 
 void Pool::Impl::worker_forked(const std::shared_ptr<Supervisor>& supervisor, const Supervisor::Forked& forked) {

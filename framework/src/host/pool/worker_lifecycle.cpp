@@ -251,8 +251,8 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     // runs again, and only the kMaxRefunds + 1st such death charges it.
     Task task = std::move(slot.inflight.front());
     slot.inflight.clear();
-    --task.attempts;
     if (++task.alone_deaths <= kMaxRefunds) {
+      --task.attempts;  // given back; the last death is charged
       queue_.push_front(std::move(task));
     } else {
       detail::RawResult result = error_result(

@@ -164,6 +164,7 @@ void SupervisorProcess::handle_frame(const Frame& frame, Events& events) {
     case MessageType::fork_failed: {
       const auto failed = ForkFailedMessage::decode(frame);
       if (pending_.erase(failed.request)) events.fork_failed.emplace_back(failed.request, failed.message);
+      if (failed.threads > 1) events.threaded = failed.threads;
       return;
     }
     case MessageType::exited: {
@@ -186,7 +187,9 @@ std::string SupervisorProcess::end(bool kill) {
   int waited;
   while ((waited = ::waitid(P_PID, id_t(pid_), &info, WEXITED | WNOWAIT)) < 0 && errno == EINTR) {
   }
-  if (waited == 0 && info.si_pid == pid_) kill_session(pid_);
+  // Reaped by someone else (a host program that ignores SIGCHLD or reaps
+  // any child): still safe while no process has its pid.
+  if ((waited == 0 && info.si_pid == pid_) || (waited < 0 && no_process_has_pid(pid_))) kill_session(pid_);
   int status = 0;
   pid_t reaped;
   while ((reaped = waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {

@@ -35,6 +35,7 @@ class SupervisorProcess {
     std::optional<ReadyMessage> ready;  // its ready message (zygote: the catalogue)
     std::vector<Forked> forked;
     std::vector<std::pair<std::uint64_t, std::string>> fork_failed;
+    int threaded = 0;  // > 1: a fork was refused because the template has this many threads
     std::vector<std::pair<pid_t, int>> exited;  // worker pid, wait status
     // It ended, failed to start, or stopped answering; it has been killed and
     // reaped (phase ended). Why, in words.

@@ -137,22 +137,25 @@ int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pi
 
 namespace {
 
-// The session of process `pid` from /proc/PID/stat, or 0 (gone, or a zombie).
-pid_t session_of(const char* pid) {
+// The session and process group of process `pid` from /proc/PID/stat;
+// false when it is gone or a zombie.
+bool session_of(const char* pid, pid_t& session, pid_t& group) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%s/stat", pid);
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  if (fd < 0) return false;
   char text[512];
   const ssize_t n = ::read(fd, text, sizeof text - 1);
   ::close(fd);
-  if (n <= 0) return 0;
+  if (n <= 0) return false;
   text[n] = '\0';
   const char* rest = std::strrchr(text, ')');  // the name may hold spaces and parentheses
   char state = 0;
-  int ppid = 0, group = 0, session = 0;
-  if (!rest || std::sscanf(rest + 1, " %c %d %d %d", &state, &ppid, &group, &session) != 4) return 0;
-  return state == 'Z' ? 0 : pid_t(session);
+  int ppid = 0, pgrp = 0, sid = 0;
+  if (!rest || std::sscanf(rest + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4 || state == 'Z') return false;
+  session = pid_t(sid);
+  group = pid_t(pgrp);
+  return true;
 }
 
 }  // namespace
@@ -180,23 +183,32 @@ void reserve_descriptors(int workers) {
 void kill_session(pid_t leader) {
   if (leader <= 0) return;
   // What is killed may fork before it dies: passes until one finds nothing
-  // new (a killed process stays listed until it is a zombie).
+  // new (a killed process stays listed until it is a zombie). Each member's
+  // process group is killed too: the kernel delivers that to a child being
+  // forked as well, so a chain of forks within a group ends.
   std::set<pid_t> killed;
-  for (int pass = 0; pass < 8; ++pass) {
+  for (int pass = 0; pass < 64; ++pass) {
     DIR* proc = ::opendir("/proc");
     if (!proc) return;
     bool found_new = false;
     while (const dirent* entry = ::readdir(proc)) {
       if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
       const pid_t pid = pid_t(std::atoi(entry->d_name));
-      if (pid == leader || killed.count(pid) || session_of(entry->d_name) != leader) continue;
+      pid_t session = 0, group = 0;
+      if (pid == leader || !session_of(entry->d_name, session, group) || session != leader) continue;
+      if (group != leader && group > 1) ::kill(-group, SIGKILL);  // a member holds its group's number
       ::kill(pid, SIGKILL);
-      killed.insert(pid);
-      found_new = true;
+      found_new = killed.insert(pid).second || found_new;
     }
     ::closedir(proc);
     if (!found_new) return;
   }
+}
+
+bool no_process_has_pid(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d", int(pid));
+  return ::access(path, F_OK) != 0;
 }
 
 void send_signal(pid_t pid, int pidfd, int signal) {

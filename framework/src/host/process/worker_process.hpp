@@ -58,6 +58,11 @@ void send_signal(pid_t pid, int pidfd, int signal);
 // while the leader is an unreaped zombie of ours: that holds the session's
 // number, so no other session can have it.
 void kill_session(pid_t leader);
+// True when no process (not even a zombie) has `pid`. For a dead session
+// leader reaped by someone else: then no session but the one it led can have
+// its number (a new one would need a leader with that pid), so
+// kill_session() is still safe.
+bool no_process_has_pid(pid_t pid);
 
 // Makes sure this process may open the descriptors a pool of `workers`
 // needs (a channel and a pidfd each, a page while one starts, the

@@ -359,10 +359,24 @@ std::int64_t last_sweep_ns = 0;
 long unswept_tasks = 0;  // quick tasks since the last sweep
 
 void sweep_now() {
-  if (std::string lost = process_state.restore(); !lost.empty() && state_lost.empty()) state_lost = std::move(lost);
   end_what_the_task_started();
   last_sweep_ns = monotonic_ns();
   unswept_tasks = 0;
+}
+
+// The process state a task may have changed (timers, signals, limits:
+// process_state.hpp) costs about 150 system calls to check, so it is put
+// back at most every millisecond, before the worker waits for input, and
+// before any task not known to be quick: a timer a quick task set cannot
+// reach a long one. Under isolation: task, tasks never run in the worker.
+constexpr std::int64_t kRestoreEveryNs = 1000000;
+std::int64_t last_restore_ns = 0;
+bool unrestored = false;  // tasks ran since the last restore
+
+void restore_now() {
+  if (std::string lost = process_state.restore(); !lost.empty() && state_lost.empty()) state_lost = std::move(lost);
+  last_restore_ns = monotonic_ns();
+  unrestored = false;
 }
 
 std::int64_t last_task_end_ns = 0;  // monotonic_ns() when the last task ended
@@ -370,7 +384,9 @@ std::int64_t last_task_end_ns = 0;  // monotonic_ns() when the last task ended
 std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& request) {
   LoadedAnalysis* analysis = loader.find(std::string(request.analysis));
   const auto known = last_task_ns.find(analysis);
-  if (channel.has_queued() && (known == last_task_ns.end() || known->second >= kQuickTaskNs)) channel.flush();
+  const bool may_be_long = known == last_task_ns.end() || known->second >= kQuickTaskNs;
+  if (channel.has_queued() && may_be_long) channel.flush();
+  if (unrestored && may_be_long) restore_now();
   const auto start = monotonic_ns();
   ProgressPage& page = *current.page;
   page.started_ns.store(start, std::memory_order_relaxed);
@@ -402,6 +418,10 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
     sweep_now();
   else
     ++unswept_tasks;
+  if (!fork_per_task) {
+    if (end - last_restore_ns >= kRestoreEveryNs) restore_now();
+    else unrestored = true;
+  }
   if (!state_lost.empty()) flags |= kRetireBrokenState;
   if (error || !fork_per_task) queue_reply(channel, request, seconds_of(end - start), outcome, error, flags);
   page.finished.fetch_add(1, std::memory_order_release);
@@ -461,6 +481,7 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
         if (!channel.flush()) return kWorkerExitOk;  // input ran dry: answers go out, then wait
         last_flush = monotonic_ns();
         if (unswept_tasks > 0) sweep_now();  // nothing of a quick task waits with us
+        if (unrestored) restore_now();
         frame = channel.receive();
       } else {
         frame = channel.next_frame();

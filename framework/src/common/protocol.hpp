@@ -93,6 +93,7 @@ inline constexpr int kWorkerExitOk = 0;              // told to exit, or the hos
 inline constexpr int kWorkerExitBadHello = 3;        // no or wrong handshake
 inline constexpr int kWorkerExitProtocol = 4;        // an undecodable or unexpected message
 inline constexpr int kWorkerExitTemplateFailure = 5; // a supervisor could not go on
+inline constexpr int kWorkerExitChannelLost = 6;     // its channel cannot be written (a task closed fd 3)
 inline constexpr int kWorkerExitOutOfMemory = 86;    // the host reports `memory`
 
 // One page shared by the host and a worker (a memfd both map). The worker

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -381,11 +382,15 @@ void restore_now() {
 
 std::int64_t last_task_end_ns = 0;  // monotonic_ns() when the last task ended
 
+constexpr std::uint8_t kChannelLost = 0x80;  // run_task's own flag, never sent
+
 std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& request) {
   LoadedAnalysis* analysis = loader.find(std::string(request.analysis));
   const auto known = last_task_ns.find(analysis);
   const bool may_be_long = known == last_task_ns.end() || known->second >= kQuickTaskNs;
-  if (channel.has_queued() && may_be_long) channel.flush();
+  // A channel that cannot be written (a task closed fd 3) answers nothing:
+  // run no more tasks, end (the host gives their attempts back).
+  if (channel.has_queued() && may_be_long && !channel.flush()) return kChannelLost;
   if (unrestored && may_be_long) restore_now();
   const auto start = monotonic_ns();
   ProgressPage& page = *current.page;
@@ -459,7 +464,20 @@ ReadyMessage handshake(PluginLoader& loader, const HelloMessage& hello) {
 // Replies are batched: they go out when the input runs dry, every
 // millisecond, past 64 KiB, or before a task that may be long (run_task).
 // Blame stays exact through the progress page.
+// The channel's socket as the worker began serving: a task that closes fd 3,
+// or puts another file there, leaves a channel that is not this one.
+struct stat channel_identity {};
+
+bool channel_intact(int fd) {
+  struct stat now {};
+  return ::fstat(fd, &now) == 0 && now.st_dev == channel_identity.st_dev && now.st_ino == channel_identity.st_ino;
+}
+
 int serve_tasks(Channel& channel, PluginLoader& loader) {
+  ::fstat(channel.fd(), &channel_identity);
+  // Why the worker stops when its channel fails: the host's end closed
+  // (status 0), or a task broke the channel (kWorkerExitChannelLost).
+  auto channel_ended = [&] { return channel_intact(channel.fd()) ? kWorkerExitOk : kWorkerExitChannelLost; };
   prctl(PR_SET_CHILD_SUBREAPER, 1);  // see end_what_the_task_started()
   for_each_child(note_setup_child, nullptr);  // what the setups started so far
   process_state.save();
@@ -471,14 +489,14 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
     // Replies are queued only by tasks, so the last one's end is "now" here.
     if (channel.has_queued() &&
         (channel.queued_bytes() >= kFlushBytes || last_task_end_ns - last_flush >= kFlushEveryNs)) {
-      if (!channel.flush()) return kWorkerExitOk;
+      if (!channel.flush()) return channel_ended();
       last_flush = last_task_end_ns;
     }
     std::optional<Frame> frame;
     try {
-      if (!channel.has_buffered_frame() && !channel.fill()) return kWorkerExitOk;
+      if (!channel.has_buffered_frame() && !channel.fill()) return channel_ended();
       if (!channel.has_buffered_frame()) {
-        if (!channel.flush()) return kWorkerExitOk;  // input ran dry: answers go out, then wait
+        if (!channel.flush()) return channel_ended();  // input ran dry: answers go out, then wait
         last_flush = monotonic_ns();
         if (unswept_tasks > 0) sweep_now();  // nothing of a quick task waits with us
         if (unrestored) restore_now();
@@ -489,10 +507,11 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
       if (!frame || frame->type == MessageType::exit) {
         channel.flush();
         sweep_now();
-        return kWorkerExitOk;
+        return frame ? kWorkerExitOk : channel_ended();
       }
       if (frame->type != MessageType::run) return kWorkerExitProtocol;
       const std::uint8_t flags = run_task(loader, channel, decode_run(*frame));
+      if (flags & kChannelLost) return channel_ended();
       if (flags & kRetire) {
         channel.flush();
         return kWorkerExitOutOfMemory;

@@ -405,7 +405,7 @@ void Pool::Impl::handle_input(Slot& slot) {
   } catch (const std::invalid_argument& e) {
     return refuse_reply(slot, e, false);
   }
-  if (!open) begin_death(slot, "");
+  if (!open) begin_death(slot, "", true);
 }
 
 void Pool::Impl::refuse_reply(Slot& slot, const std::exception& error, bool) {

@@ -133,6 +133,7 @@ class Pool::Impl {
     bool was_starting = false;
     bool hung = false;
     bool supervisor_lost = false;         // its supervisor died: nothing it ran is to blame
+    bool channel_closed_alive = false;    // its channel closed while it lived: the host kills it
     std::uint64_t timed_out_task = 0;
     double ran_for = 0;
   };
@@ -221,7 +222,8 @@ class Pool::Impl {
   // A reply the host refused: the running task's error, and the worker goes.
   void refuse_reply(Slot& slot, const std::exception& error, bool too_large);
   // A worker's end, seen (begin_death) and judged (conclude_death).
-  void begin_death(Slot& slot, const std::string& why);
+  // channel_closed: seen as the end of its channel (it may still live).
+  void begin_death(Slot& slot, const std::string& why, bool channel_closed = false);
   void conclude_death(Slot& slot, int status);
   void worker_exited(const std::shared_ptr<detail::SupervisorProcess>& supervisor, pid_t pid, int status);
   void retire(Slot& slot, const std::string& reason);

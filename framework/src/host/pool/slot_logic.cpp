@@ -54,7 +54,7 @@ std::optional<std::size_t> blamed_index(const DeathFacts& facts) {
   // The task stopped at its time limit is the host's own decision.
   if (facts.timed_out > facts.answered && facts.timed_out - facts.answered <= facts.inflight)
     return std::size_t(facts.timed_out - 1 - facts.answered);
-  if (facts.in_setup || facts.supervisor_lost || !facts.running) return std::nullopt;
+  if (facts.in_setup || facts.supervisor_lost || facts.channel_lost || !facts.running) return std::nullopt;
   if (*facts.running <= facts.answered || *facts.running - facts.answered > facts.inflight) return std::nullopt;
   return std::size_t(*facts.running - 1 - facts.answered);
 }

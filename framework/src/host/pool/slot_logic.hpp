@@ -92,6 +92,10 @@ struct DeathFacts {
   std::uint64_t timed_out = 0;                   // ordinal the host stopped at its time limit, 0: none
   bool in_setup = false;                         // it died in a setup
   bool supervisor_lost = false;                  // its supervisor died: nothing it ran is to blame
+  // Its channel was lost (a task closed fd 3): the worker exited saying so,
+  // or the host killed it, alive, when its channel closed. Neither is a
+  // verdict on the task it was running.
+  bool channel_lost = false;
   bool out_of_memory = false;                    // its exit says so
   int culprit_attempts = 0;                      // attempts of the blamed task so far (this one included)
   int retries = 0;                               // pool.retries

@@ -2,6 +2,7 @@
 // zygote template), handshakes, deaths and their verdicts, recycling,
 // quarantine, and stopping everything. Runs on the dispatcher thread only.
 #include <signal.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,7 +189,7 @@ void Pool::Impl::retire(Slot& slot, const std::string& reason) {
   start_slot(slot);
 }
 
-void Pool::Impl::begin_death(Slot& slot, const std::string& why) {
+void Pool::Impl::begin_death(Slot& slot, const std::string& why, bool channel_closed) {
   if (!has_process(slot)) return;
   const Clock::time_point now = Clock::now();
   DeathNote note;
@@ -201,6 +202,14 @@ void Pool::Impl::begin_death(Slot& slot, const std::string& why) {
   note.timed_out_task = slot.timed_out_task;
   // A failed task's `seconds` is the time from its start to the fault.
   if (note.running) note.ran_for = std::chrono::duration<double>(now - note.running->since).count();
+  // Its channel closed and it still lives (a task closed fd 3): the
+  // SIGKILL below is the host's, not a verdict on the task it runs.
+  // A dying process closes its channel moments before its pidfd says so:
+  // up to 100 ms for that, so an outside kill is not taken for the host's.
+  if (channel_closed && slot.pidfd >= 0) {
+    pollfd ended{slot.pidfd, POLLIN, 0};
+    note.channel_closed_alive = ::poll(&ended, 1, 100) == 0;
+  }
   detail::send_signal(slot.pid, slot.pidfd, SIGKILL);  // dead already, or it ends now
   slot.channel.close();
   slot.progress = {};
@@ -274,6 +283,8 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     facts.timed_out = note.timed_out_task;
     facts.in_setup = in_setup;
     facts.supervisor_lost = note.supervisor_lost;
+    facts.channel_lost = (note.channel_closed_alive && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+                         (WIFEXITED(status) && WEXITSTATUS(status) == detail::kWorkerExitChannelLost);
     facts.out_of_memory = verdict.out_of_memory;
     facts.retries = options_.retries;
     if (const auto index = detail::blamed_index(facts)) facts.culprit_attempts = tasks[*index].attempts;

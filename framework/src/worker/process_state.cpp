@@ -16,6 +16,22 @@
 
 namespace mathpool::detail {
 
+namespace {
+
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+
+}  // namespace
+
 int count_threads() {
   DIR* tasks = opendir("/proc/self/task");
   if (!tasks) return 1;
@@ -23,6 +39,10 @@ int count_threads() {
   while (const dirent* entry = readdir(tasks))
     if (entry->d_name[0] != '.') ++count;
   closedir(tasks);
+  // TSan's background thread is there whenever a thread of ours is (it starts
+  // with the first pthread_create), and in every child of a fork() made with
+  // no other thread: one thread beyond the first is the runtime's.
+  if (kThreadSanitizer && count > 1) --count;
   return count > 0 ? count : 1;
 }
 namespace {

@@ -13,7 +13,9 @@ namespace mathpool::detail {
 
 // Threads of this process now (the entries of /proc/self/task; 1 when it
 // cannot be read). A process with more than one is not forked: a lock another
-// thread holds would stay locked in the child.
+// thread holds would stay locked in the child. In a ThreadSanitizer build the
+// runtime's own background thread (started in a child after fork() and with
+// a process's first pthread_create) is not counted.
 int count_threads();
 
 class ProcessState {

@@ -312,7 +312,12 @@ void TraceWriter::interrupted(Clock::time_point now) {
 
 bool TraceWriter::finish(bool complete) {
   if (closed_) return !failed_;
-  const double end = micros(Clock::now());
+  // The run's slice spans every slice drawn: a failed task's seconds are the
+  // host's, counted from when it was sent, which may be before the worker's
+  // previous task ended (tasks are sent ahead), so its slice, drawn after that
+  // one, can end after its record arrived.
+  double end = micros(Clock::now());
+  for (const auto& [key, t] : tracks_) end = std::max(end, t.cursor);
   for (auto& [key, t] : tracks_) {
     flush_bucket(t);
     if (t.pending_setup >= 0) replacement_setup(t, std::max(t.cursor, std::min(end, micros(last_poll_))));

@@ -7,7 +7,9 @@
 # 2. every source of framework/src/host is in a layer folder (config/,
 #    process/, pool/, run/), none in host/ itself;
 # 3. header names are unique under framework/src: code includes a header by
-#    its name, so two of one name would depend on the include order.
+#    its name, so two of one name would depend on the include order;
+# 4. the MPI module (framework/src/mpi, less mpi_job.cpp, which is the host
+#    library's) sees the pool through local_pool.hpp, never pool_impl.hpp.
 # Usage: cmake -DROOT=<source tree> -P check_includes.cmake
 cmake_minimum_required(VERSION 3.25)
 if(NOT ROOT)
@@ -45,6 +47,19 @@ foreach(file IN LISTS headers)
     string(APPEND problems "${rel}: a header named ${name} exists elsewhere under framework/src\n")
   endif()
   list(APPEND seen "${name}")
+endforeach()
+
+file(GLOB mpi_sources LIST_DIRECTORIES false "${ROOT}/framework/src/mpi/*")
+foreach(file IN LISTS mpi_sources)
+  get_filename_component(name "${file}" NAME)
+  if(name STREQUAL "mpi_job.cpp")
+    continue()
+  endif()
+  file(STRINGS "${file}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"pool_impl\\.hpp\"")
+  if(lines)
+    file(RELATIVE_PATH rel "${ROOT}" "${file}")
+    string(APPEND problems "${rel}: the MPI module includes pool_impl.hpp; it sees the pool through local_pool.hpp\n")
+  endif()
 endforeach()
 
 if(problems)

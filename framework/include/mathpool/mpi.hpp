@@ -77,9 +77,9 @@ class MpiJob {
   [[noreturn]] void abort(int status) noexcept;
 
   class Impl;
-  Impl& impl() noexcept { return *impl_; }
 
  private:
+  friend class Pool;  // Pool(MpiJob&, PoolOptions) asks the job for its pool
   std::unique_ptr<Impl> impl_;
 };
 

@@ -249,6 +249,10 @@ class Pool {
 // Not thread-safe: one thread pushes and takes. Several streams may share a
 // pool. The pool must outlive the stream; destroying a stream waits for the
 // tasks still in flight and drops their results.
+namespace detail {
+struct StreamAccess;  // the library's own access to a stream's bytes
+}  // namespace detail
+
 class TaskStream {
  public:
   explicit TaskStream(Pool& pool, std::size_t window = 0);  // 0: automatic
@@ -265,10 +269,10 @@ class TaskStream {
   // nothing is in flight.
   std::optional<TaskResult> next();
 
-  class Core;  // the library's own byte-level interface
-  Core& core() noexcept { return *core_; }
+  class Core;  // the library's own byte-level interface (not part of the API)
 
  private:
+  friend struct detail::StreamAccess;
   std::unique_ptr<Core> core_;
 };
 

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "pool_impl.hpp"
+#include "local_pool.hpp"
 #include "mathpool/mpi.hpp"
 
 namespace mathpool::mpi_detail {
@@ -158,7 +158,7 @@ class Agent {
       try {
         pool_.reset();
         PoolOptions options = decode_open(body, job_.node_timeout);
-        pool_ = std::make_unique<Pool::Impl>(job_.resolve_workers(std::move(options)));
+        pool_ = detail::make_local_pool(job_.resolve_workers(std::move(options)));
         hello["workers"] = pool_->local_size();
       } catch (const std::exception& e) {
         pool_.reset();
@@ -175,9 +175,9 @@ class Agent {
   void run(const std::string& body) {
     Reader in(body);
     WireTask wire;
-    std::vector<Pool::Impl::Task> tasks;
+    std::vector<detail::PoolTask> tasks;
     while (read_task(in, wire)) {
-      Pool::Impl::Task& task = tasks.emplace_back();
+      detail::PoolTask& task = tasks.emplace_back();
       task.analysis.assign(wire.analysis);
       task.params.assign(wire.params);
       task.completion = &outbox_;
@@ -185,7 +185,7 @@ class Agent {
     }
     if (!pool_) {  // its pool failed to start: rank 0 has given up already
       for (auto& task : tasks)
-        outbox_.complete(task.seq, pool_detail::error_result(ErrorKind::crashed, "no pool on this node", 0));
+        outbox_.complete(task.seq, detail::error_result(ErrorKind::crashed, "no pool on this node", 0));
       return;
     }
     pool_->enqueue_local(tasks, false);
@@ -227,7 +227,7 @@ class Agent {
 
   Job& job_;
   Outbox outbox_;
-  std::unique_ptr<Pool::Impl> pool_;
+  std::unique_ptr<detail::LocalPool> pool_;
   bool ended_ = false;
   bool serving_ = false;   // a pool is open: from `open` until `closed`
   bool watching_ = false;  // rank 0's heartbeats have come for this pool

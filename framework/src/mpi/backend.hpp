@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "pool_impl.hpp"
+#include "local_pool.hpp"
 
 namespace mathpool::mpi_detail {
 
@@ -30,7 +30,7 @@ class Backend {
   virtual std::string lost() const = 0;
   [[noreturn]] virtual void abort(int status) noexcept = 0;
   // Rank 0: a local pool whose router spreads its tasks over the ranks.
-  virtual std::unique_ptr<Pool::Impl> open_pool(const PoolOptions& options) = 0;
+  virtual std::unique_ptr<detail::LocalPool> open_pool(const PoolOptions& options) = 0;
 };
 
 // The module's entry point: joins the job (MPI_Init_thread). Throws

@@ -77,7 +77,7 @@ class JobBackend final : public Backend {
     return serve_as_agent(job_);
   }
 
-  std::unique_ptr<Pool::Impl> open_pool(const PoolOptions& options) override {
+  std::unique_ptr<detail::LocalPool> open_pool(const PoolOptions& options) override {
     if (job_.rank != 0)
       throw Error(ErrorKind::invalid_config,
                   fmt::format("a pool across MPI ranks is made on rank 0; rank {} must serve()", job_.rank));
@@ -86,7 +86,7 @@ class JobBackend final : public Backend {
                   "a pool across the MPI ranks is open already: the ranks serve one at a time, so destroy it "
                   "before making another");
     Router::open_nodes(job_, options);  // each node resolves `auto` itself
-    auto local = std::make_unique<Pool::Impl>(job_.resolve_workers(options));
+    auto local = detail::make_local_pool(job_.resolve_workers(options));
     local->set_router(std::make_unique<Router>(job_, *local, options));
     job_.pool_open = true;  // until the router goes
     return local;

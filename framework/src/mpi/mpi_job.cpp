@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "backend.hpp"
+#include "pool_impl.hpp"
 #include "mathpool/mpi.hpp"
 
 namespace mathpool {
@@ -80,6 +81,7 @@ void MpiJob::abort(int status) noexcept {
   std::_Exit(status);  // not reached
 }
 
-Pool::Pool(MpiJob& job, PoolOptions options) : impl_(job.impl().backend->open_pool(options)) {}
+Pool::Pool(MpiJob& job, PoolOptions options)
+    : impl_(pool_detail::adopt_local_pool(job.impl_->backend->open_pool(options))) {}
 
 }  // namespace mathpool

@@ -11,7 +11,7 @@ namespace mathpool::mpi_detail {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using pool_detail::error_result;
+using detail::error_result;
 
 constexpr std::size_t kMaxBatchBytes = 1 << 20;  // per tasks message
 constexpr std::size_t kMaxQuota = 1 << 16;
@@ -37,7 +37,7 @@ std::uint64_t make_id(std::uint32_t index, std::uint32_t generation) {
 
 }  // namespace
 
-Router::Router(Job& job, Pool::Impl& local, const PoolOptions& options) : job_(job), local_(local) {
+Router::Router(Job& job, detail::LocalPool& local, const PoolOptions& options) : job_(job), local_(local) {
   nodes_.resize(std::size_t(job.size));
   nodes_[0].name = job.node;
   nodes_[0].workers = local.local_size();

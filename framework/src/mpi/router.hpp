@@ -10,14 +10,14 @@
 #include <thread>
 #include <vector>
 
-#include "pool_impl.hpp"
+#include "local_pool.hpp"
 #include "job.hpp"
 
 namespace mathpool::mpi_detail {
 
-class Router final : public Pool::Impl::Router {
+class Router final : public detail::TaskRouter {
  public:
-  using Task = Pool::Impl::Task;
+  using Task = detail::PoolTask;
 
   // Asks every other rank to open a local pool with `options`; they start
   // while rank 0 starts its own.
@@ -25,7 +25,7 @@ class Router final : public Pool::Impl::Router {
   // Waits until each node opened by open_nodes() says hello. Throws mathpool::Error (plugin_error) naming the node
   // whose pool could not start. `local` is rank 0's own pool; both it and
   // `job` outlive the router.
-  Router(Job& job, Pool::Impl& local, const PoolOptions& options);
+  Router(Job& job, detail::LocalPool& local, const PoolOptions& options);
   ~Router() override;
 
   void enqueue(std::vector<Task>& tasks, bool batch) override;
@@ -84,7 +84,7 @@ class Router final : public Pool::Impl::Router {
   std::uint64_t hold(const Task& task, int node) REQUIRES(mutex_);
 
   Job& job_;
-  Pool::Impl& local_;
+  detail::LocalPool& local_;
   LocalCompletion local_completion_{*this};
   std::vector<Node> nodes_;  // [0]: rank 0's own pool
   int workers_ = 0;

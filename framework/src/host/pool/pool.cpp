@@ -22,6 +22,15 @@ std::string_view TaskResult::status() const noexcept {
 }
 
 Pool::Pool(PoolOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+std::unique_ptr<detail::LocalPool> detail::make_local_pool(PoolOptions options) {
+  return std::make_unique<Pool::Impl>(std::move(options));
+}
+
+std::unique_ptr<Pool::Impl> pool_detail::adopt_local_pool(std::unique_ptr<detail::LocalPool> local) {
+  // make_local_pool() makes every LocalPool there is.
+  return std::unique_ptr<Pool::Impl>(static_cast<Pool::Impl*>(local.release()));
+}
 Pool::~Pool() = default;
 
 std::future<TaskResult> Pool::submit(std::string analysis, Value params) {

@@ -21,6 +21,7 @@
 #include "thread_annotations.hpp"
 #include "cgroup.hpp"
 #include "completion.hpp"
+#include "local_pool.hpp"
 #include "worker_process.hpp"
 #include "slot_logic.hpp"
 #include "supervisor_client.hpp"
@@ -40,61 +41,30 @@ inline constexpr auto kForkTimeout = std::chrono::seconds(5);      // a supervis
 inline constexpr auto kReportGrace = std::chrono::seconds(2);      // a supervisor's report of a worker's exit
 inline constexpr int kMaxRefunds = 5;  // uncharged re-runs of a task (its worker died of something else)
 
-inline detail::RawResult error_result(ErrorKind kind, std::string message, int worker) {
-  detail::RawResult result;
-  result.error = TaskError{kind, std::move(message)};
-  result.worker = worker;
-  return result;
-}
+using detail::error_result;
 
 }  // namespace pool_detail
 
-class Pool::Impl {
+class Pool::Impl final : public detail::LocalPool {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // One task on its way: encoded parameters and where its result goes.
-  struct Task {
-    std::uint64_t id = 0;
-    std::string analysis;
-    detail::Bytes params;  // MessagePack map
-    detail::Completion* completion = nullptr;
-    std::uint64_t seq = 0;  // the completion's own number for the task
-    int attempts = 0;
-    int refunds = 0;  // attempts given back (not its fault); bounded by kMaxRefunds
-    bool suspect = false;  // running when a supervisor died: runs alone (slot_logic.hpp, may_send)
-    int alone_deaths = 0;  // supervisor deaths while it ran alone; bounded by kMaxRefunds
-    std::chrono::steady_clock::time_point sent_at{};
-  };
-
-  // Where tasks go before this pool's own queue, when one is set: a pool
-  // across MPI ranks spreads them over its nodes and hands this pool its share
-  // through enqueue_local(). Thread-safe; stop() is idempotent and runs before
-  // the local pool stops, so the router may still feed it until then.
-  class Router {
-   public:
-    virtual ~Router() = default;
-    virtual void enqueue(std::vector<Task>& tasks, bool batch) = 0;
-    virtual void cancel_pending(const TaskError& error) = 0;
-    // Waits for the routed tasks (at most `grace`, then as terminate), or
-    // with `terminate` fails them at once; then releases the other nodes.
-    virtual void stop(bool terminate, std::optional<std::chrono::milliseconds> grace) = 0;
-    virtual int workers() const = 0;  // over every node
-    // Adds what only the router knows: its queue and its nodes.
-    virtual void add_stats(PoolStats& stats) = 0;
-  };
+  // One task on its way, and where tasks go first in a pool across MPI
+  // ranks (local_pool.hpp).
+  using Task = detail::PoolTask;
+  using Router = detail::TaskRouter;
 
   explicit Impl(PoolOptions options);
-  ~Impl();
+  ~Impl() override;
 
   // Hands tasks to the router if there is one, else to enqueue_local().
   // Thread-safe.
   void enqueue(std::vector<Task>& tasks, bool batch);
   // Hands tasks to this pool's dispatcher (moved out of `tasks`). Thread-safe.
-  void enqueue_local(std::vector<Task>& tasks, bool batch);
+  void enqueue_local(std::vector<Task>& tasks, bool batch) override;
   // Installs the router; before any task is enqueued.
-  void set_router(std::unique_ptr<Router> router) { router_ = std::move(router); }
-  int local_size() const noexcept { return static_cast<int>(options_.workers); }
+  void set_router(std::unique_ptr<Router> router) override { router_ = std::move(router); }
+  int local_size() const noexcept override { return static_cast<int>(options_.workers); }
   std::future<TaskResult> submit(std::string analysis, Value params);
   // As submit(), always on this pool's own workers (never routed to other
   // MPI ranks): checks, which must not count as the router's work.
@@ -103,10 +73,10 @@ class Pool::Impl {
   const std::vector<std::filesystem::path>& plugin_files() const noexcept { return plugin_files_; }
   int size() const noexcept { return router_ ? router_->workers() : local_size(); }
   PoolStats stats() const;
-  void cancel_pending(const TaskError& error);
-  void shutdown();
+  void cancel_pending(const TaskError& error) override;
+  void shutdown() override;
   void shutdown(std::chrono::milliseconds grace);
-  void terminate();
+  void terminate() override;
   // Parking (pool_parking.cpp): the workers stop while idle, the template stays.
   void park();
   void unpark();
@@ -308,5 +278,11 @@ class Pool::Impl {
   std::thread thread_;
   std::unique_ptr<Router> router_;  // last: stopped and destroyed first
 };
+
+namespace pool_detail {
+// The pool behind what detail::make_local_pool() made (a pool across MPI
+// ranks: MpiJob's backend makes it, mathpool::Pool holds it).
+std::unique_ptr<Pool::Impl> adopt_local_pool(std::unique_ptr<detail::LocalPool> local);
+}  // namespace pool_detail
 
 }  // namespace mathpool

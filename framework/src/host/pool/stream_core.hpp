@@ -67,4 +67,11 @@ class TaskStream::Core final : public detail::Completion {
   std::chrono::steady_clock::time_point arrived_{};
 };
 
+namespace detail {
+// What the library reads of a TaskStream: its core, bytes in and out.
+struct StreamAccess {
+  static TaskStream::Core& core(TaskStream& stream) noexcept { return *stream.core_; }
+};
+}  // namespace detail
+
 }  // namespace mathpool

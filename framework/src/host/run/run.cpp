@@ -210,7 +210,7 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
   RunSummary summary;
   detail::Tally tally(run_names);
   TaskStream stream(pool);
-  TaskStream::Core& core = stream.core();
+  TaskStream::Core& core = detail::StreamAccess::core(stream);
   std::vector<std::string> heads(core.window());  // reused: no allocation per task
   std::vector<detail::TaskTag> tags(core.window());
   std::vector<std::string_view> analyses(trace ? core.window() : 0);

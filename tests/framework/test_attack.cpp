@@ -363,7 +363,7 @@ TEST(Leftovers, ATaskThatReturnsLeavingAChildWithAChildDoesNotHoldUpTheWorker) {
 TEST(TemplateKills, WhileForkingLeaveNoProcessBehind) {
   if (!zygote_mode()) GTEST_SKIP() << "zygote mode only";
   // A template with a setup's thread is not forked at all (its workers are
-  // spawned: Hostile.ATemplateWithThreadsIsNotForkedItsWorkersAreSpawned).
+  // spawned: TemplateThreads.ATemplateWithThreadsIsNotForkedItsWorkersAreSpawned).
   const std::vector<pid_t> before = children_of(getpid());  // other pools' supervisors (the default pool's)
   for (const bool threads : {false}) {
     SCOPED_TRACE(threads ? "template with a thread (double fork)" : "single-threaded template (clone)");

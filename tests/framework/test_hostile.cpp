@@ -92,7 +92,7 @@ test::CommandResult run_hostile(const test::TempDir& dir, const std::string& yam
 
 // 1. A task that waits for `sleep` under std::system ends at its time limit,
 // and the sleep ends with it.
-TEST(Hostile, SystemSleepTimesOutPromptlyAndTheSleepEnds) {
+TEST(TimeLimits, SystemSleepTimesOutPromptlyAndTheSleepEnds) {
   test::TempDir dir;
   const std::string seconds = "15." + std::to_string(getpid());
   const auto start = Clock::now();
@@ -109,7 +109,7 @@ TEST(Hostile, SystemSleepTimesOutPromptlyAndTheSleepEnds) {
 
 // 2. A task that leaves a child behind and crashes: `crashed`, promptly, and
 // the child is gone.
-TEST(Hostile, ForkThenSegvIsCrashedAndTheChildEnds) {
+TEST(Leftovers, ForkThenSegvIsCrashedAndTheChildEnds) {
   test::TempDir dir;
   const std::string tag = unique_tag("hseg");
   const auto start = Clock::now();
@@ -133,7 +133,7 @@ TEST(Hostile, ForkThenSegvIsCrashedAndTheChildEnds) {
 
 // 3. A setup that forks and crashes: the run ends, SIGTERM still stops a run,
 // and the setup's child is gone.
-TEST(Hostile, SetupThatForksAndCrashesNeitherHangsNorBlocksSigterm) {
+TEST(Lifetimes, SetupThatForksAndCrashesNeitherHangsNorBlocksSigterm) {
   test::TempDir dir;
   const std::string tag = unique_tag("hset");
   ::setenv("MATHPOOL_HOSTILE_SETUP_CRASH", tag.c_str(), 1);
@@ -160,7 +160,7 @@ TEST(Hostile, SetupThatForksAndCrashesNeitherHangsNorBlocksSigterm) {
 
 // 4. A daemon (setsid, double fork) started by a task ends with the task, so
 // a pipe reader sees end-of-file at once.
-TEST(Hostile, DaemonEndsWithItsTaskAndThePipeCloses) {
+TEST(Leftovers, DaemonEndsWithItsTaskAndThePipeCloses) {
   test::TempDir dir;
   const std::string tag = unique_tag("hdmn");
   const auto config = dir.write("run.yaml", pool_yaml("") +
@@ -181,7 +181,7 @@ TEST(Hostile, DaemonEndsWithItsTaskAndThePipeCloses) {
 // 4b. A daemon started by a task that then crashes or overstays its time
 // limit ends with the worker: the worker takes it down on SIGTERM and on a
 // fatal signal.
-TEST(Hostile, DaemonEndsWhenItsTaskCrashesOrTimesOut) {
+TEST(Leftovers, DaemonEndsWhenItsTaskCrashesOrTimesOut) {
   for (const std::string then : {"segv", "hang"}) {
     test::TempDir dir;
     const std::string tag = unique_tag("hd" + then.substr(0, 1));
@@ -201,7 +201,7 @@ TEST(Hostile, DaemonEndsWhenItsTaskCrashesOrTimesOut) {
 // 4c. A daemon (setsid, double fork) whose worker is SIGKILLed, so the
 // worker's own sweep never runs: by the task itself, from outside, or at a
 // time limit when the task blocks SIGTERM. The worker's cgroup ends it.
-TEST(Hostile, DaemonEndsWhenItsWorkerIsSigkilled) {
+TEST(Leftovers, DaemonEndsWhenItsWorkerIsSigkilled) {
   if (const std::string why = detail::CgroupTree::unavailable_reason(); !why.empty())
     GTEST_SKIP() << "no cgroup containment on this machine, so a daemon can outlive a SIGKILLed worker: " << why;
   for (const std::string how : {"sigkill", "outside", "timeout"}) {
@@ -234,7 +234,7 @@ TEST(Hostile, DaemonEndsWhenItsWorkerIsSigkilled) {
 
 // 5. A task reading standard input under a terminal: the run finishes and no
 // process is stopped by job control.
-TEST(Hostile, ReadingStdinUnderATerminalStopsNothing) {
+TEST(HostProcess, ReadingStdinUnderATerminalStopsNothing) {
   test::TempDir dir;
   const auto config = dir.write("run.yaml", pool_yaml("") + "output: " + (dir.path() / "out.jsonl").string() +
                                                 "\nanalyses:\n  - {name: r, analysis: hostile.read_stdin, repeat: 3}\n"
@@ -279,7 +279,7 @@ TEST(Hostile, ReadingStdinUnderATerminalStopsNothing) {
 
 // 6. kill(0, SIGKILL) in a task ends its own worker only: its task is
 // `crashed`, the tasks on the other worker are ok, the template lives on.
-TEST(Hostile, KillingItsProcessGroupBlamesOnlyThatTask) {
+TEST(Faults, KillingItsProcessGroupBlamesOnlyThatTask) {
   const std::vector<pid_t> before = children_of(getpid());  // other pools' supervisors (the default pool's)
   Pool pool(hostile_pool_options(2));
   // The host's one child for this pool is its supervisor (the template).
@@ -308,7 +308,7 @@ TEST(Hostile, KillingItsProcessGroupBlamesOnlyThatTask) {
 }
 
 // 7a. Grandchildren left by a thousand tasks leave no zombie in the host.
-TEST(Hostile, ThousandGrandchildrenLeaveNoZombieInTheHost) {
+TEST(Leftovers, ThousandGrandchildrenLeaveNoZombieInTheHost) {
   {
     Pool pool(hostile_pool_options(2));
     std::vector<Value> params(1000, Value::object());
@@ -326,7 +326,7 @@ TEST(Hostile, ThousandGrandchildrenLeaveNoZombieInTheHost) {
 
 // 7b. The host program's own background jobs are not adopted and left as
 // zombies by the pool.
-TEST(Hostile, HostProgramsOrphansAreNotLeftAsZombies) {
+TEST(HostProcess, HostProgramsOrphansAreNotLeftAsZombies) {
   Pool pool(hostile_pool_options(1));
   for (int i = 0; i < 20; ++i) ASSERT_EQ(std::system("sh -c 'sleep 0.2 &'"), 0);
   std::this_thread::sleep_for(600ms);
@@ -340,7 +340,7 @@ TEST(Hostile, HostProgramsOrphansAreNotLeftAsZombies) {
 // the host program's own children keep their exit status for it. Before,
 // the host was a subreaper while it took in each double-forked worker, and
 // `sh -c 'sleep 0.05 &'` in a loop during 400 worker forks left 50-90 zombies.
-TEST(Hostile, OrphansOfTheHostProgramAreNotAdoptedAndOwnChildrenKeepTheirStatus) {
+TEST(HostProcess, OrphansOfTheHostProgramAreNotAdoptedAndOwnChildrenKeepTheirStatus) {
   if (!zygote_mode()) GTEST_SKIP() << "workers are forked in zygote mode only";
   PoolOptions options = hostile_pool_options(2);
   options.max_tasks_per_worker = 1;  // a fork per task
@@ -383,7 +383,7 @@ TEST(Hostile, OrphansOfTheHostProgramAreNotAdoptedAndOwnChildrenKeepTheirStatus)
 // workers safely (Chromium's and Android's zygotes refuse to): the pool
 // spawns them instead and says why in its statistics. Workers serve, their
 // crashes still read as signals, and nothing is left a zombie.
-TEST(Hostile, ATemplateWithThreadsIsNotForkedItsWorkersAreSpawned) {
+TEST(TemplateThreads, ATemplateWithThreadsIsNotForkedItsWorkersAreSpawned) {
   if (!zygote_mode()) GTEST_SKIP() << "workers are forked in zygote mode only";
   ::setenv("MATHPOOL_HOSTILE_SETUP_THREAD", "1", 1);
   struct Unset {
@@ -411,7 +411,7 @@ TEST(Hostile, ATemplateWithThreadsIsNotForkedItsWorkersAreSpawned) {
 
 // 7c. A host thread reaping any child (waitpid(-1)) must not turn worker
 // crashes into clean exits.
-TEST(Hostile, CrashesReadAsSignalsWhileTheHostReapsAnyChild) {
+TEST(HostProcess, CrashesReadAsSignalsWhileTheHostReapsAnyChild) {
   Pool pool(hostile_pool_options(2));
   std::atomic<bool> stop{false};
   std::atomic<int> stolen{0};
@@ -436,7 +436,7 @@ TEST(Hostile, CrashesReadAsSignalsWhileTheHostReapsAnyChild) {
 }
 
 // 8. A forged result frame 50,000 levels deep is refused, not recursed into.
-TEST(Hostile, DeepMessagePackOnTheChannelIsRefused) {
+TEST(ChannelAbuse, DeepMessagePackOnTheChannelIsRefused) {
   std::string deep(50000, char(0x91));
   deep.push_back(char(0xc0));
   EXPECT_THROW(detail::msgpack_to_value(deep), detail::ProtocolError);
@@ -458,7 +458,7 @@ TEST(Hostile, DeepMessagePackOnTheChannelIsRefused) {
 
 // 9. isolation: task gives every task a fresh process; a crash there is the
 // task's and the worker stays.
-TEST(Hostile, TaskIsolationResetsGlobalsAndSurvivesCrashes) {
+TEST(TaskIsolation, ResetsGlobalsAndSurvivesCrashes) {
   PoolOptions options = hostile_pool_options(1);
   options.isolation = Isolation::task;
   {
@@ -479,7 +479,7 @@ TEST(Hostile, TaskIsolationResetsGlobalsAndSurvivesCrashes) {
 }
 
 // 10. The zygote template killed as soon as it appears: the run still completes.
-TEST(Hostile, TemplateKilledAtStartUpIsReplaced) {
+TEST(TemplateKills, ATemplateKilledAtStartUpIsReplaced) {
   if (!zygote_mode()) GTEST_SKIP() << "zygote mode only";
   test::TempDir dir;
   const auto config = dir.write("run.yaml", pool_yaml("") + "output: " + (dir.path() / "out.jsonl").string() +
@@ -505,7 +505,7 @@ TEST(Hostile, TemplateKilledAtStartUpIsReplaced) {
 // outside costs its workers, not their tasks: what they had in flight runs
 // again, uncharged (retries: 0), on workers of a new supervisor; and the
 // pool answers a shutdown while the new one runs its (slow) setups.
-TEST(Hostile, ASupervisorKilledFromOutsideCostsItsWorkersButNoTask) {
+TEST(SupervisorDeath, ASupervisorKilledFromOutsideCostsItsWorkersButNoTask) {
   constexpr double kSetupSeconds = 1.0;
   test::EnvVar slow("MATHPOOL_HOSTILE_SETUP_MS", std::to_string(int(kSetupSeconds * 1000)));
   PoolOptions options = hostile_pool_options(2);

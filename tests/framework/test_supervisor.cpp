@@ -234,6 +234,25 @@ TEST(Supervisor, ATimerOrSignalStateATaskLeavesDoesNotReachTheNextTask) {
   EXPECT_EQ(std::string(pool.submit("pm.nap", {{"ms", 5000}}).get().status()), "timeout");
 }
 
+// Signal dispositions and soft limits a task changed are the worker's own
+// again for the next task: each kind the restore tells apart (a signal newly
+// ignored, newly handled, SIGCHLD's flags, a limit).
+TEST(Supervisor, SignalDispositionsAndLimitsATaskChangesDoNotReachTheNextTask) {
+  Pool pool(model_options(1));
+  const TaskResult before = pool.submit("pm.dispositions", Value::object()).get();
+  ASSERT_TRUE(before.ok()) << message_of(before);
+  const TaskResult changed = pool.submit("pm.dispositions", {{"change", true}}).get();
+  ASSERT_TRUE(changed.ok()) << message_of(changed);
+  EXPECT_NE(changed.result["signals"].get<std::string>(), before.result["signals"].get<std::string>());
+  EXPECT_NE(changed.result["files"].get<std::string>(), before.result["files"].get<std::string>());
+  const TaskResult after = pool.submit("pm.dispositions", Value::object()).get();
+  ASSERT_TRUE(after.ok()) << message_of(after);
+  EXPECT_EQ(after.result["signals"].get<std::string>(), before.result["signals"].get<std::string>());
+  EXPECT_EQ(after.result["files"].get<std::string>(), before.result["files"].get<std::string>());
+  EXPECT_EQ(after.result["core"].get<std::string>(), before.result["core"].get<std::string>());
+  EXPECT_EQ(before.result["pid"], after.result["pid"]);  // the same worker
+}
+
 // Row 9: without cgroups, every child of a crashing task ends, however many.
 TEST(Supervisor, EveryChildOfACrashingTaskEndsWithoutCgroups) {
   EnvVar no_cgroups("MATHPOOL_CGROUPS", "off");

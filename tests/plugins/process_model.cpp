@@ -236,6 +236,46 @@ MATHPOOL_PLUGIN("process_model", "1.0.0") {
                           }
                           return mathpool::Value{{"pid", getpid()}};
                         }));
+  registry.add(analysis("dispositions", "Returns this process's signal dispositions (a string: d default, i "
+                                        "ignored, h handled, per signal 1..64; then n if SIGCHLD has "
+                                        "SA_NOCLDWAIT) and its soft limits of descriptors and core size; with "
+                                        "`change`, first ignores SIGUSR1, handles SIGUSR2 and SIGWINCH, sets "
+                                        "SA_NOCLDWAIT on SIGCHLD and lowers both soft limits",
+                        [](const auto& task) {
+                          if (task.params().boolean("change", false)) {
+                            signal(SIGUSR1, SIG_IGN);
+                            struct sigaction handled {};
+                            handled.sa_handler = [](int) {};
+                            sigaction(SIGUSR2, &handled, nullptr);
+                            sigaction(SIGWINCH, &handled, nullptr);
+                            struct sigaction child {};
+                            child.sa_handler = SIG_DFL;
+                            child.sa_flags = SA_NOCLDWAIT;
+                            sigaction(SIGCHLD, &child, nullptr);
+                            for (int resource : {RLIMIT_NOFILE, RLIMIT_CORE}) {
+                              rlimit now;
+                              getrlimit(resource, &now);
+                              now.rlim_cur = now.rlim_cur > 64 || now.rlim_cur == RLIM_INFINITY ? 64 : 0;
+                              setrlimit(resource, &now);
+                            }
+                          }
+                          std::string kinds;
+                          for (int s = 1; s <= 64; ++s) {
+                            struct sigaction now {};
+                            if (s == SIGKILL || s == SIGSTOP || sigaction(s, nullptr, &now) != 0) kinds += '-';
+                            else kinds += now.sa_handler == SIG_DFL ? 'd' : now.sa_handler == SIG_IGN ? 'i' : 'h';
+                          }
+                          struct sigaction child {};
+                          sigaction(SIGCHLD, nullptr, &child);
+                          if (child.sa_flags & SA_NOCLDWAIT) kinds += 'n';
+                          rlimit files, core;
+                          getrlimit(RLIMIT_NOFILE, &files);
+                          getrlimit(RLIMIT_CORE, &core);
+                          return mathpool::Value{{"signals", kinds},
+                                                 {"files", std::to_string(files.rlim_cur)},
+                                                 {"core", std::to_string(core.rlim_cur)},
+                                                 {"pid", getpid()}};
+                        }));
   registry.add(analysis("subcgroups", "Makes `n` empty sub-cgroups inside its own cgroup (cgroup v2); returns "
                                       "its cgroup's directory",
                         [](const auto& task) {

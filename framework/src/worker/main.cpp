@@ -67,9 +67,11 @@ double seconds_since(std::int64_t start_ns) { return seconds_of(monotonic_ns() -
 
 // Checks the parameters against the analysis's documentation; returns the
 // error for unknown ones (unless the analysis accepts any).
-std::optional<TaskError> check_params(const LoadedAnalysis& analysis, const Value& params) {
+// The first problem of `params` against the analysis's documented
+// parameters (the parameter it names, empty when the whole set is wrong).
+std::optional<ParamProblem> check_params(const LoadedAnalysis& analysis, const Value& params) {
   if (params.is_null()) return std::nullopt;
-  if (!params.is_object()) return TaskError{ErrorKind::invalid_params, "parameters must be a map"};
+  if (!params.is_object()) return ParamProblem{"", "parameters must be a map"};
   const Analysis& doc = analysis.guarded.doc;
   if (doc.open_params) return std::nullopt;
   for (const auto& item : params.items()) {
@@ -78,8 +80,7 @@ std::optional<TaskError> check_params(const LoadedAnalysis& analysis, const Valu
     if (known) continue;
     std::string names;
     for (const ParamDoc& p : doc.params) names += (names.empty() ? "" : ", ") + p.name;
-    return TaskError{ErrorKind::invalid_params,
-                     fmt::format("unknown parameter '{}' for {} (known: {})", item.key(), doc.name, names)};
+    return ParamProblem{item.key(), fmt::format("unknown parameter '{}' for {} (known: {})", item.key(), doc.name, names)};
   }
   return std::nullopt;
 }
@@ -216,10 +217,7 @@ std::pair<std::optional<Outcome>, std::optional<TaskError>> check_sets(PluginLoa
   for (const Value& set : params.value("sets", Value::array())) {
     Value found = Value::array();
     if (auto invalid = check_params(*analysis, set)) {
-      const auto quote = invalid->message.find('\'');
-      const auto end = quote == std::string::npos ? quote : invalid->message.find('\'', quote + 1);
-      found.push_back({{"param", end == std::string::npos ? "" : invalid->message.substr(quote + 1, end - quote - 1)},
-                       {"message", invalid->message}});
+      found.push_back({{"param", invalid->param}, {"message", invalid->message}});
     } else if (analysis->guarded.check) {
       for (const ParamProblem& p : analysis->guarded.check(set)) found.push_back({{"param", p.param}, {"message", p.message}});
     }
@@ -240,7 +238,8 @@ std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader
   if (analysis->setup_error) return {std::nullopt, *analysis->setup_error};
   Value params = request.params.empty() ? Value::object() : msgpack_to_value(request.params);
   if (params.is_null()) params = Value::object();
-  if (auto invalid = check_params(*analysis, params)) return {std::nullopt, *invalid};
+  if (auto invalid = check_params(*analysis, params))
+    return {std::nullopt, TaskError{ErrorKind::invalid_params, std::move(invalid->message)}};
   Outcome outcome = analysis->guarded.run(params, analysis->setup_state);
   if (!outcome.ok) return {std::nullopt, std::move(outcome.error)};
   return {std::move(outcome), std::nullopt};

@@ -50,7 +50,7 @@ class Outbox final : public detail::Completion {
 
  private:
   detail::Mutex mutex_;
-  std::condition_variable_any arrived_;
+  detail::CondVar arrived_;
   std::string bytes_ GUARDED_BY(mutex_);
 };
 
@@ -85,7 +85,7 @@ class Beating {
 
  private:
   detail::Mutex mutex_;
-  std::condition_variable_any wake_;
+  detail::CondVar wake_;
   bool done_ GUARDED_BY(mutex_) = false;
   std::thread thread_;  // last: starts once the rest is ready
 };

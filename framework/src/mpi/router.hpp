@@ -93,7 +93,7 @@ class Router final : public detail::TaskRouter {
   std::chrono::steady_clock::time_point lost_at_{};  // this router found a lost rank
 
   detail::Mutex mutex_;
-  std::condition_variable_any changed_;
+  detail::CondVar changed_;
   std::deque<Task> pending_ GUARDED_BY(mutex_);
   std::vector<Owner> owners_ GUARDED_BY(mutex_);
   std::vector<std::uint32_t> free_ GUARDED_BY(mutex_);

@@ -287,6 +287,7 @@ void Pool::Impl::take_incoming() {
 void Pool::Impl::run_loop() {
   for (Slot& slot : slots_) start_slot(slot);
   std::vector<pollfd> fds;
+  std::vector<std::pair<std::size_t, detail::SupervisorProcess*>> polled_supervisors;  // first fd's index
   for (;;) {
     take_incoming();
     bool shutting_down;
@@ -313,8 +314,10 @@ void Pool::Impl::run_loop() {
       fds.push_back({slot.pidfd, short(slot.pidfd >= 0 ? POLLIN : 0), 0});
     }
     // Supervisors after the slots: they are read in check_deadlines.
-    auto watch = [&fds](const std::shared_ptr<detail::SupervisorProcess>& supervisor) {
+    polled_supervisors.clear();
+    auto watch = [&fds, &polled_supervisors](const std::shared_ptr<detail::SupervisorProcess>& supervisor) {
       if (!supervisor || !supervisor->alive()) return;
+      polled_supervisors.emplace_back(fds.size(), supervisor.get());
       fds.push_back({supervisor->channel_fd(), short(POLLIN | (supervisor->wants_to_write() ? POLLOUT : 0)), 0});
       fds.push_back({supervisor->pidfd(), short(supervisor->pidfd() >= 0 ? POLLIN : 0), 0});
       if (supervisor->wants_to_write()) supervisor->write_some();
@@ -326,6 +329,10 @@ void Pool::Impl::run_loop() {
       if (r.pidfd >= 0) fds.push_back({r.pidfd, POLLIN, 0});
     const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
     if (ready > 0) {
+      // Before anything this pass does: a supervisor is read (check_deadlines)
+      // only when its channel or pidfd said so.
+      for (const auto& [index, supervisor] : polled_supervisors)
+        if (fds[index].revents || fds[index + 1].revents) supervisor->mark_readable();
       if (fds[0].revents) {
         std::uint64_t drained;
         [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);

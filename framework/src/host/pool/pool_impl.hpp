@@ -237,7 +237,7 @@ class Pool::Impl final : public detail::LocalPool {
 
   // Shared with submitting threads: guarded by mutex_ (clang -Wthread-safety checks it).
   mutable detail::Mutex mutex_;
-  std::condition_variable_any changed_;
+  detail::CondVar changed_;
   std::deque<Task> incoming_ GUARDED_BY(mutex_);
   std::uint64_t next_id_ GUARDED_BY(mutex_) = 0;
   bool startup_done_ GUARDED_BY(mutex_) = false;

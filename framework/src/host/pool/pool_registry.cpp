@@ -190,7 +190,7 @@ class RegistryState : public std::enable_shared_from_this<RegistryState> {
 
   // Guards these and every entry's leases, pool, parked and released_at.
   mutable Mutex mutex_;
-  std::condition_variable_any changed_;
+  detail::CondVar changed_;
   std::vector<std::shared_ptr<RegistryEntry>> entries_ GUARDED_BY(mutex_);
   std::chrono::milliseconds idle_timeout_ GUARDED_BY(mutex_);
   bool shut_down_ GUARDED_BY(mutex_) = false;

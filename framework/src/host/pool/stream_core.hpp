@@ -62,7 +62,7 @@ class TaskStream::Core final : public detail::Completion {
   // Guards the ring's `done` flags and what complete() writes; an entry the
   // consumer has claimed (done, counted in claimed_) is the consumer's alone.
   detail::Mutex mutex_;
-  std::condition_variable_any ready_;
+  detail::CondVar ready_;
   std::uint64_t waiting_for_ GUARDED_BY(mutex_) = UINT64_MAX;  // the seq the consumer sleeps on
   std::chrono::steady_clock::time_point arrived_{};
 };

@@ -141,7 +141,7 @@ class Cleaner {
     }
   }
   Mutex mutex_;
-  std::condition_variable_any wake_, idle_;
+  detail::CondVar wake_, idle_;
   std::vector<Pending> pending_ GUARDED_BY(mutex_);
   std::thread thread_ GUARDED_BY(mutex_);
 };

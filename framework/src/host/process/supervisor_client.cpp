@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -75,7 +76,8 @@ SupervisorProcess::Clock::time_point SupervisorProcess::deadline() const noexcep
 SupervisorProcess::Events SupervisorProcess::read(Clock::time_point now) {
   Events events;
   if (phase_ == Phase::ended) return events;
-  const bool open = channel_.fill();
+  const bool look = std::exchange(readable_, false);
+  const bool open = !look || channel_.fill();
   try {
     while (auto frame = channel_.next_frame()) {
       handle_frame(*frame, events);
@@ -88,7 +90,7 @@ SupervisorProcess::Events SupervisorProcess::read(Clock::time_point now) {
     *events.ended += " (" + end(true) + ")";
     return events;
   }
-  bool dead = readable(pidfd_);
+  bool dead = look && readable(pidfd_);
   // A dying process's channel closes moments before its pidfd says so: wait
   // for its real end (its status tells an outside kill apart). Moments can
   // be 100 ms on a loaded machine; only a process that closed its channel

@@ -53,8 +53,12 @@ class SupervisorProcess {
   // Spawns it and sends its hello. Throws mathpool::Error when it cannot be spawned.
   void start();
   // Reads what it wrote; checks the start and fork deadlines (a supervisor
-  // past one is killed: Events::ended). Never throws.
+  // past one is killed: Events::ended). Never throws. Reads the channel and
+  // the pidfd only after mark_readable() (or at first): the caller polls
+  // them, and a read of nothing would cost two system calls per poll.
   Events read(Clock::time_point now);
+  // Its channel or pidfd polled readable: the next read() looks at them.
+  void mark_readable() noexcept { readable_ = true; }
   // Asks for one worker; the answer comes as Events::forked or fork_failed
   // with this request number, or the supervisor is killed at the deadline.
   std::uint64_t request_fork(Clock::time_point now);
@@ -103,6 +107,7 @@ class SupervisorProcess {
   pid_t pid_ = -1;
   int pidfd_ = -1;
   Channel channel_;
+  bool readable_ = true;  // see mark_readable()
   ProgressMapping progress_;
   Clock::time_point started_at_, start_deadline_;
   std::map<std::uint64_t, Clock::time_point> pending_;  // fork requests and their deadlines

@@ -68,24 +68,6 @@ bool same_action(const struct sigaction& a, const struct sigaction& b) {
          std::memcmp(&a.sa_mask, &b.sa_mask, kKernelMaskBytes) == 0;
 }
 
-// POSIX timers have no "list" call; the kernel shows this process's in
-// /proc/self/timers ("ID: 3" lines), and timer_delete takes the kernel's id.
-void delete_posix_timers() {
-  const int fd = ::open("/proc/self/timers", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  char text[4096];
-  const ssize_t n = ::read(fd, text, sizeof text - 1);
-  ::close(fd);
-  if (n <= 0) return;
-  text[n] = '\0';
-  for (const char* at = text; (at = std::strstr(at, "ID: ")) != nullptr;) {
-    at += 4;
-    long id = 0;
-    while (*at >= '0' && *at <= '9') id = id * 10 + (*at++ - '0');
-    ::syscall(SYS_timer_delete, id);
-  }
-}
-
 // Reads a small /proc file whole into `text` (NUL-terminated); false when it
 // cannot (no descriptor free: a task used them up).
 bool read_proc_file(const char* path, char* text, std::size_t size) {
@@ -96,6 +78,19 @@ bool read_proc_file(const char* path, char* text, std::size_t size) {
   if (n <= 0) return false;
   text[n] = '\0';
   return true;
+}
+
+// POSIX timers have no "list" call; the kernel shows this process's in
+// /proc/self/timers ("ID: 3" lines), and timer_delete takes the kernel's id.
+void delete_posix_timers() {
+  char text[4096];
+  if (!read_proc_file("/proc/self/timers", text, sizeof text)) return;
+  for (const char* at = text; (at = std::strstr(at, "ID: ")) != nullptr;) {
+    at += 4;
+    long id = 0;
+    while (*at >= '0' && *at <= '9') id = id * 10 + (*at++ - '0');
+    ::syscall(SYS_timer_delete, id);
+  }
 }
 
 // The 64-bit signal set after `key` ("SigIgn:\t0000000000001000") in

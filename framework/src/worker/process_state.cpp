@@ -159,6 +159,24 @@ void ProcessState::save() {
   saved_ = true;
 }
 
+void ProcessState::stop_timers() {
+  if (!saved_) return;
+  itimerval off{};
+  for (int timer : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) setitimer(__itimer_which(timer), &off, nullptr);
+  delete_posix_timers();
+  // A signal a timer raised just now, and now ignored or default: drop it.
+  sigset_t pending;
+  sigpending(&pending);
+  for (int signal : {SIGALRM, SIGVTALRM, SIGPROF}) {
+    if (!sigismember(&pending, signal)) continue;
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    struct sigaction previous;
+    sigaction(signal, &ignore, &previous);  // discards the pending signal
+    sigaction(signal, &previous, nullptr);
+  }
+}
+
 std::string ProcessState::restore() {
   if (!saved_) return {};
   // Limits first: what follows (and the sweep after us) opens files.
@@ -178,20 +196,7 @@ std::string ProcessState::restore() {
     if (setrlimit(__rlimit_resource(resource), &saved) != 0 && lost.empty())
       lost = fmt::format("a task lowered the hard limit of resource {} and it cannot be raised again", resource);
   }
-  itimerval off{};
-  for (int timer : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) setitimer(__itimer_which(timer), &off, nullptr);
-  delete_posix_timers();
-  // A signal a timer raised just now, and now ignored or default: drop it.
-  sigset_t pending;
-  sigpending(&pending);
-  for (int signal : {SIGALRM, SIGVTALRM, SIGPROF}) {
-    if (!sigismember(&pending, signal)) continue;
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    struct sigaction previous;
-    sigaction(signal, &ignore, &previous);  // discards the pending signal
-    sigaction(signal, &previous, nullptr);
-  }
+  stop_timers();
   sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
   // A signal ignored or left at its default then and now has the same
   // disposition (flags and mask matter only to a handler), so the status's

@@ -96,6 +96,7 @@ void Pool::Impl::enqueue_local(std::vector<Task>& tasks, bool batch) {
       }
       tasks.clear();
       if (!was_empty) return;  // the dispatcher has a wake-up pending already
+      if (!hungry_.load(std::memory_order_relaxed)) return;  // nor does it need one
     }
   }
   for (Task& task : refused)
@@ -299,6 +300,10 @@ void Pool::Impl::run_loop() {
     update_parking();
     dispatch();
     deliver();
+    // Hungry below another full chunk per worker.
+    hungry_.store(queue_.size() < detail::chunk_limit(options_.chunk_size, mean_task_seconds_, queue_.size(),
+                                                      slots_.size()) * slots_.size() + 1,
+                  std::memory_order_relaxed);
     const bool idle = queue_.empty() && std::all_of(slots_.begin(), slots_.end(),
                                                     [](const Slot& s) { return s.inflight.empty(); });
     if (shutting_down && idle) break;

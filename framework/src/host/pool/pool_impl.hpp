@@ -6,6 +6,7 @@
 // Parameters and results stay MessagePack bytes all the way through.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -233,6 +234,11 @@ class Pool::Impl final : public detail::LocalPool {
   Value catalogue_ = Value::array();
   Clock::time_point created_at_ = Clock::now();
   int wake_fd_ = -1;
+  // Written by the dispatcher after each pass: its queue is short enough that
+  // tasks submitted now must wake it. When false, they wait in incoming_ for
+  // its next pass, which a result or any other event brings before the queue
+  // runs out (a wake-up per small submission was a context switch each).
+  std::atomic<bool> hungry_{true};
   pid_t owner_ = getpid();  // a forked child of the host program cannot use this pool
 
   // Shared with submitting threads: guarded by mutex_ (clang -Wthread-safety checks it).

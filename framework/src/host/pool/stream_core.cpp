@@ -1,6 +1,7 @@
 #include "stream_core.hpp"
 
 #include <algorithm>
+#include <thread>
 
 namespace mathpool {
 namespace {
@@ -39,6 +40,8 @@ TaskStream::Core::Core(Pool::Impl& pool, std::size_t window) : pool_(pool) {
 
 TaskStream::Core::~Core() {
   while (in_flight() > 0) take();  // the pool still writes into the ring
+  // A completion that published the last result may still be about to notify.
+  while (completing_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
 void TaskStream::Core::push(std::string_view analysis, detail::Bytes&& params) {
@@ -98,31 +101,44 @@ detail::RawResult TaskStream::Core::take() {
   return std::move(entry.result);
 }
 
+// Both completions count themselves in `completing_` before they publish (so
+// a consumer that sees the result sees the count) and notify after the
+// unlock, so the woken consumer finds the mutex free.
 void TaskStream::Core::complete(std::uint64_t seq, detail::RawResult&& result) {
   const auto now = std::chrono::steady_clock::now();
-  detail::MutexLock lock(mutex_);
-  Entry& entry = ring_[seq % ring_.size()];
-  entry.result = std::move(result);
-  entry.arrived = now;
-  entry.done = true;
-  if (seq == waiting_for_) ready_.notify_one();  // wake the consumer only for what it waits on
+  completing_.fetch_add(1, std::memory_order_relaxed);
+  bool wake = false;
+  {
+    detail::MutexLock lock(mutex_);
+    Entry& entry = ring_[seq % ring_.size()];
+    entry.result = std::move(result);
+    entry.arrived = now;
+    entry.done = true;
+    wake = seq == waiting_for_;  // wake the consumer only for what it waits on
+  }
+  if (wake) ready_.notify_one();
+  completing_.fetch_sub(1, std::memory_order_release);
 }
 
 void TaskStream::Core::complete_batch(detail::Finished* first, detail::Finished* last) {
   bool wake = false;
   const auto now = std::chrono::steady_clock::now();
-  // Notified under the lock: once the consumer has its last result it may
-  // destroy this Core, condition variable included (TSan found a signal on a
-  // destroyed one when the notify came after the unlock).
-  detail::MutexLock lock(mutex_);
-  for (; first != last; ++first) {
-    Entry& entry = ring_[first->seq % ring_.size()];
-    entry.result = std::move(first->result);
-    entry.arrived = now;
-    entry.done = true;
-    wake = wake || first->seq == waiting_for_;
+  completing_.fetch_add(1, std::memory_order_relaxed);
+  {
+    detail::MutexLock lock(mutex_);
+    for (; first != last; ++first) {
+      Entry& entry = ring_[first->seq % ring_.size()];
+      entry.result = std::move(first->result);
+      entry.arrived = now;
+      entry.done = true;
+      wake = wake || first->seq == waiting_for_;
+    }
   }
+  // Once the consumer has its last result it may destroy this Core: the
+  // destructor waits until `completing_` is back to 0 (TSan found a signal on
+  // a destroyed condition variable before it did).
   if (wake) ready_.notify_one();
+  completing_.fetch_sub(1, std::memory_order_release);
 }
 
 // ---- the public TaskStream --------------------------------------------------

@@ -7,6 +7,7 @@
 // dispatcher thread. The ring is guarded by `mutex_`.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -64,6 +65,10 @@ class TaskStream::Core final : public detail::Completion {
   detail::Mutex mutex_;
   detail::CondVar ready_;
   std::uint64_t waiting_for_ GUARDED_BY(mutex_) = UINT64_MAX;  // the seq the consumer sleeps on
+  // Completions that published results and may not have notified yet: they
+  // notify after unlocking (a notify under the lock wakes the consumer only
+  // to block on the mutex), so the destructor waits for them to leave.
+  std::atomic<int> completing_{0};
   std::chrono::steady_clock::time_point arrived_{};
 };
 

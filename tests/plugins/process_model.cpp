@@ -240,7 +240,8 @@ MATHPOOL_PLUGIN("process_model", "1.0.0") {
                                         "ignored, h handled, per signal 1..64; then n if SIGCHLD has "
                                         "SA_NOCLDWAIT) and its soft limits of descriptors and core size; with "
                                         "`change`, first ignores SIGUSR1, handles SIGUSR2 and SIGWINCH, sets "
-                                        "SA_NOCLDWAIT on SIGCHLD and lowers both soft limits",
+                                        "SA_NOCLDWAIT on SIGCHLD and lowers both soft limits; then sleeps `nap_ms` "
+                                        "milliseconds (0)",
                         [](const auto& task) {
                           if (task.params().boolean("change", false)) {
                             signal(SIGUSR1, SIG_IGN);
@@ -271,6 +272,7 @@ MATHPOOL_PLUGIN("process_model", "1.0.0") {
                           rlimit files, core;
                           getrlimit(RLIMIT_NOFILE, &files);
                           getrlimit(RLIMIT_CORE, &core);
+                          std::this_thread::sleep_for(std::chrono::milliseconds(task.params().integer("nap_ms", 0)));
                           return mathpool::Value{{"signals", kinds},
                                                  {"files", std::to_string(files.rlim_cur)},
                                                  {"core", std::to_string(core.rlim_cur)},

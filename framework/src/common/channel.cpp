@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <vector>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -336,6 +337,18 @@ bool Channel::read_some(bool block) {
 }
 
 bool Channel::fill() { return read_some(false); }
+
+bool Channel::wait_readable(std::int64_t timeout_ns) {
+  if (has_buffered_frame()) return true;
+  pollfd readable{fd_, POLLIN, 0};
+  const timespec timeout{time_t(std::max<std::int64_t>(0, timeout_ns) / 1000000000),
+                         long(std::max<std::int64_t>(0, timeout_ns) % 1000000000)};
+  for (;;) {
+    const int n = ::ppoll(&readable, 1, &timeout, nullptr);
+    if (n >= 0) return n > 0;
+    if (errno != EINTR) return true;  // the read that follows reports it
+  }
+}
 
 bool Channel::has_buffered_frame() const noexcept {
   const std::size_t available = in_end_ - in_pos_;

@@ -113,6 +113,9 @@ class Channel {
   bool has_buffered_frame() const noexcept;
   // Blocking: the next frame, or nullopt at end of stream.
   std::optional<Frame> receive();
+  // Waits up to `timeout_ns` (0: only looks) for bytes to read, the end of
+  // the stream or an error: true when one came (or a frame is buffered).
+  bool wait_readable(std::int64_t timeout_ns);
 
  private:
   std::size_t begin_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags);

@@ -399,6 +399,21 @@ void restore_after_task(std::int64_t end) {
   }
 }
 
+// Input ran dry with tasks unrestored. A host that sends one task at a time
+// (chunk_size 1) answers within tens of microseconds: a restore here would
+// sit between each reply and the next request (it doubled the time per task).
+// So the worker first waits for the next request until timers are due to be
+// stopped, then until the full restore is due; only a wait that lasts that
+// long ends in the restore. After a task, restore_after_task() keeps the
+// schedule, as ever.
+void restore_while_waiting(Channel& channel) {
+  if (channel.wait_readable(last_timers_ns + kStopTimersEveryNs - monotonic_ns())) return;
+  process_state.stop_timers();
+  last_timers_ns = monotonic_ns();
+  if (channel.wait_readable(last_restore_ns + kRestoreAllEveryNs - last_timers_ns)) return;
+  restore_now();
+}
+
 std::int64_t last_task_end_ns = 0;  // monotonic_ns() when the last task ended
 
 constexpr std::uint8_t kChannelLost = 0x80;  // run_task's own flag, never sent
@@ -515,7 +530,7 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
         if (!channel.flush()) return channel_ended();  // input ran dry: answers go out, then wait
         last_flush = monotonic_ns();
         if (unswept_tasks > 0) sweep_now();  // nothing of a quick task waits with us
-        if (unrestored) restore_now();
+        if (unrestored) restore_while_waiting(channel);
         frame = channel.receive();
       } else {
         frame = channel.next_frame();

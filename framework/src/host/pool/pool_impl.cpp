@@ -405,6 +405,8 @@ void Pool::Impl::handle_input(Slot& slot) {
   if (!has_process(slot)) return;
   const pid_t pid = slot.pid;
   const bool open = slot.channel.fill();
+  // Every reply just read was sent before this: one clock reading for all.
+  input_read_at_ = Clock::now();
   try {
     while (auto frame = slot.channel.next_frame()) {
       handle_frame(slot, *frame);
@@ -479,7 +481,7 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   Task task = std::move(slot.inflight.front());
   slot.inflight.pop_front();
   ++slot.answered;
-  slot.head_since = Clock::now();  // the next task began no later than this
+  slot.head_since = input_read_at_;  // the next task began no later than this
   mean_task_seconds_ = mean_task_seconds_ < 0 ? reply.seconds : 0.9 * mean_task_seconds_ + 0.1 * reply.seconds;
   ++slot.stats.tasks;
   ++slot.stats.tasks_total;

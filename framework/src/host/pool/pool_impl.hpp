@@ -190,6 +190,7 @@ class Pool::Impl final : public detail::LocalPool {
   void handle_ready(Slot& slot, const detail::ReadyMessage& message);
   void handle_load_errors(const std::vector<std::string>& errors);
   void handle_result(Slot& slot, const detail::Frame& frame);
+  Clock::time_point input_read_at_;  // when handle_input() last read a channel (dispatcher thread)
   // A reply the host refused: the running task's error, and the worker goes.
   void refuse_reply(Slot& slot, const std::exception& error, bool too_large);
   // A worker's end, seen (begin_death) and judged (conclude_death).

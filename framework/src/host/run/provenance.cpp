@@ -132,10 +132,19 @@ Provenance::Provenance(const RunConfig& config, const RunOptions& options, fs::p
                       config.file.string(), output_.string(), path_.string()));
 }
 
+void Provenance::hash_plugins_ahead(std::vector<fs::path> plugins) {
+  plugin_hashes_ = std::async(std::launch::async, [plugins = std::move(plugins)] {
+    std::map<std::string, std::string> hashes;
+    for (const fs::path& plugin : plugins) hashes[plugin.string()] = sha256_file(plugin);
+    return hashes;
+  });
+}
+
 void Provenance::pool_ready(const Pool& pool) {
   std::set<std::string> seen;
   Value analyses = Value::array();
   std::map<std::string, std::string> plugin_hashes;
+  if (plugin_hashes_.valid()) plugin_hashes = plugin_hashes_.get();
   for (const Value& a : pool.catalogue()) {
     const std::string name = a.value("name", "");
     if (!used_.count(name) || !seen.insert(name).second) continue;

@@ -377,6 +377,13 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   if (options.trace)
     trace.emplace(*options.trace, start, fmt::format("mathpool run {}", config.file.filename().string()));
   PoolOptions pool_options = pool_options_for(config, std::size_t(std::min<std::uint64_t>(to_run, 1u << 30)));
+  if (provenance && !options.mpi) {
+    try {
+      provenance->hash_plugins_ahead(find_plugin_files(pool_options));
+    } catch (const Error&) {
+      // The pool, started next, reports what is wrong with the plugins.
+    }
+  }
   std::optional<Pool> pool_storage;
   RunOptions run_options = options;
   if (options.mpi) {

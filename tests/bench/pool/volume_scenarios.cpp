@@ -3,7 +3,8 @@
 //   sweep16    every degree-16 register, 1 vs 2 workers, quiet and beside a busy process,
 //              against the tasks' own time; the host's CPU share
 //   oneshot    a whole `mathpool run` of four small registers against `mathpool --help`
-//   isolation  per-task cost of isolation: task next to isolation: worker
+//   isolation  per-task cost of isolation: task next to isolation: worker and the
+//              fork floors (a minimal process, and from inside a warm worker)
 #include "bench_support.hpp"
 
 namespace bench {
@@ -192,8 +193,13 @@ void scenario_isolation(const Settings& s) {
   const int n = s.quick ? 100 : 500;  // a fork costs milliseconds on some virtual machines
   std::vector<Value> params;
   for (int i = 0; i < n; ++i) params.push_back({{"x", i}});
+  // Both pools load the echo and the bench plugin: the same mappings, so the
+  // in-worker floor (bench.fork_floor, run in the isolation: worker pool's
+  // warm worker) forks a process like the one isolation: task forks.
   auto make = [&](mathpool::Isolation isolation) {
-    auto options = pool_options(1, mathpool::StartMode::zygote, POOL_BENCH_EXAMPLE_PLUGIN);
+    auto options = pool_options(1, mathpool::StartMode::zygote, POOL_BENCH_EXAMPLE_PLUGIN,
+                                std::vector<std::string>{"example.echo", "bench.fork_floor"});
+    options.plugin_paths.push_back(POOL_BENCH_PLUGIN);
     options.isolation = isolation;
     options.chunk_size = 1;  // one task at a time: the cost of each task alone
     auto pool = std::make_unique<mathpool::Pool>(options);
@@ -201,13 +207,18 @@ void scenario_isolation(const Settings& s) {
     return pool;
   };
   auto worker = make(mathpool::Isolation::worker), task = make(mathpool::Isolation::task);
-  std::vector<double> tw, tt, floor;
+  const std::vector<Value> floor_task = {Value{{"children", n}}};
+  check_results(worker->map("bench.fork_floor", {Value{{"children", 10}}}), "warm-up");
+  std::vector<double> tw, tt, floor, in_worker;
   for (int r = 0; r < s.reps; ++r) {
     for (auto [pool, times] : {std::pair{worker.get(), &tw}, std::pair{task.get(), &tt}}) {
       const auto t = Clock::now();
       check_results(pool->map("example.echo", params), "isolation");
       times->push_back(seconds_since(t) / n);
     }
+    const auto forked = worker->map("bench.fork_floor", floor_task);
+    check_results(forked, "isolation");
+    in_worker.push_back(1e-6 * forked.at(0).result.at("mean_us").get<double>());
     floor.push_back(std::stod(capture_command(fmt::format("{} {}", shell_quote(POOL_BENCH_FORK_FLOOR), n))));
   }
   const std::string sc = "isolation";
@@ -215,10 +226,17 @@ void scenario_isolation(const Settings& s) {
   table.push_back({sc, "per task, isolation: task (a fork per task)", tt, Unit::seconds, Compare::slowdown,
                    "isolation: worker", tw, Goal::value_below, 150e-6, "≤ 150 µs"});
   table.push_back({sc, "this machine's floor: fork, exit and reap of a minimal process", floor});
-  notes.push_back(fmt::format("**isolation**: `Pool::map` of {} `example.echo` tasks on a warm 1-worker zygote "
+  table.push_back({sc, "in-worker floor: fork, exit and reap from inside a warm worker", in_worker});
+  table.push_back({sc, "per task, isolation: task (a fork per task)", tt, Unit::seconds, Compare::slowdown,
+                   "in-worker floor", in_worker, Goal::ratio_at_most, 1.3, "≤ 1.3× the in-worker floor"});
+  notes.push_back(fmt::format("**isolation**: `Pool::map` of {0} `example.echo` tasks on a warm 1-worker zygote "
                               "pool with `chunk_size = 1`, wall time per task. The floor is `fork_floor`, "
                               "a program that only forks children which exit at once and reaps each: what a "
-                              "process per task costs here before any work.",
+                              "process per task costs here before any work. The in-worker floor is the same "
+                              "loop run as a task (`bench.fork_floor`, {0} children, `waitpid` each) in the warm "
+                              "worker of the `isolation: worker` pool: a fork of a process with a worker's "
+                              "mappings (both pools load the echo and the bench plugin), measured in the same "
+                              "repetitions.",
                               n));
 }
 

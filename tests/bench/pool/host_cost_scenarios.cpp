@@ -99,7 +99,7 @@ void print_projection(std::FILE* out) {
     if (!p.sweep16_host_cpu_per_task.empty()) {
       const double own = median_of(p.sweep16_host_cpu_per_task);
       fmt::print(out, "| the same, at the sweep's own host CPU per task ({}) | {:.0f} | sweep16: the host's "
-                      "utime+stime / {} tasks, 2 workers |\n",
+                      "utime+stime / {} tasks, 2 workers, start-up included |\n",
                  format_value(own, Unit::seconds), task / own, p.sweep16_tasks);
     }
   }

@@ -24,11 +24,11 @@
 //             process, against the tasks' own time; the host's CPU share
 //   oneshot   a whole `mathpool run` of four small registers against `mathpool --help`
 //   isolation per-task cost of isolation: task next to isolation: worker and the fork floors
+//   registry  re-acquiring an idle-released pool of 8 workers; wake-ups of an idle pool
+//   mpi       (MPI builds) start-up of `mathpool run --mpi`, rank 0 feeding rate, degree-16 sweep
 //
 // After the table: a projection from this run's figures (hostcost, sweep16): the tasks
 // per second one host can feed, and the cores at which a degree-16 sweep saturates it.
-//   registry  re-acquiring an idle-released pool of 8 workers; wake-ups of an idle pool
-//   mpi       (MPI builds) start-up of `mathpool run --mpi`, rank 0 feeding rate, degree-16 sweep
 //
 // Every figure is the median of the repetitions with a 95% confidence interval
 // for the median from order statistics (binomial, distribution-free); ratios

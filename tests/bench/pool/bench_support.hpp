@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -313,6 +314,95 @@ inline double time_command(const std::vector<std::string>& argv) {
   return seconds_since(start);
 }
 
+// A command's wall time and the kernel's CPU accounting of that process
+// alone: its own utime+stime, and cutime+cstime (every descendant it, or a
+// child of it, waited for: a mathpool host's supervisor and workers).
+struct AccountedRun {
+  double seconds = 0;
+  double own_cpu = 0;       // the process's utime + stime, seconds
+  double children_cpu = 0;  // its cutime + cstime, seconds
+  double own_share() const { return own_cpu + children_cpu > 0 ? own_cpu / (own_cpu + children_cpu) : 0; }
+};
+
+// Runs `argv` as time_command does, calling `poll` every `period`. When it
+// exits, waits with WNOWAIT so the zombie stays, reads /proc/PID/stat fields
+// 14-17 (utime, stime, cutime, cstime), then reaps it. Throws unless it exits 0.
+inline AccountedRun run_accounted(const std::vector<std::string>& argv, double limit = 300,
+                                  std::chrono::microseconds period = std::chrono::microseconds(100),
+                                  const std::function<void()>& poll = {}) {
+  const auto start = Clock::now();
+  const pid_t pid = spawn_quiet(argv);
+  AccountedRun run;
+  for (;;) {
+    if (poll) poll();
+    siginfo_t info{};
+    if (waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | WNOHANG) != 0 && errno != EINTR)
+      throw std::runtime_error("waitid failed");
+    if (info.si_pid == pid) break;
+    if (seconds_since(start) > limit) {
+      ::kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      throw std::runtime_error(fmt::format("{} did not finish in {:.0f} s (hung); killed", argv[0], limit));
+    }
+    std::this_thread::sleep_for(period);
+  }
+  run.seconds = seconds_since(start);
+  std::ifstream proc(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(proc)), std::istreambuf_iterator<char>());
+  const auto paren = stat.rfind(')');  // the command name may hold spaces
+  std::istringstream fields(paren == std::string::npos ? std::string() : stat.substr(paren + 1));
+  std::string field;
+  std::vector<std::string> after;  // fields 3, 4, ...
+  while (fields >> field) after.push_back(field);
+  const double tick = double(sysconf(_SC_CLK_TCK));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (after.size() < 15) throw std::runtime_error(fmt::format("{}: cannot read /proc/{}/stat", argv[0], pid));
+  run.own_cpu = (std::stod(after[11]) + std::stod(after[12])) / tick;        // fields 14, 15
+  run.children_cpu = (std::stod(after[13]) + std::stod(after[14])) / tick;   // fields 16, 17
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(fmt::format("{} failed (wait status {})", argv[0], status));
+  return run;
+}
+
+// A process that spins on one core until it is killed: a second busy
+// program beside a measurement.
+class BusyProcess {
+ public:
+  BusyProcess() {
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      // Never outlive pool_bench (its watchdog may _Exit it).
+      if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(0);
+      volatile unsigned long spin = 0;
+      for (unsigned long i = 0;; ++i) spin = i;
+    }
+  }
+  BusyProcess(const BusyProcess&) = delete;
+  BusyProcess& operator=(const BusyProcess&) = delete;
+  ~BusyProcess() {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Figures the projection table (printed after the main table) is made of,
+// filled by the scenarios that measure them; empty when left out.
+struct ProjectionInputs {
+  std::vector<double> echo_host_cpu_per_task;  // hostcost: host utime+stime / tasks, 1M echo run
+  long echo_tasks = 0;
+  std::vector<double> sweep16_task_seconds;    // sweep16: mean of the records' `seconds`
+  std::vector<double> sweep16_host_cpu_per_task;  // sweep16: host utime+stime / tasks, 2 workers
+  long sweep16_tasks = 0;
+  int sweep16_degree = 16;  // 11 with --quick
+};
+inline ProjectionInputs projection;
+
 inline std::string capture_command(const std::string& command) {
   std::FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) throw std::runtime_error("popen failed: " + command);
@@ -333,6 +423,23 @@ inline std::vector<double> python_overhead(int n, int reps, int chunksize) {
   std::vector<double> per_task;
   for (const auto& t : Value::parse(out)) per_task.push_back(t.get<double>() / n);
   return per_task;
+}
+
+inline fs::path write_file(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+// The config of the volume runs: a range sweep x: [0, n) over example.echo, run "echo".
+inline std::string echo_config(long n, const std::string& output) {
+  return fmt::format("pool: {{workers: 2}}\noutput: {}\nanalyses:\n  - name: echo\n    analysis: example.echo\n"
+                     "    sweep:\n      x: {{range: [0, {}]}}\n",
+                     output, n);
+}
+
+inline long count_lines(const fs::path& file) {
+  std::ifstream in(file);
+  return long(std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
 }
 
 struct TempDir {

@@ -4,7 +4,7 @@
 //   pool_bench --quick    smoke mode: 3 repetitions, smaller sizes (seconds)
 //   pool_bench --reps N   N repetitions (at least 3)
 //   pool_bench --only S   only scenario S (repeatable): reuse start overhead scaling lfsr-12 e2e
-//                         volume sweep16 oneshot isolation registry mpi
+//                         volume hostcost sweep16 oneshot isolation registry mpi
 //   pool_bench --no-python  leave out the Python rows (e.g. to profile)
 //   pool_bench --quiet-wait S  before each scenario wait up to S seconds (default
 //                 120, 0 with --quick) for other processes to leave the CPUs idle
@@ -18,11 +18,17 @@
 //   lfsr-12   lfsr-seq's repeated 12-bit analysis, first and second run
 //   e2e       `mathpool run` of 20,000 echo tasks vs Python Pool.map(chunksize=1)
 //   volume    `mathpool run` of 1M echo tasks vs Python Pool.imap(chunksize=1000); host memory at 1M and 10M
-//   sweep16   every degree-16 register (lfsr.cycles), 1 vs 2 workers, against the tasks' own time
-//   oneshot   a whole `mathpool run` of four small registers
-//   isolation per-task cost of isolation: task next to isolation: worker
+//   hostcost  the same 1M echo run vs record_floor (the same lines by a minimal program); the
+//             host's own CPU share and CPU per task from the kernel's accounting of it
+//   sweep16   every degree-16 register (lfsr.cycles), 1 vs 2 workers, quiet and beside a busy
+//             process, against the tasks' own time; the host's CPU share
+//   oneshot   a whole `mathpool run` of four small registers against `mathpool --help`
+//   isolation per-task cost of isolation: task next to isolation: worker and the fork floors
 //   registry  re-acquiring an idle-released pool of 8 workers; wake-ups of an idle pool
 //   mpi       (MPI builds) start-up of `mathpool run --mpi`, rank 0 feeding rate, degree-16 sweep
+//
+// After the table: a projection from this run's figures (hostcost, sweep16): the tasks
+// per second one host can feed, and the cores at which a degree-16 sweep saturates it.
 //
 // Every figure is the median of the repetitions with a 95% confidence interval
 // for the median from order statistics (binomial, distribution-free); ratios
@@ -39,6 +45,8 @@ void scenario_volume(const Settings& s);
 void scenario_sweep16(const Settings& s);
 void scenario_oneshot(const Settings& s);
 void scenario_isolation(const Settings& s);
+void scenario_hostcost(const Settings& s);  // host_cost_scenarios.cpp
+void print_projection(std::FILE* out);      // host_cost_scenarios.cpp
 void scenario_registry(const Settings& s);  // registry_scenarios.cpp
 #ifdef POOL_BENCH_MPIRUN
 void scenario_mpi(const Settings& s);
@@ -486,7 +494,8 @@ int main(int argc, char** argv) {
     const std::vector<std::pair<const char*, void (*)(const Settings&)>> scenarios = {
         {"reuse", scenario_reuse},     {"start", scenario_start}, {"overhead", scenario_overhead},
         {"scaling", scenario_scaling}, {"lfsr-12", scenario_lfsr12}, {"e2e", scenario_e2e},
-        {"volume", scenario_volume},   {"sweep16", scenario_sweep16}, {"oneshot", scenario_oneshot},
+        {"volume", scenario_volume},   {"hostcost", scenario_hostcost}, {"sweep16", scenario_sweep16},
+        {"oneshot", scenario_oneshot},
         {"isolation", scenario_isolation}, {"registry", scenario_registry},
 #ifdef POOL_BENCH_MPIRUN
         {"mpi", scenario_mpi},
@@ -548,6 +557,7 @@ int main(int argc, char** argv) {
              "reference, \"faster\": reference / variant). \"CI straddles\": the interval crosses the "
              "target, so the verdict rests on the point estimate.\n\n",
              verdict.met, verdict.missed);
+  print_projection(stdout);
   for (const auto& note : notes) fmt::print("- {}\n", note);
   if (!have_python())
     fmt::print("- Python rows left out ({}).\n", python_disabled ? "--no-python" : "python3 not found at configure time");

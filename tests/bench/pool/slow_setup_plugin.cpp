@@ -12,7 +12,17 @@
 // Task (both): params `ms` (float, default 0) = burn this much thread CPU time
 // mixing the setup's table; `iterations` (integer, default 0) = run this many
 // table-mixing steps. Result: {"checksum": ..., "iterations": steps done}.
+//
+// bench.fork_floor  the floor of isolation: task measured where it runs: forks
+//             `children` (integer, default 100) children of this warm worker
+//             that _exit(0) at once, reaping each (waitpid) before the next.
+//             Result: {"mean_us": wall microseconds per child, "children": N}.
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <stdexcept>
 
 #include <cstdint>
 #include <memory>
@@ -89,6 +99,22 @@ mathpool::Value run_work(const mathpool::TaskContext& task) {
   return mathpool::Value{{"checksum", state}, {"iterations", done}};
 }
 
+mathpool::Value run_fork_floor(const mathpool::TaskContext& task) {
+  const std::int64_t children = task.params().integer("children", 100);
+  if (children < 1) throw mathpool::InvalidParams("'children' must be at least 1");
+  const auto start = std::chrono::steady_clock::now();
+  for (std::int64_t i = 0; i < children; ++i) {
+    const pid_t child = fork();
+    if (child < 0) throw std::runtime_error("fork failed");
+    if (child == 0) _exit(0);
+    int status = 0;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
+      throw std::runtime_error("waitpid failed");
+  }
+  const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
+  return mathpool::Value{{"mean_us", took.count() / double(children)}, {"children", children}};
+}
+
 const std::vector<mathpool::ParamDoc> kParams = {
     {"ms", "float", "0", "thread CPU time to burn, in milliseconds"},
     {"iterations", "integer", "0", "table-mixing steps to run (before the ms part)"}};
@@ -118,5 +144,15 @@ MATHPOOL_PLUGIN("bench", "1.0.0") {
       .open_params = false,
       .setup = [] { return std::any(build_table(256, 0.0)); },
       .run = run_work,
+  });
+  registry.add({
+      .name = "bench.fork_floor",
+      .version = "1.0.0",
+      .description = "Forks children of this worker that exit at once, reaping each: mean microseconds per child",
+      .params = {{"children", "integer", "100", "children to fork, one at a time"}},
+      .results = {{"mean_us", "float", "wall microseconds per fork, exit and reap"},
+                  {"children", "integer", "children forked"}},
+      .open_params = false,
+      .run = run_fork_floor,
   });
 }

@@ -213,7 +213,7 @@ TEST(SlotLogic, ChunkLimitBeforeAnyMeasurementIsTwo) { EXPECT_EQ(chunk_limit(0, 
 TEST(SlotLogic, ChunkLimitHoldsAboutEightMillisecondsOfWork) {
   EXPECT_EQ(chunk_limit(0, 0.0001, 100000, 2), 80u);
   EXPECT_EQ(chunk_limit(0, 1.0, 100000, 2), 1u);
-  EXPECT_EQ(chunk_limit(0, 0.0000001, 100000, 2), 1024u);
+  EXPECT_EQ(chunk_limit(0, 0.0000001, 100000, 2), 4096u);
 }
 
 TEST(SlotLogic, ChunkLimitSplitsAShortQueueFairly) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 #include <poll.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -341,9 +342,15 @@ bool Channel::fill() { return read_some(false); }
 bool Channel::wait_readable(std::int64_t timeout_ns) {
   if (has_buffered_frame()) return true;
   pollfd readable{fd_, POLLIN, 0};
-  const timespec timeout{time_t(std::max<std::int64_t>(0, timeout_ns) / 1000000000),
-                         long(std::max<std::int64_t>(0, timeout_ns) % 1000000000)};
+  // Against a deadline: a signal (say a task's interval timer) every so often
+  // must not restart the whole wait each time.
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const std::int64_t deadline = std::int64_t(now.tv_sec) * 1000000000 + now.tv_nsec + std::max<std::int64_t>(0, timeout_ns);
   for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const std::int64_t left = std::max<std::int64_t>(0, deadline - (std::int64_t(now.tv_sec) * 1000000000 + now.tv_nsec));
+    const timespec timeout{time_t(left / 1000000000), long(left % 1000000000)};
     const int n = ::ppoll(&readable, 1, &timeout, nullptr);
     if (n >= 0) return n > 0;
     if (errno != EINTR) return true;  // the read that follows reports it

@@ -407,10 +407,15 @@ void restore_after_task(std::int64_t end) {
 // long ends in the restore. After a task, restore_after_task() keeps the
 // schedule, as ever.
 void restore_while_waiting(Channel& channel) {
-  if (channel.wait_readable(last_timers_ns + kStopTimersEveryNs - monotonic_ns())) return;
+  std::int64_t now = monotonic_ns();
+  // Timers overdue already (the flush and sweep took the time) are stopped
+  // whether a request is waiting or not.
+  if (now - last_timers_ns < kStopTimersEveryNs && channel.wait_readable(last_timers_ns + kStopTimersEveryNs - now))
+    return;
   process_state.stop_timers();
-  last_timers_ns = monotonic_ns();
-  if (channel.wait_readable(last_restore_ns + kRestoreAllEveryNs - last_timers_ns)) return;
+  last_timers_ns = now = monotonic_ns();
+  if (now - last_restore_ns < kRestoreAllEveryNs && channel.wait_readable(last_restore_ns + kRestoreAllEveryNs - now))
+    return;
   restore_now();
 }
 

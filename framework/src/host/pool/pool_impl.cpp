@@ -95,8 +95,10 @@ void Pool::Impl::enqueue_local(std::vector<Task>& tasks, bool batch) {
         incoming_.push_back(std::move(task));
       }
       tasks.clear();
-      if (!was_empty) return;  // the dispatcher has a wake-up pending already
-      if (!hungry_.load(std::memory_order_relaxed)) return;  // nor does it need one
+      // Only the first submission since the dispatcher's last pass wakes it,
+      // and only when its queue is short (hungry_, turned on under this lock).
+      if (!was_empty) return;
+      if (!hungry_.load(std::memory_order_relaxed)) return;
     }
   }
   for (Task& task : refused)
@@ -300,10 +302,20 @@ void Pool::Impl::run_loop() {
     update_parking();
     dispatch();
     deliver();
-    // Hungry below another full chunk per worker.
-    hungry_.store(queue_.size() < detail::chunk_limit(options_.chunk_size, mean_task_seconds_, queue_.size(),
-                                                      slots_.size()) * slots_.size() + 1,
-                  std::memory_order_relaxed);
+    // Hungry below another full chunk per worker. Turned on under the lock
+    // submitters read it under: what they left in incoming_ meanwhile,
+    // without a wake-up, is taken in the next pass, at once.
+    const bool hungry = queue_.size() < detail::chunk_limit(options_.chunk_size, mean_task_seconds_, queue_.size(),
+                                                            slots_.size()) * slots_.size() + 1;
+    if (hungry != hungry_.load(std::memory_order_relaxed)) {
+      bool waiting = false;
+      {
+        detail::MutexLock lock(mutex_);
+        hungry_.store(hungry, std::memory_order_relaxed);
+        waiting = hungry && !incoming_.empty();
+      }
+      if (waiting) wake();
+    }
     const bool idle = queue_.empty() && std::all_of(slots_.begin(), slots_.end(),
                                                     [](const Slot& s) { return s.inflight.empty(); });
     if (shutting_down && idle) break;
@@ -365,6 +377,11 @@ void Pool::Impl::run_loop() {
   stop_all_workers();
 }
 
+double Pool::Impl::mean_seconds_of(const std::string& analysis) const {
+  const auto known = mean_by_analysis_.find(analysis);
+  return known == mean_by_analysis_.end() ? -1.0 : known->second;
+}
+
 void Pool::Impl::dispatch() {
   if (queue_.empty()) return;
   std::size_t in_flight = 0;
@@ -377,7 +394,8 @@ void Pool::Impl::dispatch() {
     if (queue_.empty()) return;
     if (slot.state != SlotState::ready) continue;
     // Tasks the worker may hold, the running one included.
-    std::size_t limit = detail::chunk_limit(options_.chunk_size, mean_task_seconds_, queue_.size(), slots_.size());
+    std::size_t limit =
+        detail::chunk_limit(options_.chunk_size, mean_seconds_of(queue_.front().analysis), queue_.size(), slots_.size());
     if (options_.max_tasks_per_worker > 0)
       limit = std::min<std::size_t>(limit, std::size_t(options_.max_tasks_per_worker - slot.stats.tasks));
     // Top up only below half the limit, so each write carries many tasks.
@@ -386,6 +404,11 @@ void Pool::Impl::dispatch() {
     if (slot.inflight.empty()) slot.head_since = now;
     while (!queue_.empty() && slot.inflight.size() < limit) {
       Task& task = queue_.front();
+      // Another analysis than the task before it: no more than its own limit.
+      if (options_.chunk_size <= 0 && !slot.inflight.empty() && task.analysis != slot.inflight.back().analysis) {
+        limit = std::min(limit, detail::chunk_limit(0, mean_seconds_of(task.analysis), queue_.size(), slots_.size()));
+        if (slot.inflight.size() >= limit) break;
+      }
       if (!detail::may_send(task.suspect, in_flight, suspect_in_flight)) break;
       suspect_in_flight = task.suspect;
       ++in_flight;
@@ -483,6 +506,11 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   ++slot.answered;
   slot.head_since = input_read_at_;  // the next task began no later than this
   mean_task_seconds_ = mean_task_seconds_ < 0 ? reply.seconds : 0.9 * mean_task_seconds_ + 0.1 * reply.seconds;
+  if (!last_mean_ || task.analysis != last_mean_analysis_) {
+    last_mean_analysis_ = task.analysis;
+    last_mean_ = &mean_by_analysis_.try_emplace(task.analysis, -1.0).first->second;
+  }
+  *last_mean_ = *last_mean_ < 0 ? reply.seconds : 0.9 * *last_mean_ + 0.1 * reply.seconds;
   ++slot.stats.tasks;
   ++slot.stats.tasks_total;
   finish(std::move(task), std::move(result));

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include <unistd.h>
 
@@ -275,6 +276,12 @@ class Pool::Impl final : public detail::LocalPool {
   std::map<std::string, AnalysisStats> past_setup_costs_;  // of supervisors gone
   long invalid_transitions_ = 0;  // internal errors: slot changes the table does not allow
   double mean_task_seconds_ = -1;  // moving average of worker-reported task time
+  // The same per analysis: a chunk is sized by its own analysis's (a heavy
+  // analysis behind a light one must not ride in a light-sized chunk).
+  std::unordered_map<std::string, double> mean_by_analysis_;
+  std::string last_mean_analysis_;     // the analysis of the last result, and
+  double* last_mean_ = nullptr;        // its entry (stable: the map is node-based)
+  double mean_seconds_of(const std::string& analysis) const;
   std::map<std::string, int> setup_crashes_;
   bool stopping_ = false;
   bool parked_ = false;  // the workers were stopped by park(); the template lives on

@@ -35,9 +35,11 @@ TaskResult to_task_result(RawResult&& raw) {
 TaskStream::Core::Core(Pool::Impl& pool, std::size_t window) : pool_(pool) {
   // Automatic: two full chunks per worker (slot_logic.hpp: at most 4096
   // tasks each), so a worker of microsecond tasks is topped up before it runs
-  // dry; with 1024 and a window of 4096, the workers of a million echo tasks
-  // ran dry every few hundred tasks, each time a flush, a sleep and a wake-up.
-  if (window == 0) window = std::max<std::size_t>(16384, std::size_t(pool.size()) * 8192);
+  // dry (with 1024 and a window of 4096, the workers of a million echo tasks
+  // ran dry every few hundred tasks, each time a flush, a sleep and a
+  // wake-up); at most 65,536 however many workers (an MPI job's pool counts
+  // every rank's), so the host's memory stays bounded.
+  if (window == 0) window = std::clamp<std::size_t>(std::size_t(pool.size()) * 8192, 16384, 65536);
   ring_.resize(window);
   batch_.reserve(std::min(window, kBatch));
 }

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 
 #include <fmt/format.h>
@@ -133,23 +134,41 @@ Provenance::Provenance(const RunConfig& config, const RunOptions& options, fs::p
 }
 
 void Provenance::hash_plugins_ahead(std::vector<fs::path> plugins) {
-  plugin_hashes_ = std::async(std::launch::async, [plugins = std::move(plugins)] {
-    std::map<std::string, std::string> hashes;
-    for (const fs::path& plugin : plugins) hashes[plugin.string()] = sha256_file(plugin);
-    return hashes;
-  });
+  auto promises = std::make_shared<std::vector<std::promise<std::string>>>(plugins.size());
+  std::map<std::string, std::shared_future<std::string>> hashes;
+  for (std::size_t i = 0; i < plugins.size(); ++i) hashes[plugins[i].string()] = (*promises)[i].get_future().share();
+  try {
+    hashing_ = std::async(std::launch::async, [plugins = std::move(plugins), promises] {
+      for (std::size_t i = 0; i < plugins.size(); ++i) {
+        try {
+          (*promises)[i].set_value(sha256_file(plugins[i]));
+        } catch (...) {
+          (*promises)[i].set_exception(std::current_exception());
+        }
+      }
+    });
+  } catch (const std::exception&) {
+    return;  // no thread: pool_ready() hashes what it needs itself
+  }
+  plugin_hashes_ = std::move(hashes);
 }
 
 void Provenance::pool_ready(const Pool& pool) {
   std::set<std::string> seen;
   Value analyses = Value::array();
   std::map<std::string, std::string> plugin_hashes;
-  if (plugin_hashes_.valid()) plugin_hashes = plugin_hashes_.get();
   for (const Value& a : pool.catalogue()) {
     const std::string name = a.value("name", "");
     if (!used_.count(name) || !seen.insert(name).second) continue;
     const std::string plugin = a.value("plugin", "");
-    if (!plugin_hashes.count(plugin)) plugin_hashes[plugin] = sha256_file(plugin);
+    if (!plugin_hashes.count(plugin)) {
+      const auto ahead = plugin_hashes_.find(plugin);
+      try {
+        plugin_hashes[plugin] = ahead != plugin_hashes_.end() ? ahead->second.get() : sha256_file(plugin);
+      } catch (const std::exception&) {
+        plugin_hashes[plugin] = sha256_file(plugin);  // (out of memory on the hashing thread)
+      }
+    }
     analyses.push_back({{"name", name}, {"version", a.value("version", "")}, {"plugin", plugin},
                         {"plugin_sha256", plugin_hashes[plugin]}});
   }

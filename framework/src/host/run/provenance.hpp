@@ -48,7 +48,10 @@ class Provenance {
   Value meta_;      // this run's fields
   Value previous_;  // the file a resumed run found (null: none)
   std::set<std::string> used_;  // the analyses the config names
-  std::future<std::map<std::string, std::string>> plugin_hashes_;  // path -> SHA-256, from hash_plugins_ahead()
+  // From hash_plugins_ahead(): each file's SHA-256, computed one after
+  // another on `hashing_`'s thread (joined by its future's destructor).
+  std::map<std::string, std::shared_future<std::string>> plugin_hashes_;
+  std::future<void> hashing_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
 };
 

@@ -380,7 +380,7 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   if (provenance && !options.mpi) {
     try {
       provenance->hash_plugins_ahead(find_plugin_files(pool_options));
-    } catch (const Error&) {
+    } catch (const std::exception&) {
       // The pool, started next, reports what is wrong with the plugins.
     }
   }

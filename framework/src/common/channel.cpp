@@ -1,10 +1,10 @@
 #include "channel.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <vector>
 #include <poll.h>
-#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -341,15 +341,13 @@ bool Channel::fill() { return read_some(false); }
 
 bool Channel::wait_readable(std::int64_t timeout_ns) {
   if (has_buffered_frame()) return true;
+  using Clock = std::chrono::steady_clock;
   pollfd readable{fd_, POLLIN, 0};
   // Against a deadline: a signal (say a task's interval timer) every so often
   // must not restart the whole wait each time.
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  const std::int64_t deadline = std::int64_t(now.tv_sec) * 1000000000 + now.tv_nsec + std::max<std::int64_t>(0, timeout_ns);
+  const Clock::time_point deadline = Clock::now() + std::chrono::nanoseconds(std::max<std::int64_t>(0, timeout_ns));
   for (;;) {
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    const std::int64_t left = std::max<std::int64_t>(0, deadline - (std::int64_t(now.tv_sec) * 1000000000 + now.tv_nsec));
+    const std::int64_t left = std::max<std::int64_t>(0, (deadline - Clock::now()).count());
     const timespec timeout{time_t(left / 1000000000), long(left % 1000000000)};
     const int n = ::ppoll(&readable, 1, &timeout, nullptr);
     if (n >= 0) return n > 0;

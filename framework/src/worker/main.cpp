@@ -366,12 +366,13 @@ void sweep_now() {
 
 // The process state a task may have changed (timers, signals, limits:
 // process_state.hpp) costs about 25 system calls to check, two of them reads
-// of /proc text. Timers act by themselves, so they are stopped at most a
-// millisecond after the task that set them (8 system calls); the rest is
-// put back every 10 ms, before the worker waits for input, and before any
-// task not known to take less than a millisecond: nothing a quick task
-// changed reaches a long one. Under isolation: task, tasks never run in the
-// worker. (All of it every millisecond was 4% of a worker's time in a
+// of /proc text. Timers act by themselves, so they are stopped (8 system
+// calls) after the first task that ends a millisecond or more after their
+// last stop, and when the worker has waited for input that long; all of it
+// is put back every 10 ms of tasks or of waiting, and before any task not
+// known to take less than a millisecond: nothing a quick task changed
+// reaches a long one (docs/containment.md). Under isolation: task, tasks
+// never run in the worker. (All of it every millisecond was 4% of a worker's time in a
 // degree-16 sweep, 1,900 restores of 32,768 tasks: perf record, 1 worker.)
 constexpr std::int64_t kLongTaskNs = 1000000;  // a task not known under this gets a full restore first
 constexpr std::int64_t kStopTimersEveryNs = 1000000;
@@ -388,15 +389,12 @@ void restore_now() {
 
 // After a task in the worker, `end` its end: what is due.
 void restore_after_task(std::int64_t end) {
-  if (end - last_restore_ns >= kRestoreAllEveryNs) {
-    restore_now();
-  } else if (end - last_timers_ns >= kStopTimersEveryNs) {
+  if (end - last_restore_ns >= kRestoreAllEveryNs) return restore_now();
+  if (end - last_timers_ns >= kStopTimersEveryNs) {
     process_state.stop_timers();
     last_timers_ns = end;
-    unrestored = true;
-  } else {
-    unrestored = true;
   }
+  unrestored = true;
 }
 
 // Input ran dry with tasks unrestored. A host that sends one task at a time

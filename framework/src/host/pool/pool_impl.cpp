@@ -305,8 +305,9 @@ void Pool::Impl::run_loop() {
     // Hungry below another full chunk per worker. Turned on under the lock
     // submitters read it under: what they left in incoming_ meanwhile,
     // without a wake-up, is taken in the next pass, at once.
-    const bool hungry = queue_.size() < detail::chunk_limit(options_.chunk_size, mean_task_seconds_, queue_.size(),
-                                                            slots_.size()) * slots_.size() + 1;
+    const bool hungry =
+        queue_.empty() || queue_.size() < detail::chunk_limit(options_.chunk_size, mean_seconds_of(queue_.front().analysis),
+                                                              queue_.size(), slots_.size()) * slots_.size() + 1;
     if (hungry != hungry_.load(std::memory_order_relaxed)) {
       bool waiting = false;
       {
@@ -505,7 +506,6 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   slot.inflight.pop_front();
   ++slot.answered;
   slot.head_since = input_read_at_;  // the next task began no later than this
-  mean_task_seconds_ = mean_task_seconds_ < 0 ? reply.seconds : 0.9 * mean_task_seconds_ + 0.1 * reply.seconds;
   if (!last_mean_ || task.analysis != last_mean_analysis_) {
     last_mean_analysis_ = task.analysis;
     last_mean_ = &mean_by_analysis_.try_emplace(task.analysis, -1.0).first->second;

@@ -275,9 +275,9 @@ class Pool::Impl final : public detail::LocalPool {
   Bisection bisection_;
   std::map<std::string, AnalysisStats> past_setup_costs_;  // of supervisors gone
   long invalid_transitions_ = 0;  // internal errors: slot changes the table does not allow
-  double mean_task_seconds_ = -1;  // moving average of worker-reported task time
-  // The same per analysis: a chunk is sized by its own analysis's (a heavy
-  // analysis behind a light one must not ride in a light-sized chunk).
+  // Moving average of worker-reported task time per analysis: a chunk is
+  // sized by its own analysis's (a heavy analysis behind a light one must not
+  // ride in a light-sized chunk).
   std::unordered_map<std::string, double> mean_by_analysis_;
   std::string last_mean_analysis_;     // the analysis of the last result, and
   double* last_mean_ = nullptr;        // its entry (stable: the map is node-based)

@@ -7,6 +7,8 @@
 
 #include "common/channel.hpp"
 #include "common/messages.hpp"
+#include "tasks/json_check.hpp"
+#include "tasks/run_entry.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   int fds[2];
@@ -28,6 +30,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (reply.outcome == 0) mathpool::detail::append_msgpack_json(json, reply.payload);
     } else if (frame.type == MessageType::run) {
       (void)mathpool::detail::decode_run(frame);
+    } else if (frame.type == MessageType::run_range) {
+      (void)mathpool::detail::decode_run_range(frame);
+    } else if (frame.type == MessageType::entry) {
+      // As a worker reads a run entry, and makes a task's parameters and record head from it.
+      const auto message = mathpool::detail::decode_entry(frame);
+      const auto entry = mathpool::detail::RunEntry::decode(message.id, message.wire);
+      if (entry.tasks() > 0) {
+        std::string params, labels, head;
+        entry.encode(entry.tasks() - 1, params, labels);
+        entry.append_head(head, entry.tasks() - 1, params, labels);
+      }
+    } else if (frame.type == MessageType::record) {
+      const auto reply = mathpool::detail::decode_record(frame);
+      (void)mathpool::detail::is_json_object(reply.line);
     } else {
       // Through the one schema (messages.hpp), strictly, as the host and the
       // worker decode them.

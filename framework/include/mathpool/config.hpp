@@ -36,6 +36,8 @@ class SweepAxis {
  public:
   struct Data;
   explicit SweepAxis(std::shared_ptr<const Data> data) : data_(std::move(data)) {}
+  // What the axis holds (opaque outside the library, which sends it to workers).
+  const std::shared_ptr<const Data>& data() const noexcept { return data_; }
 
   // The keys this axis sets: one key, or a `rows` file's columns.
   const std::vector<std::string>& keys() const noexcept;

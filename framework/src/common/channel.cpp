@@ -73,6 +73,43 @@ ResultReply decode_result(const Frame& frame) {
   return reply;
 }
 
+RunRange decode_run_range(const Frame& frame) {
+  std::string_view in = frame.body;
+  RunRange range;
+  range.first_id = get_le(in, 8);
+  range.entry = get_le(in, 8);
+  range.first_index = get_le(in, 8);
+  range.count = get_le(in, 8);
+  if (!in.empty()) throw ProtocolError("malformed run_range (trailing bytes)");
+  if (range.count == 0 || range.first_index + range.count < range.first_index ||
+      range.first_id + range.count < range.first_id)
+    throw ProtocolError("malformed run_range (an empty or overflowing range)");
+  return range;
+}
+
+EntryMessage decode_entry(const Frame& frame) {
+  std::string_view in = frame.body;
+  EntryMessage entry;
+  entry.id = get_le(in, 8);
+  entry.wire = in;
+  return entry;
+}
+
+RecordReply decode_record(const Frame& frame) {
+  std::string_view in = frame.body;
+  RecordReply reply;
+  reply.id = get_le(in, 8);
+  const std::uint64_t bits = get_le(in, 8);
+  std::memcpy(&reply.seconds, &bits, sizeof reply.seconds);
+  reply.outcome = static_cast<std::uint8_t>(get_le(in, 1));
+  reply.flags = static_cast<std::uint8_t>(get_le(in, 1));
+  const auto n = std::size_t(get_le(in, 4));
+  if (in.size() < n) throw ProtocolError("truncated record message");
+  reply.message = in.substr(0, n);
+  reply.line = in.substr(n);
+  return reply;
+}
+
 Channel::Channel(Channel&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       accept_fds_(other.accept_fds_),
@@ -140,6 +177,37 @@ void Channel::queue_run(std::uint64_t id, std::string_view analysis, std::string
   put_le(out_, analysis.size(), 2);
   out_.append(analysis);
   out_.append(params);
+  end_frame(start);
+}
+
+void Channel::queue_entry(std::uint64_t id, std::string_view wire) {
+  const std::size_t start = begin_frame(MessageType::entry);
+  put_le(out_, id, 8);
+  out_.append(wire);
+  end_frame(start);
+}
+
+void Channel::queue_run_range(const RunRange& range) {
+  const std::size_t start = begin_frame(MessageType::run_range);
+  put_le(out_, range.first_id, 8);
+  put_le(out_, range.entry, 8);
+  put_le(out_, range.first_index, 8);
+  put_le(out_, range.count, 8);
+  end_frame(start);
+}
+
+void Channel::queue_record(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
+                           std::string_view message, std::string_view line) {
+  const std::size_t start = begin_frame(MessageType::record);
+  put_le(out_, id, 8);
+  std::uint64_t bits;
+  std::memcpy(&bits, &seconds, sizeof bits);
+  put_le(out_, bits, 8);
+  out_ += static_cast<char>(outcome);
+  out_ += static_cast<char>(flags);
+  put_le(out_, message.size(), 4);
+  out_.append(message);
+  out_.append(line);
   end_frame(start);
 }
 

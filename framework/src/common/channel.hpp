@@ -25,10 +25,16 @@ struct Frame {
   std::string_view body;
 };
 
+class RunEntry;  // run_entry.hpp
+
 struct RunRequest {
   std::uint64_t id = 0;
   std::string_view analysis;
   std::string_view params;  // MessagePack
+  // A task of a run_range: its entry (the worker writes its record) and index.
+  const RunEntry* entry = nullptr;
+  std::uint64_t index = 0;
+  std::string_view labels;  // MessagePack map, or nothing
 };
 
 struct ResultReply {
@@ -37,6 +43,29 @@ struct ResultReply {
   std::uint8_t outcome = 0;  // 0: ok; 1 + ErrorKind: error
   std::uint8_t flags = 0;
   std::string_view payload;  // MessagePack result, or the error message
+};
+
+// Tasks first_index .. first_index + count - 1 of run entry `entry`, with
+// task ids first_id .. first_id + count - 1 (protocol.hpp, run_range).
+struct RunRange {
+  std::uint64_t first_id = 0;
+  std::uint64_t entry = 0;
+  std::uint64_t first_index = 0;
+  std::uint64_t count = 0;
+};
+
+struct EntryMessage {
+  std::uint64_t id = 0;
+  std::string_view wire;  // run_entry.hpp
+};
+
+struct RecordReply {
+  std::uint64_t id = 0;
+  double seconds = 0;
+  std::uint8_t outcome = 0;  // 0: ok; 1 + ErrorKind: error
+  std::uint8_t flags = 0;
+  std::string_view message;  // the error's message
+  std::string_view line;     // the task's whole record, without its newline
 };
 
 // A frame whose length passes kMaxFrameBytes: refused before it is read.
@@ -49,6 +78,9 @@ class FrameTooLarge : public ProtocolError {
 Value decode_control(const Frame& frame);
 RunRequest decode_run(const Frame& frame);
 ResultReply decode_result(const Frame& frame);
+RunRange decode_run_range(const Frame& frame);
+EntryMessage decode_entry(const Frame& frame);
+RecordReply decode_record(const Frame& frame);  // the line is not checked here
 // Throws ProtocolError when a message names a pid (`claimed`) other than
 // `process`, the one the host started (see protocol.hpp, setup).
 void check_sender(pid_t claimed, pid_t process);
@@ -70,6 +102,10 @@ class Channel {
   // Appending frames to the output buffer (no system call).
   void queue_control(MessageType type, const Value& body);
   void queue_run(std::uint64_t id, std::string_view analysis, std::string_view params);
+  void queue_entry(std::uint64_t id, std::string_view wire);
+  void queue_run_range(const RunRange& range);
+  void queue_record(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
+                    std::string_view message, std::string_view line);
   void queue_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
                     std::string_view payload);
   // An ok result, encoded straight into the output buffer.

@@ -31,6 +31,19 @@
 //                              outcome 0: ok, payload = MessagePack result;
 //                              outcome 1 + ErrorKind: error, payload = UTF-8 message
 //                              flags bit 0 (kRetire): the worker exits after this reply
+//   entry     host -> worker   u64 entry id . the run entry's wire form (run_entry.hpp:
+//                              its run, analysis, fixed parameters, repeat, record fields
+//                              and sweep with its data); sent to a worker once, before
+//                              the first range of that entry
+//   run_range host -> worker   u64 first task id . u64 entry id . u64 first index . u64 count:
+//                              tasks first index.. of that entry, with ids first id..; the
+//                              worker makes each task's parameters from its index and
+//                              answers each with a record
+//   record    worker -> host   u64 id . f64 seconds . u8 outcome . u8 flags . u32 n . n bytes
+//                              error message . the task's whole record line (no newline);
+//                              the host checks that the line is one JSON object that
+//                              begins as that task's record must (run, analysis, task,
+//                              repeat) and refuses the reply otherwise
 //   exit      host -> process  empty map: finish and exit 0
 //   fork      host -> super.   MessagePack map: request (u64): make one worker
 //   forked    super. -> host   MessagePack map: request, pid; with two descriptors
@@ -58,7 +71,7 @@
 namespace mathpool::detail {
 
 // Version of the protocol, checked in the handshake.
-inline constexpr int kProtocolVersion = 4;
+inline constexpr int kProtocolVersion = 5;
 
 enum class MessageType : std::uint8_t {
   hello = 1,
@@ -73,8 +86,11 @@ enum class MessageType : std::uint8_t {
   fork_failed = 10,
   exited = 11,
   watch = 12,
+  entry = 13,
+  run_range = 14,
+  record = 15,
 };
-inline constexpr std::uint8_t kLastMessageType = 12;
+inline constexpr std::uint8_t kLastMessageType = 15;
 
 // The reserved analysis name of a check request (see run above).
 inline constexpr const char* kCheckAnalysis = "mathpool.check";

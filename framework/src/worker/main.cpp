@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <new>
 #include <string>
@@ -36,6 +37,8 @@
 #include "plugin_loader.hpp"
 #include "process_state.hpp"
 #include "process_tree.hpp"
+#include "record_line.hpp"
+#include "run_entry.hpp"
 #include "supervisor.hpp"
 
 namespace mathpool::detail {
@@ -256,6 +259,45 @@ int nesting(const Value& value, int limit) {
   return deepest + 1;
 }
 
+pid_t worker_pid = 0;  // this worker (a task's own process, under isolation: task, writes its reply too)
+
+// A task of a run entry: its whole record, as the run writes it.
+void queue_record(Channel& channel, const RunRequest& request, double seconds, std::optional<Outcome>& outcome,
+                  std::optional<TaskError>& error, std::uint8_t& flags) {
+  thread_local std::string line, result;
+  const RunEntry& entry = *request.entry;
+  for (;;) {
+    try {
+      line.clear();
+      result.clear();
+      entry.append_head(line, request.index, request.params, request.labels);
+      RecordTail tail;
+      tail.worker = worker_pid;
+      tail.seconds = seconds;
+      if (error) {
+        tail.error = &*error;
+      } else {
+        append_msgpack(result, outcome->result);
+        tail.result = result;
+      }
+      append_record_tail(line, tail, entry.fields());
+      if (error || line.size() + 64 <= kMaxFrameBytes) break;
+      error = TaskError{ErrorKind::result_too_large,
+                        fmt::format("the result's record ({} bytes) exceeds the limit of {} bytes", line.size(),
+                                    kMaxFrameBytes - 64)};
+    } catch (const std::bad_alloc&) {
+      if (error && error->kind == ErrorKind::memory) throw;
+      error = TaskError{ErrorKind::memory, "the worker ran out of memory writing the result's record"};
+      flags |= kRetire;
+    }
+    outcome.reset();
+    line = std::string();
+    result = std::string();
+  }
+  channel.queue_record(request.id, seconds, error ? std::uint8_t(1 + int(error->kind)) : 0, flags,
+                       error ? std::string_view(error->message) : std::string_view(), line);
+}
+
 // Queues the reply; a result past the protocol's limits (protocol.hpp) is
 // the task's result_too_large error, and one whose encoding runs out of
 // memory its `memory` error (the worker then retires).
@@ -264,6 +306,7 @@ void queue_reply(Channel& channel, const RunRequest& request, double seconds, st
   if (!error && nesting(outcome->result, kMaxValueDepth) > kMaxValueDepth)
     error = TaskError{ErrorKind::result_too_large,
                       fmt::format("the result nests deeper than {} levels", kMaxValueDepth)};
+  if (request.entry) return queue_record(channel, request, seconds, outcome, error, flags);
   if (!error) {
     const std::size_t before = channel.queued_bytes();
     try {
@@ -507,8 +550,64 @@ bool channel_intact(int fd) {
   return ::fstat(fd, &now) == 0 && now.st_dev == channel_identity.st_dev && now.st_ino == channel_identity.st_ino;
 }
 
+// The run entries this worker holds (run_entry.hpp, kKeptEntries).
+struct Entries {
+  std::map<std::uint64_t, RunEntry> held;
+  std::deque<std::uint64_t> order;
+  void add(const EntryMessage& message) {
+    if (held.count(message.id)) throw ProtocolError("a run entry sent twice");
+    held.emplace(message.id, RunEntry::decode(message.id, message.wire));
+    order.push_back(message.id);
+    if (order.size() > kKeptEntries) {
+      held.erase(order.front());
+      order.pop_front();
+    }
+  }
+  const RunEntry& find(std::uint64_t id) const {
+    const auto at = held.find(id);
+    if (at == held.end()) throw ProtocolError("a range of a run entry the worker does not hold");
+    return at->second;
+  }
+};
+
+// The tasks of a run_range not run yet; each task's parameters are made from
+// its index (repeats of a task share them: made once).
+struct ActiveRange {
+  const RunEntry* entry = nullptr;
+  std::uint64_t next_id = 0, next_index = 0, left = 0;
+  std::string params, labels;
+  std::uint64_t encoded_task = UINT64_MAX;
+
+  void start(const RunEntry& e, const RunRange& range) {
+    if (range.first_index + range.count > e.tasks()) throw ProtocolError("a range past its run entry's tasks");
+    if (entry != &e) encoded_task = UINT64_MAX;
+    entry = &e;
+    next_id = range.first_id;
+    next_index = range.first_index;
+    left = range.count;
+  }
+  RunRequest next() {
+    RunRequest request;
+    request.id = next_id++;
+    request.index = next_index++;
+    --left;
+    request.entry = entry;
+    request.analysis = entry->analysis();
+    if (const std::uint64_t task = entry->task_of(request.index); task != encoded_task) {
+      params.clear();
+      labels.clear();
+      entry->encode(request.index, params, labels);
+      encoded_task = task;
+    }
+    request.params = params;
+    request.labels = labels;
+    return request;
+  }
+};
+
 int serve_tasks(Channel& channel, PluginLoader& loader) {
   ::fstat(channel.fd(), &channel_identity);
+  worker_pid = getpid();
   // Why the worker stops when its channel fails: the host's end closed
   // (status 0), or a task broke the channel (kWorkerExitChannelLost).
   auto channel_ended = [&] { return channel_intact(channel.fd()) ? kWorkerExitOk : kWorkerExitChannelLost; };
@@ -519,6 +618,8 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
   constexpr std::int64_t kFlushEveryNs = 1000000;
   constexpr std::size_t kFlushBytes = 64 * 1024;
   std::int64_t last_flush = monotonic_ns();
+  Entries entries;
+  ActiveRange range;
   for (;;) {
     // Replies are queued only by tasks, so the last one's end is "now" here.
     if (channel.has_queued() &&
@@ -526,25 +627,40 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
       if (!channel.flush()) return channel_ended();
       last_flush = last_task_end_ns;
     }
-    std::optional<Frame> frame;
     try {
-      if (!channel.has_buffered_frame() && !channel.fill()) return channel_ended();
-      if (!channel.has_buffered_frame()) {
-        if (!channel.flush()) return channel_ended();  // input ran dry: answers go out, then wait
-        last_flush = monotonic_ns();
-        if (unswept_tasks > 0) sweep_now();  // nothing of a quick task waits with us
-        if (unrestored) restore_while_waiting(channel);
-        frame = channel.receive();
+      RunRequest request;
+      if (range.left > 0) {
+        request = range.next();
       } else {
-        frame = channel.next_frame();
+        std::optional<Frame> frame;
+        if (!channel.has_buffered_frame() && !channel.fill()) return channel_ended();
+        if (!channel.has_buffered_frame()) {
+          if (!channel.flush()) return channel_ended();  // input ran dry: answers go out, then wait
+          last_flush = monotonic_ns();
+          if (unswept_tasks > 0) sweep_now();  // nothing of a quick task waits with us
+          if (unrestored) restore_while_waiting(channel);
+          frame = channel.receive();
+        } else {
+          frame = channel.next_frame();
+        }
+        if (!frame || frame->type == MessageType::exit) {
+          channel.flush();
+          sweep_now();
+          return frame ? kWorkerExitOk : channel_ended();
+        }
+        if (frame->type == MessageType::entry) {
+          entries.add(decode_entry(*frame));
+          continue;
+        }
+        if (frame->type == MessageType::run_range) {
+          const RunRange r = decode_run_range(*frame);
+          range.start(entries.find(r.entry), r);
+          continue;
+        }
+        if (frame->type != MessageType::run) return kWorkerExitProtocol;
+        request = decode_run(*frame);
       }
-      if (!frame || frame->type == MessageType::exit) {
-        channel.flush();
-        sweep_now();
-        return frame ? kWorkerExitOk : channel_ended();
-      }
-      if (frame->type != MessageType::run) return kWorkerExitProtocol;
-      const std::uint8_t flags = run_task(loader, channel, decode_run(*frame));
+      const std::uint8_t flags = run_task(loader, channel, request);
       if (flags & kChannelLost) return channel_ended();
       if (flags & kRetire) {
         channel.flush();

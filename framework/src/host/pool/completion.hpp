@@ -16,7 +16,10 @@ namespace mathpool::detail {
 // The outcome of one task as the worker sent it. Plain value type.
 struct RawResult {
   std::optional<TaskError> error;  // set when the task did not succeed
-  Bytes payload;                   // the MessagePack result when ok (checked)
+  // The MessagePack result when ok (checked); for a task of a run entry
+  // answered by its worker, the task's whole record line (checked), ok or not.
+  Bytes payload;
+  bool line = false;
   int worker = 0;
   double seconds = 0;
   int attempts = 0;
@@ -24,6 +27,20 @@ struct RawResult {
   // ranks (owned by that pool, which outlives the result); else nullptr.
   const std::string* node = nullptr;
 };
+
+// Clears a result for reuse: its payload's room is kept, unless large (a
+// result of megabytes must not stay allocated in a ring of thousands).
+inline void recycle(RawResult& result) {
+  constexpr std::size_t kKeptRoom = 4096;
+  result.error.reset();
+  if (result.payload.capacity() > kKeptRoom) result.payload = Bytes();
+  result.payload.clear();
+  result.line = false;
+  result.worker = 0;
+  result.seconds = 0;
+  result.attempts = 0;
+  result.node = nullptr;
+}
 
 // Decodes the payload; a payload that cannot be decoded becomes plugin_error.
 TaskResult to_task_result(RawResult&& raw);
@@ -38,7 +55,9 @@ struct Finished {
 };
 
 // Where the dispatcher delivers finished tasks. Runs on the dispatcher
-// thread, once per task, and must not block. complete_batch() hands over a
+// thread, once per task, and must not block. It may take the results or swap
+// them with results of its own it no longer needs (the dispatcher recycles
+// what it is left with). complete_batch() hands over a
 // run of tasks of this completion at once (one lock instead of many).
 class Completion {
  public:

@@ -19,11 +19,18 @@
 
 namespace mathpool::detail {
 
+class RunEntry;  // run_entry.hpp
+
 // One task on its way: encoded parameters and where its result goes.
 struct PoolTask {
   std::uint64_t id = 0;
   std::string analysis;
   Bytes params;  // MessagePack map
+  // Or a task of a run entry (`params` empty): the worker makes its parameters
+  // from its index and answers with its record (RawResult::line). The entry
+  // outlives the task (the run that made it holds it until the pool is done).
+  const RunEntry* entry = nullptr;
+  std::uint64_t index = 0;
   Completion* completion = nullptr;
   std::uint64_t seq = 0;  // the completion's own number for the task
   int attempts = 0;

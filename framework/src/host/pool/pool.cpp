@@ -7,18 +7,13 @@
 #include "mathpool/pool.hpp"
 #include "default_pool_options.hpp"
 #include "pool_impl.hpp"
+#include "record_line.hpp"
 #include "stream_core.hpp"
 
 namespace mathpool {
 
 std::string_view TaskResult::status() const noexcept {
-  if (!error) return "ok";
-  switch (error->kind) {
-    case ErrorKind::timeout: return "timeout";
-    case ErrorKind::crashed: return "crashed";
-    case ErrorKind::memory: return "memory";
-    default: return "error";
-  }
+  return detail::record_status(error ? &*error : nullptr);
 }
 
 Pool::Pool(PoolOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -1,6 +1,7 @@
 // The pool's dispatcher: construction, submission, the event loop, chunked
 // dispatch, results and deadlines. Worker lifecycle lives in worker_lifecycle.cpp.
 #include "pool_impl.hpp"
+#include "run_entry.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -62,7 +63,18 @@ void Pool::Impl::wake() {
 
 void Pool::Impl::enqueue(std::vector<Task>& tasks, bool batch) {
   // A forked child's copy has no router thread: enqueue_local() refuses it.
-  if (router_ && getpid() == owner_) return router_->enqueue(tasks, batch);
+  if (router_ && getpid() == owner_) {
+    // Across MPI ranks tasks travel with their parameters; their records are
+    // written on rank 0 (with the machine that ran each).
+    for (Task& task : tasks) {
+      if (!task.entry) continue;
+      thread_local detail::Bytes labels;
+      labels.clear();
+      task.entry->encode(task.index, task.params, labels);
+      task.entry = nullptr;
+    }
+    return router_->enqueue(tasks, batch);
+  }
   enqueue_local(tasks, batch);
 }
 
@@ -214,27 +226,45 @@ void Pool::Impl::terminate() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Pool::Impl::finish(Task&& task, detail::RawResult&& result) {
+detail::RawResult& Pool::Impl::claim_result() {
+  if (done_count_ == done_.size()) done_.emplace_back();
+  detail::RawResult& result = done_[done_count_].result;
+  detail::recycle(result);
+  return result;
+}
+
+void Pool::Impl::finish(Task&& task) {
+  detail::Finished& done = done_[done_count_++];
+  detail::RawResult& result = done.result;
+  done.completion = task.completion;
+  done.seq = task.seq;
   result.attempts = task.attempts;
   ++(result.error ? finished_failed_ : finished_ok_);
-  AnalysisStats& per_analysis = analysis_stats_[task.analysis];
-  ++(result.error ? per_analysis.tasks_failed : per_analysis.tasks_ok);
-  per_analysis.seconds += result.seconds;
+  if (!last_stats_ || task.analysis != last_stats_analysis_) {
+    last_stats_analysis_ = task.analysis;
+    last_stats_ = &analysis_stats_[task.analysis];
+  }
+  ++(result.error ? last_stats_->tasks_failed : last_stats_->tasks_ok);
+  last_stats_->seconds += result.seconds;
   stats_dirty_ = true;
-  done_.push_back({task.completion, task.seq, std::move(result)});
+}
+
+void Pool::Impl::finish(Task&& task, detail::RawResult&& result) {
+  claim_result() = std::move(result);
+  finish(std::move(task));
 }
 
 // Statistics first, so a caller who has a result also sees it counted.
 void Pool::Impl::deliver() {
   publish_stats();
   // Runs of tasks for the same completion go over together.
-  for (std::size_t i = 0; i < done_.size();) {
+  for (std::size_t i = 0; i < done_count_;) {
     std::size_t j = i + 1;
-    while (j < done_.size() && done_[j].completion == done_[i].completion) ++j;
+    while (j < done_count_ && done_[j].completion == done_[i].completion) ++j;
     done_[i].completion->complete_batch(done_.data() + i, done_.data() + j);
     i = j;
   }
-  done_.clear();
+  done_count_ = 0;  // the entries stay, and the bytes they hold are reused
 }
 
 // Per-task counters are the dispatcher's own; they reach stats_ once per pass.
@@ -403,6 +433,12 @@ void Pool::Impl::dispatch() {
     if (slot.inflight.size() * 2 > limit) continue;
     const Clock::time_point now = Clock::now();
     if (slot.inflight.empty()) slot.head_since = now;
+    detail::RunRange range;  // tasks of one run entry, consecutive in id and index, go as one frame
+    const detail::RunEntry* range_entry = nullptr;
+    auto send_range = [&] {
+      if (range_entry) slot.channel.queue_run_range(range);
+      range_entry = nullptr;
+    };
     while (!queue_.empty() && slot.inflight.size() < limit) {
       Task& task = queue_.front();
       // Another analysis than the task before it: no more than its own limit.
@@ -415,14 +451,33 @@ void Pool::Impl::dispatch() {
       ++in_flight;
       ++task.attempts;
       task.sent_at = now;
-      slot.channel.queue_run(task.id, task.analysis, task.params);
+      if (!task.entry) {
+        send_range();
+        slot.channel.queue_run(task.id, task.analysis, task.params);
+      } else if (range_entry == task.entry && task.id == range.first_id + range.count &&
+                 task.index == range.first_index + range.count) {
+        ++range.count;
+      } else {
+        send_range();
+        send_entry(slot, *task.entry);
+        range_entry = task.entry;
+        range = {task.id, task.entry->id(), task.index, 1};
+      }
       slot.inflight.push_back(std::move(task));
       queue_.pop_front();
       stats_dirty_ = true;
       if (suspect_in_flight) break;  // alone
     }
+    send_range();
     slot.channel.flush_some();  // a dead worker shows up on its pidfd
   }
+}
+
+void Pool::Impl::send_entry(Slot& slot, const detail::RunEntry& entry) {
+  if (std::find(slot.entries_sent.begin(), slot.entries_sent.end(), entry.id()) != slot.entries_sent.end()) return;
+  slot.channel.queue_entry(entry.id(), entry.wire());
+  slot.entries_sent.push_back(entry.id());
+  if (slot.entries_sent.size() > detail::kKeptEntries) slot.entries_sent.pop_front();
 }
 
 void Pool::Impl::handle_input(Slot& slot) {
@@ -470,7 +525,8 @@ void Pool::Impl::refuse_reply(Slot& slot, const std::exception& error, bool) {
 
 void Pool::Impl::handle_frame(Slot& slot, const detail::Frame& frame) {
   using detail::MessageType;
-  if (frame.type == MessageType::result && answers(slot)) return handle_result(slot, frame);
+  if ((frame.type == MessageType::result || frame.type == MessageType::record) && answers(slot))
+    return handle_result(slot, frame);
   if (frame.type == MessageType::setup) {
     const auto setup = detail::SetupMessage::decode(frame);
     detail::check_sender(setup.pid, slot.pid);
@@ -489,19 +545,41 @@ void Pool::Impl::handle_frame(Slot& slot, const detail::Frame& frame) {
   throw detail::ProtocolError(fmt::format("unexpected message of type {}", int(frame.type)));
 }
 
-void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
-  const detail::ResultReply reply = detail::decode_result(frame);
-  if (slot.inflight.empty() || reply.id != slot.inflight.front().id)
-    throw detail::ProtocolError("result for a task that was not sent");
-  if (reply.outcome > 1 + int(ErrorKind::protocol_error) ||
-      (reply.outcome > 0 && !is_task_error_kind(ErrorKind(reply.outcome - 1))))
+void Pool::Impl::check_outcome(std::uint8_t outcome) {
+  if (outcome > 1 + int(ErrorKind::protocol_error) || (outcome > 0 && !is_task_error_kind(ErrorKind(outcome - 1))))
     throw detail::ProtocolError("unknown error kind");
+}
+
+void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
+  detail::RawResult& result = claim_result();  // filled in place: its bytes are reused
+  std::uint8_t flags = 0;
+  if (frame.type == detail::MessageType::record) {
+    // A task of a run entry: its record, checked (it begins as this task's
+    // must, and is one JSON object) before anything is believed of it.
+    const detail::RecordReply reply = detail::decode_record(frame);
+    if (slot.inflight.empty() || reply.id != slot.inflight.front().id || !slot.inflight.front().entry)
+      throw detail::ProtocolError("a record for a task that was not sent");
+    check_outcome(reply.outcome);
+    slot.inflight.front().entry->check_record(slot.inflight.front().index, reply.line);
+    if (reply.outcome == 0 && !reply.message.empty()) throw detail::ProtocolError("an ok record with an error message");
+    flags = reply.flags;
+    result.seconds = reply.seconds;
+    result.payload.assign(reply.line);
+    result.line = true;
+    if (reply.outcome != 0) result.error = TaskError{ErrorKind(reply.outcome - 1), std::string(reply.message)};
+  } else {
+    const detail::ResultReply reply = detail::decode_result(frame);
+    if (slot.inflight.empty() || reply.id != slot.inflight.front().id || slot.inflight.front().entry)
+      throw detail::ProtocolError("result for a task that was not sent");
+    check_outcome(reply.outcome);
+    flags = reply.flags;
+    result.seconds = reply.seconds;
+    if (reply.outcome == 0) result.payload.assign(reply.payload);
+    else result.error = TaskError{ErrorKind(reply.outcome - 1), std::string(reply.payload)};
+  }
   if (!slot.in_setup.empty()) setup_crashes_.erase(std::exchange(slot.in_setup, ""));  // it succeeded
-  detail::RawResult result;
   result.worker = slot.pid;
-  result.seconds = reply.seconds;
-  if (reply.outcome == 0) result.payload.assign(reply.payload);
-  else result.error = TaskError{ErrorKind(reply.outcome - 1), std::string(reply.payload)};
+  const double seconds = result.seconds;
   Task task = std::move(slot.inflight.front());
   slot.inflight.pop_front();
   ++slot.answered;
@@ -510,17 +588,17 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
     last_mean_analysis_ = task.analysis;
     last_mean_ = &mean_by_analysis_.try_emplace(task.analysis, -1.0).first->second;
   }
-  *last_mean_ = *last_mean_ < 0 ? reply.seconds : 0.9 * *last_mean_ + 0.1 * reply.seconds;
+  *last_mean_ = *last_mean_ < 0 ? seconds : 0.9 * *last_mean_ + 0.1 * seconds;
   ++slot.stats.tasks;
   ++slot.stats.tasks_total;
-  finish(std::move(task), std::move(result));
+  finish(std::move(task));
   // Out of memory, the worker exits. After a timeout's SIGTERM (the task
   // answered just in time) it is dying. Either way what it holds never ran.
   const bool timed_out = slot.state == SlotState::stopping_after_timeout;
-  if ((reply.flags & (detail::kRetire | detail::kRetireBrokenState)) || timed_out) {
+  if ((flags & (detail::kRetire | detail::kRetireBrokenState)) || timed_out) {
     requeue(slot.inflight, false);
     return retire(slot, timed_out                           ? "stopped at a time limit"
-                        : (reply.flags & detail::kRetire) ? "ran out of memory"
+                        : (flags & detail::kRetire) ? "ran out of memory"
                                                           : "a task changed its process state beyond repair");
   }
   if (options_.max_tasks_per_worker > 0 && slot.stats.tasks >= options_.max_tasks_per_worker &&

@@ -121,6 +121,7 @@ class Pool::Impl final : public detail::LocalPool {
     SlotState state = SlotState::stopped;
     Clock::time_point deadline = Clock::time_point::max();  // the state's (table above)
     std::deque<Task> inflight;           // sent, in order, not yet answered
+    std::deque<std::uint64_t> entries_sent;  // run entries its process holds (run_entry.hpp, kKeptEntries)
     Clock::time_point head_since{};      // when inflight.front() could have begun, by the host's clock
     std::uint64_t answered = 0;          // results received from this process
     std::uint64_t timed_out_task = 0;    // stopping_after_timeout: ordinal (1-based) of the task stopped
@@ -190,7 +191,10 @@ class Pool::Impl final : public detail::LocalPool {
   void handle_frame(Slot& slot, const detail::Frame& frame);
   void handle_ready(Slot& slot, const detail::ReadyMessage& message);
   void handle_load_errors(const std::vector<std::string>& errors);
-  void handle_result(Slot& slot, const detail::Frame& frame);
+  void handle_result(Slot& slot, const detail::Frame& frame);  // a result or a record
+  static void check_outcome(std::uint8_t outcome);  // throws ProtocolError for an unknown error kind
+  // Queues `entry` for the slot's process unless it holds it already.
+  void send_entry(Slot& slot, const detail::RunEntry& entry);
   Clock::time_point input_read_at_;  // when handle_input() last read a channel (dispatcher thread)
   // A reply the host refused: the running task's error, and the worker goes.
   void refuse_reply(Slot& slot, const std::exception& error, bool too_large);
@@ -219,6 +223,10 @@ class Pool::Impl final : public detail::LocalPool {
   void note_setup_crash(const std::string& analysis, const std::string& reason);
   void quarantine(const std::string& analysis, const std::string& reason);
   void finish(Task&& task, detail::RawResult&& result);
+  // The result of the next task to finish, to fill in place (its bytes' room
+  // is reused), then finish(task) with the same task.
+  detail::RawResult& claim_result();
+  void finish(Task&& task);
   void deliver();
   void publish_stats();
   void stop_all_workers();
@@ -288,7 +296,12 @@ class Pool::Impl final : public detail::LocalPool {
   long finished_ok_ = 0, finished_failed_ = 0;  // published to stats_ once per loop pass
   std::map<std::string, AnalysisStats> analysis_stats_;
   bool stats_dirty_ = false;
-  std::vector<detail::Finished> done_;  // finished this pass, delivered at its end
+  // Finished this pass (the first done_count_), delivered at its end. The
+  // entries stay from pass to pass: their results' bytes are reused.
+  std::vector<detail::Finished> done_;
+  std::size_t done_count_ = 0;
+  std::string last_stats_analysis_;          // the analysis of the last finished task, and
+  AnalysisStats* last_stats_ = nullptr;      // its statistics (stable: the map is node-based)
   std::thread thread_;
   std::unique_ptr<Router> router_;  // last: stopped and destroyed first
 };

@@ -1,4 +1,5 @@
 #include "stream_core.hpp"
+#include "run_entry.hpp"
 
 #include <algorithm>
 #include <thread>
@@ -22,7 +23,8 @@ TaskResult to_task_result(RawResult&& raw) {
   result.error = std::move(raw.error);
   if (!result.error) {
     try {
-      result.result = msgpack_to_value(raw.payload);
+      if (raw.line) result.result = Value::parse(raw.payload).at("result");  // a run's record
+      else result.result = msgpack_to_value(raw.payload);
     } catch (const std::exception& e) {
       result.error = TaskError{ErrorKind::plugin_error, std::string("malformed result: ") + e.what()};
     }
@@ -59,6 +61,16 @@ void TaskStream::Core::push(std::string_view analysis, detail::Bytes&& params) {
   if (batch_.size() >= kBatch) submit();
 }
 
+void TaskStream::Core::push(const detail::RunEntry& entry, std::uint64_t index) {
+  Pool::Impl::Task& task = batch_.emplace_back();
+  task.analysis.assign(entry.analysis());
+  task.entry = &entry;
+  task.index = index;
+  task.completion = this;
+  task.seq = pushed_++;
+  if (batch_.size() >= kBatch) submit();
+}
+
 void TaskStream::Core::submit() {
   if (batch_.empty()) return;
   pool_.enqueue(batch_, !counted_);  // a stream counts as one batch in the statistics
@@ -88,6 +100,13 @@ bool TaskStream::Core::wait_next(std::chrono::milliseconds timeout) {
 }
 
 detail::RawResult TaskStream::Core::take() {
+  detail::RawResult result;
+  take_into(result);
+  return result;
+}
+
+void TaskStream::Core::take_into(detail::RawResult& result) {
+  detail::recycle(result);
   if (claimed_ == 0) {
     submit();
     detail::MutexLock lock(mutex_);
@@ -104,7 +123,7 @@ detail::RawResult TaskStream::Core::take() {
   arrived_ = entry.arrived;
   ++taken_;
   --claimed_;
-  return std::move(entry.result);
+  std::swap(entry.result, result);
 }
 
 // Both completions count themselves in `completing_` before they publish (so
@@ -134,7 +153,7 @@ void TaskStream::Core::complete_batch(detail::Finished* first, detail::Finished*
     detail::MutexLock lock(mutex_);
     for (; first != last; ++first) {
       Entry& entry = ring_[first->seq % ring_.size()];
-      entry.result = std::move(first->result);
+      std::swap(entry.result, first->result);  // the room of each result's bytes is reused
       entry.arrived = now;
       entry.done = true;
       wake = wake || first->seq == waiting_for_;

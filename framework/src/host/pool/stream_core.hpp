@@ -29,6 +29,9 @@ class TaskStream::Core final : public detail::Completion {
 
   // Queues a task (sent to the pool in batches). Precondition: !full().
   void push(std::string_view analysis, detail::Bytes&& params);
+  // Queues task `index` of a run entry, which outlives the stream's tasks:
+  // its worker writes its record (RawResult::line).
+  void push(const detail::RunEntry& entry, std::uint64_t index);
   // Sends what push() has batched up.
   void submit();
   // Whether the oldest task in flight is done, waiting at most `timeout`.
@@ -39,6 +42,8 @@ class TaskStream::Core final : public detail::Completion {
   bool next_ready();
   // Takes the oldest task's result, waiting for it. Precondition: in_flight() > 0.
   detail::RawResult take();
+  // The same into `result`, whose bytes' room the ring keeps for reuse.
+  void take_into(detail::RawResult& result);
   // When the result take() last returned reached the host (the dispatcher
   // handed it over), which may be well before take() returned it.
   std::chrono::steady_clock::time_point arrived() const noexcept { return arrived_; }

@@ -165,6 +165,7 @@ void Pool::Impl::worker_forked(const std::shared_ptr<Supervisor>& supervisor, co
   slot->progress = std::move(progress);
   slot->progress.hand_over(forked.channel_fd);  // a worker gone already shows up on its pidfd
   slot->answered = 0;
+  slot->entries_sent.clear();
   slot->started_at = Clock::now();
   enter(*slot, SlotState::starting, slot->started_at + options_.setup_timeout);
   stats_dirty_ = true;

@@ -57,75 +57,15 @@ std::string record_tail(TaskResult result) {
   return tail;
 }
 
-namespace detail {
-
-std::string record_prefix(std::string_view run, std::string_view analysis, const RecordFields& fields) {
-  std::string prefix = "{\"run\":";
-  append_json_string(prefix, run);
-  if (fields.analysis) {
-    prefix += ",\"analysis\":";
-    append_json_string(prefix, analysis);
-  }
-  prefix += ",\"task\":";
-  return prefix;
+void detail::append_record_tail(std::string& out, const RawResult& result, const RecordFields& fields) {
+  RecordTail tail;
+  if (result.error) tail.error = &*result.error;
+  else tail.result = result.payload;
+  tail.worker = result.worker;
+  tail.seconds = result.seconds;
+  tail.node = result.node;
+  append_record_tail(out, tail, fields);
 }
-
-void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
-                        std::string_view params, const RecordFields& fields, std::string_view labels) {
-  char number[24];
-  out += prefix;
-  out.append(number, std::to_chars(number, number + sizeof number, task).ptr);
-  out += ",\"repeat\":";
-  out.append(number, std::to_chars(number, number + sizeof number, repeat).ptr);
-  if (fields.params) {
-    out += ",\"params\":";
-    append_msgpack_json(out, params);
-  }
-  if (fields.labels && !labels.empty()) {
-    out += ",\"labels\":";
-    append_msgpack_json(out, labels);
-  }
-  out += ',';  // the record goes on with its tail
-}
-
-void append_record_tail(std::string& out, const RawResult& result, const RecordFields& fields) {
-  out += "\"status\":\"";
-  if (!result.error) {
-    out += "ok\"";
-    if (fields.result) {
-      out += ",\"result\":";
-      append_msgpack_json(out, result.payload);
-    }
-  } else {
-    TaskResult status_only;
-    status_only.error = TaskError{result.error->kind, {}};
-    out += status_only.status();
-    out += '"';
-    if (fields.error) {
-      out += ",\"error\":{\"kind\":\"";
-      out += to_string(result.error->kind);
-      out += "\",\"message\":";
-      append_json_string(out, result.error->message);
-      out += '}';
-    }
-  }
-  char number[24];
-  if (fields.worker) {
-    out += ",\"worker\":";
-    out.append(number, std::to_chars(number, number + sizeof number, result.worker).ptr);
-  }
-  if (fields.seconds) {
-    out += ",\"seconds\":";
-    append_json_float(out, result.seconds);
-  }
-  if (result.node && fields.node) {
-    out += ",\"node\":";
-    append_json_string(out, *result.node);
-  }
-  out += '}';
-}
-
-}  // namespace detail
 
 std::set<RecordKey> read_finished_records(const std::filesystem::path& output) {
   std::set<RecordKey> done;

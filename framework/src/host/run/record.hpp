@@ -12,16 +12,11 @@
 
 #include "completion.hpp"
 #include "record_fields.hpp"
+#include "record_line.hpp"
 
 namespace mathpool::detail {
 
-// `{"run":RUN,"analysis":ANALYSIS,"task":` : the same for every task of an entry.
-std::string record_prefix(std::string_view run, std::string_view analysis, const RecordFields& fields = {});
-// prefix . TASK ,"repeat": REPEAT ,"params": PARAMS (when the fields keep it),
-// and "labels": LABELS , when `labels` (a MessagePack map) is not empty.
-void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
-                        std::string_view params, const RecordFields& fields = {}, std::string_view labels = {});
-// "status":...,"result" or "error":...,"worker":...,"seconds":...}
+// The tail of a record the host writes itself, from a RawResult.
 void append_record_tail(std::string& out, const RawResult& result, const RecordFields& fields = {});
 
 // Calls `record(line, number)` for each complete line of a JSON Lines file

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <chrono>
@@ -23,6 +24,7 @@
 #include "provenance.hpp"
 #include "record.hpp"
 #include "resume.hpp"
+#include "run_entry.hpp"
 #include "run_report.hpp"
 #include "stream_core.hpp"
 #include "sweep.hpp"
@@ -194,11 +196,19 @@ struct RecordOutput {
   bool terminal = false;
 };
 
-// Hands tasks to the run one at a time: its record head, analysis, encoded
-// parameters and which task it is. False when there are no more.
-using NextTask = std::function<bool(std::string& head, std::string_view& analysis, detail::Bytes& params,
-                                    detail::TaskTag& tag)>;
-// (run_stream's `analysis` views must stay valid for the whole run.)
+// One task for the run: which it is, and either a task of a run entry (its
+// worker writes its record) or its analysis, encoded parameters and record head.
+struct PlannedTask {
+  detail::TaskTag tag;
+  const detail::RunEntry* entry = nullptr;  // outlives the run's pool
+  std::uint64_t index = 0;
+  std::string_view analysis;  // valid for the whole run
+  detail::Bytes params;
+  std::string head;
+};
+// Hands tasks to the run one at a time (`task` as the last call left it).
+// False when there are no more.
+using NextTask = std::function<bool(PlannedTask& task)>;
 
 // The run's loop: keeps the stream's window full, writes records in task
 // order as soon as each and every earlier one is done, flushes whenever it
@@ -211,15 +221,14 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
   detail::Tally tally(run_names);
   TaskStream stream(pool);
   TaskStream::Core& core = detail::StreamAccess::core(stream);
-  std::vector<std::string> heads(core.window());  // reused: no allocation per task
-  std::vector<detail::TaskTag> tags(core.window());
-  std::vector<std::string_view> analyses(trace ? core.window() : 0);
+  std::vector<PlannedTask> planned(core.window());  // reused: no allocation per task
   std::uint64_t pushed = 0, written = 0;
   std::string buffer;
-  constexpr std::size_t kWriteBytes = 64 * 1024;
+  constexpr std::size_t kWriteBytes = 256 * 1024;
   detail::Progress progress(options.progress, total);
   bool more = true;
-  detail::Bytes params;
+  detail::Bytes params, labels;
+  detail::RawResult result;  // reused: its bytes' room goes round the stream's ring
   auto io_failed = [&] {
     pool.cancel_pending({ErrorKind::crashed, "the output cannot be written"});
     throw Error(ErrorKind::io_error, fmt::format("cannot write the output ({})", std::strerror(errno)));
@@ -232,14 +241,10 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
   };
   for (;;) {
     while (more && !core.full()) {
-      std::string& head = heads[pushed % heads.size()];
-      head.clear();
-      params.clear();
-      std::string_view analysis;
-      if (!(more = next_task(head, analysis, params, tags[pushed % tags.size()]))) break;
-      if (trace) analyses[pushed % analyses.size()] = analysis;
-      core.push(analysis, std::move(params));
-      params = detail::Bytes();
+      PlannedTask& task = planned[pushed % planned.size()];
+      if (!(more = next_task(task))) break;
+      if (task.entry) core.push(*task.entry, task.index);
+      else core.push(task.analysis, std::move(task.params));
       ++pushed;
     }
     if (core.in_flight() == 0) break;
@@ -263,17 +268,27 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
       tally.fill(summary);
       return summary;  // records written so far stay; resume runs the rest
     }
-    detail::RawResult result = core.take();
-    const detail::TaskTag& tag = tags[written % tags.size()];
+    core.take_into(result);
+    const PlannedTask& task = planned[written % planned.size()];
+    const detail::TaskTag& tag = task.tag;
     tally.add(tag, result);
     if (trace) {
-      trace->task(run_names[tag.run], analyses[written % analyses.size()], tag.task, tag.repeat, result,
-                  core.arrived());
+      trace->task(run_names[tag.run], task.analysis, tag.task, tag.repeat, result, core.arrived());
       trace->poll(pool);
     }
     ++(result.error ? summary.failed : summary.ok);
-    buffer += heads[written % heads.size()];
-    detail::append_record_tail(buffer, result, fields);
+    if (result.line) {
+      buffer += result.payload;  // checked by the pool: this task's record, one JSON object
+    } else if (task.entry) {     // not answered by a worker (crashed, timed out), or routed
+      params.clear();
+      labels.clear();
+      task.entry->encode(task.index, params, labels);
+      task.entry->append_head(buffer, task.index, params, labels);
+      detail::append_record_tail(buffer, result, fields);
+    } else {
+      buffer += task.head;
+      detail::append_record_tail(buffer, result, fields);
+    }
     buffer += '\n';
     ++written;
     if (buffer.size() >= kWriteBytes) write_buffer();
@@ -305,16 +320,18 @@ void add_pool_figures(const Pool& pool, RunSummary& summary) {
 RunSummary run_plan(Pool& pool, std::vector<TaskPlan> plan, std::ostream& out, const RunOptions& options) {
   std::size_t next = 0;
   std::vector<std::string> names;
-  const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params,
-                                 detail::TaskTag& tag) {
+  const NextTask next_task = [&](PlannedTask& planned) {
     if (next == plan.size()) return false;
     const TaskPlan& task = plan[next++];
-    detail::append_msgpack(params, task.params.is_null() ? Value::object() : task.params);
-    detail::append_record_head(head, detail::record_prefix(task.run, task.analysis), task.task, task.repeat, params);
-    analysis = task.analysis;
+    planned.params.clear();
+    planned.head.clear();
+    detail::append_msgpack(planned.params, task.params.is_null() ? Value::object() : task.params);
+    detail::append_record_head(planned.head, detail::record_prefix(task.run, task.analysis), task.task, task.repeat,
+                               planned.params);
+    planned.analysis = task.analysis;
     auto known = std::find(names.begin(), names.end(), task.run);
     if (known == names.end()) known = names.insert(names.end(), task.run);
-    tag = {std::size_t(known - names.begin()), task.task, task.repeat};
+    planned.tag = {std::size_t(known - names.begin()), task.task, task.repeat};
     return true;
   };
   RecordOutput output;
@@ -384,6 +401,12 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
       // The pool, started next, reports what is wrong with the plugins.
     }
   }
+  // The entries as workers see them: their tasks travel as index ranges and
+  // the workers write the records. Made before the pool, so they outlive its tasks.
+  static std::atomic<std::uint64_t> next_entry_id{1};
+  std::vector<std::unique_ptr<detail::RunEntry>> run_entries;
+  for (const AnalysisEntry& entry : config.analyses)
+    run_entries.push_back(std::make_unique<detail::RunEntry>(next_entry_id++, entry, fields));
   std::optional<Pool> pool_storage;
   RunOptions run_options = options;
   if (options.mpi) {
@@ -419,39 +442,21 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   std::vector<std::string> run_names;
   for (const AnalysisEntry& entry : config.analyses) run_names.push_back(entry.name);
   std::size_t e = 0;
-  std::uint64_t task = 0;
-  int repeat = 0;
-  std::string prefix = detail::record_prefix(config.analyses[0].name, config.analyses[0].analysis, fields);
-  detail::Bytes encoded, encoded_labels;
-  std::size_t encoded_entry = SIZE_MAX;
-  std::uint64_t encoded_task = 0;
-  const NextTask next_task = [&](std::string& head, std::string_view& analysis, detail::Bytes& params,
-                                 detail::TaskTag& tag) {
+  std::uint64_t index = 0;  // of entry e's tasks (repeats counted)
+  const NextTask next_task = [&](PlannedTask& planned) {
     for (;;) {
-      if (e == config.analyses.size()) return false;
-      const AnalysisEntry& entry = config.analyses[e];
-      if (task == entry.parameter_sets()) {
-        task = 0;
-        if (++e < config.analyses.size())
-          prefix = detail::record_prefix(config.analyses[e].name, config.analyses[e].analysis, fields);
+      if (e == run_entries.size()) return false;
+      const detail::RunEntry& entry = *run_entries[e];
+      if (index == entry.tasks()) {
+        index = 0, ++e;
         continue;
       }
-      const std::uint64_t index = task * std::uint64_t(entry.repeat) + std::uint64_t(repeat);
-      const std::uint64_t this_task = task;
-      const int this_repeat = repeat;
-      if (++repeat == entry.repeat) repeat = 0, ++task;
-      if (finished && finished->contains(e, index)) continue;
-      // Repeats of a task share its parameters: encoded once.
-      if (encoded_entry != e || encoded_task != this_task) {
-        encoded.clear();
-        encoded_labels.clear();
-        entry.encode_task(this_task, encoded, encoded_labels);
-        encoded_entry = e, encoded_task = this_task;
-      }
-      params.assign(encoded);
-      detail::append_record_head(head, prefix, this_task, this_repeat, params, fields, encoded_labels);
-      analysis = entry.analysis;
-      tag = {e, this_task, this_repeat};
+      const std::uint64_t this_index = index++;
+      if (finished && finished->contains(e, this_index)) continue;
+      planned.entry = &entry;
+      planned.index = this_index;
+      planned.analysis = entry.analysis();
+      planned.tag = {e, entry.task_of(this_index), entry.repeat_of(this_index)};
       return true;
     }
   };

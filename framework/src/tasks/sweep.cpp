@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "wire.hpp"
+
 namespace mathpool {
 
 using detail::Bytes;
@@ -131,6 +133,141 @@ std::string_view EncodedValues::at(std::uint64_t i) const {
   for (std::uint64_t skip = i % kStride; skip > 0; --skip)
     pos += msgpack_check(p + pos, data_.size() - pos, kMaxValueDepth);
   return std::string_view(data_).substr(pos, msgpack_check(p + pos, data_.size() - pos, kMaxValueDepth));
+}
+
+EncodedValues EncodedValues::from_bytes(std::string_view bytes, std::uint64_t count) {
+  EncodedValues v;
+  v.data_.assign(bytes);
+  const auto* p = reinterpret_cast<const std::uint8_t*>(v.data_.data());
+  std::size_t pos = 0;
+  for (; v.count_ < count; ++v.count_) {
+    if (v.count_ % kStride == 0) v.marks_.push_back(pos);
+    if (pos == v.data_.size()) throw ProtocolError("run entry: fewer values than counted");
+    pos += msgpack_check(p + pos, v.data_.size() - pos, kMaxValueDepth);
+  }
+  if (pos != v.data_.size()) throw ProtocolError("run entry: more values than counted");
+  return v;
+}
+
+namespace {
+
+void write_values(const EncodedValues& v, WireWriter& out) {
+  out.u64(v.size());
+  out.bytes(v.bytes());
+}
+EncodedValues read_values(WireReader& in) {
+  const std::uint64_t count = in.u64();
+  return EncodedValues::from_bytes(in.bytes(), count);
+}
+void write_u64s(const std::vector<std::uint64_t>& v, WireWriter& out) {
+  out.u64(v.size());
+  for (std::uint64_t x : v) out.u64(x);
+}
+std::vector<std::uint64_t> read_u64s(WireReader& in) {
+  std::vector<std::uint64_t> v(in.count(8));
+  for (auto& x : v) x = in.u64();
+  return v;
+}
+void write_range(const IntegerRange& r, WireWriter& out) {
+  out.u64(std::uint64_t(r.start));
+  out.u64(std::uint64_t(r.step));
+  out.u64(r.count);
+}
+IntegerRange read_range(WireReader& in) {
+  IntegerRange r;
+  r.start = std::int64_t(in.u64());
+  r.step = std::int64_t(in.u64());
+  r.count = in.u64();
+  return r;
+}
+
+}  // namespace
+
+void write_axis(const SweepAxis& axis, WireWriter& out) {
+  const SweepAxis::Data& d = *axis.data();
+  out.u64(std::uint64_t(d.kind));
+  out.u64(d.keys.size());
+  for (std::size_t k = 0; k < d.keys.size(); ++k) {
+    out.bytes(d.keys[k]);
+    out.u64(k < d.label.size() && d.label[k]);
+  }
+  out.bytes(d.encoded_key);
+  write_values(d.values, out);
+  write_range(d.range, out);
+  out.u64(d.factors.size());
+  for (const ProductFactor& f : d.factors) {
+    out.u64(f.range.has_value());
+    if (f.range) write_range(*f.range, out);
+    else write_values(f.list, out);
+  }
+  out.bytes(d.prefix);
+  out.bytes(d.suffix);
+  out.u64(d.fixed);
+  write_u64s(d.lengths, out);
+  write_u64s(d.sizes, out);
+  out.u64(d.length_axis ? std::uint64_t(*d.length_axis) : UINT64_MAX);
+  out.u64(d.size);
+}
+
+SweepAxis read_axis(WireReader& in) {
+  auto d = std::make_shared<SweepAxis::Data>();
+  const std::uint64_t kind = in.u64();
+  if (kind > std::uint64_t(SweepAxis::Data::Kind::words)) throw ProtocolError("run entry: unknown kind of axis");
+  d->kind = SweepAxis::Data::Kind(kind);
+  for (std::uint64_t n = in.count(16); n > 0; --n) {
+    d->keys.emplace_back(in.bytes());
+    d->label.push_back(in.u64() != 0);
+  }
+  d->encoded_key.assign(in.bytes());
+  d->values = read_values(in);
+  d->range = read_range(in);
+  for (std::uint64_t n = in.count(8); n > 0; --n) {
+    ProductFactor f;
+    if (in.u64()) f.range = read_range(in);
+    else f.list = read_values(in);
+    d->factors.push_back(std::move(f));
+  }
+  d->prefix.assign(in.bytes());
+  d->suffix.assign(in.bytes());
+  d->fixed = in.u64();
+  d->lengths = read_u64s(in);
+  d->sizes = read_u64s(in);
+  const std::uint64_t by = in.u64();
+  if (by != UINT64_MAX) d->length_axis = std::size_t(by);
+  d->size = in.u64();
+  // What encode() relies on: a key per value, a factor to draw from, the
+  // lengths and sizes a words axis indexes.
+  const bool words = d->kind == SweepAxis::Data::Kind::words, product = d->kind == SweepAxis::Data::Kind::product;
+  if (d->keys.empty() || (d->kind != SweepAxis::Data::Kind::rows && d->keys.size() != 1) ||
+      ((words || product) && d->factors.empty()) || (words && (d->lengths.empty() || d->lengths.size() != d->sizes.size())))
+    throw ProtocolError("run entry: an axis that does not hold together");
+  // Sizes as the axis's own parts give them (what indexes them relies on it).
+  std::uint64_t size = 0;
+  switch (d->kind) {
+    case SweepAxis::Data::Kind::list:
+    case SweepAxis::Data::Kind::rows: size = d->values.size(); break;
+    case SweepAxis::Data::Kind::range: size = d->range.count; break;
+    case SweepAxis::Data::Kind::product:
+      size = 1;
+      for (const ProductFactor& f : d->factors) size = saturating_product(size, f.size());
+      break;
+    case SweepAxis::Data::Kind::words:
+      if (d->factors.size() != 1) throw ProtocolError("run entry: a words axis without one alphabet");
+      for (std::size_t i = 0; i < d->lengths.size(); ++i) {
+        constexpr std::uint64_t kMaxLength = 65536;  // as configs allow
+        if (d->lengths[i] < d->fixed || d->lengths[i] > kMaxLength)
+          throw ProtocolError("run entry: a words length out of range");
+        std::uint64_t n = 1;
+        for (std::uint64_t k = d->fixed; k < d->lengths[i] && n != UINT64_MAX; ++k)
+          n = saturating_product(n, d->factors[0].size());
+        if (n != d->sizes[i]) throw ProtocolError("run entry: a words axis of the wrong size");
+      }
+      size = d->sizes[0];
+      break;
+  }
+  if (size != d->size || (d->kind == SweepAxis::Data::Kind::rows && d->label.size() != d->keys.size()))
+    throw ProtocolError("run entry: an axis of the wrong size");
+  return SweepAxis(std::move(d));
 }
 
 IntegerRange make_range(std::int64_t start, std::int64_t stop, std::int64_t step) {

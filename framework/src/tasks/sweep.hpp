@@ -25,6 +25,10 @@ class EncodedValues {
   void reserve(std::size_t bytes) { data_.reserve(bytes); }
   std::uint64_t size() const noexcept { return count_; }
   std::string_view at(std::uint64_t i) const;
+  // The values back to back, and values read back from them (each checked:
+  // throws ProtocolError when `bytes` are not `count` MessagePack values).
+  std::string_view bytes() const noexcept { return data_; }
+  static EncodedValues from_bytes(std::string_view bytes, std::uint64_t count);
 
  private:
   static constexpr std::uint64_t kStride = 16;
@@ -72,6 +76,13 @@ struct Words {
   std::optional<std::size_t> length_axis;
 };
 SweepAxis words_axis(std::string key, Words words, bool label = false);
+
+class WireWriter;
+class WireReader;
+// An axis's wire form (wire.hpp), sent to each worker once per run entry.
+void write_axis(const SweepAxis& axis, WireWriter& out);
+// Throws ProtocolError on bytes that are not an axis's wire form.
+SweepAxis read_axis(WireReader& in);
 
 // Saturating product of task counts (UINT64_MAX means "too many to count").
 std::uint64_t saturating_product(std::uint64_t a, std::uint64_t b) noexcept;

@@ -1,0 +1,139 @@
+#include "json_check.hpp"
+
+#include "protocol.hpp"
+
+namespace mathpool::detail {
+namespace {
+
+class Checker {
+ public:
+  explicit Checker(std::string_view s) : p_(reinterpret_cast<const unsigned char*>(s.data())), end_(p_ + s.size()) {}
+
+  bool object_only() { return p_ < end_ && *p_ == '{' && value(0) && p_ == end_; }
+
+ private:
+  bool value(int depth) {
+    if (p_ == end_) return false;
+    switch (*p_) {
+      case '{': return container(depth, '}');
+      case '[': return container(depth, ']');
+      case '"': return string();
+      case 't': return word("true");
+      case 'f': return word("false");
+      case 'n': return word("null");
+      default: return number();
+    }
+  }
+
+  // An object (close '}') or an array (close ']'), at p_'s opening byte.
+  bool container(int depth, unsigned char close) {
+    if (depth >= kMaxValueDepth) return false;
+    ++p_;
+    if (p_ < end_ && *p_ == close) return ++p_, true;
+    for (;;) {
+      if (close == '}') {
+        if (p_ == end_ || *p_ != '"' || !string() || p_ == end_ || *p_++ != ':') return false;
+      }
+      if (!value(depth + 1) || p_ == end_) return false;
+      const unsigned char c = *p_++;
+      if (c == close) return true;
+      if (c != ',') return false;
+    }
+  }
+
+  bool word(const char* w) {
+    for (; *w; ++w, ++p_)
+      if (p_ == end_ || *p_ != static_cast<unsigned char>(*w)) return false;
+    return true;
+  }
+
+  bool digits() {
+    const unsigned char* start = p_;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    return p_ != start;
+  }
+
+  bool number() {
+    if (p_ < end_ && *p_ == '-') ++p_;
+    if (p_ < end_ && *p_ == '0') ++p_;
+    else if (!digits()) return false;
+    if (p_ < end_ && *p_ == '.' && (++p_, !digits())) return false;
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!digits()) return false;
+    }
+    return true;
+  }
+
+  // The four hex digits of a \u escape, after its 'u': their value, or -1.
+  int escape() {
+    int v = 0;
+    for (int i = 0; i < 4; ++i, ++p_) {
+      if (p_ == end_ || !hex(*p_)) return -1;
+      const unsigned char c = *p_;
+      v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+  }
+
+  static bool hex(unsigned char c) { return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
+  static bool continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
+
+  // A string at its opening quote: escapes as JSON has them, UTF-8 well formed
+  // (no overlong forms, no surrogates, nothing past U+10FFFF).
+  bool string() {
+    ++p_;
+    while (p_ < end_) {
+      const unsigned char c = *p_;
+      if (c == '"') return ++p_, true;
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        if (++p_ == end_) return false;
+        const unsigned char e = *p_++;
+        if (e == 'u') {
+          // A surrogate escape comes as a high one then a low one, as UTF-16 has them.
+          const int unit = escape();
+          if (unit < 0 || (unit >= 0xdc00 && unit <= 0xdfff)) return false;
+          if (unit >= 0xd800 && unit <= 0xdbff) {
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+            p_ += 2;
+            const int low = escape();
+            if (low < 0xdc00 || low > 0xdfff) return false;
+          }
+        } else if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't') {
+          return false;
+        }
+        continue;
+      }
+      if (c < 0x80) {
+        ++p_;
+        continue;
+      }
+      int more;
+      unsigned char low = 0x80, high = 0xbf;  // the second byte's range
+      if (c >= 0xc2 && c <= 0xdf) more = 1;
+      else if (c == 0xe0) more = 2, low = 0xa0;
+      else if (c == 0xed) more = 2, high = 0x9f;
+      else if (c >= 0xe1 && c <= 0xef) more = 2;
+      else if (c == 0xf0) more = 3, low = 0x90;
+      else if (c >= 0xf1 && c <= 0xf3) more = 3;
+      else if (c == 0xf4) more = 3, high = 0x8f;
+      else return false;
+      if (end_ - p_ <= more || p_[1] < low || p_[1] > high) return false;
+      for (int i = 2; i <= more; ++i)
+        if (!continuation(p_[i])) return false;
+      p_ += more + 1;
+    }
+    return false;
+  }
+
+  const unsigned char* p_;
+  const unsigned char* end_;
+};
+
+}  // namespace
+
+bool is_json_object(std::string_view bytes) noexcept { return Checker(bytes).object_only(); }
+
+}  // namespace mathpool::detail

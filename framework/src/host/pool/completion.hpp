@@ -1,7 +1,8 @@
 // completion.hpp: how a finished task leaves the dispatcher. A result stays
-// bytes (RawResult) until whoever consumes it decides: a record line is
-// transcoded straight from them, a TaskResult decodes them into a Value on
-// the consumer's thread, not the dispatcher's.
+// bytes (RawResult) until whoever consumes it decides: a run writes a task's
+// record line as its worker wrote it (or from the bytes, for a task no worker
+// answered); a TaskResult decodes them into a Value on the consumer's thread,
+// not the dispatcher's.
 #pragma once
 
 #include <cstdint>

@@ -264,7 +264,10 @@ void Pool::Impl::deliver() {
     done_[i].completion->complete_batch(done_.data() + i, done_.data() + j);
     i = j;
   }
-  done_count_ = 0;  // the entries stay, and the bytes they hold are reused
+  // The entries stay, and the bytes they hold are reused; a large result's
+  // are freed now, as they were when each result was its own.
+  for (std::size_t i = 0; i < done_count_; ++i) detail::recycle(done_[i].result);
+  done_count_ = 0;
 }
 
 // Per-task counters are the dispatcher's own; they reach stats_ once per pass.

@@ -1,6 +1,6 @@
-// record.hpp: result records written straight from bytes: the head from the
-// task's encoded parameters, the tail from the worker's encoded result.
-// Byte for byte what format_record(make_record(...)) writes.
+// record.hpp: result records the host writes itself (tasks no worker
+// answered, tasks routed to other machines, run_plan's), with the writer the
+// workers use (record_line.hpp); reading record files back.
 #pragma once
 
 #include <cstdint>

@@ -215,14 +215,16 @@ TEST(RecordsByWorkers, ARunsRecordsAreTheHostWritersBytesLessWorkerAndSeconds) {
       "r.yaml", fmt::format("plugin_path: [\"{}\", \"{}\"]\npool: {{workers: 2, retries: 0}}\noutput: out.jsonl\n"
                             "analyses:\n"
                             "  - name: faults\n    analysis: testkit.echo\n    repeat: 2\n"
-                            "    sweep:\n      fault: [\"\", crash, throw, invalid, \"\"]\n"
+                            "    sweep:\n      fault: [\"\", throw, invalid, \"\"]\n"
                             "      x: [1, 2.5, \"s\\u00e9\\\"q\", [1, {{a: null}}]]\n"
+                            "  - name: crash\n    analysis: testkit.echo\n    repeat: 2\n"
+                            "    params: {{fault: crash, x: 1}}\n"
                             "  - name: words\n    analysis: example.echo\n    repeat: 3\n"
                             "    sweep:\n      n: [1, 2]\n      w: {{words: {{alphabet: [0, 1], length: n}}}}\n",
                             TESTKIT_PLUGIN, EXAMPLE_PLUGIN));
   const RunConfig config = load_config(file);
   const RunSummary ran = run_config(config, {});
-  EXPECT_EQ(ran.ok + ran.failed, 5u * 4 * 2 + (2 + 4) * 3);
+  EXPECT_EQ(ran.ok + ran.failed, 4u * 4 * 2 + 2 + (2 + 4) * 3);
   std::ifstream in(dir.path() / "out.jsonl");
   const std::string by_workers((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<TaskPlan> plan = expand_tasks(config);

@@ -56,14 +56,22 @@ RunRequest decode_run(const Frame& frame) {
   return run;
 }
 
-ResultReply decode_result(const Frame& frame) {
-  std::string_view in = frame.body;
-  ResultReply reply;
+namespace {
+// What result and record frames begin with: u64 id . f64 seconds . u8 outcome . u8 flags.
+template <typename Reply>
+void read_reply_head(std::string_view& in, Reply& reply) {
   reply.id = get_le(in, 8);
   const std::uint64_t bits = get_le(in, 8);
   std::memcpy(&reply.seconds, &bits, sizeof reply.seconds);
   reply.outcome = static_cast<std::uint8_t>(get_le(in, 1));
   reply.flags = static_cast<std::uint8_t>(get_le(in, 1));
+}
+}  // namespace
+
+ResultReply decode_result(const Frame& frame) {
+  std::string_view in = frame.body;
+  ResultReply reply;
+  read_reply_head(in, reply);
   reply.payload = in;
   if (reply.outcome == 0) {
     const auto* p = reinterpret_cast<const std::uint8_t*>(in.data());
@@ -98,11 +106,7 @@ EntryMessage decode_entry(const Frame& frame) {
 RecordReply decode_record(const Frame& frame) {
   std::string_view in = frame.body;
   RecordReply reply;
-  reply.id = get_le(in, 8);
-  const std::uint64_t bits = get_le(in, 8);
-  std::memcpy(&reply.seconds, &bits, sizeof reply.seconds);
-  reply.outcome = static_cast<std::uint8_t>(get_le(in, 1));
-  reply.flags = static_cast<std::uint8_t>(get_le(in, 1));
+  read_reply_head(in, reply);
   const auto n = std::size_t(get_le(in, 4));
   if (in.size() < n) throw ProtocolError("truncated record message");
   reply.message = in.substr(0, n);

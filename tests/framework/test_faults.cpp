@@ -78,6 +78,25 @@ TEST(Faults, RetriedCrashIsReportedOnceAfterEveryAttempt) {
   EXPECT_EQ(pool.stats().tasks_failed, 1);
 }
 
+// Tasks that finished before a crashing task lose their results with the
+// worker (replies are batched) and run again; a death with a verdict (the page
+// names the crashing task) is no reason to charge them. A run of 8 crashing
+// tasks behind 4 quick ones charged the first of them `crashed` after 6 deaths
+// ("with no verdict on it"): seen in 6 of 20 runs of such a config, and in the
+// build before tasks travelled as ranges too.
+TEST(Faults, QuickTasksBeforeARunOfCrashingTasksAreNeverCharged) {
+  Pool pool(no_retry_options());
+  std::vector<Value> params;
+  for (int i = 0; i < 4; ++i) params.push_back({{"x", i}});
+  for (int i = 0; i < 8; ++i) params.push_back({{"x", i}, {"fault", "crash"}});
+  for (int round = 0; round < 3; ++round) {
+    const std::vector<TaskResult> results = pool.map("testkit.echo", params);
+    for (int i = 0; i < 4; ++i)
+      EXPECT_TRUE(results[std::size_t(i)].ok()) << "task " << i << ": " << results[std::size_t(i)].error->message;
+    for (int i = 4; i < 12; ++i) EXPECT_EQ(results[std::size_t(i)].status(), "crashed");
+  }
+}
+
 TEST(Faults, InfiniteLoopTimesOutAndTheWorkerIsReplaced) {
   PoolOptions options = no_retry_options();
   options.task_timeout = std::chrono::milliseconds(300);

@@ -299,8 +299,12 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
       culprit = std::move(tasks[*blame.culprit]);
       tasks.erase(tasks.begin() + std::ptrdiff_t(*blame.culprit));
     }
-    // The others: between tasks, in a setup, or the supervisor went.
-    requeue(tasks, false, reason, !note.supervisor_lost);
+    // The others go back uncharged. Only a death with no verdict counts a
+    // refund (the first of them may have been running, unseen): with a
+    // culprit, those before it finished (their results were lost with the
+    // worker) and those after never started, so a run of crashing tasks
+    // cannot use up the refunds of a quick task ahead of it.
+    requeue(tasks, false, reason, !note.supervisor_lost && !blame.culprit);
     if (culprit) {
       auto fail = [&](ErrorKind kind, std::string message) {
         detail::RawResult result = error_result(kind, std::move(message), pid);

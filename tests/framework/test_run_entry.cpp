@@ -152,6 +152,59 @@ TEST(RunEntry, TheHostRefusesARecordOfAnotherTaskOrNotOneJsonObject) {
   EXPECT_THROW(other.check_record(5, line), detail::ProtocolError);  // another run
 }
 
+// Found in review: a line a worker wrote with a second "task" (or "repeat",
+// "run") after its key would pass a check of the key alone, and resume reads
+// the last duplicate. Only the members a record has after its key are taken.
+TEST(RunEntry, ARecordThatNamesAnotherTaskAfterItsKeyIsRefused) {
+  TempDir dir;
+  const RunConfig config = load(dir);
+  const detail::RunEntry entry(1, config.analyses[1], {});
+  std::string params, labels, line;
+  entry.encode(0, params, labels);
+  entry.append_head(line, 0, params, labels);
+  const std::string head = line;
+  detail::append_record_tail(line, detail::RecordTail{nullptr, "\x01", 4, 0.5, nullptr});
+  EXPECT_NO_THROW(entry.check_record(0, line));
+  for (const std::string forged : {"\"task\":7,", "\"repeat\":1,", "\"run\":\"x\",", "\"t\\u0061sk\":7,", "\"x\":1,"})
+    EXPECT_THROW(entry.check_record(0, head + forged + line.substr(head.size())), detail::ProtocolError) << forged;
+}
+
+// Found in review: values may nest kMaxValueDepth levels inside a record (as
+// the worker allows), and a binary value's {"bytes": [...]} two more.
+TEST(RunEntry, ARecordWhoseResultNestsAsDeepAsTheProtocolAllowsIsTaken) {
+  TempDir dir;
+  const RunConfig config = load(dir);
+  const detail::RunEntry entry(1, config.analyses[1], {});
+  std::string params, labels, head;
+  entry.encode(0, params, labels);
+  entry.append_head(head, 0, params, labels);
+  auto nested = [](int levels, const std::string& inside) {
+    return std::string(std::size_t(levels), '[') + inside + std::string(std::size_t(levels), ']');
+  };
+  const std::string tail = ",\"worker\":4,\"seconds\":0.5}";
+  EXPECT_NO_THROW(entry.check_record(0, head + "\"status\":\"ok\",\"result\":" + nested(200, "") + tail));
+  EXPECT_NO_THROW(
+      entry.check_record(0, head + "\"status\":\"ok\",\"result\":" + nested(199, "{\"bytes\":[1]}") + tail));
+  EXPECT_THROW(entry.check_record(0, head + "\"status\":\"ok\",\"result\":" + nested(300, "") + tail),
+               detail::ProtocolError);
+}
+
+// Found in review: a words axis whose length axis is patched to an earlier
+// axis of another size made the worker index past its lengths (std::terminate
+// from a noexcept function). Such an entry is refused.
+TEST(RunEntry, AWordsAxisWhoseLengthAxisDoesNotFitIsRefused) {
+  const RunConfig config = parse_config(
+      "analyses:\n  - name: w\n    analysis: example.echo\n    sweep:\n      a: [1, 2, 3]\n"
+      "      w: {words: {alphabet: [0, 1], length: 2}}\n",
+      kFile);
+  std::string wire = detail::RunEntry(1, config.analyses[0], {}).wire();
+  ASSERT_NO_THROW(detail::RunEntry::decode(1, wire));
+  // The last axis ends with its length axis (u64, none: all ones) and its size.
+  ASSERT_EQ(wire.substr(wire.size() - 16, 8), std::string(8, '\xff'));
+  wire.replace(wire.size() - 16, 8, std::string(8, '\0'));  // length axis: a, 3 values for 1 length
+  EXPECT_THROW(detail::RunEntry::decode(1, wire), detail::ProtocolError);
+}
+
 // Differential: on records and on records with bytes changed (no whitespace,
 // which a record never has outside strings), is_json_object says what
 // nlohmann::json says of "one JSON object".

@@ -14,13 +14,28 @@ struct PlainBytes {
 };
 constexpr PlainBytes kPlain;
 
+// A record nests its values one level down, and a binary value is written as
+// {"bytes": [...]}: two more. The values themselves may nest kMaxValueDepth.
+constexpr int kMaxDepth = kMaxValueDepth + 3;
+
+// Top-level members a record has after its key (record_line.cpp writes them,
+// without escapes): any other, a second "task" say, is refused.
+bool is_tail_member(std::string_view key) {
+  for (const char* known : {"params", "labels", "status", "result", "error", "worker", "seconds", "node"})
+    if (key == known) return true;
+  return false;
+}
+
 class Checker {
  public:
   explicit Checker(std::string_view s) : p_(reinterpret_cast<const unsigned char*>(s.data())), end_(p_ + s.size()) {}
 
   bool object_only() { return p_ < end_ && *p_ == '{' && value(0) && p_ == end_; }
   // What follows an object's '{' and some members with their ',': more members, then '}'.
-  bool members_only() { return members(0, '}') && p_ == end_; }
+  bool members_only(bool record_tail) {
+    record_tail_ = record_tail;
+    return members(0, '}') && p_ == end_;
+  }
 
  private:
   bool value(int depth) {
@@ -38,7 +53,7 @@ class Checker {
 
   // An object (close '}') or an array (close ']'), at p_'s opening byte.
   bool container(int depth, unsigned char close) {
-    if (depth >= kMaxValueDepth) return false;
+    if (depth >= kMaxDepth) return false;
     ++p_;
     if (p_ < end_ && *p_ == close) return ++p_, true;
     return members(depth, close);
@@ -48,7 +63,11 @@ class Checker {
   bool members(int depth, unsigned char close) {
     for (;;) {
       if (close == '}') {
+        const unsigned char* key = p_;
         if (p_ == end_ || *p_ != '"' || !string() || p_ == end_ || *p_++ != ':') return false;
+        if (record_tail_ && depth == 0 &&
+            !is_tail_member(std::string_view(reinterpret_cast<const char*>(key) + 1, std::size_t(p_ - key) - 3)))
+          return false;
       }
       if (!value(depth + 1) || p_ == end_) return false;
       const unsigned char c = *p_++;
@@ -150,11 +169,13 @@ class Checker {
 
   const unsigned char* p_;
   const unsigned char* end_;
+  bool record_tail_ = false;
 };
 
 }  // namespace
 
 bool is_json_object(std::string_view bytes) noexcept { return Checker(bytes).object_only(); }
-bool is_json_members(std::string_view bytes) noexcept { return Checker(bytes).members_only(); }
+bool is_json_members(std::string_view bytes) noexcept { return Checker(bytes).members_only(false); }
+bool is_record_tail(std::string_view bytes) noexcept { return Checker(bytes).members_only(true); }
 
 }  // namespace mathpool::detail

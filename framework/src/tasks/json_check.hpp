@@ -1,6 +1,7 @@
 // json_check.hpp: whether bytes are one well-formed JSON object (RFC 8259,
-// UTF-8 checked, nesting at most kMaxValueDepth), with no whitespace outside
-// strings, as a record line is written. The host checks each record a worker
+// UTF-8 checked, nesting at most kMaxValueDepth + 3: a record's values may
+// nest as deep as the protocol allows, inside the record and a binary value's
+// {"bytes": ...}), with no whitespace outside strings, as a record line is written. The host checks each record a worker
 // writes with it before the record reaches the output.
 //
 // Written here rather than taken from nlohmann::json::accept, which took
@@ -17,5 +18,9 @@ bool is_json_object(std::string_view bytes) noexcept;
 // ',', came before (checked already): `"key":value` members separated by ','
 // and the closing '}'. An object is "{" + members.
 bool is_json_members(std::string_view bytes) noexcept;
+// The same, and every top-level member is one a record has after its key
+// (params, labels, status, result, error, worker, seconds, node), spelled as
+// the writer spells it: a worker cannot name another task with a second "task".
+bool is_record_tail(std::string_view bytes) noexcept;
 
 }  // namespace mathpool::detail

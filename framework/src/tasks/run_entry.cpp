@@ -52,11 +52,17 @@ RunEntry RunEntry::decode(std::uint64_t id, std::string_view wire) {
   e.fields_ = fields_of(in.u64());
   for (std::uint64_t n = in.count(); n > 0; --n) e.entry_.sweep.push_back(read_axis(in));
   if (!in.done()) throw ProtocolError("run entry: bytes after its end");
-  for (const SweepAxis& axis : e.entry_.sweep) {
-    if (axis.size() == 0) throw ProtocolError("run entry: an empty axis");
-    if (const auto by = axis.length_axis(); by && *by >= e.entry_.sweep.size())
-      throw ProtocolError("run entry: a length axis past the sweep");
+  const std::vector<SweepAxis>& sweep = e.entry_.sweep;
+  for (std::size_t a = 0; a < sweep.size(); ++a) {
+    if (sweep[a].size() == 0 || sweep[a].size() == UINT64_MAX) throw ProtocolError("run entry: an axis empty or too large");
+    // A words axis's length comes from an earlier axis, a length for each of its values.
+    if (const auto by = sweep[a].length_axis();
+        by && (*by >= a || sweep[*by].length_axis() || axis_lengths(sweep[a]) != sweep[*by].size()))
+      throw ProtocolError("run entry: a length axis that does not fit");
   }
+  // Tasks are found by dividing by the axes' sizes: their product must be exact.
+  if (e.entry_.parameter_sets() == UINT64_MAX || e.entry_.task_count() == UINT64_MAX)
+    throw ProtocolError("run entry: too many tasks to count");
   e.prefix_ = record_prefix(e.entry_.name, e.entry_.analysis, e.fields_);
   e.tasks_ = e.entry_.task_count();
   return e;
@@ -83,7 +89,8 @@ void RunEntry::check_record(std::uint64_t index, std::string_view line) const {
     throw ProtocolError("a record that does not begin as its task's (run, analysis, task, repeat)");
   // The key is this host's own bytes, a well-formed start of an object
   // ending in a member and its ','; what follows must complete it.
-  if (!is_json_members(line.substr(key.size()))) throw ProtocolError("a record that is not one JSON object");
+  if (!is_record_tail(line.substr(key.size())))
+    throw ProtocolError("a record that is not one JSON object with a record's members");
 }
 
 }  // namespace mathpool::detail

@@ -209,6 +209,10 @@ void write_axis(const SweepAxis& axis, WireWriter& out) {
   out.u64(d.size);
 }
 
+std::size_t axis_lengths(const SweepAxis& axis) noexcept {
+  return axis.data()->kind == SweepAxis::Data::Kind::words ? axis.data()->lengths.size() : 1;
+}
+
 SweepAxis read_axis(WireReader& in) {
   auto d = std::make_shared<SweepAxis::Data>();
   const std::uint64_t kind = in.u64();

@@ -83,6 +83,8 @@ class WireReader;
 void write_axis(const SweepAxis& axis, WireWriter& out);
 // Throws ProtocolError on bytes that are not an axis's wire form.
 SweepAxis read_axis(WireReader& in);
+// A words axis's lengths (one, or one per value of its length axis); 1 for other kinds.
+std::size_t axis_lengths(const SweepAxis& axis) noexcept;
 
 // Saturating product of task counts (UINT64_MAX means "too many to count").
 std::uint64_t saturating_product(std::uint64_t a, std::uint64_t b) noexcept;

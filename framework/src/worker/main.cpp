@@ -280,14 +280,27 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
         append_msgpack(result, outcome->result);
         tail.result = result;
       }
-      append_record_tail(line, tail, entry.fields());
-      if (error || line.size() + 64 <= kMaxFrameBytes) break;
-      error = TaskError{ErrorKind::result_too_large,
-                        fmt::format("the result's record ({} bytes) exceeds the limit of {} bytes", line.size(),
-                                    kMaxFrameBytes - 64)};
+      // The limit as a result frame has it (its MessagePack, 23 bytes of frame
+      // around it), so a task's record is the same whichever way it travelled;
+      // and a record line must fit a frame too.
+      constexpr std::size_t kResultFrameHead = 23, kRecordFrameHead = 27;
+      if (!error && kResultFrameHead + result.size() > kMaxFrameBytes) {
+        error = TaskError{ErrorKind::result_too_large,
+                          fmt::format("the result's encoding ({} bytes) exceeds the limit of {} bytes",
+                                      kResultFrameHead + result.size(), kMaxFrameBytes)};
+      } else {
+        append_record_tail(line, tail, entry.fields());
+        const std::size_t frame = kRecordFrameHead + (error ? error->message.size() : 0) + line.size();
+        if (frame <= kMaxFrameBytes) break;
+        // (Parameters are at most a run entry's bytes: a record of this error fits.)
+        if (error && error->kind == ErrorKind::result_too_large) break;
+        error = TaskError{ErrorKind::result_too_large,
+                          fmt::format("the result's record ({} bytes) exceeds the limit of {} bytes", frame,
+                                      kMaxFrameBytes)};
+      }
     } catch (const std::bad_alloc&) {
       if (error && error->kind == ErrorKind::memory) throw;
-      error = TaskError{ErrorKind::memory, "the worker ran out of memory writing the result's record"};
+      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result"};
       flags |= kRetire;
     }
     outcome.reset();
@@ -580,7 +593,7 @@ struct ActiveRange {
 
   void start(const RunEntry& e, const RunRange& range) {
     if (range.first_index + range.count > e.tasks()) throw ProtocolError("a range past its run entry's tasks");
-    if (entry != &e) encoded_task = UINT64_MAX;
+    if (!entry || entry->id() != e.id()) encoded_task = UINT64_MAX;
     entry = &e;
     next_id = range.first_id;
     next_index = range.first_index;
@@ -672,6 +685,9 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
       }
     } catch (const ProtocolError&) {
       return kWorkerExitProtocol;
+    } catch (const std::bad_alloc&) {  // a run entry, or a task's parameters, past memory_limit
+      channel.flush();
+      return kWorkerExitOutOfMemory;
     }
   }
 }

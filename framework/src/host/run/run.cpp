@@ -443,7 +443,9 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   for (const AnalysisEntry& entry : config.analyses) run_names.push_back(entry.name);
   std::size_t e = 0;
   std::uint64_t index = 0;  // of entry e's tasks (repeats counted)
-  constexpr std::size_t kMaxEntryBytes = detail::kMaxFrameBytes / 2;
+  // Each worker holds what it was sent of up to kKeptEntries entries, within
+  // its memory_limit: larger data (a CSV of millions of rows) goes task by task.
+  constexpr std::size_t kMaxEntryBytes = 8u << 20;
   detail::Bytes labels;
   const NextTask next_task = [&](PlannedTask& planned) {
     for (;;) {
@@ -460,8 +462,8 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
       planned.tag = {e, entry.task_of(this_index), entry.repeat_of(this_index)};
       planned.entry = &entry;
       if (entry.wire().size() > kMaxEntryBytes) {
-        // Data too large for one frame to every worker: its tasks travel with
-        // their parameters, and the host writes their records.
+        // Data too large to send every worker: its tasks travel with their
+        // parameters, and the host writes their records.
         planned.entry = nullptr;
         planned.params.clear();
         planned.head.clear();

@@ -41,9 +41,11 @@
 //                              answers each with a record
 //   record    worker -> host   u64 id . f64 seconds . u8 outcome . u8 flags . u32 n . n bytes
 //                              error message . the task's whole record line (no newline);
-//                              the host checks that the line is one JSON object that
-//                              begins as that task's record must (run, analysis, task,
-//                              repeat) and refuses the reply otherwise
+//                              the host checks that the line begins as that task's
+//                              record must (run, analysis, task, repeat) and that the
+//                              rest completes one JSON object with a record's members
+//                              only (RunEntry::check_record), and refuses the reply
+//                              otherwise; results nest as deep as in a result frame
 //   exit      host -> process  empty map: finish and exit 0
 //   fork      host -> super.   MessagePack map: request (u64): make one worker
 //   forked    super. -> host   MessagePack map: request, pid; with two descriptors

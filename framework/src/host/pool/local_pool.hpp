@@ -29,6 +29,7 @@ struct PoolTask {
   // Or a task of a run entry (`params` empty): the worker makes its parameters
   // from its index and answers with its record (RawResult::line). The entry
   // outlives the task (the run that made it holds it until the pool is done).
+  // `analysis` is left empty then: the entry names it (analysis_of()).
   const RunEntry* entry = nullptr;
   std::uint64_t index = 0;
   Completion* completion = nullptr;
@@ -39,6 +40,13 @@ struct PoolTask {
   int alone_deaths = 0;  // supervisor deaths while it ran alone; bounded by kMaxRefunds
   std::chrono::steady_clock::time_point sent_at{};
 };
+
+// The task's analysis: its own, or its run entry's.
+const std::string& analysis_of(const PoolTask& task) noexcept;
+// Whether two tasks are of one analysis (tasks of one entry are, at once).
+inline bool same_analysis(const PoolTask& a, const PoolTask& b) noexcept {
+  return (a.entry && a.entry == b.entry) || analysis_of(a) == analysis_of(b);
+}
 
 // Where tasks go before a local pool's own queue, when one is set: a pool
 // across MPI ranks spreads them over its nodes and hands the local pool its

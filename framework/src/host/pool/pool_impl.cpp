@@ -71,6 +71,7 @@ void Pool::Impl::enqueue(std::vector<Task>& tasks, bool batch) {
       thread_local detail::Bytes labels;
       labels.clear();
       task.entry->encode(task.index, task.params, labels);
+      task.analysis = task.entry->analysis();
       task.entry = nullptr;
     }
     return router_->enqueue(tasks, batch);
@@ -240,10 +241,12 @@ void Pool::Impl::finish(Task&& task) {
   done.seq = task.seq;
   result.attempts = task.attempts;
   ++(result.error ? finished_failed_ : finished_ok_);
-  if (!last_stats_ || task.analysis != last_stats_analysis_) {
-    last_stats_analysis_ = task.analysis;
-    last_stats_ = &analysis_stats_[task.analysis];
+  // Tasks of the entry of the last one are of its analysis: no comparison.
+  if (!last_stats_ || ((!task.entry || task.entry != last_stats_entry_) && analysis_of(task) != last_stats_analysis_)) {
+    last_stats_analysis_ = analysis_of(task);
+    last_stats_ = &analysis_stats_[last_stats_analysis_];
   }
+  last_stats_entry_ = task.entry;
   ++(result.error ? last_stats_->tasks_failed : last_stats_->tasks_ok);
   last_stats_->seconds += result.seconds;
   stats_dirty_ = true;
@@ -339,7 +342,7 @@ void Pool::Impl::run_loop() {
     // submitters read it under: what they left in incoming_ meanwhile,
     // without a wake-up, is taken in the next pass, at once.
     const bool hungry =
-        queue_.empty() || queue_.size() < detail::chunk_limit(options_.chunk_size, mean_seconds_of(queue_.front().analysis),
+        queue_.empty() || queue_.size() < detail::chunk_limit(options_.chunk_size, mean_seconds_of(analysis_of(queue_.front())),
                                                               queue_.size(), slots_.size()) * slots_.size() + 1;
     if (hungry != hungry_.load(std::memory_order_relaxed)) {
       bool waiting = false;
@@ -429,7 +432,7 @@ void Pool::Impl::dispatch() {
     if (slot.state != SlotState::ready) continue;
     // Tasks the worker may hold, the running one included.
     std::size_t limit =
-        detail::chunk_limit(options_.chunk_size, mean_seconds_of(queue_.front().analysis), queue_.size(), slots_.size());
+        detail::chunk_limit(options_.chunk_size, mean_seconds_of(analysis_of(queue_.front())), queue_.size(), slots_.size());
     if (options_.max_tasks_per_worker > 0)
       limit = std::min<std::size_t>(limit, std::size_t(options_.max_tasks_per_worker - slot.stats.tasks));
     // Top up only below half the limit, so each write carries many tasks.
@@ -445,8 +448,8 @@ void Pool::Impl::dispatch() {
     while (!queue_.empty() && slot.inflight.size() < limit) {
       Task& task = queue_.front();
       // Another analysis than the task before it: no more than its own limit.
-      if (options_.chunk_size <= 0 && !slot.inflight.empty() && task.analysis != slot.inflight.back().analysis) {
-        limit = std::min(limit, detail::chunk_limit(0, mean_seconds_of(task.analysis), queue_.size(), slots_.size()));
+      if (options_.chunk_size <= 0 && !slot.inflight.empty() && !detail::same_analysis(task, slot.inflight.back())) {
+        limit = std::min(limit, detail::chunk_limit(0, mean_seconds_of(analysis_of(task)), queue_.size(), slots_.size()));
         if (slot.inflight.size() >= limit) break;
       }
       if (!detail::may_send(task.suspect, in_flight, suspect_in_flight)) break;
@@ -474,6 +477,10 @@ void Pool::Impl::dispatch() {
     send_range();
     slot.channel.flush_some();  // a dead worker shows up on its pidfd
   }
+}
+
+const std::string& detail::analysis_of(const PoolTask& task) noexcept {
+  return task.entry ? task.entry->analysis() : task.analysis;
 }
 
 void Pool::Impl::send_entry(Slot& slot, const detail::RunEntry& entry) {
@@ -587,10 +594,11 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   slot.inflight.pop_front();
   ++slot.answered;
   slot.head_since = input_read_at_;  // the next task began no later than this
-  if (!last_mean_ || task.analysis != last_mean_analysis_) {
-    last_mean_analysis_ = task.analysis;
-    last_mean_ = &mean_by_analysis_.try_emplace(task.analysis, -1.0).first->second;
+  if (!last_mean_ || ((!task.entry || task.entry != last_mean_entry_) && analysis_of(task) != last_mean_analysis_)) {
+    last_mean_analysis_ = analysis_of(task);
+    last_mean_ = &mean_by_analysis_.try_emplace(last_mean_analysis_, -1.0).first->second;
   }
+  last_mean_entry_ = task.entry;
   *last_mean_ = *last_mean_ < 0 ? seconds : 0.9 * *last_mean_ + 0.1 * seconds;
   ++slot.stats.tasks;
   ++slot.stats.tasks_total;

@@ -289,6 +289,7 @@ class Pool::Impl final : public detail::LocalPool {
   std::unordered_map<std::string, double> mean_by_analysis_;
   std::string last_mean_analysis_;     // the analysis of the last result, and
   double* last_mean_ = nullptr;        // its entry (stable: the map is node-based)
+  const detail::RunEntry* last_mean_entry_ = nullptr;  // the last result's run entry, if any
   double mean_seconds_of(const std::string& analysis) const;
   std::map<std::string, int> setup_crashes_;
   bool stopping_ = false;
@@ -302,6 +303,7 @@ class Pool::Impl final : public detail::LocalPool {
   std::size_t done_count_ = 0;
   std::string last_stats_analysis_;          // the analysis of the last finished task, and
   AnalysisStats* last_stats_ = nullptr;      // its statistics (stable: the map is node-based)
+  const detail::RunEntry* last_stats_entry_ = nullptr;  // the last finished task's run entry, if any
   std::thread thread_;
   std::unique_ptr<Router> router_;  // last: stopped and destroyed first
 };

@@ -63,8 +63,7 @@ void TaskStream::Core::push(std::string_view analysis, detail::Bytes&& params) {
 
 void TaskStream::Core::push(const detail::RunEntry& entry, std::uint64_t index) {
   Pool::Impl::Task& task = batch_.emplace_back();
-  task.analysis.assign(entry.analysis());
-  task.entry = &entry;
+  task.entry = &entry;  // which names the analysis
   task.index = index;
   task.completion = this;
   task.seq = pushed_++;

@@ -19,7 +19,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <new>
 #include <string>
@@ -37,8 +36,7 @@
 #include "plugin_loader.hpp"
 #include "process_state.hpp"
 #include "process_tree.hpp"
-#include "record_line.hpp"
-#include "run_entry.hpp"
+#include "run_ranges.hpp"
 #include "supervisor.hpp"
 
 namespace mathpool::detail {
@@ -261,56 +259,6 @@ int nesting(const Value& value, int limit) {
 
 pid_t worker_pid = 0;  // this worker (a task's own process, under isolation: task, writes its reply too)
 
-// A task of a run entry: its whole record, as the run writes it.
-void queue_record(Channel& channel, const RunRequest& request, double seconds, std::optional<Outcome>& outcome,
-                  std::optional<TaskError>& error, std::uint8_t& flags) {
-  thread_local std::string line, result;
-  const RunEntry& entry = *request.entry;
-  for (;;) {
-    try {
-      line.clear();
-      result.clear();
-      entry.append_head(line, request.index, request.params, request.labels);
-      RecordTail tail;
-      tail.worker = worker_pid;
-      tail.seconds = seconds;
-      if (error) {
-        tail.error = &*error;
-      } else {
-        append_msgpack(result, outcome->result);
-        tail.result = result;
-      }
-      // The limit as a result frame has it (its MessagePack, 23 bytes of frame
-      // around it), so a task's record is the same whichever way it travelled;
-      // and a record line must fit a frame too.
-      constexpr std::size_t kResultFrameHead = 23, kRecordFrameHead = 27;
-      if (!error && kResultFrameHead + result.size() > kMaxFrameBytes) {
-        error = TaskError{ErrorKind::result_too_large,
-                          fmt::format("the result's encoding ({} bytes) exceeds the limit of {} bytes",
-                                      kResultFrameHead + result.size(), kMaxFrameBytes)};
-      } else {
-        append_record_tail(line, tail, entry.fields());
-        const std::size_t frame = kRecordFrameHead + (error ? error->message.size() : 0) + line.size();
-        if (frame <= kMaxFrameBytes) break;
-        // (Parameters are at most a run entry's bytes: a record of this error fits.)
-        if (error && error->kind == ErrorKind::result_too_large) break;
-        error = TaskError{ErrorKind::result_too_large,
-                          fmt::format("the result's record ({} bytes) exceeds the limit of {} bytes", frame,
-                                      kMaxFrameBytes)};
-      }
-    } catch (const std::bad_alloc&) {
-      if (error && error->kind == ErrorKind::memory) throw;
-      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result"};
-      flags |= kRetire;
-    }
-    outcome.reset();
-    line = std::string();
-    result = std::string();
-  }
-  channel.queue_record(request.id, seconds, error ? std::uint8_t(1 + int(error->kind)) : 0, flags,
-                       error ? std::string_view(error->message) : std::string_view(), line);
-}
-
 // Queues the reply; a result past the protocol's limits (protocol.hpp) is
 // the task's result_too_large error, and one whose encoding runs out of
 // memory its `memory` error (the worker then retires).
@@ -319,7 +267,7 @@ void queue_reply(Channel& channel, const RunRequest& request, double seconds, st
   if (!error && nesting(outcome->result, kMaxValueDepth) > kMaxValueDepth)
     error = TaskError{ErrorKind::result_too_large,
                       fmt::format("the result nests deeper than {} levels", kMaxValueDepth)};
-  if (request.entry) return queue_record(channel, request, seconds, outcome, error, flags);
+  if (request.entry) return queue_record(channel, request, seconds, outcome, error, flags, worker_pid);
   if (!error) {
     const std::size_t before = channel.queued_bytes();
     try {
@@ -563,61 +511,6 @@ bool channel_intact(int fd) {
   return ::fstat(fd, &now) == 0 && now.st_dev == channel_identity.st_dev && now.st_ino == channel_identity.st_ino;
 }
 
-// The run entries this worker holds (run_entry.hpp, kKeptEntries).
-struct Entries {
-  std::map<std::uint64_t, RunEntry> held;
-  std::deque<std::uint64_t> order;
-  void add(const EntryMessage& message) {
-    if (held.count(message.id)) throw ProtocolError("a run entry sent twice");
-    held.emplace(message.id, RunEntry::decode(message.id, message.wire));
-    order.push_back(message.id);
-    if (order.size() > kKeptEntries) {
-      held.erase(order.front());
-      order.pop_front();
-    }
-  }
-  const RunEntry& find(std::uint64_t id) const {
-    const auto at = held.find(id);
-    if (at == held.end()) throw ProtocolError("a range of a run entry the worker does not hold");
-    return at->second;
-  }
-};
-
-// The tasks of a run_range not run yet; each task's parameters are made from
-// its index (repeats of a task share them: made once).
-struct ActiveRange {
-  const RunEntry* entry = nullptr;
-  std::uint64_t next_id = 0, next_index = 0, left = 0;
-  std::string params, labels;
-  std::uint64_t encoded_task = UINT64_MAX;
-
-  void start(const RunEntry& e, const RunRange& range) {
-    if (range.first_index + range.count > e.tasks()) throw ProtocolError("a range past its run entry's tasks");
-    if (!entry || entry->id() != e.id()) encoded_task = UINT64_MAX;
-    entry = &e;
-    next_id = range.first_id;
-    next_index = range.first_index;
-    left = range.count;
-  }
-  RunRequest next() {
-    RunRequest request;
-    request.id = next_id++;
-    request.index = next_index++;
-    --left;
-    request.entry = entry;
-    request.analysis = entry->analysis();
-    if (const std::uint64_t task = entry->task_of(request.index); task != encoded_task) {
-      params.clear();
-      labels.clear();
-      entry->encode(request.index, params, labels);
-      encoded_task = task;
-    }
-    request.params = params;
-    request.labels = labels;
-    return request;
-  }
-};
-
 int serve_tasks(Channel& channel, PluginLoader& loader) {
   ::fstat(channel.fd(), &channel_identity);
   worker_pid = getpid();
@@ -631,7 +524,7 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
   constexpr std::int64_t kFlushEveryNs = 1000000;
   constexpr std::size_t kFlushBytes = 64 * 1024;
   std::int64_t last_flush = monotonic_ns();
-  Entries entries;
+  HeldEntries entries;
   ActiveRange range;
   for (;;) {
     // Replies are queued only by tasks, so the last one's end is "now" here.
@@ -642,7 +535,7 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
     }
     try {
       RunRequest request;
-      if (range.left > 0) {
+      if (range.active()) {
         request = range.next();
       } else {
         std::optional<Frame> frame;

@@ -1,0 +1,104 @@
+#include "run_ranges.hpp"
+
+#include <new>
+
+#include <fmt/format.h>
+
+#include "protocol.hpp"
+#include "record_line.hpp"
+
+namespace mathpool::detail {
+
+void HeldEntries::add(const EntryMessage& message) {
+  if (held_.count(message.id)) throw ProtocolError("a run entry sent twice");
+  held_.emplace(message.id, RunEntry::decode(message.id, message.wire));
+  order_.push_back(message.id);
+  if (order_.size() > kKeptEntries) {
+    held_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+const RunEntry& HeldEntries::find(std::uint64_t id) const {
+  const auto at = held_.find(id);
+  if (at == held_.end()) throw ProtocolError("a range of a run entry the worker does not hold");
+  return at->second;
+}
+
+void ActiveRange::start(const RunEntry& entry, const RunRange& range) {
+  if (range.first_index + range.count > entry.tasks()) throw ProtocolError("a range past its run entry's tasks");
+  if (!entry_ || entry_->id() != entry.id()) encoded_task_ = UINT64_MAX;
+  entry_ = &entry;
+  next_id_ = range.first_id;
+  next_index_ = range.first_index;
+  left_ = range.count;
+}
+
+RunRequest ActiveRange::next() {
+  RunRequest request;
+  request.id = next_id_++;
+  request.index = next_index_++;
+  --left_;
+  request.entry = entry_;
+  request.analysis = entry_->analysis();
+  if (const std::uint64_t task = entry_->task_of(request.index); task != encoded_task_) {
+    params_.clear();
+    labels_.clear();
+    entry_->encode(request.index, params_, labels_);
+    encoded_task_ = task;
+  }
+  request.params = params_;
+  request.labels = labels_;
+  return request;
+}
+
+void queue_record(Channel& channel, const RunRequest& request, double seconds, std::optional<Outcome>& outcome,
+                  std::optional<TaskError>& error, std::uint8_t& flags, pid_t worker) {
+  thread_local std::string line, result;
+  const RunEntry& entry = *request.entry;
+  for (;;) {
+    try {
+      line.clear();
+      result.clear();
+      entry.append_head(line, request.index, request.params, request.labels);
+      RecordTail tail;
+      tail.worker = worker;
+      tail.seconds = seconds;
+      if (error) {
+        tail.error = &*error;
+      } else {
+        append_msgpack(result, outcome->result);
+        tail.result = result;
+      }
+      // The limit as a result frame has it (its MessagePack, 23 bytes of frame
+      // around it), so a task's record is the same whichever way it travelled;
+      // and a record line must fit a frame too.
+      constexpr std::size_t kResultFrameHead = 23, kRecordFrameHead = 27;
+      if (!error && kResultFrameHead + result.size() > kMaxFrameBytes) {
+        error = TaskError{ErrorKind::result_too_large,
+                          fmt::format("the result's encoding ({} bytes) exceeds the limit of {} bytes",
+                                      kResultFrameHead + result.size(), kMaxFrameBytes)};
+      } else {
+        append_record_tail(line, tail, entry.fields());
+        const std::size_t frame = kRecordFrameHead + (error ? error->message.size() : 0) + line.size();
+        if (frame <= kMaxFrameBytes) break;
+        // (Parameters are at most a run entry's bytes: a record of this error fits.)
+        if (error && error->kind == ErrorKind::result_too_large) break;
+        error = TaskError{ErrorKind::result_too_large,
+                          fmt::format("the result's record ({} bytes) exceeds the limit of {} bytes", frame,
+                                      kMaxFrameBytes)};
+      }
+    } catch (const std::bad_alloc&) {
+      if (error && error->kind == ErrorKind::memory) throw;
+      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result"};
+      flags |= kRetire;
+    }
+    outcome.reset();
+    line = std::string();
+    result = std::string();
+  }
+  channel.queue_record(request.id, seconds, error ? std::uint8_t(1 + int(error->kind)) : 0, flags,
+                       error ? std::string_view(error->message) : std::string_view(), line);
+}
+
+}  // namespace mathpool::detail

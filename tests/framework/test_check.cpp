@@ -75,5 +75,29 @@ TEST(Check, AGoodConfigStillValidates) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+// The sets of every entry of an analysis go to its check together (one round
+// trip per analysis): each problem still names its own entry, and an entry's
+// problem is reported once however many other entries share it.
+TEST(Check, EntriesOfOneAnalysisAreCheckedTogetherAndBlamedApart) {
+  test::TempDir dir;
+  const auto r = command(dir, "validate",
+                         "analyses:\n"
+                         "  - {name: a, analysis: lfsr.cycles, params: {field: 2, coefficients: [1, 1]}}\n"
+                         "  - {name: b, analysis: lfsr.polynomial, params: {field: 6, coefficients: [1, 1]}}\n"
+                         "  - name: c\n"
+                         "    analysis: lfsr.cycles\n"
+                         "    params: {field: 2}\n"
+                         "    sweep: {coefficients: [[1, 2], [1, 0], [1, 2]]}\n"
+                         "  - {name: d, analysis: lfsr.cycles, params: {field: 6, coefficients: [1, 1]}}\n");
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(r.err.find("analyses[0]"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("c.yaml:3: key 'analyses[1].params.field'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("c.yaml:7: key 'analyses[2].sweep.coefficients'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("c.yaml:8: key 'analyses[3].params.field'"), std::string::npos) << r.err;
+  std::size_t lines = 0;
+  for (std::size_t at = 0; (at = r.err.find("mathpool: error: ", at)) != std::string::npos; ++at) ++lines;
+  EXPECT_EQ(lines, 3u) << r.err;
+}
+
 }  // namespace
 }  // namespace mathpool

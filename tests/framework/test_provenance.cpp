@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
+#include <vector>
 
+#include "hash_cache.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -157,4 +160,54 @@ TEST(Provenance, ResumeWarnsWhenAnAnalysisVersionDiffers) {
   EXPECT_TRUE(contains(r.err, "0.0.1-old")) << r.err;
   EXPECT_FALSE(contains(r.err, "example.echo")) << r.err;
   EXPECT_EQ(read_records(out).size(), 6u);
+}
+
+// The plugins' hashes remembered between runs (hash_cache.hpp): checked
+// against OpenSSL's one-shot digest of the bytes, an oracle apart from the
+// streaming code under test.
+TEST(HashCache, ASettledFileIsRememberedAndItsEntryIsWhatLaterCallsRead) {
+  TempDir dir;
+  const std::string bytes(300000, 'p');
+  const fs::path file = dir.write("plugin.so", bytes), cache = dir.path() / "cache";
+  const std::time_t later = std::time(nullptr) + 10;  // as if the file had been built long ago
+  EXPECT_EQ(mathpool::detail::cached_sha256_file(file, cache, later), sha256_hex(bytes));
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(cache)) entries.push_back(e.path());
+  ASSERT_EQ(entries.size(), 1u) << "one entry, no temporary file left";
+  EXPECT_EQ(read_text(entries[0]), sha256_hex(bytes) + "\n");
+  // The entry is what a later call returns: planted, it is believed.
+  const std::string planted(64, 'a');
+  std::ofstream(entries[0], std::ios::trunc) << planted << '\n';
+  EXPECT_EQ(mathpool::detail::cached_sha256_file(file, cache, later), planted);
+}
+
+TEST(HashCache, AChangedFileIsHashedAgain) {
+  TempDir dir;
+  const fs::path file = dir.write("plugin.so", "first"), cache = dir.path() / "cache";
+  const std::time_t later = std::time(nullptr) + 10;
+  ASSERT_EQ(mathpool::detail::cached_sha256_file(file, cache, later), sha256_hex("first"));
+  for (const auto& e : fs::directory_iterator(cache)) std::ofstream(e.path(), std::ios::trunc) << std::string(64, 'b');
+  // Same size, rewritten in place: the change time moves, so the key does.
+  { std::ofstream(file, std::ios::in | std::ios::out) << "FIRST"; }
+  EXPECT_EQ(mathpool::detail::cached_sha256_file(file, cache, later + 10), sha256_hex("FIRST"));
+}
+
+TEST(HashCache, AFileChangedJustNowIsNotRemembered) {
+  TempDir dir;
+  const fs::path file = dir.write("plugin.so", "fresh"), cache = dir.path() / "cache";
+  EXPECT_EQ(mathpool::detail::cached_sha256_file(file, cache), sha256_hex("fresh"));
+  EXPECT_FALSE(fs::exists(cache) && !fs::is_empty(cache)) << "a write in the same clock tick would go unseen";
+}
+
+TEST(HashCache, ABadEntryNoFolderOrNoFileIsOnlyNoCache) {
+  TempDir dir;
+  const fs::path file = dir.write("plugin.so", "bytes"), cache = dir.path() / "cache";
+  const std::time_t later = std::time(nullptr) + 10;
+  ASSERT_EQ(mathpool::detail::cached_sha256_file(file, cache, later), sha256_hex("bytes"));
+  for (const auto& e : fs::directory_iterator(cache)) std::ofstream(e.path(), std::ios::trunc) << "not a digest\n";
+  EXPECT_EQ(mathpool::detail::cached_sha256_file(file, cache, later), sha256_hex("bytes"));
+  EXPECT_EQ(mathpool::detail::cached_sha256_file(file, "", later), sha256_hex("bytes"));
+  const fs::path blocked = dir.write("a-file", "x") / "cache";  // a folder that cannot be made
+  EXPECT_EQ(mathpool::detail::cached_sha256_file(file, blocked, later), sha256_hex("bytes"));
+  EXPECT_EQ(mathpool::detail::cached_sha256_file(dir.path() / "missing.so", cache, later), "");
 }

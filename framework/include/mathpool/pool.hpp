@@ -163,6 +163,11 @@ struct PoolStats {
 // A pool of worker processes that load the plugins once and serve tasks until
 // shutdown. Thread-safe: any thread may submit and read statistics. Owns its
 // workers; destroying the pool waits for submitted tasks, then stops them.
+namespace detail {
+struct PoolAccess;    // the library's own access to a pool's counts
+struct StreamAccess;  // the library's own access to a stream's bytes
+}  // namespace detail
+
 class Pool {
  public:
   // Starts the workers and waits until they are ready. Throws mathpool::Error
@@ -231,6 +236,7 @@ class Pool {
 
  private:
   friend class TaskStream;
+  friend struct detail::PoolAccess;
   std::unique_ptr<Impl> impl_;
 };
 
@@ -249,10 +255,6 @@ class Pool {
 // Not thread-safe: one thread pushes and takes. Several streams may share a
 // pool. The pool must outlive the stream; destroying a stream waits for the
 // tasks still in flight and drops their results.
-namespace detail {
-struct StreamAccess;  // the library's own access to a stream's bytes
-}  // namespace detail
-
 class TaskStream {
  public:
   explicit TaskStream(Pool& pool, std::size_t window = 0);  // 0: automatic

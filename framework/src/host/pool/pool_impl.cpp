@@ -165,7 +165,7 @@ void read_memory(int pid, long& rss, long& pss) {
 
 }  // namespace
 
-PoolStats Pool::Impl::stats() const {
+PoolStats Pool::Impl::stats(bool memory) const {
   PoolStats copy;
   {
     detail::MutexLock lock(mutex_);
@@ -174,6 +174,7 @@ PoolStats Pool::Impl::stats() const {
   }
   copy.uptime_seconds = std::chrono::duration<double>(Clock::now() - created_at_).count();
   if (router_) router_->add_stats(copy);
+  if (!memory) return copy;
   for (WorkerStats& w : copy.workers) read_memory(w.pid, w.rss_bytes, w.pss_bytes);
   read_memory(copy.template_pid, copy.template_rss_bytes, copy.template_pss_bytes);
   return copy;

@@ -74,7 +74,9 @@ class Pool::Impl final : public detail::LocalPool {
   const Value& catalogue() const noexcept { return catalogue_; }
   const std::vector<std::filesystem::path>& plugin_files() const noexcept { return plugin_files_; }
   int size() const noexcept { return router_ ? router_->workers() : local_size(); }
-  PoolStats stats() const;
+  // Without `memory`, the workers' rss_bytes and pss_bytes stay 0: no read of
+  // /proc/PID/smaps_rollup, which walks each process's page tables.
+  PoolStats stats(bool memory = true) const;
   void cancel_pending(const TaskError& error) override;
   void shutdown() override;
   void shutdown(std::chrono::milliseconds grace);
@@ -313,5 +315,13 @@ namespace pool_detail {
 // ranks: MpiJob's backend makes it, mathpool::Pool holds it).
 std::unique_ptr<Pool::Impl> adopt_local_pool(std::unique_ptr<detail::LocalPool> local);
 }  // namespace pool_detail
+
+namespace detail {
+// What the library reads of a Pool without the cost the public API has.
+struct PoolAccess {
+  // Pool::stats() without the workers' memory (rss_bytes, pss_bytes are 0).
+  static PoolStats counts(const Pool& pool) { return pool.impl_->stats(false); }
+};
+}  // namespace detail
 
 }  // namespace mathpool

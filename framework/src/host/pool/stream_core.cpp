@@ -41,7 +41,7 @@ TaskStream::Core::Core(Pool::Impl& pool, std::size_t window) : pool_(pool) {
   // ran dry every few hundred tasks, each time a flush, a sleep and a
   // wake-up); at most 65,536 however many workers (an MPI job's pool counts
   // every rank's), so the host's memory stays bounded.
-  if (window == 0) window = std::clamp<std::size_t>(std::size_t(pool.size()) * 8192, 16384, 65536);
+  if (window == 0) window = std::clamp<std::size_t>(std::size_t(pool.size()) * 8192, kMinAutoWindow, 65536);
   ring_.resize(window);
   batch_.reserve(std::min(window, kBatch));
 }

@@ -20,6 +20,11 @@ namespace mathpool {
 
 class TaskStream::Core final : public detail::Completion {
  public:
+  // The automatic window (window 0) is never smaller than this: a stream of
+  // fewer tasks that asks for just their count behaves the same, without a
+  // ring of unused slots to build (megabytes, milliseconds of a one-shot run).
+  static constexpr std::size_t kMinAutoWindow = 16384;
+
   Core(Pool::Impl& pool, std::size_t window);
   ~Core() override;
 

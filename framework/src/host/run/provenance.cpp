@@ -15,6 +15,8 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include "hash_cache.hpp"
+#include "pool_impl.hpp"
 #include "record.hpp"
 
 namespace mathpool::detail {
@@ -138,10 +140,10 @@ void Provenance::hash_plugins_ahead(std::vector<fs::path> plugins) {
   std::map<std::string, std::shared_future<std::string>> hashes;
   for (std::size_t i = 0; i < plugins.size(); ++i) hashes[plugins[i].string()] = (*promises)[i].get_future().share();
   try {
-    hashing_ = std::async(std::launch::async, [plugins = std::move(plugins), promises] {
+    hashing_ = std::async(std::launch::async, [plugins = std::move(plugins), promises, cache = hash_cache_dir()] {
       for (std::size_t i = 0; i < plugins.size(); ++i) {
         try {
-          (*promises)[i].set_value(sha256_file(plugins[i]));
+          (*promises)[i].set_value(cached_sha256_file(plugins[i], cache));
         } catch (...) {
           (*promises)[i].set_exception(std::current_exception());
         }
@@ -164,7 +166,8 @@ void Provenance::pool_ready(const Pool& pool) {
     if (!plugin_hashes.count(plugin)) {
       const auto ahead = plugin_hashes_.find(plugin);
       try {
-        plugin_hashes[plugin] = ahead != plugin_hashes_.end() ? ahead->second.get() : sha256_file(plugin);
+        plugin_hashes[plugin] =
+            ahead != plugin_hashes_.end() ? ahead->second.get() : cached_sha256_file(plugin, hash_cache_dir());
       } catch (const std::exception&) {
         plugin_hashes[plugin] = sha256_file(plugin);  // (out of memory on the hashing thread)
       }
@@ -173,7 +176,7 @@ void Provenance::pool_ready(const Pool& pool) {
                         {"plugin_sha256", plugin_hashes[plugin]}});
   }
   meta_["analyses"] = analyses;
-  const PoolStats stats = pool.stats();
+  const PoolStats stats = PoolAccess::counts(pool);
   if (!stats.nodes.empty()) {
     Value hosts = Value::array();
     std::set<std::string> seen;

@@ -32,7 +32,8 @@ class Provenance {
   // Starts computing the SHA-256 of `plugins` (the files the pool will load)
   // on a thread of its own, while the pool starts: pool_ready() then finds
   // them done (a one-shot run waited 8 ms for a 7 MB plugin after its pool
-  // was ready). Any file not given here is hashed in pool_ready().
+  // was ready), or from the cache of earlier runs' hashes (hash_cache.hpp).
+  // Any file not given here is hashed in pool_ready().
   void hash_plugins_ahead(std::vector<std::filesystem::path> plugins);
   // The pool has started: records the versions of the analyses the config
   // uses and the machines; a resumed run warns about changed versions.

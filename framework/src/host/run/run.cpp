@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include <set>
@@ -131,7 +133,13 @@ void check_analyses(const RunConfig& config, const Pool& pool) {
 }
 
 std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& pool) {
-  std::vector<std::string> errors;
+  // The sets of every entry of an analysis go to its check together: one
+  // round trip to a worker per analysis, not per entry.
+  struct Checked {
+    std::size_t first = 0, count = 0;  // this entry's sets in its analysis's list
+  };
+  std::vector<std::optional<Checked>> checked(config.analyses.size());
+  std::map<std::string, std::vector<Value>> sets;  // by analysis
   for (std::size_t i = 0; i < config.analyses.size(); ++i) {
     const AnalysisEntry& entry = config.analyses[i];
     const Value* analysis = pool.find_analysis(entry.analysis);
@@ -146,22 +154,30 @@ std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& poo
     } else {
       for (std::uint64_t k = 0; k < kMaxSets; ++k) picks.push_back(k * (n - 1) / (kMaxSets - 1));
     }
-    std::vector<Value> sets;
+    std::vector<Value>& list = sets[entry.analysis];
+    checked[i] = Checked{list.size(), picks.size()};
     for (std::uint64_t t : picks) {
       std::string bytes;
       entry.encode_params(t, bytes);
-      sets.push_back(detail::msgpack_to_value(bytes));
+      list.push_back(detail::msgpack_to_value(bytes));
     }
-    const auto problems = pool.check(entry.analysis, sets);
+  }
+  std::map<std::string, std::vector<std::vector<ParamProblem>>> found;
+  for (const auto& [analysis, list] : sets) found[analysis] = pool.check(analysis, list);
+  std::vector<std::string> errors;
+  for (std::size_t i = 0; i < config.analyses.size(); ++i) {
+    if (!checked[i]) continue;
+    const AnalysisEntry& entry = config.analyses[i];
+    const auto& problems = found.at(entry.analysis);
     std::set<std::string> seen;  // one line per problem, however many sets share it
-    for (const auto& found : problems) {
-      for (const ParamProblem& p : found) {
+    for (std::size_t k = checked[i]->first; k < checked[i]->first + checked[i]->count && k < problems.size(); ++k) {
+      for (const ParamProblem& p : problems[k]) {
         std::string key = "params";
         if (!p.param.empty()) {
           if (entry.params.contains(p.param)) key = "params." + p.param;
           for (const SweepAxis& axis : entry.sweep)
-            for (const auto& k : axis.keys())
-              if (k == p.param) key = (axis.from_rows() ? "rows." : "sweep.") + k;
+            for (const auto& name : axis.keys())
+              if (name == p.param) key = (axis.from_rows() ? "rows." : "sweep.") + name;
         }
         std::string line = fmt::format("{}:{}: key 'analyses[{}].{}': {}", config.file.string(), entry.line_of(key), i,
                                        key, p.message);
@@ -219,7 +235,8 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
                       detail::TraceWriter* trace = nullptr) {
   RunSummary summary;
   detail::Tally tally(run_names);
-  TaskStream stream(pool);
+  // A run of fewer tasks than the smallest automatic window holds them all at once anyway.
+  TaskStream stream(pool, total < TaskStream::Core::kMinAutoWindow ? std::size_t(std::max<std::uint64_t>(total, 1)) : 0);
   TaskStream::Core& core = detail::StreamAccess::core(stream);
   std::vector<PlannedTask> planned(core.window());  // reused: no allocation per task
   std::uint64_t pushed = 0, written = 0;
@@ -301,7 +318,7 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
 
 // Workers, restarts and machines of the run's pool, into its summary.
 void add_pool_figures(const Pool& pool, RunSummary& summary) {
-  const PoolStats stats = pool.stats();
+  const PoolStats stats = detail::PoolAccess::counts(pool);
   summary.workers = int(stats.workers.size());
   for (const WorkerStats& w : stats.workers) summary.restarts += w.restarts;
   summary.pool_note = stats.start_note;

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "mathpool/error.hpp"
+#include "pool_impl.hpp"
 #include "run_report.hpp"
 
 namespace mathpool::detail {
@@ -151,7 +152,7 @@ void TraceWriter::instant(const Track& t, std::string_view name, double ts, cons
 void TraceWriter::pool_ready(const Pool& pool, Clock::time_point constructed, Clock::time_point ready) {
   pool_ = &pool;
   const double from = micros(constructed), to = micros(ready);
-  const PoolStats stats = pool.stats();
+  const PoolStats stats = PoolAccess::counts(pool);
   Track& pool_track = track(host_pid_, kPoolTid, "pool");
   if (to > from)  // not for a pool made before the run (run_plan)
     slice(pool_track, "pool start", "pool", from, to - from,
@@ -238,7 +239,7 @@ void TraceWriter::poll(const Pool& pool, bool force) {
   const Clock::time_point now = Clock::now();
   if (closed_ || (!force && now - last_poll_ < kStatsInterval)) return;
   last_poll_ = now;
-  watch_workers(pool.stats(), micros(now));
+  watch_workers(PoolAccess::counts(pool), micros(now));
   if (now - last_flush_ >= std::chrono::seconds(1)) {  // a killed run still leaves most of its trace
     write_out();
     std::fflush(file_);
@@ -268,7 +269,7 @@ void TraceWriter::task(std::string_view run, std::string_view analysis, std::uin
   if (pool_ && result.worker > 0 && !result.node && !slot_of_pid_.count(result.worker) &&
       !tracks_.count((std::uint64_t(std::uint32_t(host_pid_)) << 32) | std::uint32_t(result.worker))) {
     last_poll_ = arrived;
-    watch_workers(pool_->stats(), end_at);
+    watch_workers(PoolAccess::counts(*pool_), end_at);
   }
   Track& t = worker_track(result.worker, result.node);
   const double dur = std::max(0.0, result.seconds * 1e6);

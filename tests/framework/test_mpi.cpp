@@ -132,6 +132,64 @@ TEST_P(MpiRun, RecordsEqualAPlainRunsAndNameTheirNode) {
 
 INSTANTIATE_TEST_SUITE_P(StartModes, MpiRun, ::testing::Values("spawn", "zygote"));
 
+std::vector<std::string> read_lines(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// A record line without what depends on where and when it ran, as bytes.
+std::string portable_line(const std::string& line) {
+  static const std::regex varying(",\"worker\":[0-9]+|,\"seconds\":[-0-9.e+]+|,\"node\":\"[^\"]*\"|worker [0-9]+");
+  return std::regex_replace(line, varying, "");
+}
+
+// Tasks of run entries travel to the agents as index ranges; their workers
+// write the records and rank 0 adds "node": the bytes are a plain run's. A
+// result the node's pool refuses (result_too_large, a task error kind after
+// invalid_config) reaches rank 0 as the task's error: its results message
+// used to be dropped whole, and the run never ended.
+TEST(Mpi, RecordsOfRangesAreAPlainRunsBytesAndRefusedResultsArriveAsErrors) {
+  TempDir dir;
+  const fs::path config = dir.write(
+      "ranges.yaml",
+      fmt::format("pool: {{workers: 1}}\n"
+                  "plugin_path: [{}, {}]\n"
+                  "analyses:\n"
+                  "  - name: echoes\n"
+                  "    analysis: example.echo\n"
+                  "    repeat: 2\n"
+                  "    labels: [row]\n"
+                  "    sweep: {{x: {{range: [0, 300]}}, row: [a, b]}}\n"
+                  "  - name: deep\n"
+                  "    analysis: pm.deep\n"
+                  "    params: {{depth: 250}}\n"
+                  "    repeat: 12\n"
+                  "  - name: after\n"
+                  "    analysis: example.echo\n"
+                  "    sweep: {{x: {{range: [0, 50]}}}}\n",
+                  PROCESS_MODEL_PLUGIN, EXAMPLE_PLUGIN));
+  const fs::path plain = dir.path() / "plain.jsonl", spread = dir.path() / "mpi.jsonl";
+  const CommandResult p = run_mathpool({"run", config.string(), "-o", plain.string()});
+  ASSERT_EQ(p.exit_code, 1) << p.err;
+  const auto started = std::chrono::steady_clock::now();
+  const CommandResult m = run_program(kMpirun, under_mpirun({MATHPOOL_CLI, "run", "--mpi", config.string(),
+                                                             "-o", spread.string()}));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 60s);
+  ASSERT_NE(m.exit_code, 0) << m.err;
+  const std::vector<std::string> a = read_lines(plain), b = read_lines(spread);
+  ASSERT_EQ(a.size(), 1200u + 12 + 50) << m.err;
+  ASSERT_EQ(b.size(), a.size()) << m.err;
+  std::size_t too_large = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(portable_line(a[i]), portable_line(b[i])) << "record " << i;
+    EXPECT_NE(b[i].find(",\"node\":\"" + host_name() + "\"}"), std::string::npos) << b[i];
+    too_large += b[i].find("\"kind\":\"result_too_large\"") != std::string::npos;
+  }
+  EXPECT_EQ(too_large, 12u);
+}
+
 TEST(Mpi, OneRankRunsLikeAPlainRun) {
   TempDir dir;
   const fs::path config = dir.write("mixed.yaml", mixed_config("zygote"));

@@ -6,11 +6,14 @@
 #include <csignal>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <mutex>
 #include <thread>
 
 #include "local_pool.hpp"
 #include "mathpool/mpi.hpp"
+#include "run_entry.hpp"
 
 namespace mathpool::mpi_detail {
 namespace {
@@ -135,6 +138,7 @@ class Agent {
     switch (message.tag) {
       case Tag::open: open(message.body); break;
       case Tag::tasks: run(message.body); break;
+      case Tag::ranges: run_ranges(message.body); break;
       case Tag::cancel:
         if (pool_ && !message.body.empty())
           pool_->cancel_pending(TaskError{ErrorKind(message.body[0]), message.body.substr(1)});
@@ -157,6 +161,7 @@ class Agent {
       Beating beating(job_.transport, job_.node);
       try {
         pool_.reset();
+        entries_.clear();
         PoolOptions options = decode_open(body, job_.node_timeout);
         pool_ = detail::make_local_pool(job_.resolve_workers(std::move(options)));
         hello["workers"] = pool_->local_size();
@@ -191,6 +196,42 @@ class Agent {
     pool_->enqueue_local(tasks, false);
   }
 
+  // Tasks of run entries: the entries come once, before their first run, and
+  // are held until the pool closes (its tasks point at them).
+  void run_ranges(const std::string& body) {
+    Reader in(body);
+    RangesItem item;
+    std::vector<detail::PoolTask> tasks;
+    while (read_ranges_item(in, item)) {
+      if (item.entry) {
+        try {
+          entries_[item.entry_id] = std::make_unique<detail::RunEntry>(detail::RunEntry::decode(item.entry_id, item.wire, true));
+        } catch (const std::exception&) {
+          entries_.erase(item.entry_id);  // its tasks fail below
+        }
+        continue;
+      }
+      const auto held = entries_.find(item.entry_id);
+      for (std::uint32_t k = 0; k < item.count; ++k) {
+        std::uint64_t id;
+        std::memcpy(&id, item.ids.data() + std::size_t(k) * sizeof id, sizeof id);
+        if (held == entries_.end() || !pool_ || item.first_index + k >= held->second->tasks()) {
+          outbox_.complete(id, detail::error_result(ErrorKind::protocol_error,
+                                                    pool_ ? "a task of a run entry this node does not hold"
+                                                          : "no pool on this node",
+                                                    0));
+          continue;
+        }
+        detail::PoolTask& task = tasks.emplace_back();
+        task.entry = held->second.get();
+        task.index = item.first_index + k;
+        task.completion = &outbox_;
+        task.seq = id;
+      }
+    }
+    if (pool_) pool_->enqueue_local(tasks, false);
+  }
+
   void close(bool terminate) {
     if (pool_) {
       Beating beating(job_.transport, job_.node);
@@ -198,6 +239,7 @@ class Agent {
       else pool_->shutdown();
       pool_.reset();
     }
+    entries_.clear();  // after the pool: no task points at them any more
     serving_ = watching_ = false;
     if (std::string results = outbox_.take(std::chrono::microseconds(0)); !results.empty())
       job_.transport.send(0, Tag::results, std::move(results));
@@ -227,6 +269,8 @@ class Agent {
 
   Job& job_;
   Outbox outbox_;
+  // Declared before the pool, so destroyed after it.
+  std::map<std::uint64_t, std::unique_ptr<detail::RunEntry>> entries_;
   std::unique_ptr<detail::LocalPool> pool_;
   bool ended_ = false;
   bool serving_ = false;   // a pool is open: from `open` until `closed`

@@ -8,9 +8,20 @@
 //   hello    agent -> 0       MessagePack map: node (host name), workers, error (text;
 //                             empty when the agent's local pool started)
 //   tasks    0 -> agent       repeated: u64 id . u16 n . n bytes analysis . u32 m . m bytes params
-//   results  agent -> 0       repeated: u64 id . u8 outcome . i32 worker . i32 attempts .
-//                             f64 seconds . u32 m . m bytes (outcome 0: MessagePack result,
-//                             1 + ErrorKind: UTF-8 error message)
+//   ranges   0 -> agent       tasks of run entries (tasks/run_entry.hpp), repeated items:
+//                               u8 0 . u64 entry id . u32 n . n bytes: an entry's wire form,
+//                                 sent to a node once, before any run of it; the agent
+//                                 holds it until its pool closes
+//                               u8 1 . u64 entry id . u64 first index . u32 count .
+//                                 count x u64 id: tasks first index, first index + 1, ...
+//                                 of that entry; the node's workers make their parameters
+//                                 and write their records
+//   results  agent -> 0       repeated: u64 id . u8 outcome . u8 line . i32 worker .
+//                             i32 attempts . f64 seconds . u32 m . m bytes (outcome 0 and
+//                             line 0: MessagePack result; 1 + ErrorKind: UTF-8 error
+//                             message; else empty) . [line 1: u32 k . k bytes: the task's
+//                             record line, as its worker wrote it and the agent's pool
+//                             checked it; rank 0 adds "node"]
 //   cancel   0 -> agent       UTF-8 message: fail the tasks the agent has not started
 //   close    0 -> agent       u8 terminate: stop the local pool (1: now, failing its tasks)
 //   closed   agent -> 0       empty: the local pool has stopped; every result was sent before
@@ -43,7 +54,7 @@
 
 namespace mathpool::mpi_detail {
 
-enum class Tag : int { open = 101, hello, tasks, results, cancel, close, closed, end, heartbeat };
+enum class Tag : int { open = 101, hello, tasks, results, cancel, close, closed, end, heartbeat, ranges };
 
 // The pool options as rank 0 sends them (workers 0: each node's own cores).
 std::string encode_options(const PoolOptions& options);
@@ -106,6 +117,21 @@ struct WireTask {
 void append_task(std::string& out, std::uint64_t id, std::string_view analysis, std::string_view params);
 // The next task of a `tasks` body; false at its end or when it is malformed.
 bool read_task(Reader& in, WireTask& task);
+
+// Items of a `ranges` message.
+void append_entry_item(std::string& out, std::uint64_t entry_id, std::string_view wire);
+// A run item's head; its `count` ids follow (put<std::uint64_t>).
+void append_run_head(std::string& out, std::uint64_t entry_id, std::uint64_t first_index, std::uint32_t count);
+struct RangesItem {
+  bool entry = false;  // an entry (id, wire), else a run (id, first_index, ids)
+  std::uint64_t entry_id = 0;
+  std::string_view wire;
+  std::uint64_t first_index = 0;
+  std::uint32_t count = 0;
+  std::string_view ids;  // count x u64
+};
+// The next item of a `ranges` body; false at its end or when it is malformed.
+bool read_ranges_item(Reader& in, RangesItem& item);
 
 void append_result(std::string& out, std::uint64_t id, const detail::RawResult& result);
 // The next result of a `results` body; false at its end or when it is malformed.

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 
 #include "mathpool/mpi.hpp"
+#include "msgpack_json.hpp"
+#include "run_entry.hpp"
 
 namespace mathpool::mpi_detail {
 namespace {
@@ -188,6 +191,7 @@ std::uint64_t Router::hold(const Task& task, int node) {
   owner.completion = task.completion;
   owner.seq = task.seq;
   owner.node = node;
+  owner.entry = task.entry;
   ++owner.generation;
   ++held_;
   return make_id(index, owner.generation);
@@ -212,6 +216,15 @@ void Router::answer(std::vector<detail::Finished>& answers) {
       a.completion = owner.completion;
       a.seq = owner.seq;
       a.result.node = &node.name;
+      // A record its worker wrote ends with "seconds" (or the field before
+      // it); "node", the last field, is the one thing only rank 0 knows.
+      if (a.result.line && owner.entry && owner.entry->fields().node && !a.result.payload.empty() &&
+          a.result.payload.back() == '}') {
+        a.result.payload.pop_back();
+        a.result.payload += ",\"node\":";
+        detail::append_json_string(a.result.payload, node.name);
+        a.result.payload += '}';
+      }
       owner.node = -1;
       free_.push_back(index);
       --held_;
@@ -251,7 +264,7 @@ bool Router::feed() {
   for (std::size_t n = 0; n < nodes_.size(); ++n) {
     Node& node = nodes_[n];
     std::vector<Task> local;
-    std::string batch;
+    std::string batch, ranges;
     {
       detail::MutexLock lock(mutex_);
       if (pending_.empty() || closing_ || job_.lost()) return fed;
@@ -262,7 +275,17 @@ bool Router::feed() {
       const std::size_t room = node.quota - node.outstanding;
       if (room < node.quota / 4 && node.outstanding > 0) continue;
       const std::size_t count = std::min(room, pending_.size());
-      for (std::size_t i = 0; i < count && batch.size() < kMaxBatchBytes; ++i) {
+      // A run of tasks of one entry, consecutive in index, is one item: its
+      // head, then an id per task (patched in when the run ends).
+      const detail::RunEntry* run_entry = nullptr;
+      std::uint64_t run_next = 0;
+      std::size_t run_head = 0;
+      std::uint32_t run_count = 0;
+      auto end_run = [&] {
+        if (run_entry) std::memcpy(ranges.data() + run_head + 17, &run_count, sizeof run_count);
+        run_entry = nullptr;
+      };
+      for (std::size_t i = 0; i < count && batch.size() + ranges.size() < kMaxBatchBytes; ++i) {
         Task& task = pending_.front();
         const std::uint64_t id = hold(task, int(n));
         ++node.outstanding;
@@ -270,14 +293,33 @@ bool Router::feed() {
           task.completion = &local_completion_;
           task.seq = id;
           local.push_back(std::move(task));
+        } else if (task.entry) {
+          // The node's workers make each task's parameters and write its record.
+          if (run_entry != task.entry || task.index != run_next || run_count == UINT32_MAX) {
+            end_run();
+            if (node.entries.insert(task.entry->id()).second)
+              append_entry_item(ranges, task.entry->id(), task.entry->wire());
+            run_entry = task.entry;
+            run_head = ranges.size();
+            run_count = 0;
+            append_run_head(ranges, task.entry->id(), task.index, 0);
+          }
+          put<std::uint64_t>(ranges, id);
+          ++run_count;
+          run_next = task.index + 1;
         } else {
           append_task(batch, id, task.analysis, task.params);
         }
         pending_.pop_front();
       }
+      end_run();
     }
-    if (n == 0) local_.enqueue_local(local, false);
-    else job_.transport.send(int(n), Tag::tasks, std::move(batch));
+    if (n == 0) {
+      local_.enqueue_local(local, false);
+    } else {
+      if (!batch.empty()) job_.transport.send(int(n), Tag::tasks, std::move(batch));
+      if (!ranges.empty()) job_.transport.send(int(n), Tag::ranges, std::move(ranges));
+    }
     fed = true;
   }
   return fed;

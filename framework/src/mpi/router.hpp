@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -44,6 +45,7 @@ class Router final : public detail::TaskRouter {
     long done = 0;
     double mean_seconds = -1;     // of its tasks inside the workers; -1: none yet
     bool closed = false;
+    std::set<std::uint64_t> entries;  // the run entries sent to it (its agent holds them)
   };
   // The caller's side of a task a node holds; the id given to the node is
   // its index here plus a generation, so an answer for a task that was
@@ -53,6 +55,7 @@ class Router final : public detail::TaskRouter {
     std::uint64_t seq = 0;
     std::uint32_t generation = 0;
     int node = -1;  // -1: free
+    const detail::RunEntry* entry = nullptr;  // a task of a run entry: its record gets "node"
   };
   // Completion of the tasks run by rank 0's own pool.
   class LocalCompletion final : public detail::Completion {

@@ -38,7 +38,7 @@ RunEntry::RunEntry(std::uint64_t id, const AnalysisEntry& entry, const RecordFie
   for (const SweepAxis& axis : entry.sweep) write_axis(axis, out);
 }
 
-RunEntry RunEntry::decode(std::uint64_t id, std::string_view wire) {
+RunEntry RunEntry::decode(std::uint64_t id, std::string_view wire, bool keep_wire) {
   RunEntry e;
   e.id_ = id;
   WireReader in(wire);
@@ -65,6 +65,7 @@ RunEntry RunEntry::decode(std::uint64_t id, std::string_view wire) {
     throw ProtocolError("run entry: too many tasks to count");
   e.prefix_ = record_prefix(e.entry_.name, e.entry_.analysis, e.fields_);
   e.tasks_ = e.entry_.task_count();
+  if (keep_wire) e.wire_.assign(wire);
   return e;
 }
 

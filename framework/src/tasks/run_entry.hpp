@@ -27,14 +27,15 @@ class RunEntry {
   // `id` names the entry to workers: unique among the entries a host process makes.
   RunEntry(std::uint64_t id, const AnalysisEntry& entry, const RecordFields& fields);
   // A worker's copy, from the host's wire(). Throws ProtocolError on bytes
-  // that are not one.
-  static RunEntry decode(std::uint64_t id, std::string_view wire);
+  // that are not one. With `keep_wire`, the copy's wire() is `wire` (an MPI
+  // node's agent passes the entry on to its own workers).
+  static RunEntry decode(std::uint64_t id, std::string_view wire, bool keep_wire = false);
 
   std::uint64_t id() const noexcept { return id_; }
   const std::string& analysis() const noexcept { return entry_.analysis; }
   const std::string& run() const noexcept { return entry_.name; }
   const RecordFields& fields() const noexcept { return fields_; }
-  // The bytes a worker decodes (empty in a worker's own copy).
+  // The bytes a worker decodes (empty in a worker's own copy unless kept).
   const std::string& wire() const noexcept { return wire_; }
   // Tasks (parameter sets times repeats).
   std::uint64_t tasks() const noexcept { return tasks_; }

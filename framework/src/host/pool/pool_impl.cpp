@@ -64,16 +64,8 @@ void Pool::Impl::wake() {
 void Pool::Impl::enqueue(std::vector<Task>& tasks, bool batch) {
   // A forked child's copy has no router thread: enqueue_local() refuses it.
   if (router_ && getpid() == owner_) {
-    // Across MPI ranks tasks travel with their parameters; their records are
-    // written on rank 0 (with the machine that ran each).
-    for (Task& task : tasks) {
-      if (!task.entry) continue;
-      thread_local detail::Bytes labels;
-      labels.clear();
-      task.entry->encode(task.index, task.params, labels);
-      task.analysis = task.entry->analysis();
-      task.entry = nullptr;
-    }
+    // Across MPI ranks, tasks of run entries travel as index ranges too: each
+    // node's workers write their records, and rank 0 adds the node's name.
     return router_->enqueue(tasks, batch);
   }
   enqueue_local(tasks, batch);

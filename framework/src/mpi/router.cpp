@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -197,10 +198,10 @@ std::uint64_t Router::hold(const Task& task, int node) {
   return make_id(index, owner.generation);
 }
 
-void Router::answer(std::vector<detail::Finished>& answers) {
+void Router::answer(detail::Finished* first, detail::Finished* last) {
   {
     detail::MutexLock lock(mutex_);
-    for (detail::Finished& a : answers) {
+    for (detail::Finished& a : std::span(first, last)) {
       const auto index = std::uint32_t(a.seq);
       const auto generation = std::uint32_t(a.seq >> 32);
       if (index >= owners_.size() || owners_[index].node < 0 || owners_[index].generation != generation) {
@@ -232,23 +233,33 @@ void Router::answer(std::vector<detail::Finished>& answers) {
     activity_ = true;
   }
   // Runs of the same owner go over together, as the dispatcher hands them.
-  for (std::size_t i = 0; i < answers.size();) {
-    std::size_t j = i + 1;
-    while (j < answers.size() && answers[j].completion == answers[i].completion) ++j;
-    if (answers[i].completion) answers[i].completion->complete_batch(answers.data() + i, answers.data() + j);
+  for (detail::Finished* i = first; i != last;) {
+    detail::Finished* j = i + 1;
+    while (j != last && j->completion == i->completion) ++j;
+    if (i->completion) i->completion->complete_batch(i, j);
     i = j;
   }
   changed_.notify_all();
 }
 
 void Router::LocalCompletion::complete(std::uint64_t seq, detail::RawResult&& result) {
+  // Also on other threads (a task the local pool refuses): not through answers_.
   detail::Finished one{nullptr, seq, std::move(result)};
-  complete_batch(&one, &one + 1);
+  router_.answer(&one, &one + 1);
 }
 
 void Router::LocalCompletion::complete_batch(detail::Finished* first, detail::Finished* last) {
-  std::vector<detail::Finished> answers(std::make_move_iterator(first), std::make_move_iterator(last));
-  router_.answer(answers);
+  // The results' room goes to their owners and the room they give back
+  // returns to the local pool, which reuses it: no allocation per result.
+  const std::size_t n = std::size_t(last - first);
+  if (answers_.size() < n) answers_.resize(n, detail::Finished{nullptr, 0, {}});
+  for (std::size_t i = 0; i < n; ++i) {
+    answers_[i].completion = nullptr;
+    answers_[i].seq = first[i].seq;
+    std::swap(answers_[i].result, first[i].result);
+  }
+  router_.answer(answers_.data(), answers_.data() + n);
+  for (std::size_t i = 0; i < n; ++i) std::swap(first[i].result, answers_[i].result);
 }
 
 void Router::resize_quota(Node& node) {
@@ -327,7 +338,7 @@ bool Router::feed() {
 
 bool Router::receive_all() {
   bool received = false;
-  std::vector<detail::Finished> answers;
+  std::size_t n = 0;  // results in inbox_, whose room is reused message after message
   while (auto message = job_.transport.try_receive()) {
     received = true;
     if (message->source > 0 && message->source < job_.size) nodes_[std::size_t(message->source)].heard = Clock::now();
@@ -335,10 +346,16 @@ bool Router::receive_all() {
       nodes_[std::size_t(message->source)].closed = true;
     if (message->tag != Tag::results) continue;
     Reader in(message->body);
-    detail::Finished a{nullptr, 0, {}};
-    while (read_result(in, a.seq, a.result)) answers.push_back(std::move(a));
+    for (;;) {
+      if (n == inbox_.size()) inbox_.push_back(detail::Finished{nullptr, 0, {}});
+      detail::Finished& a = inbox_[n];
+      detail::recycle(a.result);
+      a.completion = nullptr;
+      if (!read_result(in, a.seq, a.result)) break;
+      ++n;
+    }
   }
-  if (!answers.empty()) answer(answers);
+  if (n > 0) answer(inbox_.data(), inbox_.data() + n);
   return received;
 }
 

@@ -66,6 +66,7 @@ class Router final : public detail::TaskRouter {
 
    private:
     Router& router_;
+    std::vector<detail::Finished> answers_;  // reused by complete_batch: the local pool's dispatcher thread only
   };
 
   void loop();
@@ -82,8 +83,9 @@ class Router final : public detail::TaskRouter {
   void resize_quota(Node& node);
   void close_nodes(bool terminate);
   // Hands answered tasks to their owners. `answers` are (id, result); ids
-  // that are no longer held are skipped.
-  void answer(std::vector<detail::Finished>& answers);
+  // that are no longer held are skipped. The owners swap their results' room
+  // in (TaskStream::Core): what [first, last) holds afterwards is reusable.
+  void answer(detail::Finished* first, detail::Finished* last);
   std::uint64_t hold(const Task& task, int node) REQUIRES(mutex_);
 
   Job& job_;
@@ -94,6 +96,7 @@ class Router final : public detail::TaskRouter {
   std::thread thread_;
   std::chrono::steady_clock::time_point last_beat_{};
   std::chrono::steady_clock::time_point lost_at_{};  // this router found a lost rank
+  std::vector<detail::Finished> inbox_;  // the nodes' results, reused: the router's thread only
 
   detail::Mutex mutex_;
   detail::CondVar changed_;

@@ -160,14 +160,14 @@ struct PoolStats {
   std::vector<NodeStats> nodes;
 };
 
-// A pool of worker processes that load the plugins once and serve tasks until
-// shutdown. Thread-safe: any thread may submit and read statistics. Owns its
-// workers; destroying the pool waits for submitted tasks, then stops them.
 namespace detail {
 struct PoolAccess;    // the library's own access to a pool's counts
 struct StreamAccess;  // the library's own access to a stream's bytes
 }  // namespace detail
 
+// A pool of worker processes that load the plugins once and serve tasks until
+// shutdown. Thread-safe: any thread may submit and read statistics. Owns its
+// workers; destroying the pool waits for submitted tasks, then stops them.
 class Pool {
  public:
   // Starts the workers and waits until they are ready. Throws mathpool::Error

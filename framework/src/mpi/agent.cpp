@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -25,36 +26,47 @@ constexpr int kExitSignalled = 143;
 constexpr auto kPollMin = std::chrono::microseconds(250);
 
 // Where the local pool's results go: encoded at once into the next results
-// message.
+// message. A message is closed once it holds kMessageBytes (records travel
+// whole, up to 256 MiB each; MPI counts a message's bytes in an int).
 class Outbox final : public detail::Completion {
  public:
   void complete(std::uint64_t seq, detail::RawResult&& result) override {
     {
       detail::MutexLock lock(mutex_);
-      append_result(bytes_, seq, result);
+      add(seq, result);
     }
     arrived_.notify_one();
   }
   void complete_batch(detail::Finished* first, detail::Finished* last) override {
     {
       detail::MutexLock lock(mutex_);
-      for (; first != last; ++first) append_result(bytes_, first->seq, first->result);
+      for (; first != last; ++first) add(first->seq, first->result);
     }
     arrived_.notify_one();
   }
-  // The results so far (empty when none), waiting at most `timeout` for one.
+  // The next message of results (empty when none), waiting at most `timeout` for one.
   std::string take(std::chrono::microseconds timeout) {
     detail::MutexLock lock(mutex_);
     const auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (bytes_.empty() && arrived_.wait_until(lock, give_up) == std::cv_status::no_timeout) {
+    while (closed_.empty() && bytes_.empty() && arrived_.wait_until(lock, give_up) == std::cv_status::no_timeout) {
     }
-    return std::exchange(bytes_, {});
+    if (closed_.empty()) return std::exchange(bytes_, {});
+    std::string next = std::move(closed_.front());
+    closed_.pop_front();
+    return next;
   }
 
  private:
+  static constexpr std::size_t kMessageBytes = 64u << 20;
+  void add(std::uint64_t seq, const detail::RawResult& result) REQUIRES(mutex_) {
+    append_result(bytes_, seq, result);
+    if (bytes_.size() >= kMessageBytes) closed_.push_back(std::exchange(bytes_, {}));
+  }
+
   detail::Mutex mutex_;
   detail::CondVar arrived_;
   std::string bytes_ GUARDED_BY(mutex_);
+  std::deque<std::string> closed_ GUARDED_BY(mutex_);  // full messages, oldest first
 };
 
 using Clock = std::chrono::steady_clock;
@@ -204,10 +216,13 @@ class Agent {
     std::vector<detail::PoolTask> tasks;
     while (read_ranges_item(in, item)) {
       if (item.entry) {
+        // An id once held stays as it is: queued tasks point at it.
+        if (entries_.count(item.entry_id)) continue;
         try {
-          entries_[item.entry_id] = std::make_unique<detail::RunEntry>(detail::RunEntry::decode(item.entry_id, item.wire, true));
+          entries_.emplace(item.entry_id,
+                           std::make_unique<detail::RunEntry>(detail::RunEntry::decode(item.entry_id, item.wire, true)));
         } catch (const std::exception&) {
-          entries_.erase(item.entry_id);  // its tasks fail below
+          // Not held: its tasks fail below.
         }
         continue;
       }
@@ -216,10 +231,9 @@ class Agent {
         std::uint64_t id;
         std::memcpy(&id, item.ids.data() + std::size_t(k) * sizeof id, sizeof id);
         if (held == entries_.end() || !pool_ || item.first_index + k >= held->second->tasks()) {
-          outbox_.complete(id, detail::error_result(ErrorKind::protocol_error,
-                                                    pool_ ? "a task of a run entry this node does not hold"
-                                                          : "no pool on this node",
-                                                    0));
+          outbox_.complete(id, pool_ ? detail::error_result(ErrorKind::protocol_error,
+                                                            "a task of a run entry this node does not hold", 0)
+                                     : detail::error_result(ErrorKind::crashed, "no pool on this node", 0));
           continue;
         }
         detail::PoolTask& task = tasks.emplace_back();
@@ -241,8 +255,11 @@ class Agent {
     }
     entries_.clear();  // after the pool: no task points at them any more
     serving_ = watching_ = false;
-    if (std::string results = outbox_.take(std::chrono::microseconds(0)); !results.empty())
+    while (true) {
+      std::string results = outbox_.take(std::chrono::microseconds(0));
+      if (results.empty()) break;
       job_.transport.send(0, Tag::results, std::move(results));
+    }
     job_.transport.send(0, Tag::closed, {});
   }
 

@@ -17,7 +17,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using detail::error_result;
 
-constexpr std::size_t kMaxBatchBytes = 1 << 20;  // per tasks message
+// Per tasks or ranges message: a message closes once past it (a ranges
+// message with an entry can reach the entry's size, up to 8 MiB: run.cpp).
+constexpr std::size_t kMaxBatchBytes = 1 << 20;
 constexpr std::size_t kMaxQuota = 1 << 16;
 // A node's quota covers this long of work for each of its workers, at the
 // tasks' measured time, so it never runs dry between two messages; at least
@@ -199,6 +201,9 @@ std::uint64_t Router::hold(const Task& task, int node) {
 }
 
 void Router::answer(detail::Finished* first, detail::Finished* last) {
+  // Records that get "node", marked under the lock, written after it.
+  thread_local std::vector<std::uint8_t> add_node;
+  add_node.assign(std::size_t(last - first), 0);
   {
     detail::MutexLock lock(mutex_);
     for (detail::Finished& a : std::span(first, last)) {
@@ -217,20 +222,32 @@ void Router::answer(detail::Finished* first, detail::Finished* last) {
       a.completion = owner.completion;
       a.seq = owner.seq;
       a.result.node = &node.name;
-      // A record its worker wrote ends with "seconds" (or the field before
-      // it); "node", the last field, is the one thing only rank 0 knows.
-      if (a.result.line && owner.entry && owner.entry->fields().node && !a.result.payload.empty() &&
-          a.result.payload.back() == '}') {
-        a.result.payload.pop_back();
-        a.result.payload += ",\"node\":";
-        detail::append_json_string(a.result.payload, node.name);
-        a.result.payload += '}';
+      if (a.result.line) {
+        // A record line (its node's pool checked it: one compact JSON object)
+        // answers only a task of a run entry.
+        if (!owner.entry || a.result.payload.empty() || a.result.payload.back() != '}')
+          a.result = detail::error_result(ErrorKind::protocol_error,
+                                          fmt::format("node {} answered a task with a record it cannot have written",
+                                                      node.name),
+                                          a.result.worker);
+        else if (owner.entry->fields().node)
+          add_node[std::size_t(&a - first)] = 1;
       }
       owner.node = -1;
       free_.push_back(index);
       --held_;
     }
     activity_ = true;
+  }
+  // A record its worker wrote ends with "seconds" (or the field before it);
+  // "node", the last field, is the one thing only rank 0 knows.
+  for (std::size_t k = 0; k < add_node.size(); ++k) {
+    if (!add_node[k]) continue;
+    detail::Bytes& line = first[k].result.payload;
+    line.pop_back();
+    line += ",\"node\":";
+    detail::append_json_string(line, *first[k].result.node);
+    line += '}';
   }
   // Runs of the same owner go over together, as the dispatcher hands them.
   for (detail::Finished* i = first; i != last;) {
@@ -356,6 +373,7 @@ bool Router::receive_all() {
     }
   }
   if (n > 0) answer(inbox_.data(), inbox_.data() + n);
+  for (std::size_t k = 0; k < n; ++k) detail::recycle(inbox_[k].result);  // large room is not kept
   return received;
 }
 

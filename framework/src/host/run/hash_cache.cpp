@@ -1,14 +1,16 @@
 #include "hash_cache.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
-#include <ctime>
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include "provenance.hpp"
 
@@ -19,11 +21,23 @@ namespace {
 
 constexpr std::size_t kHexDigits = 64;
 constexpr std::time_t kSettledSeconds = 2;
+constexpr long kFuseMagic = 0x65735546;  // FUSE_SUPER_MAGIC (not in linux/magic.h)
 
 std::string key_of(const struct stat& st) {
   return fmt::format("{:x}-{:x}-{:x}-{}.{:09}-{}.{:09}", std::uint64_t(st.st_dev), std::uint64_t(st.st_ino),
                      std::uint64_t(st.st_size), std::int64_t(st.st_mtim.tv_sec), long(st.st_mtim.tv_nsec),
                      std::int64_t(st.st_ctim.tv_sec), long(st.st_ctim.tv_nsec));
+}
+
+// Where the change time is the kernel's own record of the last write. In an
+// image (squashfs, ISO 9660) or a FUSE file system it is whatever the image
+// or the daemon says: two images mounted one after the other can agree on
+// every field of the key.
+bool keys_are_trusted(int fd) {
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return false;
+  const long type = long(fs.f_type);
+  return type != long(SQUASHFS_MAGIC) && type != long(ISOFS_SUPER_MAGIC) && type != kFuseMagic;
 }
 
 bool is_hex_digest(std::string_view text) {
@@ -34,11 +48,14 @@ bool is_hex_digest(std::string_view text) {
 }
 
 std::string read_entry(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return "";
+  struct stat st {};
   char buffer[kHexDigits + 2];
-  ssize_t got;
-  while ((got = ::read(fd, buffer, sizeof buffer)) < 0 && errno == EINTR) {
+  ssize_t got = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    while ((got = ::read(fd, buffer, sizeof buffer)) < 0 && errno == EINTR) {
+    }
   }
   ::close(fd);
   if (got < ssize_t(kHexDigits)) return "";
@@ -47,10 +64,15 @@ std::string read_entry(const fs::path& path) {
   return is_hex_digest(text) ? std::string(text) : "";
 }
 
+// The folders up to `dir` that do not exist yet, made readable by the user alone.
+bool make_private_dirs(const fs::path& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return true;
+  if (errno != ENOENT || !dir.has_parent_path() || dir.parent_path() == dir) return false;
+  return make_private_dirs(dir.parent_path()) && (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST);
+}
+
 void write_entry(const fs::path& dir, const std::string& key, const std::string& digest) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return;
+  if (!make_private_dirs(dir)) return;
   const fs::path temporary = dir / fmt::format(".{}.{}.tmp", key, ::getpid());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return;
@@ -58,6 +80,34 @@ void write_entry(const fs::path& dir, const std::string& key, const std::string&
   const bool written = ::write(fd, line.data(), line.size()) == ssize_t(line.size());
   ::close(fd);
   if (!written || ::rename(temporary.c_str(), (dir / key).c_str()) != 0) ::unlink(temporary.c_str());
+}
+
+// The SHA-256 of what `fd` reads from its start, as sha256_file() gives it.
+std::string sha256_fd(int fd) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
+    EVP_MD_CTX_free(ctx);
+    return "";
+  }
+  char buffer[1 << 16];
+  bool ok = true;
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      ok = got == 0;
+      break;
+    }
+    EVP_DigestUpdate(ctx, buffer, std::size_t(got));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  ok = ok && EVP_DigestFinal_ex(ctx, digest, &size) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return "";
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
 }
 
 }  // namespace
@@ -71,14 +121,27 @@ fs::path hash_cache_dir() {
 }
 
 std::string cached_sha256_file(const fs::path& file, const fs::path& cache_dir, std::time_t now) {
+  if (cache_dir.empty()) return sha256_file(file);
+  // One open: its fstat is the key (an open makes NFS check the attributes
+  // with the server), and the same descriptor is hashed.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return sha256_file(file);
   struct stat before {};
-  if (cache_dir.empty() || ::stat(file.c_str(), &before) != 0 || !S_ISREG(before.st_mode)) return sha256_file(file);
+  if (::fstat(fd, &before) != 0 || !S_ISREG(before.st_mode) || !keys_are_trusted(fd)) {
+    ::close(fd);
+    return sha256_file(file);
+  }
   const std::string key = key_of(before);
-  if (std::string digest = read_entry(cache_dir / key); !digest.empty()) return digest;
-  std::string digest = sha256_file(file);
+  if (std::string digest = read_entry(cache_dir / key); !digest.empty()) {
+    ::close(fd);
+    return digest;
+  }
+  std::string digest = sha256_fd(fd);
   struct stat after {};
-  if (is_hex_digest(digest) && ::stat(file.c_str(), &after) == 0 && key_of(after) == key &&
-      after.st_ctim.tv_sec + kSettledSeconds <= now && after.st_mtim.tv_sec + kSettledSeconds <= now)
+  const bool unchanged = ::fstat(fd, &after) == 0 && key_of(after) == key;
+  ::close(fd);
+  if (is_hex_digest(digest) && unchanged && after.st_ctim.tv_sec + kSettledSeconds <= now &&
+      after.st_mtim.tv_sec + kSettledSeconds <= now)
     write_entry(cache_dir, key, digest);
   return digest;
 }

@@ -10,10 +10,16 @@
 // hashed is not remembered (a write in the same clock tick would leave the
 // key as it was).
 //
+// The key comes from fstat() of the descriptor that is hashed (an open makes
+// NFS check a file's attributes with its server). Files in images (squashfs,
+// ISO 9660) and FUSE file systems are always hashed: there the change time
+// is the image's or the daemon's, not the kernel's record of a write.
+//
 // The cache is the folder $XDG_CACHE_HOME/mathpool/sha256 (or
-// $HOME/.cache/mathpool/sha256), one small file per key, written atomically;
-// a folder that cannot be made or written only means no cache. Entries
-// that are not 64 hex digits are ignored.
+// $HOME/.cache/mathpool/sha256; folders it makes are the user's alone), one
+// small file per key, written atomically; a folder that cannot be made or
+// written only means no cache. Entries that are not regular files of 64 hex
+// digits are ignored. Nothing prunes it: an entry per plugin build, 65 bytes each.
 //
 // Thread safety: any thread, any number of processes at once.
 #pragma once

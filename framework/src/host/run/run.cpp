@@ -133,12 +133,15 @@ void check_analyses(const RunConfig& config, const Pool& pool) {
 }
 
 std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& pool) {
-  // The sets of every entry of an analysis go to its check together: one
-  // round trip to a worker per analysis, not per entry.
+  // The sets of the entries of an analysis go to its check together, up to
+  // kMaxSets a call (a large entry's worth, as before): one round trip to a
+  // worker for a config of small entries, not one per entry.
+  constexpr std::uint64_t kMaxSets = 1000;
   struct Checked {
     std::size_t first = 0, count = 0;  // this entry's sets in its analysis's list
   };
   std::vector<std::optional<Checked>> checked(config.analyses.size());
+  std::vector<std::string> order;                   // analyses, as the config first names them
   std::map<std::string, std::vector<Value>> sets;  // by analysis
   for (std::size_t i = 0; i < config.analyses.size(); ++i) {
     const AnalysisEntry& entry = config.analyses[i];
@@ -146,7 +149,6 @@ std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& poo
     if (!analysis || !analysis->value("has_check", false)) continue;
     // Every set of a small entry; of a large one the first, the last and
     // evenly spaced ones between (each axis's first and last values among them).
-    constexpr std::uint64_t kMaxSets = 1000;
     const std::uint64_t n = entry.parameter_sets();
     std::vector<std::uint64_t> picks;
     if (n <= kMaxSets) {
@@ -154,6 +156,7 @@ std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& poo
     } else {
       for (std::uint64_t k = 0; k < kMaxSets; ++k) picks.push_back(k * (n - 1) / (kMaxSets - 1));
     }
+    if (!sets.count(entry.analysis)) order.push_back(entry.analysis);
     std::vector<Value>& list = sets[entry.analysis];
     checked[i] = Checked{list.size(), picks.size()};
     for (std::uint64_t t : picks) {
@@ -163,7 +166,15 @@ std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& poo
     }
   }
   std::map<std::string, std::vector<std::vector<ParamProblem>>> found;
-  for (const auto& [analysis, list] : sets) found[analysis] = pool.check(analysis, list);
+  for (const std::string& analysis : order) {
+    const std::vector<Value>& list = sets[analysis];
+    auto& problems = found[analysis];
+    for (std::size_t at = 0; at < list.size(); at += kMaxSets) {
+      const std::vector<Value> part(list.begin() + std::ptrdiff_t(at),
+                                    list.begin() + std::ptrdiff_t(std::min<std::size_t>(list.size(), at + kMaxSets)));
+      for (auto& p : pool.check(analysis, part)) problems.push_back(std::move(p));
+    }
+  }
   std::vector<std::string> errors;
   for (std::size_t i = 0; i < config.analyses.size(); ++i) {
     if (!checked[i]) continue;

@@ -299,7 +299,7 @@ void Pool::Impl::publish_stats() {
 // ---- dispatcher thread ------------------------------------------------------
 
 void Pool::Impl::take_incoming() {
-  std::deque<Task> cancelled;
+  detail::TaskQueue cancelled;
   std::optional<TaskError> cancel;
   {
     detail::MutexLock lock(mutex_);

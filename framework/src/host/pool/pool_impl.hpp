@@ -24,6 +24,7 @@
 #include "cgroup.hpp"
 #include "completion.hpp"
 #include "local_pool.hpp"
+#include "task_queue.hpp"
 #include "worker_process.hpp"
 #include "slot_logic.hpp"
 #include "supervisor_client.hpp"
@@ -122,7 +123,7 @@ class Pool::Impl final : public detail::LocalPool {
     detail::ProcessCgroup cgroup;        // the process and all it starts; ended with it
     SlotState state = SlotState::stopped;
     Clock::time_point deadline = Clock::time_point::max();  // the state's (table above)
-    std::deque<Task> inflight;           // sent, in order, not yet answered
+    detail::TaskQueue inflight;  // sent, in order, not yet answered
     std::deque<std::uint64_t> entries_sent;  // run entries its process holds (run_entry.hpp, kKeptEntries)
     Clock::time_point head_since{};      // when inflight.front() could have begun, by the host's clock
     std::uint64_t answered = 0;          // results received from this process
@@ -209,7 +210,7 @@ class Pool::Impl final : public detail::LocalPool {
   // Puts tasks back at the queue's front; uncharged ones get their attempt
   // back, at most kMaxRefunds times, after which they are charged (crashed).
   // count_refund false: none is charged a refund (a supervisor's death; suspects).
-  void requeue(std::deque<Task>& tasks, bool charged, const std::string& why = {}, bool count_refund = true);
+  void requeue(detail::TaskQueue& tasks, bool charged, const std::string& why = {}, bool count_refund = true);
   void release_channel(Slot& slot);
   void close_process(Slot& slot);
   void check_deadlines(Clock::time_point now);
@@ -256,7 +257,7 @@ class Pool::Impl final : public detail::LocalPool {
   // Shared with submitting threads: guarded by mutex_ (clang -Wthread-safety checks it).
   mutable detail::Mutex mutex_;
   detail::CondVar changed_;
-  std::deque<Task> incoming_ GUARDED_BY(mutex_);
+  detail::TaskQueue incoming_ GUARDED_BY(mutex_);
   std::uint64_t next_id_ GUARDED_BY(mutex_) = 0;
   bool startup_done_ GUARDED_BY(mutex_) = false;
   std::string startup_error_ GUARDED_BY(mutex_);
@@ -270,7 +271,7 @@ class Pool::Impl final : public detail::LocalPool {
 
   // Dispatcher-only.
   detail::CgroupTree cgroups_;  // before the processes it holds, so it outlives them
-  std::deque<Task> queue_;
+  detail::TaskQueue queue_;
   std::vector<Slot> slots_;
   std::vector<Retiring> retiring_;
   std::shared_ptr<detail::SupervisorProcess> supervisor_;  // the one new workers come from

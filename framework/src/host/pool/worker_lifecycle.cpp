@@ -95,7 +95,7 @@ void Pool::Impl::start_failed(Slot& slot, const std::string& reason) {
     // While no worker can start, queued tasks would wait forever: fail them.
     if (std::none_of(slots_.begin(), slots_.end(),
                      [](const Slot& s) { return answers(s); })) {
-      std::deque<Task> failed;
+      detail::TaskQueue failed;
       failed.swap(queue_);
       for (auto& task : failed) finish(std::move(task), error_result(ErrorKind::crashed, message, 0));
     }
@@ -136,7 +136,7 @@ void Pool::Impl::handle_ready(Slot& slot, const detail::ReadyMessage& message) {
   }
 }
 
-void Pool::Impl::requeue(std::deque<Task>& tasks, bool charged, const std::string& why, bool count_refund) {
+void Pool::Impl::requeue(detail::TaskQueue& tasks, bool charged, const std::string& why, bool count_refund) {
   // Only the first of them may have been running: it alone counts a refund,
   // so an innocent task queued behind a task that keeps killing its worker
   // is never charged for it.
@@ -274,7 +274,7 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     }
   }
   if (!slot.inflight.empty()) {
-    std::deque<Task> tasks;
+    detail::TaskQueue tasks;
     tasks.swap(slot.inflight);
     detail::DeathFacts facts;
     facts.inflight = tasks.size();
@@ -338,7 +338,7 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
 void Pool::Impl::stop_all_workers() {
   stopping_ = true;  // no respawns from here on
   for (Slot& slot : slots_) {
-    std::deque<Task> running;
+    detail::TaskQueue running;
     running.swap(slot.inflight);
     for (auto& task : running)
       finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", slot.pid));
@@ -352,10 +352,10 @@ void Pool::Impl::stop_all_workers() {
     slot.pid = -1;
     enter(slot, SlotState::stopped);
   }
-  std::deque<Task> queued;
+  detail::TaskQueue queued;
   queued.swap(queue_);
   for (auto& task : queued) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
-  std::deque<Task> unsent;
+  detail::TaskQueue unsent;
   {
     detail::MutexLock lock(mutex_);
     unsent.swap(incoming_);

@@ -10,7 +10,6 @@
 #include <cstdlib>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include "provenance.hpp"
 
@@ -82,34 +81,6 @@ void write_entry(const fs::path& dir, const std::string& key, const std::string&
   if (!written || ::rename(temporary.c_str(), (dir / key).c_str()) != 0) ::unlink(temporary.c_str());
 }
 
-// The SHA-256 of what `fd` reads from its start, as sha256_file() gives it.
-std::string sha256_fd(int fd) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
-    EVP_MD_CTX_free(ctx);
-    return "";
-  }
-  char buffer[1 << 16];
-  bool ok = true;
-  for (;;) {
-    const ssize_t got = ::read(fd, buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      ok = got == 0;
-      break;
-    }
-    EVP_DigestUpdate(ctx, buffer, std::size_t(got));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  ok = ok && EVP_DigestFinal_ex(ctx, digest, &size) == 1;
-  EVP_MD_CTX_free(ctx);
-  if (!ok) return "";
-  std::string hex;
-  for (unsigned int i = 0; i < size; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
-}
-
 }  // namespace
 
 fs::path hash_cache_dir() {
@@ -125,11 +96,16 @@ std::string cached_sha256_file(const fs::path& file, const fs::path& cache_dir, 
   // One open: its fstat is the key (an open makes NFS check the attributes
   // with the server), and the same descriptor is hashed.
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return sha256_file(file);
+  if (fd < 0) return "";  // as sha256_file() has it
   struct stat before {};
-  if (::fstat(fd, &before) != 0 || !S_ISREG(before.st_mode) || !keys_are_trusted(fd)) {
+  if (::fstat(fd, &before) != 0 || !S_ISREG(before.st_mode)) {
     ::close(fd);
-    return sha256_file(file);
+    return sha256_file(file);  // not a regular file: read as it comes, without O_NONBLOCK
+  }
+  if (!keys_are_trusted(fd)) {
+    std::string digest = sha256_fd(fd);  // hashed every time, from the descriptor at hand
+    ::close(fd);
+    return digest;
   }
   const std::string key = key_of(before);
   if (std::string digest = read_entry(cache_dir / key); !digest.empty()) {

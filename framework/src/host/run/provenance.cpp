@@ -1,8 +1,10 @@
 #include "provenance.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <ctime>
@@ -53,27 +55,39 @@ Value file_entry(const fs::path& file) {
 
 }  // namespace
 
-std::string sha256_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return "";
+std::string sha256_fd(int fd) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
     EVP_MD_CTX_free(ctx);
     return "";
   }
   char buffer[1 << 16];
-  while (in) {
-    in.read(buffer, sizeof buffer);
-    EVP_DigestUpdate(ctx, buffer, std::size_t(in.gcount()));
+  bool ok = true;
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      ok = got == 0;
+      break;
+    }
+    EVP_DigestUpdate(ctx, buffer, std::size_t(got));
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
-  const bool ok = !in.bad() && EVP_DigestFinal_ex(ctx, digest, &size) == 1;
+  ok = ok && EVP_DigestFinal_ex(ctx, digest, &size) == 1;
   EVP_MD_CTX_free(ctx);
   if (!ok) return "";
   std::string hex;
   for (unsigned int i = 0; i < size; ++i) hex += fmt::format("{:02x}", digest[i]);
   return hex;
+}
+
+std::string sha256_file(const fs::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string digest = sha256_fd(fd);
+  ::close(fd);
+  return digest;
 }
 
 std::string iso_utc(std::chrono::system_clock::time_point time) {

@@ -18,6 +18,9 @@ namespace mathpool::detail {
 
 // SHA-256 of a file's bytes, as 64 hex digits; "" when it cannot be read.
 std::string sha256_file(const std::filesystem::path& file);
+// The same of what `fd` reads from where it stands to its end (the caller
+// keeps and closes it).
+std::string sha256_fd(int fd);
 // "2026-12-06T01:02:03Z"
 std::string iso_utc(std::chrono::system_clock::time_point time);
 // The provenance file of an output: FILE.meta.json.

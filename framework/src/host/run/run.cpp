@@ -169,6 +169,10 @@ std::vector<std::string> check_parameter_sets(const RunConfig& config, Pool& poo
   for (const std::string& analysis : order) {
     const std::vector<Value>& list = sets[analysis];
     auto& problems = found[analysis];
+    if (list.size() <= kMaxSets) {
+      problems = pool.check(analysis, list);
+      continue;
+    }
     for (std::size_t at = 0; at < list.size(); at += kMaxSets) {
       const std::vector<Value> part(list.begin() + std::ptrdiff_t(at),
                                     list.begin() + std::ptrdiff_t(std::min<std::size_t>(list.size(), at + kMaxSets)));

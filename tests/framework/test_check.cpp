@@ -18,6 +18,12 @@ test::CommandResult command(const test::TempDir& dir, const char* verb, const st
   return test::run_mathpool(args);
 }
 
+std::size_t error_lines(const std::string& err) {
+  std::size_t lines = 0;
+  for (std::size_t at = 0; (at = err.find("mathpool: error: ", at)) != std::string::npos; ++at) ++lines;
+  return lines;
+}
+
 const char* kBad =
     "analyses:\n"
     "  - name: six\n"
@@ -39,9 +45,7 @@ TEST(Check, ValidateReportsEveryProblemAtItsKeysLine) {
   EXPECT_NE(r.err.find("prime power"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("c.yaml:11: key 'analyses[1].sweep.coefficients'"), std::string::npos) << r.err;
   // One line each, every line an error line.
-  std::size_t lines = 0;
-  for (std::size_t at = 0; (at = r.err.find("mathpool: error: ", at)) != std::string::npos; ++at) ++lines;
-  EXPECT_EQ(lines, 2u) << r.err;
+  EXPECT_EQ(error_lines(r.err), 2u) << r.err;
 }
 
 TEST(Check, RunRefusesBeforeAnyTask) {
@@ -94,9 +98,7 @@ TEST(Check, EntriesOfOneAnalysisAreCheckedTogetherAndBlamedApart) {
   EXPECT_NE(r.err.find("c.yaml:3: key 'analyses[1].params.field'"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("c.yaml:7: key 'analyses[2].sweep.coefficients'"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("c.yaml:8: key 'analyses[3].params.field'"), std::string::npos) << r.err;
-  std::size_t lines = 0;
-  for (std::size_t at = 0; (at = r.err.find("mathpool: error: ", at)) != std::string::npos; ++at) ++lines;
-  EXPECT_EQ(lines, 3u) << r.err;
+  EXPECT_EQ(error_lines(r.err), 3u) << r.err;
 }
 
 }  // namespace

@@ -872,6 +872,31 @@ TEST(TemplateThreads, IsolatedTasksOfAWorkerWithThreadsAreRefusedWithTheReason) 
   EXPECT_NE(message_of(r).find("threads running"), std::string::npos) << message_of(r);
 }
 
+// The worker keeps /proc/self/task open to count its threads before each
+// fork (reopening it per task was 5 system calls). A setup's fork handler
+// that puts another directory (one entry, like a single thread's) on that
+// descriptor and starts a thread must not hide the thread: the next task is
+// refused with the reason, not forked beside a running thread.
+TEST(TemplateThreads, AThreadStartedWhileTheThreadCountsDirectoryIsReplacedIsStillSeen) {
+  TempDir dir;
+  const std::filesystem::path other = dir.path() / "one";
+  std::filesystem::create_directory(other);
+  std::ofstream(other / "1") << "";
+  EnvVar breaking("MATHPOOL_A3_BREAK", "atfork_hidden_thread");
+  EnvVar where("MATHPOOL_A3_DIR", other.string());
+  PoolOptions options = a3_options(1);
+  options.isolation = Isolation::task;
+  options.task_timeout = 5000ms;
+  Pool pool(options);
+  // The first two tasks fork before the thread is there (the handler runs
+  // at the second fork, in the parent).
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(pool.submit("a3.breaker", Value::object()).get().ok()) << i;
+  const TaskResult r = pool.submit("a3.breaker", Value::object()).get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->kind, ErrorKind::plugin_error) << message_of(r);
+  EXPECT_NE(message_of(r).find("threads running"), std::string::npos) << message_of(r);
+}
+
 // ---- HostProcess -------------------------------------------------------------
 
 // A host program that ignores SIGCHLD and reaps every child in a thread of

@@ -111,7 +111,7 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
   auto breaker = analysis(
       "breaker",
       "Its setup, as MATHPOOL_A3_BREAK says: close3_hang (closes fd 3, then sleeps MATHPOOL_A3_HANG_MS), "
-      "sigchld_ign (ignores SIGCHLD), no_subreaper (turns off its process's subreaper flag), helper (starts a process named MATHPOOL_A3_TAG), reaper (a thread that waits for any child, forever), dlopen_thread (a thread that opens and closes a library, forever), atfork_dlopen_thread (the same, started by a fork handler); tasks return ok",
+      "sigchld_ign (ignores SIGCHLD), no_subreaper (turns off its process's subreaper flag), helper (starts a process named MATHPOOL_A3_TAG), reaper (a thread that waits for any child, forever), dlopen_thread (a thread that opens and closes a library, forever), atfork_dlopen_thread (the same, started by a fork handler), atfork_hidden_thread (a fork handler that, at its process's second fork, points every /proc directory descriptor at MATHPOOL_A3_DIR and starts a sleeping thread); tasks return ok",
       [](const auto&) { return mathpool::Value{{"pid", getpid()}}; });
   breaker.setup = []() -> std::any {
     const std::string how = env("MATHPOOL_A3_BREAK");
@@ -159,6 +159,32 @@ MATHPOOL_PLUGIN("attack3", "1.0.0") {
               for (;;) {
                 if (void* h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL)) dlclose(h);
               }
+            }).detach();
+          },
+          nullptr, nullptr);
+    }
+    // A fork handler that, at the second fork of the process it runs in (a
+    // worker's second task under isolation: task), puts the directory
+    // MATHPOOL_A3_DIR on every descriptor that is a /proc directory (the
+    // worker's own /proc/self/task among them) and starts a thread that only
+    // sleeps: the worker must still see that thread before its next fork.
+    if (how == "atfork_hidden_thread") {
+      pthread_atfork(
+          [] {
+            static pid_t pid = 0;
+            static int forks = 0;
+            if (pid != getpid()) pid = getpid(), forks = 0;
+            if (++forks != 2) return;
+            struct stat proc {};
+            const int other = ::open(env("MATHPOOL_A3_DIR").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (other < 0 || ::stat("/proc", &proc) != 0) return;
+            for (int fd = 4; fd < 1024; ++fd) {
+              struct stat st {};
+              if (fd != other && ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == proc.st_dev)
+                ::dup3(other, fd, O_CLOEXEC);
+            }
+            std::thread([] {
+              for (;;) sleep_ms(1000);
             }).detach();
           },
           nullptr, nullptr);

@@ -9,6 +9,17 @@
 
 namespace mathpool::detail {
 
+namespace {
+
+// A record's bytes and its result's MessagePack (the worker's main thread
+// only). Made at start-up and given room on the worker's first range, so a
+// task's own process (isolation: task) neither registers a thread-local
+// destructor nor grows them: each page a forked process writes is copied.
+std::string line_bytes, result_bytes;
+constexpr std::size_t kRecordRoom = 4096;
+
+}  // namespace
+
 void HeldEntries::add(const EntryMessage& message) {
   if (held_.count(message.id)) throw ProtocolError("a run entry sent twice");
   held_.emplace(message.id, RunEntry::decode(message.id, message.wire));
@@ -28,6 +39,10 @@ const RunEntry& HeldEntries::find(std::uint64_t id) const {
 void ActiveRange::start(const RunEntry& entry, const RunRange& range) {
   if (range.first_index + range.count > entry.tasks()) throw ProtocolError("a range past its run entry's tasks");
   if (!entry_ || entry_->id() != entry.id()) encoded_task_ = UINT64_MAX;
+  if (line_bytes.capacity() < kRecordRoom) {
+    line_bytes.reserve(kRecordRoom);
+    result_bytes.reserve(kRecordRoom);
+  }
   entry_ = &entry;
   next_id_ = range.first_id;
   next_index_ = range.first_index;
@@ -54,33 +69,32 @@ RunRequest ActiveRange::next() {
 
 void queue_record(Channel& channel, const RunRequest& request, double seconds, std::optional<Outcome>& outcome,
                   std::optional<TaskError>& error, std::uint8_t& flags, pid_t worker) {
-  thread_local std::string line, result;
   const RunEntry& entry = *request.entry;
   for (;;) {
     try {
-      line.clear();
-      result.clear();
-      entry.append_head(line, request.index, request.params, request.labels);
+      line_bytes.clear();
+      result_bytes.clear();
+      entry.append_head(line_bytes, request.index, request.params, request.labels);
       RecordTail tail;
       tail.worker = worker;
       tail.seconds = seconds;
       if (error) {
         tail.error = &*error;
       } else {
-        append_msgpack(result, outcome->result);
-        tail.result = result;
+        append_msgpack(result_bytes, outcome->result);
+        tail.result = result_bytes;
       }
       // The limit as a result frame has it (its MessagePack, 23 bytes of frame
       // around it), so a task's record is the same whichever way it travelled;
       // and a record line must fit a frame too.
       constexpr std::size_t kResultFrameHead = 23, kRecordFrameHead = 27;
-      if (!error && kResultFrameHead + result.size() > kMaxFrameBytes) {
+      if (!error && kResultFrameHead + result_bytes.size() > kMaxFrameBytes) {
         error = TaskError{ErrorKind::result_too_large,
                           fmt::format("the result's encoding ({} bytes) exceeds the limit of {} bytes",
-                                      kResultFrameHead + result.size(), kMaxFrameBytes)};
+                                      kResultFrameHead + result_bytes.size(), kMaxFrameBytes)};
       } else {
-        append_record_tail(line, tail, entry.fields());
-        const std::size_t frame = kRecordFrameHead + (error ? error->message.size() : 0) + line.size();
+        append_record_tail(line_bytes, tail, entry.fields());
+        const std::size_t frame = kRecordFrameHead + (error ? error->message.size() : 0) + line_bytes.size();
         if (frame <= kMaxFrameBytes) break;
         // (Parameters are at most a run entry's bytes: a record of this error fits.)
         if (error && error->kind == ErrorKind::result_too_large) break;
@@ -94,11 +108,11 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
       flags |= kRetire;
     }
     outcome.reset();
-    line = std::string();
-    result = std::string();
+    line_bytes = std::string();
+    result_bytes = std::string();
   }
   channel.queue_record(request.id, seconds, error ? std::uint8_t(1 + int(error->kind)) : 0, flags,
-                       error ? std::string_view(error->message) : std::string_view(), line);
+                       error ? std::string_view(error->message) : std::string_view(), line_bytes);
 }
 
 }  // namespace mathpool::detail

@@ -239,7 +239,64 @@ void append_msgpack_json(std::string& out, std::string_view msgpack) {
   transcode(out, reinterpret_cast<const std::uint8_t*>(msgpack.data()), msgpack.size());
 }
 
+namespace {
+
+// Writes `value` as transcode() writes its MessagePack (append_msgpack):
+// nlohmann writes a float that a float32 holds exactly as a float32, which
+// reads back as the same double; a binary with a subtype as an ext of that
+// (int8) type. False for a value with a discarded part, which only the
+// MessagePack path writes as it always did.
+bool write_json(std::string& out, const Value& value) {
+  switch (value.type()) {
+    case Value::value_t::null: out += "null"; return true;
+    case Value::value_t::boolean: out += value.get<bool>() ? "true" : "false"; return true;
+    case Value::value_t::number_integer: append_int(out, value.get<std::int64_t>()); return true;
+    case Value::value_t::number_unsigned: append_uint(out, value.get<std::uint64_t>()); return true;
+    case Value::value_t::number_float: append_json_float(out, value.get<double>()); return true;
+    case Value::value_t::string: append_json_string(out, value.get_ref<const std::string&>()); return true;
+    case Value::value_t::binary: {
+      const auto& binary = value.get_binary();
+      const auto type = static_cast<std::int8_t>(binary.subtype());
+      if (binary.has_subtype() && type == kBigIntegerSubtype)
+        append_json_string(out, std::string_view(reinterpret_cast<const char*>(binary.data()), binary.size()));
+      else
+        append_binary(out, binary.data(), binary.size(), binary.has_subtype(), type);
+      return true;
+    }
+    case Value::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : value) {
+        if (!first) out += ',';
+        first = false;
+        if (!write_json(out, item)) return false;
+      }
+      out += ']';
+      return true;
+    }
+    case Value::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (auto item = value.begin(); item != value.end(); ++item) {
+        if (!first) out += ',';
+        first = false;
+        append_json_string(out, item.key());
+        out += ':';
+        if (!write_json(out, item.value())) return false;
+      }
+      out += '}';
+      return true;
+    }
+    default: return false;  // discarded
+  }
+}
+
+}  // namespace
+
 void append_value_json(std::string& out, const Value& value) {
+  const std::size_t before = out.size();
+  if (write_json(out, value)) return;
+  out.resize(before);
   Bytes bytes;
   append_msgpack(bytes, value);
   append_msgpack_json(out, bytes);
@@ -249,6 +306,18 @@ void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   for (std::size_t i = 0; i < text.size();) {
+    // A run of characters written as they are goes in one append.
+    std::size_t plain = i;
+    while (plain < text.size()) {
+      const auto b = static_cast<unsigned char>(text[plain]);
+      if (b < 0x20 || b >= 0x80 || b == '"' || b == '\\') break;
+      ++plain;
+    }
+    if (plain > i) {
+      out.append(text.data() + i, plain - i);
+      i = plain;
+      if (i == text.size()) break;
+    }
     const auto c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
       const std::size_t n = utf8_sequence(text, i);

@@ -59,7 +59,8 @@ void append_record_tail(std::string& out, const RecordTail& tail, const RecordFi
   if (!tail.error) {
     if (fields.result) {
       out += ",\"result\":";
-      append_msgpack_json(out, tail.result);
+      if (tail.result_value) append_value_json(out, *tail.result_value);
+      else append_msgpack_json(out, tail.result);
     }
   } else if (fields.error) {
     out += ",\"error\":{\"kind\":\"";

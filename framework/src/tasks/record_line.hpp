@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "mathpool/value.hpp"
 #include "record_fields.hpp"
 #include "mathpool/error.hpp"
 
@@ -32,6 +33,7 @@ struct RecordTail {
   int worker = 0;
   double seconds = 0;
   const std::string* node = nullptr;
+  const Value* result_value = nullptr;  // when set, the result itself, written without MessagePack
 };
 // "status":...,"result" or "error":...,"worker":...,"seconds":...}
 void append_record_tail(std::string& out, const RecordTail& tail, const RecordFields& fields = {});

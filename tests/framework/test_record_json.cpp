@@ -1,0 +1,91 @@
+// Record JSON written straight from a value (append_value_json) against the
+// same value's MessagePack transcoded (append_msgpack_json), the way records
+// were written before: byte for byte, on chosen edge cases and on random
+// values. Workers write results the first way, hosts read the second.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "common/msgpack_json.hpp"
+
+namespace mathpool {
+namespace {
+
+std::string by_msgpack(const Value& v) {
+  detail::Bytes bytes;
+  detail::append_msgpack(bytes, v);
+  std::string json;
+  detail::append_msgpack_json(json, bytes);
+  return json;
+}
+
+std::string direct(const Value& v) {
+  std::string json = "x";  // appends: what is there stays
+  detail::append_value_json(json, v);
+  return json.substr(1);
+}
+
+TEST(RecordJson, EdgeCasesAreWrittenAsTheirMessagePackWas) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<Value> cases = {
+      Value(), Value(true), Value(false), Value(0), Value(-1), Value(-33), Value(INT64_MIN), Value(INT64_MAX),
+      Value(std::uint64_t(INT64_MAX) + 1), Value(UINT64_MAX), Value(0.5), Value(0.1), Value(-0.0), Value(1e300),
+      Value(1.0f / 3), Value(std::nan("")), Value(inf), Value(-inf), Value(5e-324), Value(""),
+      Value("plain"), Value("quote \" backslash \\ / tab \t nl \n cr \r bs \b ff \f bell \x07 del \x7f"),
+      Value("unicode \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), Value("bad \xff utf-8 \xc3"), Value("\xed\xa0\x80"),
+      Value(std::string("nul \0 inside", 12)), Value::binary({}), Value::binary({1, 2, 255}),
+      Value::binary({1, 2}, 7), Value::binary({9}, 200), big_integer("-123456789012345678901234567890"),
+      Value::array(), Value::object(), Value{{"a", 1}, {"b", {1, 2.5, "x", nullptr}}, {"", Value::object()}},
+      Value{{"z", 1}, {"a", 2}, {"\xc3\xa9\"", {{"deep", {{"deeper", Value::array({Value::array()})}}}}}}};
+  for (const auto& v : cases) EXPECT_EQ(direct(v), by_msgpack(v)) << v.dump();
+}
+
+Value random_value(std::mt19937_64& rng, int depth) {
+  std::uniform_int_distribution<int> kind(0, depth > 0 ? 9 : 7);
+  switch (kind(rng)) {
+    case 0: return Value();
+    case 1: return Value(bool(rng() & 1));
+    case 2: return Value(std::int64_t(rng()) >> (rng() % 64));
+    case 3: return Value(std::uint64_t(rng()) >> (rng() % 64));
+    case 4: {
+      std::uint64_t bits = rng();
+      double d;
+      std::memcpy(&d, &bits, sizeof d);
+      return Value(rng() & 1 ? d : double(float(std::ldexp(double(bits % 1000) - 500, int(rng() % 40) - 20))));
+    }
+    case 5: {
+      std::string s(rng() % 12, ' ');
+      for (auto& c : s) c = char(rng() % 4 ? 0x20 + rng() % 95 : rng() % 256);
+      return Value(s);
+    }
+    case 6: {
+      std::vector<std::uint8_t> bytes(rng() % 5);
+      for (auto& b : bytes) b = std::uint8_t(rng());
+      return rng() % 3 ? Value::binary(bytes, rng() % 256) : Value::binary(bytes);
+    }
+    case 7: return big_integer(std::to_string(rng()) + std::to_string(rng()));
+    case 8: {
+      Value a = Value::array();
+      for (int n = int(rng() % 5); n > 0; --n) a.push_back(random_value(rng, depth - 1));
+      return a;
+    }
+    default: {
+      Value o = Value::object();
+      for (int n = int(rng() % 5); n > 0; --n) o[std::to_string(rng() % 100)] = random_value(rng, depth - 1);
+      return o;
+    }
+  }
+}
+
+TEST(RecordJson, RandomValuesAreWrittenAsTheirMessagePackWas) {
+  std::mt19937_64 rng(20261206);
+  for (int i = 0; i < 20000; ++i) {
+    const Value v = random_value(rng, 4);
+    ASSERT_EQ(direct(v), by_msgpack(v)) << "value " << i << ": " << v.dump(-1, ' ', false, Value::error_handler_t::replace);
+  }
+}
+
+}  // namespace
+}  // namespace mathpool

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string_view>
 
 #include "common/msgpack_json.hpp"
 
@@ -84,6 +85,52 @@ TEST(RecordJson, RandomValuesAreWrittenAsTheirMessagePackWas) {
   for (int i = 0; i < 20000; ++i) {
     const Value v = random_value(rng, 4);
     ASSERT_EQ(direct(v), by_msgpack(v)) << "value " << i << ": " << v.dump(-1, ' ', false, Value::error_handler_t::replace);
+  }
+}
+
+// Equal, and of the same JSON types all the way down (nlohmann's == takes
+// unsigned 5 for signed 5), binaries with the same subtype.
+bool same(const Value& a, const Value& b) {
+  if (a.type() != b.type()) return false;
+  if (a.is_binary())
+    return a.get_binary() == b.get_binary() && a.get_binary().has_subtype() == b.get_binary().has_subtype() &&
+           a.get_binary().subtype() == b.get_binary().subtype();
+  if (a.is_array() || a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
+      if ((a.is_object() && i.key() != j.key()) || !same(*i, *j)) return false;
+    return true;
+  }
+  if (a.is_number_float() && std::isnan(a.get<double>())) return std::isnan(b.get<double>());
+  return a == b;
+}
+
+Value by_nlohmann(std::string_view bytes) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  return Value::from_msgpack(p, p + bytes.size(), true, false);
+}
+
+TEST(MessagePackDecode, ChosenBytesDecodeAsNlohmannDecodesThem) {
+  using namespace std::literals;
+  const std::vector<std::string_view> cases = {
+      "\x05"sv, "\xcc\x05"sv, "\xd0\x05"sv, "\xd0\xfb"sv, "\xff"sv, "\xd3\x7f\xff\xff\xff\xff\xff\xff\xff"sv,
+      "\xcf\xff\xff\xff\xff\xff\xff\xff\xff"sv, "\xca\x3f\x00\x00\x00"sv, "\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a"sv,
+      "\xc0"sv, "\xc2"sv, "\xc3"sv, "\xa0"sv, "\xa3" "a\xff" "c"sv, "\xd9\x01z"sv, "\xc4\x02\x01\x02"sv, "\xd4\xfb\x01"sv,
+      "\xc7\x03\x01" "123"sv, "\x90"sv, "\x80"sv, "\x83\xa1" "a\x01\xa1" "b\x02\xa1" "a\x03"sv,
+      "\x92\x91\x80\x81\xa0\x90"sv};
+  for (const std::string_view bytes : cases) {
+    const Value ours = detail::msgpack_to_value(bytes), theirs = by_nlohmann(bytes);
+    EXPECT_TRUE(same(ours, theirs)) << ours.dump() << " against " << theirs.dump();
+  }
+}
+
+TEST(MessagePackDecode, RandomValuesDecodeAsNlohmannDecodesThem) {
+  std::mt19937_64 rng(61206);
+  for (int i = 0; i < 20000; ++i) {
+    detail::Bytes bytes;
+    detail::append_msgpack(bytes, random_value(rng, 4));
+    const Value ours = detail::msgpack_to_value(bytes), theirs = by_nlohmann(bytes);
+    ASSERT_TRUE(same(ours, theirs)) << "value " << i;
   }
 }
 

@@ -18,6 +18,10 @@ std::uint32_t read_length(const char* p) {
   return std::uint32_t(u[0]) | std::uint32_t(u[1]) << 8 | std::uint32_t(u[2]) << 16 | std::uint32_t(u[3]) << 24;
 }
 
+void store_le(char* at, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) at[i] = static_cast<char>(v >> (8 * i));
+}
+
 void put_le(std::string& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out += static_cast<char>(v >> (8 * i));
 }
@@ -202,17 +206,21 @@ void Channel::queue_run_range(const RunRange& range) {
 
 void Channel::queue_record(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags,
                            std::string_view message, std::string_view line) {
-  const std::size_t start = begin_frame(MessageType::record);
-  put_le(out_, id, 8);
+  // The frame's 27 bytes before its texts made in place and appended at once
+  // (a byte at a time they were 3% of a worker's time, 1M echo tasks: perf).
+  char head[27];
   std::uint64_t bits;
   std::memcpy(&bits, &seconds, sizeof bits);
-  put_le(out_, bits, 8);
-  out_ += static_cast<char>(outcome);
-  out_ += static_cast<char>(flags);
-  put_le(out_, message.size(), 4);
+  store_le(head, 1 + 22 + message.size() + line.size(), 4);
+  head[4] = static_cast<char>(MessageType::record);
+  store_le(head + 5, id, 8);
+  store_le(head + 13, bits, 8);
+  head[21] = static_cast<char>(outcome);
+  head[22] = static_cast<char>(flags);
+  store_le(head + 23, message.size(), 4);
+  out_.append(head, sizeof head);
   out_.append(message);
   out_.append(line);
-  end_frame(start);
 }
 
 std::size_t Channel::begin_result(std::uint64_t id, double seconds, std::uint8_t outcome, std::uint8_t flags) {

@@ -88,6 +88,24 @@ TEST(RecordJson, RandomValuesAreWrittenAsTheirMessagePackWas) {
   }
 }
 
+// A worker skips encoding a result's MessagePack to check its size when 3
+// times its JSON is under the frame limit (run_ranges.cpp): the bound holds.
+TEST(RecordJson, AValuesMessagePackIsAtMostThreeTimesItsJson) {
+  for (const Value& v : {Value(0.1), Value(-0.1), Value(""), Value::array(), Value::object(), Value(-1),
+                         Value{0.1, 0.2, 0.3}, Value{{"", 0.1}}, big_integer("12345678901234567890123")}) {
+    detail::Bytes bytes;
+    detail::append_msgpack(bytes, v);
+    EXPECT_LE(bytes.size(), 3 * direct(v).size()) << v.dump();
+  }
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 20000; ++i) {
+    const Value v = random_value(rng, 4);
+    detail::Bytes bytes;
+    detail::append_msgpack(bytes, v);
+    ASSERT_LE(bytes.size(), 3 * direct(v).size()) << "value " << i;
+  }
+}
+
 // Equal, and of the same JSON types all the way down (nlohmann's == takes
 // unsigned 5 for signed 5), binaries with the same subtype.
 bool same(const Value& a, const Value& b) {

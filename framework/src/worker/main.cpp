@@ -665,6 +665,7 @@ int serve(int fd, pid_t host) {
   zygote.serve_forked = [&loader](Channel& worker_channel) {
     // The template's setups ran; what they started is the template's, not ours.
     setup_children.clear();
+    release_inherited_task_dir();
     detach_from_terminal(worker_channel.fd());
     current = {&worker_channel, receive_page(worker_channel.fd())};
     if (!current.page) return kWorkerExitBadHello;

@@ -13,7 +13,6 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
-#include <string>
 
 #include <fmt/format.h>
 
@@ -40,56 +39,60 @@ namespace {
 // /proc/self/task kept open for the process that opened it: a task forked
 // per request (isolation: task) asks before each fork, and opening the path
 // again each time was 5 system calls and ~6 us of a ~450 us task (microbenchmark
-// on the 2-core VM); a rewind and one read are ~1.3 us.
+// on the 2-core VM); a check, a rewind and one read are ~1.5 us.
 int task_dir_fd = -1;
 pid_t task_dir_pid = 0;
 struct stat task_dir_identity {};  // of task_dir_fd when opened
 
-// The entries of the open directory, or -1 if it is not this process's
-// task directory any more (closed by a setup, another file dup2'ed there):
-// ours lists our own pid, the main thread's id.
-int count_open_task_dir(pid_t self) {
+// Whether task_dir_fd is still the directory it was opened as: a setup may
+// have closed it, or put another file at that number (which must then be
+// neither read nor rewound).
+bool task_dir_is_ours() {
+  struct stat now {};
+  return task_dir_fd >= 0 && ::fstat(task_dir_fd, &now) == 0 && now.st_dev == task_dir_identity.st_dev &&
+         now.st_ino == task_dir_identity.st_ino;
+}
+
+// The entries of the open directory, or -1 when it cannot be read.
+int count_open_task_dir() {
   if (::lseek(task_dir_fd, 0, SEEK_SET) != 0) return -1;
   alignas(8) char buffer[8192];
-  const std::string own = std::to_string(self);
   int count = 0;
-  bool saw_self = false;
   for (;;) {
     const long n = ::syscall(SYS_getdents64, task_dir_fd, buffer, sizeof buffer);
     if (n < 0) return -1;
     if (n == 0) break;
     for (long at = 0; at < n;) {
       const auto* entry = reinterpret_cast<const struct dirent64*>(buffer + at);
-      if (entry->d_name[0] != '.') {
-        ++count;
-        saw_self = saw_self || own == entry->d_name;
-      }
+      if (entry->d_name[0] != '.') ++count;
       at += entry->d_reclen;
     }
     // procfs fills what fits: a read that left room was the whole directory.
     if (std::size_t(n) + 512 < sizeof buffer) break;
   }
-  return saw_self ? count : -1;
+  return count;
 }
 
 }  // namespace
 
+void release_inherited_task_dir() {
+  // Inherited across fork(): still our parent's directory, with a read
+  // position shared with it. Another file at that number is left alone.
+  if (task_dir_pid != ::getpid() && task_dir_is_ours()) ::close(task_dir_fd);
+  if (task_dir_pid != ::getpid()) task_dir_fd = -1;
+}
+
 int count_threads() {
   const pid_t self = ::getpid();
   int count = -1;
-  if (task_dir_fd >= 0 && task_dir_pid == self) count = count_open_task_dir(self);
+  if (task_dir_pid == self && task_dir_is_ours()) count = count_open_task_dir();
   if (count < 0) {
-    // First call in this process, or ours was taken: open it again. A
-    // fork's child inherited its parent's directory, which is closed if it is
-    // still that one (not if a setup put another file at that number).
-    struct stat now {};
-    if (task_dir_fd >= 0 && task_dir_pid != self && ::fstat(task_dir_fd, &now) == 0 &&
-        now.st_dev == task_dir_identity.st_dev && now.st_ino == task_dir_identity.st_ino)
-      ::close(task_dir_fd);
+    // First call in this process, or ours was taken: open it again.
+    release_inherited_task_dir();
     task_dir_fd = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     task_dir_pid = self;
     if (task_dir_fd < 0 || ::fstat(task_dir_fd, &task_dir_identity) != 0) return 1;
-    count = count_open_task_dir(self);
+    count = count_open_task_dir();
     if (count < 0) return 1;
   }
   // TSan's background thread is there whenever a thread of ours is (it starts

@@ -17,6 +17,10 @@ namespace mathpool::detail {
 // runtime's own background thread (started in a child after fork() and with
 // a process's first pthread_create) is not counted.
 int count_threads();
+// In a child of fork(): closes the directory count_threads() kept open in
+// the parent (its read position is shared with the parent's), unless a setup
+// put another file at that number. A no-op in the process that opened it.
+void release_inherited_task_dir();
 
 class ProcessState {
  public:

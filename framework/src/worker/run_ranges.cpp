@@ -73,10 +73,11 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
   constexpr std::size_t kResultFrameHead = 23, kRecordFrameHead = 27;
   // Most records: the result written as JSON straight from its value. A
   // value's MessagePack is never more than 3 times its JSON (a float such as
-  // 0.5: 9 bytes against 3), so a line this short passes both limits below
+  // 0.1: 9 bytes against 3), so a line this short passes both limits below
   // without encoding it (its MessagePack and transcoding it were ~3.8 us of a
   // degree-16 task's ~5 us of record: perf, 1 worker).
   if (!error && entry.fields().result) {
+    bool fast = false;
     try {
       line_bytes.clear();
       entry.append_head(line_bytes, request.index, request.params, request.labels);
@@ -85,13 +86,11 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
       tail.seconds = seconds;
       tail.result_value = &outcome->result;
       append_record_tail(line_bytes, tail, entry.fields());
-      if (kResultFrameHead + 3 * line_bytes.size() <= kMaxFrameBytes) {
-        channel.queue_record(request.id, seconds, 0, flags, std::string_view(), line_bytes);
-        return;
-      }
+      fast = kResultFrameHead + 3 * line_bytes.size() <= kMaxFrameBytes;
     } catch (const std::bad_alloc&) {
       line_bytes = std::string();  // the way below says what ran out
     }
+    if (fast) return channel.queue_record(request.id, seconds, 0, flags, std::string_view(), line_bytes);
   }
   for (;;) {
     try {

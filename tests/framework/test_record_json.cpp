@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/msgpack_json.hpp"
+#include "strict_value.hpp"
 
 namespace mathpool {
 namespace {
@@ -106,22 +107,6 @@ TEST(RecordJson, AValuesMessagePackIsAtMostThreeTimesItsJson) {
   }
 }
 
-// Equal, and of the same JSON types all the way down (nlohmann's == takes
-// unsigned 5 for signed 5), binaries with the same subtype.
-bool same(const Value& a, const Value& b) {
-  if (a.type() != b.type()) return false;
-  if (a.is_binary())
-    return a.get_binary() == b.get_binary() && a.get_binary().has_subtype() == b.get_binary().has_subtype() &&
-           a.get_binary().subtype() == b.get_binary().subtype();
-  if (a.is_array() || a.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
-      if ((a.is_object() && i.key() != j.key()) || !same(*i, *j)) return false;
-    return true;
-  }
-  if (a.is_number_float() && std::isnan(a.get<double>())) return std::isnan(b.get<double>());
-  return a == b;
-}
 
 Value by_nlohmann(std::string_view bytes) {
   const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
@@ -138,7 +123,7 @@ TEST(MessagePackDecode, ChosenBytesDecodeAsNlohmannDecodesThem) {
       "\x92\x91\x80\x81\xa0\x90"sv};
   for (const std::string_view bytes : cases) {
     const Value ours = detail::msgpack_to_value(bytes), theirs = by_nlohmann(bytes);
-    EXPECT_TRUE(same(ours, theirs)) << ours.dump() << " against " << theirs.dump();
+    EXPECT_TRUE(test::identical(ours, theirs)) << ours.dump() << " against " << theirs.dump();
   }
 }
 
@@ -148,7 +133,7 @@ TEST(MessagePackDecode, RandomValuesDecodeAsNlohmannDecodesThem) {
     detail::Bytes bytes;
     detail::append_msgpack(bytes, random_value(rng, 4));
     const Value ours = detail::msgpack_to_value(bytes), theirs = by_nlohmann(bytes);
-    ASSERT_TRUE(same(ours, theirs)) << "value " << i;
+    ASSERT_TRUE(test::identical(ours, theirs)) << "value " << i;
   }
 }
 

@@ -10,25 +10,10 @@
 #include "common/messages.hpp"
 #include "tasks/json_check.hpp"
 #include "tasks/run_entry.hpp"
+#include "../framework/strict_value.hpp"
 
 namespace {
 
-// Equal, and of the same JSON types all the way down (nlohmann's == takes
-// unsigned 5 for signed 5), binaries with the same subtype.
-bool same(const mathpool::Value& a, const mathpool::Value& b) {
-  if (a.type() != b.type()) return false;
-  if (a.is_binary())
-    return a.get_binary() == b.get_binary() && a.get_binary().has_subtype() == b.get_binary().has_subtype() &&
-           a.get_binary().subtype() == b.get_binary().subtype();
-  if (a.is_array() || a.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
-      if ((a.is_object() && i.key() != j.key()) || !same(*i, *j)) return false;
-    return true;
-  }
-  if (a.is_number_float() && std::isnan(a.get<double>())) return std::isnan(b.get<double>());
-  return a == b;
-}
 
 }  // namespace
 
@@ -56,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const mathpool::Value ours = mathpool::detail::msgpack_to_value(reply.payload);
         const auto* p = reinterpret_cast<const std::uint8_t*>(reply.payload.data());
         const mathpool::Value theirs = mathpool::Value::from_msgpack(p, p + reply.payload.size(), true, false);
-        if (!same(ours, theirs)) __builtin_trap();
+        if (!mathpool::test::identical(ours, theirs)) __builtin_trap();
         // And a value is written as record JSON as its MessagePack would be.
         std::string direct, transcoded;
         mathpool::detail::append_value_json(direct, ours);

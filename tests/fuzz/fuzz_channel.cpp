@@ -12,11 +12,6 @@
 #include "tasks/run_entry.hpp"
 #include "../framework/strict_value.hpp"
 
-namespace {
-
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return 0;

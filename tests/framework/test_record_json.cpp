@@ -127,6 +127,23 @@ TEST(MessagePackDecode, ChosenBytesDecodeAsNlohmannDecodesThem) {
   }
 }
 
+// A map past the scanned size (32 members) finds a key given twice through
+// its index: first place, last value, as nlohmann's scan had it.
+TEST(MessagePackDecode, ALargeMapWithKeysGivenTwiceDecodesAsNlohmannDecodesIt) {
+  std::string bytes = "\xde";  // map16
+  bytes += char(0), bytes += char(100);
+  for (int i = 0; i < 100; ++i) {
+    const std::string key = "k" + std::to_string(i % 37);
+    bytes += char(0xa0 | key.size());
+    bytes += key;
+    bytes += char(i % 100);  // a positive fixint
+  }
+  const Value ours = detail::msgpack_to_value(bytes), theirs = by_nlohmann(bytes);
+  EXPECT_EQ(ours.size(), 37u);
+  EXPECT_EQ(ours["k0"], 74);
+  EXPECT_TRUE(test::identical(ours, theirs)) << ours.dump() << " against " << theirs.dump();
+}
+
 TEST(MessagePackDecode, RandomValuesDecodeAsNlohmannDecodesThem) {
   std::mt19937_64 rng(61206);
   for (int i = 0; i < 20000; ++i) {

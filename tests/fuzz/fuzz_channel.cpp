@@ -10,7 +10,7 @@
 #include "common/messages.hpp"
 #include "tasks/json_check.hpp"
 #include "tasks/run_entry.hpp"
-#include "../framework/strict_value.hpp"
+#include "strict_value.hpp"  // tests/framework
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   int fds[2];

@@ -23,7 +23,9 @@ void store_le(char* at, std::uint64_t v, int bytes) {
 }
 
 void put_le(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out += static_cast<char>(v >> (8 * i));
+  char at[8];
+  store_le(at, v, bytes);
+  out.append(at, std::size_t(bytes));
 }
 
 std::uint64_t get_le(std::string_view& in, int bytes) {

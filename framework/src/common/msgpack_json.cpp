@@ -282,7 +282,7 @@ std::size_t decode(const std::uint8_t* p, std::size_t size, Value& out) {
         pos += key.head + std::size_t(key.n);
         std::size_t at = members.size();
         if (h.n <= kScanned) {
-          for (std::size_t k = 0; k < members.size(); ++k)
+          for (std::size_t k = 0; k < members.size() && at == members.size(); ++k)
             if (members.begin()[std::ptrdiff_t(k)].first == name) at = k;
         } else if (const auto [known, added] = index.try_emplace(name, members.size()); !added) {
           at = known->second;

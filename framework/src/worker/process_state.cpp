@@ -73,13 +73,19 @@ int count_open_task_dir() {
   return count;
 }
 
+// Forgets the directory, closing it if that number is still it (another
+// file a setup put there is left alone).
+void drop_task_dir() {
+  if (task_dir_is_ours()) ::close(task_dir_fd);
+  task_dir_fd = -1;
+}
+
 }  // namespace
 
 void release_inherited_task_dir() {
-  // Inherited across fork(): still our parent's directory, with a read
-  // position shared with it. Another file at that number is left alone.
-  if (task_dir_pid != ::getpid() && task_dir_is_ours()) ::close(task_dir_fd);
-  if (task_dir_pid != ::getpid()) task_dir_fd = -1;
+  // Inherited across fork(): our parent's directory, with a read position
+  // shared with it.
+  if (task_dir_pid != ::getpid()) drop_task_dir();
 }
 
 int count_threads() {
@@ -87,8 +93,8 @@ int count_threads() {
   int count = -1;
   if (task_dir_pid == self && task_dir_is_ours()) count = count_open_task_dir();
   if (count < 0) {
-    // First call in this process, or ours was taken: open it again.
-    release_inherited_task_dir();
+    // First call in this process, ours was taken or cannot be read: open it again.
+    drop_task_dir();
     task_dir_fd = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     task_dir_pid = self;
     if (task_dir_fd < 0 || ::fstat(task_dir_fd, &task_dir_identity) != 0) return 1;

@@ -71,6 +71,15 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
                   std::optional<TaskError>& error, std::uint8_t& flags, pid_t worker) {
   const RunEntry& entry = *request.entry;
   constexpr std::size_t kResultFrameHead = 23, kRecordFrameHead = 27;
+  // The record line for a tail: the task's head, then the tail (status,
+  // result or error, worker, seconds).
+  auto write_line = [&](RecordTail& tail) {
+    line_bytes.clear();
+    entry.append_head(line_bytes, request.index, request.params, request.labels);
+    tail.worker = worker;
+    tail.seconds = seconds;
+    append_record_tail(line_bytes, tail, entry.fields());
+  };
   // Most records: the result written as JSON straight from its value. A
   // value's MessagePack is never more than 3 times its JSON (a float such as
   // 0.1: 9 bytes against 3), so a line this short passes both limits below
@@ -79,13 +88,9 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
   if (!error && entry.fields().result) {
     bool fast = false;
     try {
-      line_bytes.clear();
-      entry.append_head(line_bytes, request.index, request.params, request.labels);
       RecordTail tail;
-      tail.worker = worker;
-      tail.seconds = seconds;
       tail.result_value = &outcome->result;
-      append_record_tail(line_bytes, tail, entry.fields());
+      write_line(tail);
       fast = kResultFrameHead + 3 * line_bytes.size() <= kMaxFrameBytes;
     } catch (const std::bad_alloc&) {
       line_bytes = std::string();  // the way below says what ran out
@@ -94,12 +99,8 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
   }
   for (;;) {
     try {
-      line_bytes.clear();
       result_bytes.clear();
-      entry.append_head(line_bytes, request.index, request.params, request.labels);
       RecordTail tail;
-      tail.worker = worker;
-      tail.seconds = seconds;
       if (error) {
         tail.error = &*error;
       } else {
@@ -114,7 +115,7 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
                           fmt::format("the result's encoding ({} bytes) exceeds the limit of {} bytes",
                                       kResultFrameHead + result_bytes.size(), kMaxFrameBytes)};
       } else {
-        append_record_tail(line_bytes, tail, entry.fields());
+        write_line(tail);
         const std::size_t frame = kRecordFrameHead + (error ? error->message.size() : 0) + line_bytes.size();
         if (frame <= kMaxFrameBytes) break;
         // (Parameters are at most a run entry's bytes: a record of this error fits.)

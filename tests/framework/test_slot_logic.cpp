@@ -210,8 +210,9 @@ TEST(SlotLogic, ChunkLimitIsTheUsersFixedChoice) { EXPECT_EQ(chunk_limit(7, 0.00
 
 TEST(SlotLogic, ChunkLimitBeforeAnyMeasurementIsTwo) { EXPECT_EQ(chunk_limit(0, -1, 1000, 2), 2u); }
 
-TEST(SlotLogic, ChunkLimitHoldsAboutEightMillisecondsOfWork) {
-  EXPECT_EQ(chunk_limit(0, 0.0001, 100000, 2), 80u);
+TEST(SlotLogic, ChunkLimitHoldsEightReplyBatchesOfWork) {
+  EXPECT_EQ(chunk_limit(0, 0.0001, 100000, 2), 320u);  // 32 ms: 8 batches of 4 ms
+  EXPECT_EQ(chunk_limit(0, 0.001, 100000, 2), 32u);
   EXPECT_EQ(chunk_limit(0, 1.0, 100000, 2), 1u);
   EXPECT_EQ(chunk_limit(0, 0.0000001, 100000, 2), 4096u);
 }

@@ -499,8 +499,8 @@ ReadyMessage handshake(PluginLoader& loader, const HelloMessage& hello) {
   return ready;
 }
 
-// Replies are batched: they go out when the input runs dry, every
-// millisecond, past 64 KiB, or before a task that may be long (run_task).
+// Replies are batched (protocol.hpp, kReplyBatchNs): they go out when the
+// input runs dry, every 4 ms, past 64 KiB, or before a task that may be long (run_task).
 // Blame stays exact through the progress page.
 // The channel's socket as the worker began serving: a task that closes fd 3,
 // or puts another file there, leaves a channel that is not this one.
@@ -521,15 +521,13 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
   for_each_child(note_setup_child, nullptr);  // what the setups started so far
   process_state.save();
   reserve_sweep_descriptors();
-  constexpr std::int64_t kFlushEveryNs = 1000000;
-  constexpr std::size_t kFlushBytes = 64 * 1024;
   std::int64_t last_flush = monotonic_ns();
   HeldEntries entries;
   ActiveRange range;
   for (;;) {
     // Replies are queued only by tasks, so the last one's end is "now" here.
     if (channel.has_queued() &&
-        (channel.queued_bytes() >= kFlushBytes || last_task_end_ns - last_flush >= kFlushEveryNs)) {
+        (channel.queued_bytes() >= kReplyBatchBytes || last_task_end_ns - last_flush >= kReplyBatchNs)) {
       if (!channel.flush()) return channel_ended();
       last_flush = last_task_end_ns;
     }

@@ -1,5 +1,7 @@
 #include "slot_logic.hpp"
 
+#include "protocol.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -78,7 +80,8 @@ Blame blame(const DeathFacts& facts) {
 
 std::size_t chunk_limit(int chunk_size, double mean_task_seconds, std::size_t queued, std::size_t workers) {
   if (chunk_size > 0) return std::size_t(chunk_size);
-  constexpr double kChunkWork = 0.008;
+  // Work for kChunkBatches reply batches (protocol.hpp): 32 ms.
+  constexpr double kChunkWork = double(kChunkBatches) * double(kReplyBatchNs) / 1e9;
   constexpr std::size_t kMaxChunk = 4096;
   std::size_t by_time = 2;  // before any measurement: one running, one waiting
   if (mean_task_seconds >= 0)

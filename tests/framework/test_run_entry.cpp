@@ -247,6 +247,9 @@ TEST(JsonCheck, AgreesWithNlohmannOnRecordsAndOnRecordsWithBytesChanged) {
   EXPECT_FALSE(detail::is_json_object("{\"a\":1} "));
   EXPECT_FALSE(detail::is_json_object("[1]"));
   EXPECT_FALSE(detail::is_json_object(""));
+  EXPECT_FALSE(detail::is_json_members(std::string_view()));  // no bytes at all: not even a '}'
+  EXPECT_FALSE(detail::is_record_tail(std::string_view()));
+  EXPECT_FALSE(detail::is_json_members("}"));  // after a member's ',' comes another member
   std::string deep = "{\"a\":";
   for (int i = 0; i < 300; ++i) deep += '[';
   for (int i = 0; i < 300; ++i) deep += ']';

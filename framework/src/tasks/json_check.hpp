@@ -6,7 +6,8 @@
 //
 // Written here rather than taken from nlohmann::json::accept, which took
 // 1.9 us for a 150-byte record (a whole record costs the host ~1 us today);
-// this takes tens of nanoseconds. Pure; thread-safe.
+// this takes about 1 ns a byte (94 ns for an echo record's 84-byte tail, 435 ns
+// for a degree-16 lfsr.cycles record's 448 bytes). Pure; thread-safe.
 #pragma once
 
 #include <string_view>

@@ -166,6 +166,29 @@ TEST(Faults, GarbageOnTheChannelIsTheTasksProtocolError) {
   EXPECT_LT(seen.seconds, 2.0);
 }
 
+// The host stops a worker whose reply it refuses: that is the refused
+// task's fault alone. Tasks the worker held behind it (a chunk: here 50)
+// go back uncharged; the one it had begun was charged `crashed` before
+// (found from outside: the first echo after the garbage, with retries: 0).
+TEST(Faults, GarbageOnTheChannelChargesNoTaskHeldBehindIt) {
+  PoolOptions options = no_retry_options();
+  options.chunk_size = 50;
+  Pool pool(options);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::future<TaskResult>> before, after;
+    for (int i = 0; i < 20; ++i) before.push_back(pool.submit("testkit.echo", {{"x", i}}));
+    auto garbage = pool.submit("testkit.channel_garbage", {});
+    for (int i = 0; i < 20; ++i) after.push_back(pool.submit("testkit.echo", {{"x", i}}));
+    for (auto& f : before) EXPECT_TRUE(f.get().ok());
+    expect_error(garbage.get(), ErrorKind::protocol_error, "protocol error");
+    for (auto& f : after) {
+      const TaskResult r = f.get();
+      EXPECT_TRUE(r.ok()) << r.error->message;
+    }
+  }
+  EXPECT_EQ(pool.stats().workers.at(0).restarts, 3);
+}
+
 TEST(Faults, ExceptionOfAnUnknownTypeIsAPluginError) {
   Pool pool(no_retry_options());
   expect_error(run_fault(pool, "testkit.throw_int").result, ErrorKind::plugin_error,

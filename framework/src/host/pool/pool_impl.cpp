@@ -522,6 +522,11 @@ void Pool::Impl::refuse_reply(Slot& slot, const std::exception& error, bool) {
     result.seconds = std::chrono::duration<double>(now - slot.head_since).count();
     finish(std::move(task), std::move(result));
     slot.head_since = now;
+    // The host stops the worker for that task's reply: the tasks it holds
+    // behind it, the one it has begun among them, go back uncharged. (Left to
+    // the death's blame, the begun one was charged `crashed`.) Not after a
+    // time limit's SIGTERM: that death's verdict is the timed-out task's.
+    if (slot.state == SlotState::ready) requeue(slot.inflight, false, what, false);
   }
   begin_death(slot, what);
 }

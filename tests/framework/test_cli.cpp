@@ -750,6 +750,82 @@ TEST(CliResume, GarbageInTheOutputIsRefused) {
   EXPECT_EQ(read_text(output), garbage) << "a refused file is left untouched";
 }
 
+// A run of three echo tasks whose output (out.jsonl) a test then edits.
+fs::path three_echoes_config(const TempDir& dir) {
+  const fs::path config = dir.write("run.yaml",
+                                    "output: out.jsonl\n"
+                                    "analyses:\n  - {name: e, analysis: example.echo, sweep: {x: [1, 2, 3]}}\n");
+  EXPECT_EQ(run_mathpool({"run", config.string(), "-q"}).exit_code, 0);
+  return config;
+}
+
+// A file with two records of one task is not a run's output (a run writes
+// one record per task): --resume used to keep the second, and go on.
+TEST(CliResume, ASecondRecordOfATaskIsRefusedNamingItsLine) {
+  TempDir dir;
+  const fs::path config = three_echoes_config(dir);
+  const fs::path output = dir.path() / "out.jsonl";
+  const auto lines = lines_of(read_text(output));
+  ASSERT_EQ(lines.size(), 3u);
+  const std::string doubled = lines[0] + "\n" + lines[1] + "\n" + lines[1] + "\n";
+  { std::ofstream(output, std::ios::binary | std::ios::trunc) << doubled; }
+  const CommandResult r = run_mathpool({"run", config.string(), "--resume"});
+  EXPECT_EQ(r.exit_code, 2) << describe(r);
+  expect_one_error_line(r);
+  EXPECT_TRUE(contains(r.err, output.string() + ":3: a second record of run 'e' task 1 repeat 0")) << describe(r);
+  EXPECT_EQ(read_text(output), doubled) << "a refused file is left untouched";
+}
+
+// A record whose status is none of the five is not a run's record: refused,
+// quoting what it holds (escaped), the file left as it was.
+TEST(CliResume, AnUnknownStatusIsRefusedQuotingIt) {
+  TempDir dir;
+  const fs::path config = three_echoes_config(dir);
+  const fs::path output = dir.path() / "out.jsonl";
+  std::string text = read_text(output);
+  text.replace(text.find("\"status\":\"ok\""), 13, "\"status\":\"o\x1bk\"");
+  { std::ofstream(output, std::ios::binary | std::ios::trunc) << text; }
+  const CommandResult r = run_mathpool({"run", config.string(), "--resume"});
+  EXPECT_EQ(r.exit_code, 2) << describe(r);
+  expect_one_error_line(r);
+  EXPECT_TRUE(contains(r.err, output.string() + ":1: the record of run 'e' task 0 repeat 0 has the status \"o\\u001bk\", "
+                                                "not ok, error, timeout, crashed or memory"))
+      << describe(r);
+  EXPECT_EQ(read_text(output), text) << "a refused file is left untouched";
+}
+
+// A resumed run ends as the whole run would have: its exit status, summary
+// and provenance count the records the output held before it too.
+TEST(CliResume, TheExitStatusSummaryAndProvenanceCountTheEarlierRecordsToo) {
+  TempDir dir;
+  const fs::path config = dir.write("run.yaml",
+                                    "output: out.jsonl\n"
+                                    "plugin_path: [" TESTKIT_PLUGIN "]\n"
+                                    "analyses:\n"
+                                    "  - {name: bad, analysis: testkit.throw_invalid, repeat: 2}\n"
+                                    "  - {name: good, analysis: example.echo, sweep: {x: [1, 2, 3]}}\n");
+  ASSERT_EQ(run_mathpool({"run", config.string(), "-q"}).exit_code, 1);
+  const fs::path output = dir.path() / "out.jsonl";
+  const auto lines = lines_of(read_text(output));
+  ASSERT_EQ(lines.size(), 5u);
+  // Killed after the failures and one ok record.
+  { std::ofstream(output, std::ios::binary | std::ios::trunc) << lines[0] + "\n" + lines[1] + "\n" + lines[2] + "\n"; }
+  const CommandResult r = run_mathpool({"run", config.string(), "--resume"});
+  EXPECT_EQ(r.exit_code, 1) << "the output holds failed tasks\n" << describe(r);
+  EXPECT_TRUE(contains(r.err, "mathpool: 2 tasks: 2 ok; 3 already in the output (1 ok, 2 error)\n")) << r.err;
+  const Value meta = Value::parse(read_text(output.string() + ".meta.json"));
+  const Value& tasks = meta.at("tasks");
+  EXPECT_EQ(tasks.at("already_in_output"), 3);
+  EXPECT_EQ(tasks.at("by_status"), (Value{{"ok", 2}})) << "this run's own";
+  EXPECT_EQ(tasks.at("in_output"), (Value{{"by_status", {{"error", 2}, {"ok", 3}}},
+                                          {"by_run", {{"bad", {{"error", 2}}}, {"good", {{"ok", 3}}}}}}))
+      << meta.dump();
+  // Nothing left to run: the same status, and the summary says what is there.
+  const CommandResult again = run_mathpool({"run", config.string(), "--resume"});
+  EXPECT_EQ(again.exit_code, 1) << describe(again);
+  EXPECT_EQ(again.err, "mathpool: 0 tasks: none; 5 already in the output (3 ok, 2 error)\n");
+}
+
 // ---------------------------------------------------------------- crashes
 
 TEST(CliCrash, SegfaultInTheMiddleIsACrashedRecordAndTheRunGoesOn) {

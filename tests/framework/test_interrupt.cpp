@@ -91,6 +91,37 @@ TEST(Interrupt, SigintStopsPromptlyAndResumeCompletesTheRun) {
   EXPECT_EQ(by_key(after), by_key(reference));
 }
 
+// Found from outside (a hostile tester): a --resume started while the run
+// it resumes still ran wrote the same file at once (59,198 duplicates in
+// 153,198 records, a torn line). A run holds its output: a second is
+// refused, naming why, and the first run's file stays whole.
+TEST(Interrupt, ASecondRunOnAnOutputAnotherRunWritesIsRefusedAndTheFileStaysWhole) {
+  test::TempDir dir;
+  const auto config = dir.write("run.yaml", sleepy_config("out.jsonl"));
+  const std::vector<std::string> plugin = {"--plugin-path", TESTKIT_PLUGIN};
+  std::vector<std::string> args = {"run", config.string(), "--quiet"};
+  args.insert(args.end(), plugin.begin(), plugin.end());
+  const int pid = test::start_mathpool(args, dir.path() / "log.txt");
+  for (int i = 0; i < 1000 && test::read_records(dir.path() / "out.jsonl").size() < 10; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (const char* second : {"--resume", "--force"}) {
+    std::vector<std::string> again = {"run", config.string(), second, "--quiet"};
+    again.insert(again.end(), plugin.begin(), plugin.end());
+    const auto refused = test::run_mathpool(again);
+    EXPECT_EQ(refused.exit_code, 2) << second << ": " << refused.err;
+    EXPECT_NE(refused.err.find("is being written by another run"), std::string::npos) << refused.err;
+  }
+  ASSERT_NE(test::read_records(dir.path() / "out.jsonl").size(), 412u) << "the run ended before the second began";
+  EXPECT_EQ(test::wait_exit(pid), 0) << test::read_text(dir.path() / "log.txt");
+  const auto records = test::read_records(dir.path() / "out.jsonl");
+  EXPECT_EQ(records.size(), 412u);
+  EXPECT_EQ(by_key(records).size(), 412u);  // each task once
+  // Once it has ended, the file is free again.
+  std::vector<std::string> resume = {"run", config.string(), "--resume", "--quiet"};
+  resume.insert(resume.end(), plugin.begin(), plugin.end());
+  EXPECT_EQ(test::run_mathpool(resume).exit_code, 0);
+}
+
 TEST(Interrupt, ResumeOfACompleteRunRunsNothing) {
   test::TempDir dir;
   const auto config = dir.write("run.yaml",

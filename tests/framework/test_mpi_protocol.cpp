@@ -52,6 +52,16 @@ TEST(MpiProtocol, ATruncatedOrUnknownRangesItemIsRefused) {
   entry.resize(entry.size() - 1);
   Reader cut(entry);
   EXPECT_FALSE(read_ranges_item(cut, item));
+  // A whole message reads whole; one with a bad item anywhere, last included, does not.
+  std::string whole;
+  append_entry_item(whole, 1, "0123456789");
+  append_run_head(whole, 1, 0, 1);
+  put<std::uint64_t>(whole, 5);
+  EXPECT_TRUE(readable_ranges(whole));
+  EXPECT_TRUE(readable_ranges(""));
+  EXPECT_FALSE(readable_ranges(whole + unknown));
+  EXPECT_FALSE(readable_ranges(whole + body));
+  EXPECT_FALSE(readable_ranges(whole.substr(0, whole.size() - 1)));
 }
 
 TEST(MpiProtocol, ResultsOfEveryKindAndRecordLinesReadBackAsWritten) {

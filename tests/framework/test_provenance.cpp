@@ -2,6 +2,10 @@
 // a regular output file (versions, config and CSV hashes, command line,
 // hosts, times, counts), and the warnings of a resumed run whose config or
 // analyses changed.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
@@ -9,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -210,4 +215,37 @@ TEST(HashCache, ABadEntryNoFolderOrNoFileIsOnlyNoCache) {
   const fs::path blocked = dir.write("a-file", "x") / "cache";  // a folder that cannot be made
   EXPECT_EQ(mathpool::detail::cached_sha256_file(file, blocked, later), sha256_hex("bytes"));
   EXPECT_EQ(mathpool::detail::cached_sha256_file(dir.path() / "missing.so", cache, later), "");
+}
+
+// Every plugin build adds an entry: the folder is kept to kHashCacheEntries,
+// the entries written longest ago going first, and so are temporary files
+// that a killed writer left.
+TEST(HashCache, TheFolderKeepsItsNewestEntriesUpToItsLimit) {
+  TempDir dir;
+  const fs::path cache = dir.path() / "cache";
+  fs::create_directories(cache);
+  const std::size_t limit = mathpool::detail::kHashCacheEntries;
+  const auto plant = [&](const std::string& name, std::time_t written) {
+    const fs::path entry = cache / name;
+    std::ofstream(entry) << std::string(64, 'c') << '\n';
+    const timespec times[2] = {{written, 0}, {written, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, entry.c_str(), times, 0), 0);
+  };
+  const std::time_t now = std::time(nullptr);
+  for (std::size_t i = 0; i < limit; ++i) plant(fmt::format("old-{:04}", i), now - 100000 + std::time_t(i));
+  plant(".left-by-a-killed-writer.123.tmp", now - 100000);
+  const fs::path file = dir.write("plugin.so", "new build");
+  const std::time_t later = now + 10;
+  ASSERT_EQ(mathpool::detail::cached_sha256_file(file, cache, later), sha256_hex("new build"));
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(cache)) names.insert(e.path().filename());
+  EXPECT_LE(names.size(), limit) << "pruned to its limit";
+  EXPECT_GE(names.size(), limit / 2) << "not emptied";
+  EXPECT_FALSE(names.count("old-0000")) << "the oldest go first";
+  EXPECT_TRUE(names.count(fmt::format("old-{:04}", limit - 1))) << "the newest stay";
+  EXPECT_FALSE(names.count(".left-by-a-killed-writer.123.tmp"));
+  // The new entry is among those kept.
+  bool found = false;
+  for (const auto& e : fs::directory_iterator(cache)) found = found || read_text(e.path()) == sha256_hex("new build") + "\n";
+  EXPECT_TRUE(found);
 }

@@ -126,6 +126,45 @@ TEST(Labels, RowsColumnsAndSweepKeysGoUnderLabelsInEachRecord) {
   EXPECT_NE(refused.err.find("unknown parameter 'label'"), std::string::npos) << refused.err;
 }
 
+// A labelled run's records hold "labels" between params and status: --resume
+// refused every one of them ("does not belong to this config"), so a killed
+// labelled run could not be resumed. Labels are checked like params.
+TEST(Labels, ACutLabelledRunResumesToTheCleanRecordsAndOtherLabelsAreRefused) {
+  TempDir dir;
+  dir.write("regs.csv", "label,coefficients\n\"x^3 + x + 1\",\"[1,1,0]\"\nsecond,\"[1,0,1]\"\n");
+  const fs::path config =
+      dir.write("run.yaml", kPlugins + "pool: {workers: 2}\nanalyses:\n  - name: r\n    analysis: example.echo\n"
+                                       "    labels: [label, batch]\n    rows: {csv: regs.csv}\n"
+                                       "    sweep: {batch: [7, 8]}\n    repeat: 2\n");
+  const fs::path out = dir.path() / "out.jsonl";
+  for (const std::vector<std::string>& fields : {std::vector<std::string>{}, {"--fields", "labels,result"}}) {
+    std::vector<std::string> args = {"run", config.string(), "-o", out.string(), "-q", "--force"};
+    args.insert(args.end(), fields.begin(), fields.end());
+    ASSERT_EQ(test::run_mathpool(args).exit_code, 0);
+    const auto clean = test::parse_records(test::read_text(out));
+    ASSERT_EQ(clean.size(), 8u);
+    const std::string text = test::read_text(out);
+    std::ofstream(out, std::ios::trunc) << text.substr(0, text.find('\n', text.find('\n') + 1) + 1);  // two kept
+    args = {"run", config.string(), "-o", out.string(), "--resume"};
+    args.insert(args.end(), fields.begin(), fields.end());
+    const auto r = test::run_mathpool(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto resumed = test::parse_records(test::read_text(out));
+    ASSERT_EQ(resumed.size(), clean.size());
+    for (std::size_t i = 0; i < clean.size(); ++i) EXPECT_EQ(resumed[i].at("labels"), clean[i].at("labels")) << i;
+  }
+  // A record whose labels are not this config's task's.
+  std::string text = test::read_text(out);
+  text.replace(text.find("\"batch\":7"), 9, "\"batch\":9");
+  std::ofstream(out, std::ios::trunc) << text;
+  const auto refused = test::run_mathpool({"run", config.string(), "-o", out.string(), "--resume"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find(out.string() + ":1: the record of run 'r' task 0 repeat 0 has other labels than this "
+                                            "config's task"),
+            std::string::npos)
+      << refused.err;
+}
+
 TEST(Labels, AnUnknownLabelIsAConfigErrorAtItsLine) {
   TempDir dir;
   dir.write("regs.csv", "label,c\na,1\n");

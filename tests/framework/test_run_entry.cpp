@@ -148,8 +148,36 @@ TEST(RunEntry, TheHostRefusesARecordOfAnotherTaskOrNotOneJsonObject) {
   EXPECT_THROW(entry.check_record(5, line + "\n"), detail::ProtocolError);
   EXPECT_THROW(entry.check_record(5, line.substr(0, line.size() - 1) + ",\"x\":1}\n{\"run\":1}"),
                detail::ProtocolError);
+  // Cut inside its key, or empty: the key is compared in place, never past the line's end.
+  for (std::size_t n = 0; n < line.find("\"params\""); ++n)
+    EXPECT_THROW(entry.check_record(5, line.substr(0, n)), detail::ProtocolError) << n;
   const detail::RunEntry other(2, config.analyses[1], {});
   EXPECT_THROW(other.check_record(5, line), detail::ProtocolError);  // another run
+}
+
+// The key is compared in place from a buffer on the stack: the largest task
+// numbers and repeats fit it, and a line that is the key alone, or one byte
+// short of it, is refused.
+TEST(RunEntry, TheKeysOfTheLargestTasksAndRepeatsAreCheckedInPlace) {
+  const RunConfig config = parse_config(
+      "analyses:\n  - name: big\n    analysis: example.echo\n    sweep: {x: {range: [0, 4000000000000000000]}}\n"
+      "  - name: repeats\n    analysis: example.echo\n    repeat: 2147483647\n",
+      kFile);
+  for (const AnalysisEntry& analysis : config.analyses) {
+    const detail::RunEntry entry(1, analysis, {});
+    const std::uint64_t last = entry.tasks() - 1;
+    std::string params, labels, line;
+    entry.encode(last, params, labels);
+    entry.append_head(line, last, params, labels);
+    const std::string head = line;
+    detail::append_record_tail(line, detail::RecordTail{nullptr, "\x01", 4, 0.5, nullptr});
+    EXPECT_NO_THROW(entry.check_record(last, line)) << line;
+    EXPECT_THROW(entry.check_record(last - 1, line), detail::ProtocolError) << line;
+    const std::size_t key = head.find("\"params\"");
+    ASSERT_NE(key, std::string::npos) << head;
+    EXPECT_THROW(entry.check_record(last, line.substr(0, key)), detail::ProtocolError);
+    EXPECT_THROW(entry.check_record(last, line.substr(0, key - 1)), detail::ProtocolError);
+  }
 }
 
 // Found in review: a line a worker wrote with a second "task" (or "repeat",

@@ -7,6 +7,10 @@
 #include <vector>
 
 #include "host/pool/slot_logic.hpp"
+#include "host/pool/completion.hpp"
+#include "host/pool/task_queue.hpp"
+#include "mathpool/config.hpp"
+#include "tasks/run_entry.hpp"
 
 namespace mathpool::detail {
 namespace {
@@ -265,6 +269,168 @@ TEST(SlotLogic, WithoutAKnownRunningTaskTheFirstInFlightIsTheSuspect) {
   EXPECT_EQ(suspect_index(facts), 0u);
   facts.running = 16;  // beyond what was sent
   EXPECT_EQ(suspect_index(facts), 0u);
+}
+
+// A stream's run of tasks (PoolTask::count) waits in the pool's queue as one
+// entry, is handed out one task at a time (each its own index, seq and id,
+// never sent), and counts as its tasks wherever the queue's length matters.
+TEST(TaskQueue, ARunOfTasksIsHandedOutOneByOneAndCountedAsItsTasks) {
+  const RunConfig config = parse_config(
+      "analyses:\n  - name: r\n    analysis: example.echo\n    sweep: {x: {range: [0, 100]}}\n", "/configs/q.yaml");
+  const RunEntry entry(1, config.analyses[0], {});
+  TaskQueue queue;
+  PoolTask single;
+  single.analysis = "a";
+  single.seq = 100;
+  single.attempts = 2;
+  PoolTask run;
+  run.entry = &entry;
+  run.index = 7, run.seq = 10, run.id = 50, run.count = 3;
+  queue.push_back(std::move(run));
+  queue.push_front(std::move(single));
+  EXPECT_EQ(queue.size(), 2u);
+  EXPECT_EQ(queue.tasks(), 4u);
+  const PoolTask first = queue.take_one();
+  EXPECT_EQ(first.seq, 100u);
+  EXPECT_EQ(first.attempts, 2);
+  EXPECT_EQ(first.analysis, "a");
+  EXPECT_EQ(queue.tasks(), 3u);
+  for (std::uint64_t k = 0; k < 3; ++k) {
+    const PoolTask task = queue.take_one();
+    EXPECT_EQ(task.count, 1u);
+    EXPECT_EQ(task.entry, &entry);
+    EXPECT_EQ(analysis_of(task), "example.echo");
+    EXPECT_EQ(task.index, 7 + k);
+    EXPECT_EQ(task.seq, 10 + k);
+    EXPECT_EQ(task.id, 50 + k);
+    EXPECT_EQ(task.attempts, 0);
+    EXPECT_EQ(queue.tasks(), 2 - k);
+  }
+  EXPECT_TRUE(queue.empty());
+}
+
+// What the pool fails when it cancels, stops or cannot start: a run partly
+// handed out leaves exactly the tasks not sent yet, each once.
+TEST(TaskQueue, ARunPartlyHandedOutLeavesEachTaskNotSentOnce) {
+  const RunConfig config = parse_config(
+      "analyses:\n  - name: r\n    analysis: example.echo\n    sweep: {x: {range: [0, 100]}}\n", "/configs/q.yaml");
+  const RunEntry entry(1, config.analyses[0], {});
+  PoolTask run;
+  run.entry = &entry;
+  run.seq = 5, run.index = 20, run.id = 9, run.count = 6;
+  TaskQueue queue, other;
+  other.push_back(std::move(run));
+  queue.swap(other);
+  EXPECT_EQ(queue.tasks(), 6u);
+  EXPECT_EQ(other.tasks(), 0u);
+  EXPECT_EQ(queue.take_one().seq, 5u);
+  EXPECT_EQ(queue.take_one().seq, 6u);
+  EXPECT_EQ(queue.tasks(), 4u);
+  std::vector<std::uint64_t> seqs, indices, ids;
+  for (PoolTask& left : queue)
+    for_each_task(std::move(left), [&](PoolTask&& task) {
+      EXPECT_EQ(task.count, 1u);
+      seqs.push_back(task.seq), indices.push_back(task.index), ids.push_back(task.id);
+    });
+  EXPECT_EQ(seqs, (std::vector<std::uint64_t>{7, 8, 9, 10}));
+  EXPECT_EQ(indices, (std::vector<std::uint64_t>{22, 23, 24, 25}));
+  EXPECT_EQ(ids, (std::vector<std::uint64_t>{11, 12, 13, 14}));
+  queue.clear();
+  EXPECT_EQ(queue.tasks(), 0u);
+  PoolTask again;
+  again.entry = &entry;
+  again.count = 4;
+  queue.push_back(std::move(again));
+  queue.push_back(PoolTask{});
+  queue.pop_front();  // a whole run at once
+  EXPECT_EQ(queue.tasks(), 1u);
+  queue.pop_back();
+  EXPECT_EQ(queue.tasks(), 0u);
+}
+
+// A worker's in-flight list: a run goes as one entry, as much of it as fits
+// (take_run), is answered task by task in place (drop_one), tells each
+// task's entry (entry_of_task: sent_at for the time limit), and becomes its
+// tasks for a death's judgement (split_runs), each with the run's attempts
+// and sent_at.
+TEST(TaskQueue, AWorkersListHoldsRunsAnsweredInPlaceAndSplitForADeath) {
+  const RunConfig config = parse_config(
+      "analyses:\n  - name: r\n    analysis: example.echo\n    sweep: {x: {range: [0, 100]}}\n", "/configs/q.yaml");
+  const RunEntry entry(1, config.analyses[0], {});
+  TaskQueue queue, inflight;
+  PoolTask run;
+  run.entry = &entry;
+  run.index = 0, run.seq = 0, run.id = 1, run.count = 10;
+  queue.push_back(std::move(run));
+  PoolTask part = queue.take_run(4);
+  EXPECT_EQ(part.count, 4u);
+  EXPECT_EQ(queue.tasks(), 6u);
+  EXPECT_EQ(queue.front().index, 4u);
+  EXPECT_EQ(queue.front().id, 5u);
+  part.attempts = 1;
+  part.sent_at = std::chrono::steady_clock::time_point(std::chrono::seconds(7));
+  inflight.push_back(std::move(part));
+  PoolTask rest = queue.take_run(100);  // all that is left
+  EXPECT_EQ(rest.count, 6u);
+  EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.tasks(), 0u);
+  rest.attempts = 1;
+  rest.sent_at = std::chrono::steady_clock::time_point(std::chrono::seconds(9));
+  inflight.push_back(std::move(rest));
+  EXPECT_EQ(inflight.size(), 2u);
+  EXPECT_EQ(inflight.tasks(), 10u);
+  EXPECT_EQ(inflight.entry_of_task(3).sent_at.time_since_epoch(), std::chrono::seconds(7));
+  EXPECT_EQ(inflight.entry_of_task(4).sent_at.time_since_epoch(), std::chrono::seconds(9));
+  inflight.drop_one();
+  inflight.drop_one();
+  EXPECT_EQ(inflight.tasks(), 8u);
+  EXPECT_EQ(inflight.front().index, 2u);
+  EXPECT_EQ(inflight.front().seq, 2u);
+  EXPECT_EQ(inflight.front().id, 3u);
+  EXPECT_EQ(inflight.entry_of_task(1).sent_at.time_since_epoch(), std::chrono::seconds(7));
+  EXPECT_EQ(inflight.entry_of_task(2).sent_at.time_since_epoch(), std::chrono::seconds(9));
+  inflight.split_runs();
+  ASSERT_EQ(inflight.size(), 8u);
+  EXPECT_EQ(inflight.tasks(), 8u);
+  for (std::size_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(inflight[i].count, 1u);
+    EXPECT_EQ(inflight[i].index, 2 + i);
+    EXPECT_EQ(inflight[i].id, 3 + i);
+    EXPECT_EQ(inflight[i].attempts, 1);
+    EXPECT_EQ(inflight[i].sent_at.time_since_epoch(), std::chrono::seconds(i < 2 ? 7 : 9));
+  }
+  while (!inflight.empty()) inflight.drop_one();
+  EXPECT_EQ(inflight.tasks(), 0u);
+}
+
+// A result's bytes' room is kept for reuse when small, and freed when large
+// or of joined lines (RawResult::count): found by the volume benchmark, the
+// room was never freed (an empty string assigned keeps the room it replaces,
+// in libstdc++), so every slot of a stream's ring came to hold 4-8 KiB of
+// joined lines (79 MB at 2M echo tasks), and would have held a large result.
+TEST(Recycle, ASmallResultsRoomIsKeptALargeOrJoinedOnesFreed) {
+  RawResult small;
+  small.payload.assign(200, 'x');
+  const std::size_t room = small.payload.capacity();
+  recycle(small);
+  EXPECT_TRUE(small.payload.empty());
+  EXPECT_EQ(small.payload.capacity(), room);
+
+  RawResult large;
+  large.payload.assign(1 << 20, 'x');
+  large.error = TaskError{ErrorKind::plugin_error, "e"};
+  recycle(large);
+  EXPECT_LE(large.payload.capacity(), kKeptRoom);
+  EXPECT_FALSE(large.error);
+
+  RawResult joined;
+  joined.payload.assign(3000, 'x');
+  joined.count = 20;
+  joined.line = true;
+  recycle(joined);
+  EXPECT_LT(joined.payload.capacity(), 3000u);
+  EXPECT_EQ(joined.count, 1u);
+  EXPECT_FALSE(joined.line);
 }
 
 }  // namespace

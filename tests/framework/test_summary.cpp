@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "mathpool/run.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -109,6 +110,38 @@ TEST(Summary, EveryRunEndsWithASummaryOnStderr) {
   EXPECT_FALSE(contains(r.err, "\r")) << "no progress line off a terminal";
 }
 
+// A run's name and a task's message are the config's and the plugin's: on a
+// terminal, an escape sequence among them would act (clear the screen, set a
+// title), so the summary shows control characters escaped, as records do.
+TEST(Summary, ControlCharactersOfNamesAndMessagesAreShownEscaped) {
+  mathpool::RunSummary s;
+  s.planned = 2;
+  s.failed = 2;
+  s.by_status = {{"error", 2}};
+  s.by_run = {{"r\x1b[2J", {{"error", 2}}}};
+  s.failures = {{"r\x1b[2J", 0, 0, "plugin_error", "line one\nline\ttwo\x07\x7f\x1b]0;title\x07"}};
+  const std::string text = mathpool::format_summary(s);
+  EXPECT_TRUE(contains(text, "  run r\\u001b[2J: 2 error\n")) << text;
+  EXPECT_TRUE(contains(text, "    r\\u001b[2J task 0 repeat 0: plugin_error: line one line two\\u0007\\u007f\\u001b]0;title\\u0007\n"))
+      << text;
+  for (const char c : text) EXPECT_TRUE(c == '\n' || (c >= 0x20 && c != 0x7f)) << int(c);
+}
+
+// The same from a config whose run name holds an escape.
+TEST(Summary, ARunNameWithAnEscapeIsShownEscaped) {
+  TempDir dir;
+  const fs::path config = dir.write("esc.yaml",
+                                    "plugin_path: [" + kTestkit + "]\n"
+                                    "analyses:\n"
+                                    "  - name: \"bad\\e[2J\"\n"
+                                    "    analysis: testkit.throw_invalid\n");
+  const CommandResult r = run_mathpool({"run", config.string()});
+  ASSERT_EQ(r.exit_code, 1) << describe(r);
+  EXPECT_TRUE(contains(r.err, "  run bad\\u001b[2J: 1 error\n")) << r.err;
+  EXPECT_FALSE(contains(r.err, "\x1b")) << r.err;
+  EXPECT_TRUE(contains(r.out, "\"run\":\"bad\\u001b[2J\"")) << r.out;
+}
+
 TEST(Summary, OnlyTheFirstFewFailuresAreListed) {
   TempDir dir;
   const fs::path config = dir.write("many.yaml",
@@ -138,8 +171,8 @@ TEST(Summary, AResumedRunSaysWhatWasAlreadyThere) {
   const fs::path config = dir.write("mixed.yaml", "output: out.jsonl\n" + mixed_config());
   ASSERT_EQ(run_mathpool({"run", config.string(), "-q"}).exit_code, 1);
   const CommandResult r = run_mathpool({"run", config.string(), "--resume"});
-  EXPECT_EQ(r.exit_code, 0) << describe(r);
-  EXPECT_EQ(r.err, "mathpool: 0 tasks: none; 9 already in the output\n");
+  EXPECT_EQ(r.exit_code, 1) << "the output holds failures\n" << describe(r);
+  EXPECT_EQ(r.err, "mathpool: 0 tasks: none; 9 already in the output (6 ok, 3 error)\n");
 }
 
 TEST(Summary, OnATerminalProgressShowsFailuresAndNeverMixesWithRecords) {

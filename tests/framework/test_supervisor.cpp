@@ -17,6 +17,7 @@
 
 #include "host/process/cgroup.hpp"
 #include "host/process/plugin_search.hpp"
+#include "host/process/worker_process.hpp"
 #include "mathpool/pool.hpp"
 #include "test_support.hpp"
 
@@ -348,6 +349,38 @@ TEST(Supervisor, SubCgroupsATaskMadeGoWithItsWorkerWithoutAStall) {
     EXPECT_LT(seconds_since(start), 0.8) << "worker ends stalled on sub-cgroups";
   }
   EXPECT_FALSE(std::filesystem::exists(pool_directory)) << pool_directory << " stayed";
+}
+
+}  // namespace
+}  // namespace mathpool
+
+namespace mathpool {
+namespace {
+
+// A supervisor killed from outside closes its channel before it becomes a
+// zombie; on a loaded machine the host, seeing the channel closed and no
+// zombie yet, killed it itself, and so judged the outside kill its own: a
+// start failure (3 end the pool's tasks) instead of a restart (Chaos, in CI).
+// process_is_ending() tells a process on its way out from one that lives on.
+TEST(ProcessIsEnding, FromTheMomentAKillIsSentNeverWhileAChildRuns) {
+  for (int round = 0; round < 20; ++round) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (;;) ::pause();
+    }
+    EXPECT_FALSE(detail::process_is_ending(child));
+    ::kill(child, SIGSTOP);  // stopped is not ending either
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, WUNTRACED), child);
+    EXPECT_FALSE(detail::process_is_ending(child));
+    ::kill(child, SIGKILL);
+    EXPECT_TRUE(detail::process_is_ending(child)) << "pending, exiting or a zombie: at every moment after the kill";
+    siginfo_t info{};
+    ASSERT_EQ(::waitid(P_PID, id_t(child), &info, WEXITED | WNOWAIT), 0);
+    EXPECT_TRUE(detail::process_is_ending(child)) << "a zombie";
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+  }
 }
 
 }  // namespace

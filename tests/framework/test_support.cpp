@@ -8,18 +8,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <zstd.h>
 
 extern char** environ;
 
 namespace mathpool::test {
+namespace {
+
+// The programs the tests start remember plugin hashes (hash_cache.hpp) in
+// the build tree's folder, not in the user's ~/.cache.
+[[maybe_unused]] const bool cache_in_build_tree = [] {
+  ::setenv("XDG_CACHE_HOME", BUILD_DIR "/test-cache", 1);
+  return true;
+}();
+
+}  // namespace
 
 TempDir::TempDir() {
   std::string pattern = (std::filesystem::temp_directory_path() / "mathpool-test-XXXXXX").string();
@@ -55,11 +68,58 @@ pid_t spawn_program(const std::string& program, const std::vector<std::string>& 
   return pid;
 }
 
+// `pid` and every process below it, parents first (collected before any is
+// signalled, so none is reparented away).
+void collect_tree(pid_t pid, std::vector<pid_t>& out) {
+  out.push_back(pid);
+  for (pid_t child : children_of(pid)) collect_tree(child, out);
+}
+
+// Ends a program that outlived its deadline, and everything it started (it
+// stays in the test's process group, so a Ctrl-C reaches it): it and its
+// descendants get SIGTERM (mpirun then stops its ranks), and SIGKILL 5 s
+// later if it is still there; what is left of its tree when it has ended gets
+// SIGKILL. `ended` says whether the program has ended, reaping it; it is
+// called until it says so, never after.
+void end_overdue(pid_t pid, const std::function<bool()>& ended) {
+  std::vector<pid_t> tree;
+  for (int signal : {SIGTERM, SIGKILL}) {
+    tree.clear();
+    collect_tree(pid, tree);
+    for (pid_t p : tree) ::kill(p, signal);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    bool done = ended();
+    while (!done && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      done = ended();
+    }
+    if (done) break;
+  }
+  // Its descendants, collected while it lived (ranks that ignore SIGTERM).
+  for (pid_t p : tree)
+    if (p != pid) ::kill(p, SIGKILL);
+}
+
+// Waits for `pid` until `give_up`: its exit status, or nullopt when it is
+// still running then. -1 when it is not a child to wait for.
+std::optional<int> wait_until(pid_t pid, std::chrono::steady_clock::time_point give_up, int& status) {
+  for (;;) {
+    const pid_t got = waitpid(pid, &status, WNOHANG);
+    if (got == pid) return status;
+    if (got < 0 && errno != EINTR) return -1;
+    if (std::chrono::steady_clock::now() >= give_up) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+int exit_code_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
 }  // namespace
 
 CommandResult run_mathpool(const std::vector<std::string>& args) { return run_program(MATHPOOL_CLI, args); }
 
-CommandResult run_program(const std::string& program, const std::vector<std::string>& args) {
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args,
+                          std::chrono::seconds deadline) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
   posix_spawn_file_actions_t actions;
@@ -73,8 +133,7 @@ CommandResult run_program(const std::string& program, const std::vector<std::str
   CommandResult result;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open = 2;
-  while (open > 0) {
-    poll(fds, 2, -1);
+  const auto read_ready = [&] {
     for (auto& p : fds) {
       if (p.fd < 0 || !p.revents) continue;
       char buffer[65536];
@@ -87,10 +146,25 @@ CommandResult run_program(const std::string& program, const std::vector<std::str
         (p.fd == out[0] ? result.out : result.err).append(buffer, size_t(n));
       }
     }
+  };
+  const auto give_up = std::chrono::steady_clock::now() + deadline;
+  while (open > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    if (poll(fds, 2, int(std::min<long long>(left.count(), 1000))) > 0) read_ready();
   }
   int status = 0;
-  waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // Its output closed, it may still run (a daemon that kept nothing open).
+  if (open > 0 || !wait_until(pid, give_up, status)) {  // overdue: its output is read as it is ended
+    end_overdue(pid, [&] {
+      if (open > 0 && poll(fds, 2, 0) > 0) read_ready();
+      return waitpid(pid, &status, WNOHANG) != 0;
+    });
+    ADD_FAILURE() << program << " did not end within " << deadline.count() << " s; it was ended with what it started";
+  }
+  for (auto& p : fds)
+    if (p.fd >= 0) close(p.fd);
+  result.exit_code = exit_code_of(status);
   return result;
 }
 
@@ -108,10 +182,19 @@ int start_program(const std::string& program, const std::vector<std::string>& ar
   return spawn_program(program, args, &actions);
 }
 
-int wait_exit(int pid) {
+int wait_exit(int pid, std::chrono::seconds deadline) {
   int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const std::optional<int> waited = wait_until(pid, std::chrono::steady_clock::now() + deadline, status);
+  if (waited && *waited == -1) {
+    ADD_FAILURE() << "process " << pid << " is not a child to wait for";
+    return -1;
+  }
+  if (!waited) {
+    end_overdue(pid, [&] { return waitpid(pid, &status, WNOHANG) != 0; });
+    ADD_FAILURE() << "process " << pid << " did not end within " << deadline.count()
+                  << " s; it was ended with what it started";
+  }
+  return exit_code_of(status);
 }
 
 std::vector<Value> parse_records(const std::string& text) {

@@ -31,17 +31,28 @@ struct CommandResult {
   std::string err;
 };
 
+// How long a program the tests start may run: less than ctest's 120 s per
+// test, so a hung program is ended (with everything it started: mpirun's
+// ranks, a pool's workers) and named in the test's failure, never left
+// running past its test.
+inline constexpr std::chrono::seconds kProgramDeadline{100};
+
 // Runs the mathpool command with `args`; stdin is /dev/null.
 CommandResult run_mathpool(const std::vector<std::string>& args);
-// The same for any program (a path, not searched for).
-CommandResult run_program(const std::string& program, const std::vector<std::string>& args);
+// The same for any program (a path, not searched for). Past `deadline` it is
+// ended (SIGTERM, then SIGKILL, to it and every process below it), the test
+// fails saying so, and its exit code is 128 + the signal.
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args,
+                          std::chrono::seconds deadline = kProgramDeadline);
 
 // Starts the mathpool command in the background, its stdout and stderr going
-// to `log`; returns its pid. wait_exit() returns its exit code (128 + signal).
+// to `log`; returns its pid. wait_exit()
+// returns its exit code (128 + signal), ending it as run_program does (a test
+// failure) if it runs past `deadline`.
 int start_mathpool(const std::vector<std::string>& args, const std::filesystem::path& log);
 int start_program(const std::string& program, const std::vector<std::string>& args,
                   const std::filesystem::path& log);
-int wait_exit(int pid);
+int wait_exit(int pid, std::chrono::seconds deadline = kProgramDeadline);
 
 // Reads a JSON Lines file into Values.
 std::vector<Value> read_records(const std::filesystem::path& file);

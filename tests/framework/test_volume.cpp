@@ -14,6 +14,8 @@
 
 #include "mathpool/config.hpp"
 #include "mathpool/run.hpp"
+#include "host/pool/stream_core.hpp"
+#include "tasks/run_entry.hpp"
 #include "test_support.hpp"
 
 namespace mathpool {
@@ -197,6 +199,75 @@ TEST(Stream, ResultsComeInPushOrderWithABoundedWindow) {
   }
   while (auto r = stream.next()) ASSERT_EQ(r->result.at("x"), next_expected++);
   EXPECT_EQ(next_expected, 5000);
+}
+
+// A run's stream takes the ok records of consecutive tasks joined into one
+// result (RawResult::count), in exactly the room a recycled result keeps;
+// a failed task's record comes alone. Every line is still its own task's
+// (the host's check passes), in task order, each task once, through a window
+// that wraps round many times.
+TEST(Stream, OkRecordsOfConsecutiveTasksComeJoinedInTaskOrderAndFailuresAlone) {
+  const RunConfig config = parse_config(
+      "analyses:\n  - name: j\n    analysis: testkit.echo\n    sweep:\n      fault: ['', throw, crash]\n"
+      "      x: {range: [0, 3000]}\n",
+      "/configs/j.yaml");
+  const detail::RunEntry entry(1, config.analyses[0], {});
+  ASSERT_EQ(entry.tasks(), 9000u);
+  // Only these fail: the throw at 3000 + 100 k (its worker's record), one crash (the host's).
+  const auto fails = [](std::uint64_t i) { return (i >= 3000 && i < 6000 && i % 100 == 0) || i == 6500; };
+  const auto skipped = [](std::uint64_t i) { return i >= 3000 && i < 9000 && !(i < 6000 && i % 100 == 0) && i != 6500; };
+  PoolOptions options = test::test_pool_options(2);
+  options.retries = 0;
+  Pool pool(options);
+  TaskStream stream(pool, 512);
+  TaskStream::Core& core = detail::StreamAccess::core(stream);
+  core.joins_lines = true;
+  std::vector<std::uint64_t> order;  // the tasks pushed, in push order
+  for (std::uint64_t i = 0; i < entry.tasks(); ++i)
+    if (!skipped(i) || fails(i)) order.push_back(i);
+  std::size_t pushed = 0, next = 0, joined = 0, failed = 0, longest = 0;
+  detail::RawResult result;
+  while (next < order.size()) {
+    while (pushed < order.size() && !core.full()) core.push(entry, order[pushed++]);
+    core.take_into(result);
+    ASSERT_GE(result.count, 1u);
+    ASSERT_LE(next + result.count, order.size());
+    if (!result.line) {  // the crash: no worker wrote its record
+      EXPECT_EQ(order[next], 6500u);
+      EXPECT_EQ(result.count, 1u);
+      ASSERT_TRUE(result.error);
+      EXPECT_EQ(result.error->kind, ErrorKind::crashed);
+      ++failed, ++next;
+      continue;
+    }
+    std::vector<std::string_view> lines;
+    for (std::string_view rest = result.payload;;) {
+      const std::size_t end = rest.find('\n');
+      lines.push_back(rest.substr(0, end));
+      if (end == std::string_view::npos) break;
+      rest.remove_prefix(end + 1);
+    }
+    ASSERT_EQ(lines.size(), result.count) << "task " << order[next];
+    for (std::size_t k = 0; k < lines.size(); ++k) {
+      ASSERT_NO_THROW(entry.check_record(order[next + k], lines[k])) << lines[k];
+      EXPECT_EQ(lines[k].find("\"status\":\"ok\"") != std::string_view::npos, !fails(order[next + k])) << lines[k];
+    }
+    if (result.error) {
+      ++failed;
+      EXPECT_EQ(result.count, 1u);
+      EXPECT_TRUE(fails(order[next]));
+    }
+    if (result.count > 1) {
+      ++joined;
+      EXPECT_LE(result.payload.size(), detail::kJoinedRoom);
+      EXPECT_LE(result.payload.capacity(), 2 * detail::kJoinedRoom);  // grown with its lines
+      longest = std::max(longest, result.payload.size());
+    }
+    next += result.count;
+  }
+  EXPECT_EQ(failed, 31u);
+  EXPECT_GT(joined, 0u);
+  EXPECT_GT(longest, detail::kJoinedRoom / 2) << "no join came near the limit";
 }
 
 TEST(Stream, MapStreamFromAGeneratorWithFaultsBlamesExactlyTheFaultyTasks) {
@@ -565,6 +636,41 @@ TEST(PoolStatistics, QueueDepthWhileTasksWait) {
 
 namespace mathpool {
 namespace {
+
+// The records a run writes from joined results (ok records of consecutive
+// tasks, handed over as one) are those it writes one by one under --trace,
+// which turns joining off; so are its counts.
+TEST(CliRun, JoinedRecordsAreWrittenAsEachTasksOwnAndCounted) {
+  test::TempDir dir;
+  auto config_for = [&](const fs::path& out) {
+    return dir.write(out.filename().string() + ".yaml",
+                     fmt::format("plugin_path: [\"{}\"]\npool: {{workers: 2, retries: 0}}\noutput: {}\n"
+                                 "analyses:\n  - name: j\n    analysis: testkit.echo\n    sweep:\n"
+                                 "      x: {{range: [0, 400]}}\n"
+                                 "      fault: ['', '', '', '', '', '', '', '', '', throw]\n"
+                                 "  - name: k\n    analysis: testkit.echo\n    sweep: {{x: {{range: [0, 3000]}}}}\n",
+                                 TESTKIT_PLUGIN, out.string()));
+  };
+  const fs::path joined = dir.path() / "joined.jsonl", traced = dir.path() / "traced.jsonl";
+  const auto a = test::run_mathpool({"run", config_for(joined).string(), "--quiet"});
+  const auto b = test::run_mathpool(
+      {"run", config_for(traced).string(), "--quiet", "--trace", (dir.path() / "t.json").string()});
+  ASSERT_EQ(a.exit_code, 1) << a.err;  // the throws
+  ASSERT_EQ(b.exit_code, 1) << b.err;
+  auto records = [](const fs::path& file) {
+    std::vector<Value> out = read_records(file);
+    for (Value& r : out) r.erase("worker"), r.erase("seconds");
+    return out;
+  };
+  const std::vector<Value> want = records(traced);
+  ASSERT_EQ(want.size(), 7000u);
+  EXPECT_EQ(records(joined), want);
+  auto counts = [](const fs::path& file) {
+    return Value::parse(test::read_text(fs::path(file.string() + ".meta.json"))).at("tasks");
+  };
+  EXPECT_EQ(counts(joined), counts(traced));
+  EXPECT_EQ(counts(joined).at("by_status"), Value::parse(R"({"error": 400, "ok": 6600})"));
+}
 
 TEST(CliRun, FloatsJsonCannotHoldAreWrittenAsStrings) {
   test::TempDir dir;

@@ -86,6 +86,8 @@ def test_run_with_failures_resume_and_force(tmp_path, testkit):
     assert "mathpool: error: " + str(e.value) + "\n" == cli.stderr and cli.returncode == 2
     s = mathpool.run(config, output=out, resume=True, plugin_path=testkit)
     assert s["skipped"] == 21 and s["ok"] == 0
+    assert s["skipped_by_status"] == {"ok": 20, "error": 1}
+    assert s["skipped_by_run"] == {"e": {"ok": 20}, "bad": {"error": 1}}
     s = mathpool.run(config, output=out, force=True, plugin_path=testkit)
     assert s["ok"] == 20 and len(records(out)) == 21
     with pytest.raises(mathpool.Error):

@@ -69,6 +69,10 @@ struct RunSummary {
   // and by run name (entries in config order) and status.
   std::map<std::string, std::size_t> by_status;
   std::vector<std::pair<std::string, std::map<std::string, std::size_t>>> by_run;
+  // Under --resume, the records the output held before this run, counted the
+  // same way: the output at the end holds these and this run's.
+  std::map<std::string, std::size_t> skipped_by_status;
+  std::vector<std::pair<std::string, std::map<std::string, std::size_t>>> skipped_by_run;
   std::vector<TaskFailure> failures;  // the first few (kMaxFailures), in task order
   static constexpr std::size_t kMaxFailures = 5;
   double seconds = 0;  // wall time from the start of the pool to the last record

@@ -209,8 +209,9 @@ def describe(name, plugin_path=None, allow_insecure_plugins=False):
 def run(config_path, output=None, workers=None, resume=False, force=False, trace=None, quiet=True,
         plugin_path=None, allow_insecure_plugins=False):
     """Runs a whole config as `mathpool run` does and returns its summary as a dict
-    (planned, skipped, ok, failed, interrupted, by_status, by_run, failures,
-    seconds, workers, restarts, hosts, output, provenance).
+    (planned, skipped, skipped_by_status, skipped_by_run, ok, failed, interrupted,
+    by_status, by_run, failures, seconds, workers, restarts, hosts, output,
+    provenance).
 
     output: a file for the records (None: the config's `output`, else this
     process's standard output; "-": standard output). resume/force as the

@@ -704,6 +704,10 @@ py::dict summary_dict(const RunSummary& s, const RunConfig& config) {
   py::dict runs;
   for (const auto& [name, counts] : s.by_run) runs[py::str(name)] = counts;
   d["by_run"] = runs;
+  d["skipped_by_status"] = s.skipped_by_status;
+  py::dict skipped_runs;
+  for (const auto& [name, counts] : s.skipped_by_run) skipped_runs[py::str(name)] = counts;
+  d["skipped_by_run"] = skipped_runs;
   py::list failures;
   for (const TaskFailure& f : s.failures) {
     py::dict x;

@@ -16,6 +16,7 @@
 #include "mathpool/mpi.hpp"
 #include "mathpool/pool.hpp"
 #include "mathpool/run.hpp"
+#include "run_report.hpp"
 #include "run_steps.hpp"
 
 namespace {
@@ -32,6 +33,8 @@ extern "C" void on_interrupt(int signal) {
   interrupted = 1;
   std::signal(signal, SIG_DFL);
 }
+
+constexpr const char* kInterruptedLine = "mathpool: interrupted; finished records are kept, --resume runs the rest\n";
 
 int fail(const std::string& message) {
   std::cerr << "mathpool: error: " << message << '\n';
@@ -93,7 +96,19 @@ int cmd_run(const std::string& config_file, const RunFlags& flags, const std::ve
   options.force = flags.force;
   options.progress = !flags.quiet && isatty(STDERR_FILENO) != 0;
   options.command_line = flags.command_line;
-  options.interrupted = [] { return interrupted != 0; };
+  // Under mpirun the line that says so goes out as soon as the run sees the
+  // interrupt: mpirun kills the ranks a grace after it forwards the signal,
+  // and a pool's shutdown on a loaded machine outlasted it (the line was
+  // lost; Mpi.InterruptingTheLauncherKeepsAnInOrderPrefix in CI).
+  static bool announced = false;
+  options.interrupted = [mpi = job.has_value()] {
+    if (interrupted == 0) return false;
+    if (mpi && !announced) {
+      announced = true;
+      std::cerr << kInterruptedLine << std::flush;
+    }
+    return true;
+  };
   options.mpi = job ? &*job : nullptr;
   if (!flags.trace.empty()) options.trace = flags.trace;
   // A lost MPI rank (mpi.node_timeout): the records done so far are written;
@@ -101,7 +116,8 @@ int cmd_run(const std::string& config_file, const RunFlags& flags, const std::ve
   auto end_if_lost = [&job] {
     if (!job) return;
     if (const std::string lost = job->lost(); !lost.empty()) {
-      std::cerr << "mathpool: error: " << lost << std::endl;
+      // Its text may come from another rank's bytes: shown, never acted on.
+      std::cerr << "mathpool: error: " << mathpool::detail::shown(lost) << std::endl;
       job->abort(mathpool::MpiJob::kExitRankLost);
     }
   };
@@ -117,10 +133,14 @@ int cmd_run(const std::string& config_file, const RunFlags& flags, const std::ve
   if (summary.interrupted) {
     if (job) job->abandon();  // the launcher is ending the other ranks
 
-    std::cerr << "mathpool: interrupted; finished records are kept, --resume runs the rest\n";
+    if (!announced) std::cerr << kInterruptedLine;
     return kExitInterrupted;
   }
-  return summary.failed == 0 ? kExitOk : kExitTaskFailed;
+  // A resumed run ends as the whole run would have: failures already in the
+  // output count.
+  const bool earlier_failed = std::any_of(summary.skipped_by_status.begin(), summary.skipped_by_status.end(),
+                                          [](const auto& count) { return count.first != "ok" && count.second; });
+  return summary.failed == 0 && !earlier_failed ? kExitOk : kExitTaskFailed;
 }
 
 int cmd_plugins(const std::vector<std::string>& plugin_paths, bool allow_insecure, bool json) {

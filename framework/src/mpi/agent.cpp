@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "local_pool.hpp"
 #include "mathpool/mpi.hpp"
 #include "run_entry.hpp"
@@ -166,7 +168,7 @@ class Agent {
   }
 
   void open(const std::string& body) {
-    Value hello = {{"node", job_.node}, {"workers", 0}, {"error", ""}};
+    Value hello = {{"node", job_.node}, {"workers", 0}, {"error", ""}, {"protocol", kProtocolVersion}};
     serving_ = true;  // heartbeats from now until `closed`
     watching_ = false;
     {
@@ -193,7 +195,8 @@ class Agent {
     Reader in(body);
     WireTask wire;
     std::vector<detail::PoolTask> tasks;
-    while (read_task(in, wire)) {
+    while (!in.done()) {
+      if (!read_task(in, wire)) return refuse("tasks", body.size());  // none of its tasks runs
       detail::PoolTask& task = tasks.emplace_back();
       task.analysis.assign(wire.analysis);
       task.params.assign(wire.params);
@@ -211,6 +214,7 @@ class Agent {
   // Tasks of run entries: the entries come once, before their first run, and
   // are held until the pool closes (its tasks point at them).
   void run_ranges(const std::string& body) {
+    if (!readable_ranges(body)) return refuse("ranges", body.size());  // none of its tasks runs
     Reader in(body);
     RangesItem item;
     std::vector<detail::PoolTask> tasks;
@@ -244,6 +248,16 @@ class Agent {
       }
     }
     if (pool_) pool_->enqueue_local(tasks, false);
+  }
+
+  // A message from rank 0 this agent cannot read (another build's, or a
+  // fault): its tasks cannot even be named, so rank 0 is told, and ends the
+  // job as for a lost rank rather than wait for them.
+  void refuse(const char* what, std::size_t bytes) {
+    job_.transport.send(0, Tag::refused,
+                        fmt::format("MPI rank {} (host {}) cannot read a {} message of {} bytes from rank 0; the job "
+                                    "ends (do all ranks run one build of mathpool?)",
+                                    job_.rank, job_.node, what, bytes));
   }
 
   void close(bool terminate) {

@@ -45,12 +45,14 @@ struct Job {
 
   // Marks the job as having lost `rank`: the first call wins. Any thread.
   void mark_lost(int lost_rank, const std::string& host, std::chrono::milliseconds silent) {
+    mark_lost(fmt::format("MPI rank {} (host {}) sent nothing for {}; the job ends (mpi.node_timeout)", lost_rank,
+                          host.empty() ? "unknown" : host, format_duration(silent)));
+  }
+  // The same for a rank that sent what cannot be read: `what` says which and why.
+  void mark_lost(const std::string& what) {
     detail::MutexLock lock(lost_mutex_);
     if (lost_flag_.load()) return;
-    lost_message_ = fmt::format(
-        "MPI rank {} (host {}) sent nothing for {}; the job ends (mpi.node_timeout): records done so far are "
-        "kept, and `mathpool run --mpi --resume` runs the rest",
-        lost_rank, host.empty() ? "unknown" : host, format_duration(silent));
+    lost_message_ = what + ": records done so far are kept, and `mathpool run --mpi --resume` runs the rest";
     lost_flag_.store(true);
   }
   bool lost() const noexcept { return lost_flag_.load(); }

@@ -87,6 +87,14 @@ bool read_ranges_item(Reader& in, RangesItem& item) {
   return in.ok() && kind <= 1;
 }
 
+bool readable_ranges(std::string_view body) {
+  Reader in(body);
+  RangesItem item;
+  while (!in.done())
+    if (!read_ranges_item(in, item)) return false;
+  return true;
+}
+
 void append_result(std::string& out, std::uint64_t id, const detail::RawResult& result) {
   put<std::uint64_t>(out, id);
   put<std::uint8_t>(out, result.error ? std::uint8_t(1 + int(result.error->kind)) : 0);

@@ -6,7 +6,8 @@
 //   open     0 -> agent       u64 node timeout (ms) . MessagePack map: the pool options
 //                             (encode_open)
 //   hello    agent -> 0       MessagePack map: node (host name), workers, error (text;
-//                             empty when the agent's local pool started)
+//                             empty when the agent's local pool started), protocol
+//                             (kProtocolVersion: rank 0 refuses another, naming both)
 //   tasks    0 -> agent       repeated: u64 id . u16 n . n bytes analysis . u32 m . m bytes params
 //   ranges   0 -> agent       tasks of run entries (tasks/run_entry.hpp), repeated items:
 //                               u8 0 . u64 entry id . u32 n . n bytes: an entry's wire form,
@@ -26,6 +27,9 @@
 //   close    0 -> agent       u8 terminate: stop the local pool (1: now, failing its tasks)
 //   closed   agent -> 0       empty: the local pool has stopped; every result was sent before
 //   end      0 -> agent       empty: the job is over, serve() returns
+//   refused  agent -> 0       UTF-8 message: a message from rank 0 that the agent cannot
+//                             read (it answers none of its tasks); rank 0 ends the job,
+//                             as for a lost rank
 //   heartbeat either way      the sender's host name: "still here", about every second
 //                             while a pool is open
 //                             (agent: from `open` until `closed`, even while it starts or
@@ -54,7 +58,11 @@
 
 namespace mathpool::mpi_detail {
 
-enum class Tag : int { open = 101, hello, tasks, results, cancel, close, closed, end, heartbeat, ranges };
+enum class Tag : int { open = 101, hello, tasks, results, cancel, close, closed, end, heartbeat, ranges, refused };
+// This table's version: one more for any change of a message's bytes, so that
+// ranks of different builds refuse each other at the start instead of
+// misreading each other later.
+inline constexpr int kProtocolVersion = 2;
 
 // The pool options as rank 0 sends them (workers 0: each node's own cores).
 std::string encode_options(const PoolOptions& options);
@@ -132,6 +140,8 @@ struct RangesItem {
 };
 // The next item of a `ranges` body; false at its end or when it is malformed.
 bool read_ranges_item(Reader& in, RangesItem& item);
+// Whether a ranges message's body reads whole: every item complete and known.
+bool readable_ranges(std::string_view body);
 
 void append_result(std::string& out, std::uint64_t id, const detail::RawResult& result);
 // The next result of a `results` body; false at its end or when it is malformed.

@@ -82,7 +82,13 @@ Router::Router(Job& job, detail::LocalPool& local, const PoolOptions& options) :
       hello = detail::msgpack_to_value(message->body);
       node.name = hello.at("node").get<std::string>();
       node.workers = hello.at("workers").get<int>();
-      if (const std::string error = hello.value("error", ""); !error.empty())
+      if (const int protocol = hello.value("protocol", 0); protocol != kProtocolVersion)
+        errors += fmt::format("{}node {} (rank {}) speaks {} of mathpool's MPI messages, rank 0 version {}; "
+                              "run one build of mathpool on every node",
+                              errors.empty() ? "" : "; ", node.name, message->source,
+                              protocol ? fmt::format("version {}", protocol) : std::string("an older version"),
+                              kProtocolVersion);
+      else if (const std::string error = hello.value("error", ""); !error.empty())
         errors += fmt::format("{}node {} (rank {}): {}", errors.empty() ? "" : "; ", node.name, message->source, error);
     } catch (const std::exception& e) {
       errors += fmt::format("{}rank {}: malformed hello ({})", errors.empty() ? "" : "; ", message->source, e.what());
@@ -361,14 +367,27 @@ bool Router::receive_all() {
     if (message->source > 0 && message->source < job_.size) nodes_[std::size_t(message->source)].heard = Clock::now();
     if (message->tag == Tag::closed && message->source > 0 && message->source < job_.size)
       nodes_[std::size_t(message->source)].closed = true;
+    if (message->tag == Tag::refused) {
+      end_job(message->body);
+      continue;
+    }
     if (message->tag != Tag::results) continue;
     Reader in(message->body);
-    for (;;) {
+    while (!in.done()) {
       if (n == inbox_.size()) inbox_.push_back(detail::Finished{nullptr, 0, {}});
       detail::Finished& a = inbox_[n];
       detail::recycle(a.result);
       a.completion = nullptr;
-      if (!read_result(in, a.seq, a.result)) break;
+      if (!read_result(in, a.seq, a.result)) {
+        // Its other results cannot be found: the job ends, as for a lost rank.
+        end_job(fmt::format("rank 0 cannot read a results message of {} bytes from MPI rank {} (host {}); the job "
+                            "ends (do all ranks run one build of mathpool?)",
+                            message->body.size(), message->source,
+                            message->source > 0 && message->source < job_.size
+                                ? nodes_[std::size_t(message->source)].name
+                                : std::string("unknown")));
+        break;
+      }
       ++n;
     }
   }
@@ -411,6 +430,12 @@ bool Router::find_silent() {
     return true;
   }
   return false;
+}
+
+void Router::end_job(const std::string& why) {
+  job_.mark_lost(why);
+  if (lost_at_ == Clock::time_point{}) lost_at_ = Clock::now();
+  changed_.notify_all();
 }
 
 void Router::abort_if_forgotten() {

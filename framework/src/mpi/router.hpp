@@ -76,6 +76,8 @@ class Router final : public detail::TaskRouter {
   // The first agent (not closed) silent for longer than the node timeout:
   // marks the job lost; true when there is one.
   bool find_silent();
+  // Marks the job lost for a rank that sent what cannot be read (`why`).
+  void end_job(const std::string& why);
   // Once the job has lost a rank, rank 0's program writes what is done and
   // aborts the job (mathpool/mpi.hpp); this ends it when the program does not.
   void abort_if_forgotten();

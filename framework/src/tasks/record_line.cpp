@@ -1,6 +1,7 @@
 #include "record_line.hpp"
 
 #include <charconv>
+#include <cstring>
 
 #include "msgpack_json.hpp"
 
@@ -17,13 +18,26 @@ std::string record_prefix(std::string_view run, std::string_view analysis, const
   return prefix;
 }
 
-void append_record_key(std::string& out, std::string_view prefix, std::uint64_t task, int repeat) {
+namespace {
+// Appends a number's digits (append with two pointers is a replace(): slower).
+void append_number(std::string& out, auto v) {
   char number[24];
+  out.append(number, std::size_t(std::to_chars(number, number + sizeof number, v).ptr - number));
+}
+}  // namespace
+
+std::size_t write_record_key_rest(char (&out)[kRecordKeyRestBytes], std::uint64_t task, int repeat) noexcept {
+  char* end = std::to_chars(out, out + 20, task).ptr;
+  std::memcpy(end, ",\"repeat\":", 10);
+  end = std::to_chars(end + 10, end + 21, repeat).ptr;  // an int: at most 11 bytes with a sign
+  *end++ = ',';
+  return std::size_t(end - out);
+}
+
+void append_record_key(std::string& out, std::string_view prefix, std::uint64_t task, int repeat) {
+  char rest[kRecordKeyRestBytes];
   out += prefix;
-  out.append(number, std::to_chars(number, number + sizeof number, task).ptr);
-  out += ",\"repeat\":";
-  out.append(number, std::to_chars(number, number + sizeof number, repeat).ptr);
-  out += ',';
+  out.append(rest, write_record_key_rest(rest, task, repeat));
 }
 
 void append_record_head(std::string& out, std::string_view prefix, std::uint64_t task, int repeat,
@@ -42,13 +56,13 @@ void append_record_head(std::string& out, std::string_view prefix, std::uint64_t
   // the record goes on with its tail
 }
 
-const char* record_status(const TaskError* error) noexcept {
-  if (!error) return "ok";
+std::size_t status_index(const TaskError* error) noexcept {
+  if (!error) return 0;
   switch (error->kind) {
-    case ErrorKind::timeout: return "timeout";
-    case ErrorKind::crashed: return "crashed";
-    case ErrorKind::memory: return "memory";
-    default: return "error";
+    case ErrorKind::timeout: return 2;
+    case ErrorKind::crashed: return 3;
+    case ErrorKind::memory: return 4;
+    default: return 1;
   }
 }
 
@@ -69,10 +83,9 @@ void append_record_tail(std::string& out, const RecordTail& tail, const RecordFi
     append_json_string(out, tail.error->message);
     out += '}';
   }
-  char number[24];
   if (fields.worker) {
     out += ",\"worker\":";
-    out.append(number, std::to_chars(number, number + sizeof number, tail.worker).ptr);
+    append_number(out, tail.worker);
   }
   if (fields.seconds) {
     out += ",\"seconds\":";

@@ -43,9 +43,8 @@ class RunEntry {
   int repeat_of(std::uint64_t index) const noexcept { return int(index % std::uint64_t(entry_.repeat)); }
   // The parameters of task `index` (a MessagePack map) and its labels (a map, or nothing).
   void encode(std::uint64_t index, std::string& params, std::string& labels) const;
-  // What the task's record starts with (its run, analysis, task and repeat),
-  // and its whole head (with the parameters and labels).
-  void append_key(std::string& out, std::uint64_t index) const;
+  // What the task's record starts with: its run, analysis, task and repeat,
+  // then its parameters and labels.
   void append_head(std::string& out, std::uint64_t index, std::string_view params, std::string_view labels) const;
   // What the host checks of a record a worker wrote for task `index`: it
   // begins as that task's record must (run, analysis, task, repeat) and is

@@ -93,7 +93,7 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
       write_line(tail);
       fast = kResultFrameHead + 3 * line_bytes.size() <= kMaxFrameBytes;
     } catch (const std::bad_alloc&) {
-      line_bytes = std::string();  // the way below says what ran out
+      std::string().swap(line_bytes);  // freed (an assignment keeps the room); the way below says what ran out
     }
     if (fast) return channel.queue_record(request.id, seconds, 0, flags, std::string_view(), line_bytes);
   }
@@ -130,8 +130,8 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
       flags |= kRetire;
     }
     outcome.reset();
-    line_bytes = std::string();
-    result_bytes = std::string();
+    std::string().swap(line_bytes);  // freed: an assignment of an empty string keeps the room
+    std::string().swap(result_bytes);
   }
   channel.queue_record(request.id, seconds, error ? std::uint8_t(1 + int(error->kind)) : 0, flags,
                        error ? std::string_view(error->message) : std::string_view(), line_bytes);

@@ -39,7 +39,23 @@ struct PoolTask {
   bool suspect = false;  // running when a supervisor died: runs alone (slot_logic.hpp, may_send)
   int alone_deaths = 0;  // supervisor deaths while it ran alone; bounded by kMaxRefunds
   std::chrono::steady_clock::time_point sent_at{};
+  // A run of `count` tasks of `entry` (never of an analysis alone), consecutive in index, seq and id from
+  // this one's, sharing the rest (attempts, sent_at...): how a run's tasks
+  // travel from its stream to the pool's queue, one entry for up to kBatch of
+  // them, and on to a worker's in-flight list (TaskQueue::take_run). In the
+  // queues a run was never sent (attempts 0); what is requeued goes back one
+  // by one (split_runs). 1 everywhere else.
+  std::uint64_t count = 1;
 };
+
+// Task k of a run of tasks (PoolTask::count), as a task of its own.
+PoolTask one_of(const PoolTask& run, std::uint64_t k);
+// Calls `f` with each task of a run (PoolTask::count) as a task of its own.
+template <typename F>
+void for_each_task(PoolTask&& task, F&& f) {
+  if (task.count == 1) return f(std::move(task));
+  for (std::uint64_t k = 0; k < task.count; ++k) f(one_of(task, k));
+}
 
 // The task's analysis: its own, or its run entry's.
 const std::string& analysis_of(const PoolTask& task) noexcept;

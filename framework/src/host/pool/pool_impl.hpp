@@ -200,7 +200,7 @@ class Pool::Impl final : public detail::LocalPool {
   void send_entry(Slot& slot, const detail::RunEntry& entry);
   Clock::time_point input_read_at_;  // when handle_input() last read a channel (dispatcher thread)
   // A reply the host refused: the running task's error, and the worker goes.
-  void refuse_reply(Slot& slot, const std::exception& error, bool too_large);
+  void refuse_reply(Slot& slot, const std::exception& error);
   // A worker's end, seen (begin_death) and judged (conclude_death).
   // channel_closed: seen as the end of its channel (it may still live).
   void begin_death(Slot& slot, const std::string& why, bool channel_closed = false);
@@ -226,10 +226,19 @@ class Pool::Impl final : public detail::LocalPool {
   void note_setup_crash(const std::string& analysis, const std::string& reason);
   void quarantine(const std::string& analysis, const std::string& reason);
   void finish(Task&& task, detail::RawResult&& result);
+  // The error of a task stopped at the time limit on worker `pid`.
+  std::string timeout_message(int pid) const;
   // The result of the next task to finish, to fill in place (its bytes' room
   // is reused), then finish(task) with the same task.
   detail::RawResult& claim_result();
-  void finish(Task&& task);
+  void finish(const Task& task);
+  // Finishes every task of `tasks` (runs of tasks one by one) with that error; empties it.
+  void fail_all(detail::TaskQueue& tasks, ErrorKind kind, const std::string& message);
+  // The statistics of a finished task (finish() counts them too).
+  void count_finished(const Task& task, bool failed, double seconds);
+  // An ok record line joined onto the last finished result (RawResult::count);
+  // false when the task needs a result of its own.
+  bool join_line(const Task& task, std::string_view line);
   void deliver();
   void publish_stats();
   void stop_all_workers();

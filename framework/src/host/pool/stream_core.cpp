@@ -2,6 +2,7 @@
 #include "run_entry.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <thread>
 
 namespace mathpool {
@@ -15,6 +16,8 @@ constexpr std::size_t kBatch = 256;
 namespace detail {
 
 TaskResult to_task_result(RawResult&& raw) {
+  // Joined results are a run's alone (Completion::joins_lines): never a TaskResult.
+  if (raw.count != 1) throw std::logic_error("mathpool: a result of joined records taken as one task's");
   TaskResult result;
   result.worker = raw.worker;
   result.seconds = raw.seconds;
@@ -58,29 +61,43 @@ void TaskStream::Core::push(std::string_view analysis, detail::Bytes&& params) {
   task.params = std::move(params);
   task.completion = this;
   task.seq = pushed_++;
-  if (batch_.size() >= kBatch) submit();
+  if (++batched_ >= kBatch) submit();
 }
 
 void TaskStream::Core::push(const detail::RunEntry& entry, std::uint64_t index) {
+  // The next task of the run of tasks pushed last goes with it (PoolTask::count).
+  if (!batch_.empty()) {
+    Pool::Impl::Task& run = batch_.back();
+    if (run.entry == &entry && run.index + run.count == index && run.seq + run.count == pushed_) {
+      ++run.count;
+      ++pushed_;
+      if (++batched_ >= kBatch) submit();
+      return;
+    }
+  }
   Pool::Impl::Task& task = batch_.emplace_back();
   task.entry = &entry;  // which names the analysis
   task.index = index;
   task.completion = this;
   task.seq = pushed_++;
-  if (batch_.size() >= kBatch) submit();
+  if (++batched_ >= kBatch) submit();
 }
 
 void TaskStream::Core::submit() {
   if (batch_.empty()) return;
   pool_.enqueue(batch_, !counted_);  // a stream counts as one batch in the statistics
   counted_ = true;
+  batched_ = 0;
 }
 
 bool TaskStream::Core::next_ready() {
   if (claimed_ > 0) return true;
   if (in_flight() == 0) return false;
   detail::MutexLock lock(mutex_);
-  while (claimed_ < in_flight() && ring_[(taken_ + claimed_) % ring_.size()].done) ++claimed_;
+  // A result of joined lines (RawResult::count) sits in its first task's
+  // entry and stands for the entries after it, which stay not done.
+  while (claimed_ < in_flight() && ring_[(taken_ + claimed_) % ring_.size()].done)
+    claimed_ += ring_[(taken_ + claimed_) % ring_.size()].result.count;
   return claimed_ > 0;
 }
 
@@ -105,6 +122,14 @@ detail::RawResult TaskStream::Core::take() {
 }
 
 void TaskStream::Core::take_into(detail::RawResult& result) {
+  // Joined lines' room goes back to the dispatcher (lend_room), or is freed
+  // (recycle): a ring slot never keeps it.
+  if (result.count > 1 && result.payload.capacity() >= detail::kJoinedRoom / 2 &&
+      result.payload.capacity() <= 2 * detail::kJoinedRoom) {
+    result.payload.clear();
+    detail::MutexLock lock(mutex_);
+    if (spare_rooms_.size() < kSpareRooms) spare_rooms_.emplace_back().swap(result.payload);
+  }
   detail::recycle(result);
   if (claimed_ == 0) {
     submit();
@@ -113,21 +138,30 @@ void TaskStream::Core::take_into(detail::RawResult& result) {
     waiting_for_ = taken_;
     ready_.wait(lock, [&] { return entry.done; });
     waiting_for_ = UINT64_MAX;
-    claimed_ = 1;
+    claimed_ = entry.result.count;
   }
   // A claimed entry is done: the dispatcher does not touch it again until it
   // is pushed anew, after this.
   Entry& entry = ring_[taken_ % ring_.size()];
   entry.done = false;
   arrived_ = entry.arrived;
-  ++taken_;
-  --claimed_;
   std::swap(entry.result, result);
+  taken_ += result.count;
+  claimed_ -= result.count;
 }
 
 // Both completions count themselves in `completing_` before they publish (so
 // a consumer that sees the result sees the count) and notify after the
 // unlock, so the woken consumer finds the mutex free.
+void TaskStream::Core::lend_room(detail::Bytes& payload) {
+  detail::MutexLock lock(mutex_);
+  if (spare_rooms_.empty()) return;
+  detail::Bytes& room = spare_rooms_.back();
+  room.assign(payload);
+  room.swap(payload);
+  spare_rooms_.pop_back();
+}
+
 void TaskStream::Core::complete(std::uint64_t seq, detail::RawResult&& result) {
   const auto now = std::chrono::steady_clock::now();
   completing_.fetch_add(1, std::memory_order_relaxed);

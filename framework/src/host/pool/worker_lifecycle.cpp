@@ -25,6 +25,11 @@ std::string format_duration(std::chrono::milliseconds d) {
 
 }  // namespace
 
+std::string Pool::Impl::timeout_message(int pid) const {
+  return fmt::format("task exceeded its time limit of {}; worker {} stopped", format_duration(*options_.task_timeout),
+                     pid);
+}
+
 void Pool::Impl::note_setup_crash(const std::string& analysis, const std::string& reason) {
   if (++setup_crashes_[analysis] < kQuarantineAfter) return;
   quarantine(analysis, fmt::format("analysis '{}' is quarantined: its setup crashed {} times (last: {})", analysis,
@@ -97,7 +102,7 @@ void Pool::Impl::start_failed(Slot& slot, const std::string& reason) {
                      [](const Slot& s) { return answers(s); })) {
       detail::TaskQueue failed;
       failed.swap(queue_);
-      for (auto& task : failed) finish(std::move(task), error_result(ErrorKind::crashed, message, 0));
+      fail_all(failed, ErrorKind::crashed, message);
     }
   }
   // Back off so a worker that dies at start cannot spin the machine.
@@ -140,6 +145,7 @@ void Pool::Impl::requeue(detail::TaskQueue& tasks, bool charged, const std::stri
   // Only the first of them may have been running: it alone counts a refund,
   // so an innocent task queued behind a task that keeps killing its worker
   // is never charged for it.
+  tasks.split_runs();
   while (!tasks.empty()) {
     Task task = std::move(tasks.back());
     tasks.pop_back();
@@ -205,10 +211,12 @@ void Pool::Impl::begin_death(Slot& slot, const std::string& why, bool channel_cl
   // Its channel closed and it still lives (a task closed fd 3): the
   // SIGKILL below is the host's, not a verdict on the task it runs.
   // A dying process closes its channel moments before its pidfd says so:
-  // up to 100 ms for that, so an outside kill is not taken for the host's.
+  // up to 100 ms for that, or one already on its way out (killed from
+  // outside, not yet scheduled to finish dying on a loaded machine), so an
+  // outside kill is not taken for the host's.
   if (channel_closed && slot.pidfd >= 0) {
     pollfd ended{slot.pidfd, POLLIN, 0};
-    note.channel_closed_alive = ::poll(&ended, 1, 100) == 0;
+    note.channel_closed_alive = ::poll(&ended, 1, 100) == 0 && !detail::process_is_ending(slot.pid);
   }
   detail::send_signal(slot.pid, slot.pidfd, SIGKILL);  // dead already, or it ends now
   slot.channel.close();
@@ -254,6 +262,7 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     reason += " in the setup of " + setup;
   }
 
+  slot.inflight.split_runs();  // judged task by task
   if (!slot.inflight.empty() && note.supervisor_lost && slot.inflight.size() == 1 && slot.inflight.front().suspect) {
     // A suspect runs alone: its supervisor died again while it ran, and
     // nothing else was in flight. An outside kill can land there too, so it
@@ -313,8 +322,7 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
       };
       switch (blame.verdict) {
         case detail::Verdict::timeout:
-          fail(ErrorKind::timeout, fmt::format("task exceeded its time limit of {}; worker {} stopped",
-                                               format_duration(*options_.task_timeout), pid));
+          fail(ErrorKind::timeout, timeout_message(pid));
           break;
         case detail::Verdict::memory: fail(ErrorKind::memory, fmt::format("worker {} ran out of memory", pid)); break;
         case detail::Verdict::retry: queue_.push_front(std::move(*culprit)); break;
@@ -340,6 +348,7 @@ void Pool::Impl::stop_all_workers() {
   for (Slot& slot : slots_) {
     detail::TaskQueue running;
     running.swap(slot.inflight);
+    running.split_runs();
     for (auto& task : running)
       finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", slot.pid));
     if (slot.pid > 0) {
@@ -354,13 +363,13 @@ void Pool::Impl::stop_all_workers() {
   }
   detail::TaskQueue queued;
   queued.swap(queue_);
-  for (auto& task : queued) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
+  fail_all(queued, ErrorKind::crashed, "the pool was terminated");
   detail::TaskQueue unsent;
   {
     detail::MutexLock lock(mutex_);
     unsent.swap(incoming_);
   }
-  for (auto& task : unsent) finish(std::move(task), error_result(ErrorKind::crashed, "the pool was terminated", 0));
+  fail_all(unsent, ErrorKind::crashed, "the pool was terminated");
   deliver();
   {
     detail::MutexLock lock(mutex_);

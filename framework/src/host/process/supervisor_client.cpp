@@ -98,8 +98,10 @@ SupervisorProcess::Events SupervisorProcess::read(Clock::time_point now) {
   if (!open && !dead) dead = readable(pidfd_, 500);
   if (!open || dead) {
     // Its channel closed while it lives (a setup closed fd 3): kill it, never
-    // wait for a process that may not end.
-    events.ended = end(!dead);
+    // wait for a process that may not end. One already ending (killed from
+    // outside, and not yet scheduled to finish dying) is waited for: its
+    // status, not a SIGKILL of ours, says how it ended.
+    events.ended = end(!dead && !process_is_ending(pid_));
     if (phase_ == Phase::ended && !died_in_setup_.empty()) *events.ended += " in the setup of " + died_in_setup_;
     return events;
   }
@@ -184,7 +186,9 @@ std::string SupervisorProcess::end(bool kill) {
   if (kill) send_signal(pid_, pidfd_, SIGKILL);
   // Dead now or soon (killed, or seen dead): while it is our unreaped zombie
   // its session's number is its own, and what is left of the session goes
-  // (without cgroups, a setup's helper would otherwise outlive it).
+  // (without cgroups, a setup's helper would otherwise outlive it; with them,
+  // it catches a process that moved itself out of its cgroup, which a
+  // delegated cgroup lets a task of the same user do).
   siginfo_t info{};
   int waited;
   while ((waited = ::waitid(P_PID, id_t(pid_), &info, WEXITED | WNOWAIT)) < 0 && errno == EINTR) {

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -137,18 +138,26 @@ int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pi
 
 namespace {
 
-// The session and process group of process `pid` from /proc/PID/stat;
-// false when it is gone or a zombie.
-bool session_of(const char* pid, pid_t& session, pid_t& group) {
+// Reads /proc/PID/NAME (one read: the kernel makes such a file whole) into
+// `text`, ending it with '\0'; false when it cannot.
+template <std::size_t N>
+bool read_proc(const char* pid, const char* name, char (&text)[N]) {
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/%s/stat", pid);
+  std::snprintf(path, sizeof path, "/proc/%s/%s", pid, name);
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  char text[512];
-  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  const ssize_t n = ::read(fd, text, N - 1);
   ::close(fd);
   if (n <= 0) return false;
   text[n] = '\0';
+  return true;
+}
+
+// The session and process group of process `pid` from /proc/PID/stat;
+// false when it is gone or a zombie.
+bool session_of(const char* pid, pid_t& session, pid_t& group) {
+  char text[512];
+  if (!read_proc(pid, "stat", text)) return false;
   const char* rest = std::strrchr(text, ')');  // the name may hold spaces and parentheses
   char state = 0;
   int ppid = 0, pgrp = 0, sid = 0;
@@ -209,6 +218,30 @@ bool no_process_has_pid(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d", int(pid));
   return ::access(path, F_OK) != 0;
+}
+
+bool process_is_ending(pid_t pid) {
+  char id[16], text[4096];
+  std::snprintf(id, sizeof id, "%d", int(pid));
+  // A child not reaped has its /proc entry: what cannot be read (no
+  // descriptor left, say) says nothing, and "not known to be ending" is the
+  // safe answer (the caller then kills it, which only risks a misjudged cause).
+  if (!read_proc(id, "stat", text)) return false;
+  // pid (comm) state ppid pgrp session tty_nr tpgid flags ...: the command
+  // may hold anything, so fields count from its last ')'.
+  const char* at = std::strrchr(text, ')');
+  if (!at || at[1] == '\0') return false;
+  const char state = at[2];
+  if (state == 'Z' || state == 'X' || state == 'x') return true;
+  unsigned long flags = 0;
+  if (std::sscanf(at + 3, "%*d %*d %*d %*d %*d %lu", &flags) == 1 && (flags & 0x4))  // PF_EXITING
+    return true;
+  if (!read_proc(id, "status", text)) return false;
+  constexpr unsigned long long kSigkill = 1ull << (SIGKILL - 1);
+  for (const char* field : {"\nShdPnd:", "\nSigPnd:"})
+    if (const char* line = std::strstr(text, field))
+      if (std::strtoull(line + std::strlen(field), nullptr, 16) & kSigkill) return true;
+  return false;
 }
 
 void send_signal(pid_t pid, int pidfd, int signal) {

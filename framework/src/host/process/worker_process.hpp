@@ -63,6 +63,12 @@ void kill_session(pid_t leader);
 // its number (a new one would need a leader with that pid), so
 // kill_session() is still safe.
 bool no_process_has_pid(pid_t pid);
+// True when the process `pid` (a child of ours, not reaped) is on its way
+// out by its own or another's doing: a zombie, exiting (PF_EXITING), or with
+// SIGKILL pending. A process killed from outside closes its descriptors
+// before it becomes a zombie; on a loaded machine the two can be far apart,
+// and a SIGKILL of ours in between would make the outside kill look like ours.
+bool process_is_ending(pid_t pid);
 
 // Makes sure this process may open the descriptors a pool of `workers`
 // needs (a channel and a pidfd each, a page while one starts, the

@@ -6,8 +6,11 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -20,7 +23,8 @@ namespace {
 
 constexpr std::size_t kHexDigits = 64;
 constexpr std::time_t kSettledSeconds = 2;
-constexpr long kFuseMagic = 0x65735546;  // FUSE_SUPER_MAGIC (not in linux/magic.h)
+constexpr long kFuseMagic = 0x65735546;    // FUSE_SUPER_MAGIC (not in linux/magic.h)
+constexpr long kVboxsfMagic = 0x786f4256;  // vboxsf (not in linux/magic.h)
 
 std::string key_of(const struct stat& st) {
   return fmt::format("{:x}-{:x}-{:x}-{}.{:09}-{}.{:09}", std::uint64_t(st.st_dev), std::uint64_t(st.st_ino),
@@ -31,12 +35,17 @@ std::string key_of(const struct stat& st) {
 // Where the change time is the kernel's own record of the last write. In an
 // image (squashfs, ISO 9660) or a FUSE file system it is whatever the image
 // or the daemon says: two images mounted one after the other can agree on
-// every field of the key.
+// every field of the key. Shares of a host's files (9p, SMB, VirtualBox)
+// cache attributes the host may change behind them: configs are edited
+// there, so those are hashed every time too.
 bool keys_are_trusted(int fd) {
   struct statfs fs {};
   if (::fstatfs(fd, &fs) != 0) return false;
   const long type = long(fs.f_type);
-  return type != long(SQUASHFS_MAGIC) && type != long(ISOFS_SUPER_MAGIC) && type != kFuseMagic;
+  for (const long untrusted : {long(SQUASHFS_MAGIC), long(ISOFS_SUPER_MAGIC), kFuseMagic, long(V9FS_MAGIC), long(CIFS_SUPER_MAGIC),
+                               long(SMB2_SUPER_MAGIC), kVboxsfMagic})
+    if (type == untrusted) return false;
+  return true;
 }
 
 bool is_hex_digest(std::string_view text) {
@@ -81,6 +90,30 @@ void write_entry(const fs::path& dir, const std::string& key, const std::string&
   if (!written || ::rename(temporary.c_str(), (dir / key).c_str()) != 0) ::unlink(temporary.c_str());
 }
 
+// Cuts the folder to three quarters of kHashCacheEntries when it holds more,
+// the entries written longest ago first (another process may prune at the
+// same time: an entry already gone is no error). Temporary files go too,
+// unless written in the last minute (a writer may be between its write and
+// its rename).
+void prune(const fs::path& dir, std::time_t now) {
+  std::vector<std::pair<std::time_t, fs::path>> entries;
+  std::error_code error;
+  for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    const std::string name = it->path().filename();
+    if (!name.empty() && name[0] == '.') {
+      if (st.st_mtim.tv_sec + 60 < now) ::unlink(it->path().c_str());
+      continue;
+    }
+    entries.emplace_back(st.st_mtim.tv_sec, it->path());
+  }
+  if (entries.size() <= kHashCacheEntries) return;
+  const std::size_t keep = kHashCacheEntries * 3 / 4;
+  std::nth_element(entries.begin(), entries.begin() + std::ptrdiff_t(entries.size() - keep), entries.end());
+  for (std::size_t i = 0; i < entries.size() - keep; ++i) ::unlink(entries[i].second.c_str());
+}
+
 }  // namespace
 
 fs::path hash_cache_dir() {
@@ -117,8 +150,10 @@ std::string cached_sha256_file(const fs::path& file, const fs::path& cache_dir, 
   const bool unchanged = ::fstat(fd, &after) == 0 && key_of(after) == key;
   ::close(fd);
   if (is_hex_digest(digest) && unchanged && after.st_ctim.tv_sec + kSettledSeconds <= now &&
-      after.st_mtim.tv_sec + kSettledSeconds <= now)
+      after.st_mtim.tv_sec + kSettledSeconds <= now) {
     write_entry(cache_dir, key, digest);
+    prune(cache_dir, now);
+  }
   return digest;
 }
 

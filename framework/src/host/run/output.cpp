@@ -1,6 +1,7 @@
 #include "output.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,17 +185,86 @@ void check_output_policy(const fs::path& file, bool resume, bool force) {
                                   file.string()));
 }
 
+OutputLock& OutputLock::operator=(OutputLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+OutputLock::~OutputLock() {
+  if (fd_ >= 0) ::close(fd_);  // the lock goes with the last descriptor of its open file
+}
+
+OutputLock OutputLock::take(const fs::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return {};  // missing (or unreadable: writing it will say)
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return {};
+  }
+  try {
+    OutputLock held = take(fd, file);
+    ::close(fd);
+    return held;
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+}
+
+OutputLock OutputLock::take(int fd, const fs::path& file) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  // A descriptor of our own, so the lock lives as long as this object.
+  const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (own < 0) throw ConfigError(fmt::format("cannot hold output file {} ({})", file.string(), std::strerror(errno)));
+  OutputLock held(own);
+  while (::flock(own, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK)
+      throw ConfigError(fmt::format("the output file {} is being written by another run; wait for it to end "
+                                    "(or stop it), then run again (--resume runs only its missing tasks)",
+                                    file.string()));
+    break;  // a file system without locks: run as before
+  }
+  return held;
+}
+
+namespace {
+// A sink that holds its file for as long as it writes it: the lock, a base
+// declared first, is let go after the sink has closed the file.
+struct LockHolder {
+  OutputLock lock;
+};
+template <typename Sink>
+class HeldSink final : private LockHolder, public Sink {
+ public:
+  HeldSink(OutputLock held, int fd, bool replace, std::function<void()> first)
+      : LockHolder{std::move(held)}, Sink(fd, true, replace, std::move(first)) {}
+};
+}  // namespace
+
 std::unique_ptr<RecordSink> open_sink(const std::optional<fs::path>& file, bool append,
-                                      std::function<void()> first_record) {
+                                      std::function<void()> first_record, bool held) {
   if (!file) return std::make_unique<PlainSink>(STDOUT_FILENO, false, false, std::move(first_record));
   const bool regular = is_regular_or_missing(*file);
   // Never O_TRUNC: a run that fails before its first record leaves the file as it was.
   const int fd = ::open(file->c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : 0), 0666);
   if (fd < 0)
     throw ConfigError(fmt::format("cannot write output file {} ({})", file->string(), std::strerror(errno)));
+  OutputLock lock;
+  try {
+    if (!held) lock = OutputLock::take(fd, *file);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
   const bool replace = regular && !append;
-  if (is_zstd_name(*file)) return std::make_unique<ZstdSink>(fd, true, replace, std::move(first_record));
-  return std::make_unique<PlainSink>(fd, true, replace, std::move(first_record));
+  if (is_zstd_name(*file)) return std::make_unique<HeldSink<ZstdSink>>(std::move(lock), fd, replace, std::move(first_record));
+  return std::make_unique<HeldSink<PlainSink>>(std::move(lock), fd, replace, std::move(first_record));
 }
 
 std::uint64_t zstd_complete_size(const fs::path& file) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 namespace mathpool::detail {
 
@@ -41,11 +42,39 @@ class RecordSink {
   virtual bool terminal() const = 0;
 };
 
+// One run's hold on its output file: a second run (a --resume started while
+// the first still runs, say) is refused instead of writing the same file at
+// once (found from outside: duplicated and torn records). An exclusive
+// flock() on the file, held until destroyed; it ends with the process, so a
+// killed run leaves no stale lock. Only regular files: a terminal, /dev/null
+// or a pipe is never held. Move-only; not thread-safe.
+class OutputLock {
+ public:
+  OutputLock() = default;
+  OutputLock(OutputLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  OutputLock& operator=(OutputLock&& other) noexcept;
+  ~OutputLock();
+  bool held() const noexcept { return fd_ >= 0; }
+
+  // Holds `file` when it is a regular file that exists (else holds nothing:
+  // open_sink() takes it once it makes it). Throws ConfigError when another
+  // run holds it.
+  static OutputLock take(const std::filesystem::path& file);
+  // Holds the file open on `fd` (a sink's own): the same, by its descriptor.
+  static OutputLock take(int fd, const std::filesystem::path& file);
+
+ private:
+  explicit OutputLock(int fd) : fd_(fd) {}
+  int fd_ = -1;  // owned; -1 when nothing is held
+};
+
 // Standard output (no file) or `file`, appended to when `append` (resume),
 // else replaced at the first record. `first_record` runs once, just before
-// the first record is written. Throws ConfigError when the file cannot be opened.
+// the first record is written. Unless `held` (the caller holds the file's
+// OutputLock), a regular file is held for as long as the sink lives. Throws
+// ConfigError when the file cannot be opened or another run holds it.
 std::unique_ptr<RecordSink> open_sink(const std::optional<std::filesystem::path>& file, bool append,
-                                      std::function<void()> first_record = {});
+                                      std::function<void()> first_record = {}, bool held = false);
 
 // The bytes of the complete frames of a zstd file, decompressed; a partial
 // last frame (a killed writer) is cut off the file. Throws std::runtime_error

@@ -50,7 +50,7 @@ void find_csvs(const YAML::Node& node, const fs::path& folder, std::set<fs::path
 Value file_entry(const fs::path& file) {
   std::error_code ec;
   const fs::path absolute = fs::absolute(file, ec);
-  return {{"path", (ec ? file : absolute).string()}, {"sha256", sha256_file(file)}};
+  return {{"path", (ec ? file : absolute).string()}, {"sha256", cached_sha256_file(file, hash_cache_dir())}};
 }
 
 }  // namespace
@@ -218,16 +218,31 @@ void Provenance::write(const RunSummary& summary, const std::string& state) {
   Value meta = meta_;
   meta["state"] = state;
   meta["ended"] = state == "running" ? Value() : Value(iso_utc(std::chrono::system_clock::now()));
-  Value counts = Value::object();
-  for (const auto& [status, n] : summary.by_status) counts[status] = n;
-  Value runs = Value::object();
-  for (const auto& [run, by_status] : summary.by_run) {
+  // Counts as JSON objects; `total` adds each into it too.
+  const auto counts = [](const std::map<std::string, std::size_t>& by_status, Value* total) {
     Value c = Value::object();
-    for (const auto& [status, n] : by_status) c[status] = n;
-    runs[run] = c;
-  }
-  meta["tasks"] = {{"planned", summary.planned}, {"already_in_output", summary.skipped},
-                   {"ran", summary.ok + summary.failed}, {"by_status", counts}, {"by_run", runs}};
+    if (total && total->is_null()) *total = Value::object();
+    for (const auto& [status, n] : by_status) {
+      c[status] = n;
+      if (total) (*total)[status] = total->value(status, std::size_t(0)) + n;
+    }
+    return c;
+  };
+  const auto runs = [&counts](const auto& by_run, Value* total) {
+    Value r = Value::object();
+    for (const auto& [run, by_status] : by_run) r[run] = counts(by_status, total ? &(*total)[run] : nullptr);
+    return r;
+  };
+  // What the output holds at the end: the records it held before (--resume) and this run's.
+  Value in_output = {{"by_status", Value::object()}, {"by_run", Value::object()}};
+  counts(summary.skipped_by_status, &in_output["by_status"]);
+  runs(summary.skipped_by_run, &in_output["by_run"]);
+  meta["tasks"] = {{"planned", summary.planned},
+                   {"already_in_output", summary.skipped},
+                   {"ran", summary.ok + summary.failed},
+                   {"by_status", counts(summary.by_status, &in_output["by_status"])},
+                   {"by_run", runs(summary.by_run, &in_output["by_run"])},
+                   {"in_output", in_output}};
   meta["seconds"] = summary.seconds;
   meta["workers"] = summary.workers;
   meta["restarts"] = summary.restarts;

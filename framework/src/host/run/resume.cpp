@@ -32,20 +32,27 @@ bool read_number(std::string_view line, std::size_t& at, std::uint64_t& value) {
     if (entry.name == run)
       throw ConfigError(fmt::format("{}: the record of run '{}' (analysis {}) does not belong to this config, "
                                     "whose run '{}' is analysis {}; refusing to resume into this file",
-                                    where, run, record["analysis"].dump(), run, entry.analysis));
+                                    where, shown(run), record["analysis"].dump(), shown(run), entry.analysis));
   throw ConfigError(fmt::format("{}: the record of run '{}' does not belong to this config (no entry of that "
                                 "name); refusing to resume into this file",
-                                where, run));
+                                where, shown(run)));
 }
 
 }  // namespace
 
-void FinishedTasks::insert(std::size_t entry, std::uint64_t index) {
+bool FinishedTasks::insert(std::size_t entry, std::uint64_t index, std::size_t status) {
   auto& bits = bits_[entry];
   if (index / 64 >= bits.size()) bits.resize(index / 64 + 1);
   const std::uint64_t mask = std::uint64_t(1) << (index % 64);
-  if (!(bits[index / 64] & mask)) ++count_;
+  if (bits[index / 64] & mask) return false;
   bits[index / 64] |= mask;
+  ++count_;
+  ++statuses_[entry][status];
+  return true;
+}
+
+void FinishedTasks::fill(const std::vector<std::string>& names, RunSummary& summary) const {
+  fill_counts(names, statuses_, summary.skipped_by_status, summary.skipped_by_run);
 }
 
 FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::path& output) {
@@ -72,8 +79,10 @@ FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::pa
     throw ConfigError(e.what());
   }
 
+  std::array<std::string, kStatuses> statuses;  // as the records have them: "ok" and its quotes
+  for (std::size_t s = 0; s < kStatuses; ++s) statuses[s] = fmt::format("\"{}\"", kStatusWords[s]);
   std::string expected;
-  Bytes params;
+  Bytes params, labels;
   auto check = [&](const std::string& line, int number) {
     std::size_t e = 0;
     while (e < runs.size() && line.compare(0, runs[e].size(), runs[e]) != 0) ++e;
@@ -100,9 +109,13 @@ FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::pa
       throw ConfigError(fmt::format("{}:{}: run '{}' task {} repeat {} is beyond any record a run could have written "
                                     "into this file; refusing to resume into this file",
                                     output.string(), number, entry.name, task, repeat));
-    if (line.compare(at, 9, "\"params\":") == 0) {
+    const bool has_params = line.compare(at, 9, "\"params\":") == 0;
+    if (has_params || !entry.labels.empty()) {
       params.clear();
-      entry.encode_params(task, params);
+      labels.clear();
+      entry.encode_task(task, params, labels);
+    }
+    if (has_params) {
       expected = "\"params\":";
       append_msgpack_json(expected, params);
       expected += ',';
@@ -111,8 +124,29 @@ FinishedTasks scan_for_resume(const RunConfig& config, const std::filesystem::pa
                                       "config's task; refusing to resume into this file",
                                       output.string(), number, entry.name, task, repeat));
     }
-    if (line.compare(at, 9, "\"status\":") != 0) refuse(config, output, number, line);
-    finished.insert(e, index);
+    // Labels (an entry's `labels:`) come next, where the fields keep them.
+    if (line.compare(at, 9, "\"labels\":") == 0) {
+      expected = "\"labels\":";
+      if (!labels.empty()) append_msgpack_json(expected, labels);
+      expected += ',';
+      if (labels.empty() || !skip(expected))
+        throw ConfigError(fmt::format("{}:{}: the record of run '{}' task {} repeat {} has other labels than this "
+                                      "config's task; refusing to resume into this file",
+                                      output.string(), number, entry.name, task, repeat));
+    }
+    if (!skip("\"status\":")) refuse(config, output, number, line);
+    std::size_t status = 0;
+    while (status < kStatuses && line.compare(at, statuses[status].size(), statuses[status]) != 0) ++status;
+    if (status == kStatuses)
+      throw ConfigError(fmt::format("{}:{}: the record of run '{}' task {} repeat {} has the status {}, not ok, "
+                                    "error, timeout, crashed or memory; refusing to resume into this file",
+                                    output.string(), number, entry.name, task, repeat,
+                                    shown(std::string_view(line).substr(at, std::min<std::size_t>(
+                                                                               line.find_first_of(",}", at) - at, 40)))));
+    if (!finished.insert(e, index, status))
+      throw ConfigError(fmt::format("{}:{}: a second record of run '{}' task {} repeat {} (a run writes one record "
+                                    "per task); refusing to resume into this file",
+                                    output.string(), number, entry.name, task, repeat));
   };
   try {
     for_each_record_line(output, check);

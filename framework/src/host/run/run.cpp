@@ -253,6 +253,9 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
   // A run of fewer tasks than the smallest automatic window holds them all at once anyway.
   TaskStream stream(pool, total < TaskStream::Core::kMinAutoWindow ? std::size_t(std::max<std::uint64_t>(total, 1)) : 0);
   TaskStream::Core& core = detail::StreamAccess::core(stream);
+  // Ok records of consecutive tasks come as one result, written at once; a
+  // trace takes each task's own.
+  core.joins_lines = trace == nullptr;
   std::vector<PlannedTask> planned(core.window());  // reused: no allocation per task
   std::uint64_t pushed = 0, written = 0;
   std::string buffer;
@@ -301,6 +304,16 @@ RunSummary run_stream(Pool& pool, const NextTask& next_task, std::uint64_t total
       return summary;  // records written so far stay; resume runs the rest
     }
     core.take_into(result);
+    if (result.count > 1) {  // ok records of tasks from `written` on, checked by the pool
+      for (std::uint64_t i = written; i < written + result.count; ++i) tally.add_ok(planned[i % planned.size()].tag);
+      summary.ok += result.count;
+      buffer += result.payload;
+      buffer += '\n';
+      written += result.count;
+      if (buffer.size() >= kWriteBytes) write_buffer();
+      progress.update(written, summary.failed, written == total);
+      continue;
+    }
     const PlannedTask& task = planned[written % planned.size()];
     const detail::TaskTag& tag = task.tag;
     tally.add(tag, result);
@@ -401,6 +414,9 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
     throw ConfigError(fmt::format("{}: key 'output_fields': {}", config.file.string(), e.what()));
   }
   if (config.output) detail::check_output_policy(*config.output, options.resume, options.force);
+  // Held from before its records are read for --resume to the run's end.
+  detail::OutputLock output_lock;
+  if (config.output) output_lock = detail::OutputLock::take(*config.output);
   std::uint64_t planned = 0;  // saturates, as task counts do
   for (const AnalysisEntry& entry : config.analyses)
     planned = entry.task_count() > UINT64_MAX - planned ? UINT64_MAX : planned + entry.task_count();
@@ -413,6 +429,11 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   RunSummary summary;
   summary.planned = planned;
   summary.skipped = planned - to_run;
+  if (finished) {
+    std::vector<std::string> names;
+    for (const AnalysisEntry& entry : config.analyses) names.push_back(entry.name);
+    finished->fill(names, summary);
+  }
   if (to_run == 0) return summary;  // nothing left: no pool is started
   check_output(config);  // before any worker starts
   // Provenance beside a regular file (not a terminal, /dev/null or a pipe).
@@ -465,10 +486,13 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   if (provenance) provenance->pool_ready(pool);
 
   bool started = false;  // the first record is being written: the file is this run's
-  const std::unique_ptr<detail::RecordSink> sink = detail::open_sink(config.output, options.resume, [&] {
-    started = true;
-    if (provenance) provenance->write(summary, "running");
-  });
+  const std::unique_ptr<detail::RecordSink> sink = detail::open_sink(
+      config.output, options.resume,
+      [&] {
+        started = true;
+        if (provenance) provenance->write(summary, "running");
+      },
+      output_lock.held());
   // Tasks in run order: entries, their parameter sets, their repeats; those
   // with records already are skipped before anything is encoded.
   std::vector<std::string> run_names;
@@ -521,6 +545,8 @@ RunSummary run_config(const RunConfig& config, const RunOptions& options) {
   }
   ran.planned = summary.planned;
   ran.skipped = summary.skipped;
+  ran.skipped_by_status = std::move(summary.skipped_by_status);
+  ran.skipped_by_run = std::move(summary.skipped_by_run);
   ran.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   add_pool_figures(pool, ran);
   if (trace) {

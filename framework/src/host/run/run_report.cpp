@@ -8,45 +8,60 @@
 namespace mathpool {
 namespace detail {
 
-namespace {
+const char* status_of(const RawResult& result) { return record_status(result.error ? &*result.error : nullptr); }
 
-const char* const kStatusNames[] = {"ok", "error", "timeout", "crashed", "memory"};
-
-std::size_t status_index(const RawResult& result) {
-  if (!result.error) return 0;
-  switch (result.error->kind) {
-    case ErrorKind::timeout: return 2;
-    case ErrorKind::crashed: return 3;
-    case ErrorKind::memory: return 4;
-    default: return 1;
-  }
+std::map<std::string, std::size_t> by_status_map(const std::array<std::uint64_t, kStatuses>& counts) {
+  std::map<std::string, std::size_t> out;
+  for (std::size_t s = 0; s < kStatuses; ++s)
+    if (counts[s]) out[std::string(kStatusWords[s])] = std::size_t(counts[s]);
+  return out;
 }
-
-}  // namespace
-
-const char* status_of(const RawResult& result) { return kStatusNames[status_index(result)]; }
 
 void Tally::add(const TaskTag& tag, const RawResult& result) {
   if (tag.run >= counts_.size()) counts_.resize(tag.run + 1, {});
-  ++counts_[tag.run][status_index(result)];
+  ++counts_[tag.run][status_index(result.error ? &*result.error : nullptr)];
   if (result.error && failures_.size() < RunSummary::kMaxFailures)
     failures_.push_back(
         {names_[tag.run], tag.task, tag.repeat, std::string(to_string(result.error->kind)), result.error->message});
 }
 
-void Tally::fill(RunSummary& summary) const {
-  summary.by_status.clear();
-  summary.by_run.clear();
-  for (std::size_t run = 0; run < counts_.size(); ++run) {
-    std::map<std::string, std::size_t> by_status;
-    for (std::size_t s = 0; s < kStatuses; ++s)
-      if (counts_[run][s]) {
-        by_status[kStatusNames[s]] = counts_[run][s];
-        summary.by_status[kStatusNames[s]] += counts_[run][s];
-      }
-    if (!by_status.empty()) summary.by_run.emplace_back(names_[run], std::move(by_status));
+void fill_counts(const std::vector<std::string>& names, const StatusCounts& counts,
+                 std::map<std::string, std::size_t>& by_status,
+                 std::vector<std::pair<std::string, std::map<std::string, std::size_t>>>& by_run) {
+  by_run.clear();
+  std::array<std::uint64_t, kStatuses> all{};
+  for (std::size_t run = 0; run < counts.size(); ++run) {
+    for (std::size_t s = 0; s < kStatuses; ++s) all[s] += counts[run][s];
+    if (auto of_run = by_status_map(counts[run]); !of_run.empty()) by_run.emplace_back(names[run], std::move(of_run));
   }
+  by_status = by_status_map(all);
+}
+
+void Tally::fill(RunSummary& summary) const {
+  fill_counts(names_, counts_, summary.by_status, summary.by_run);
   summary.failures = failures_;
+}
+
+std::string shown(std::string_view text, std::size_t limit) {
+  const bool cut = text.size() > limit;
+  if (cut) text = text.substr(0, limit);
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n' || c == '\r' || c == '\t') {
+      out += ' ';
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\u{:04x}", c);
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0xa0 &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(text[++i]));
+    } else {
+      out += char(c);
+    }
+  }
+  if (cut) out += "...";
+  return out;
 }
 
 void Progress::update(std::uint64_t done, std::uint64_t failed, bool force) {
@@ -84,35 +99,31 @@ void Progress::clear() {
 namespace {
 
 std::string counts(const std::map<std::string, std::size_t>& by_status) {
-  static const char* const order[] = {"ok", "error", "timeout", "crashed", "memory"};
   std::string text;
-  for (const char* status : order)
-    if (auto it = by_status.find(status); it != by_status.end() && it->second)
+  for (const std::string_view status : detail::kStatusWords)
+    if (auto it = by_status.find(std::string(status)); it != by_status.end() && it->second)
       text += fmt::format("{}{} {}", text.empty() ? "" : ", ", it->second, status);
   return text.empty() ? "none" : text;
 }
 
-std::string one_line(std::string text, std::size_t limit = 160) {
-  for (char& c : text)
-    if (c == '\n' || c == '\r') c = ' ';
-  if (text.size() > limit) text = text.substr(0, limit) + "...";
-  return text;
-}
+
 
 }  // namespace
 
 std::string format_summary(const RunSummary& s) {
   const std::size_t ran = s.ok + s.failed;
   std::string out = fmt::format("mathpool: {} {}: {}", ran, ran == 1 ? "task" : "tasks", counts(s.by_status));
-  if (s.skipped) out += fmt::format("; {} already in the output", s.skipped);
+  if (s.skipped) out += fmt::format("; {} already in the output ({})", s.skipped, counts(s.skipped_by_status));
   if (s.interrupted) out += fmt::format("; interrupted, {} not run", s.planned - s.skipped - ran);
   out += '\n';
-  for (const auto& [run, by_status] : s.by_run) out += fmt::format("  run {}: {}\n", run, counts(by_status));
+  for (const auto& [run, by_status] : s.by_run)
+    out += fmt::format("  run {}: {}\n", detail::shown(run), counts(by_status));
   if (!s.failures.empty()) {
     out += s.failed > s.failures.size() ? fmt::format("  first {} of {} failures:\n", s.failures.size(), s.failed)
                                         : std::string("  failures:\n");
     for (const TaskFailure& f : s.failures)
-      out += fmt::format("    {} task {} repeat {}: {}: {}\n", f.run, f.task, f.repeat, f.kind, one_line(f.message));
+      out += fmt::format("    {} task {} repeat {}: {}: {}\n", detail::shown(f.run), f.task, f.repeat, f.kind,
+                         detail::shown(f.message, 160));
   }
   if (ran > 0 || s.workers > 0) {  // else no pool was started: nothing to time
     out += fmt::format("  {:.2f} s, {:.1f} tasks/s, {} {}, {} {}", s.seconds,

@@ -5,10 +5,14 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "completion.hpp"
+#include "record_line.hpp"
 #include "mathpool/run.hpp"
 
 namespace mathpool::detail {
@@ -20,8 +24,21 @@ struct TaskTag {
   int repeat = 0;
 };
 
+// Text as one line that a terminal shows as it is: line breaks and tabs
+// become spaces, other control characters (C0, DEL, and C1 as UTF-8) are
+// written as a record writes them (\u001b), so an escape sequence in a run's
+// name or a task's message cannot act. At most `limit` bytes of the text,
+// then "...".
+std::string shown(std::string_view text, std::size_t limit = std::string_view::npos);
 // The status word of a result ("ok", "error", "timeout", ...).
 const char* status_of(const RawResult& result);
+// Counts by status (kStatusWords' order) as a summary's map, zeros left out.
+std::map<std::string, std::size_t> by_status_map(const std::array<std::uint64_t, kStatuses>& counts);
+using StatusCounts = std::vector<std::array<std::uint64_t, kStatuses>>;  // by run entry
+// Counts by run entry (names[entry]) as a summary's by_status and by_run.
+void fill_counts(const std::vector<std::string>& names, const StatusCounts& counts,
+                 std::map<std::string, std::size_t>& by_status,
+                 std::vector<std::pair<std::string, std::map<std::string, std::size_t>>>& by_run);
 
 // Counts each finished task (cheaply: no map per task), then fills a
 // RunSummary: by status, by run, the first failures.
@@ -29,13 +46,16 @@ class Tally {
  public:
   explicit Tally(const std::vector<std::string>& run_names) : names_(run_names) {}
   void add(const TaskTag& tag, const RawResult& result);
+  void add_ok(const TaskTag& tag) {  // the same for an ok result
+    if (tag.run >= counts_.size()) counts_.resize(tag.run + 1, {});
+    ++counts_[tag.run][0];
+  }
   // The counts so far into `summary` (by_status, by_run, failures).
   void fill(RunSummary& summary) const;
 
  private:
-  static constexpr std::size_t kStatuses = 5;  // ok, error, timeout, crashed, memory
   const std::vector<std::string>& names_;
-  std::vector<std::array<std::size_t, kStatuses>> counts_;  // by run index
+  StatusCounts counts_;  // by run index
   std::vector<TaskFailure> failures_;
 };
 

@@ -58,11 +58,17 @@ void Pool::Impl::update_parking() {
   const bool idle = queue_.empty() && std::all_of(slots_.begin(), slots_.end(),
                                                   [](const Slot& s) { return s.inflight.empty(); });
   if (!park_now || !idle) return;
-  park_workers();
+  // What stats() shows turns parked, without the workers, before the first
+  // worker is told to go: a caller who saw a worker end never reads the pool
+  // as serving (the dispatcher can be preempted between the two).
   parked_ = true;
-  detail::MutexLock lock(mutex_);
-  park_requested_ = false;
-  stats_.parked = true;
+  {
+    detail::MutexLock lock(mutex_);
+    park_requested_ = false;
+    stats_.parked = true;
+    for (WorkerStats& w : stats_.workers) w.pid = 0;
+  }
+  park_workers();
 }
 
 // Like a retirement without the restart: each worker is asked to exit and

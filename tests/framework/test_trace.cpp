@@ -272,3 +272,63 @@ TEST(Trace, SigintLeavesAWholeTrace) {
   for (const Json& e : events_of(trace, "i")) interrupted = interrupted || e.at("name") == "interrupted";
   EXPECT_TRUE(interrupted);
 }
+
+// Workers that die faster than the statistics are read (every 100 ms): each
+// process that ran a task still gets a track that names its slot, each
+// replacement a "worker started", and each death its own process's track
+// (found from outside: most of a crash loop's ended on the pool's track
+// with pid 0, and most replacements' tracks had neither).
+TEST(Trace, ACrashLoopLeavesEveryProcessItsSlotStartAndEnd) {
+  TempDir dir;
+  const fs::path out = dir.path() / "out.jsonl", trace_file = dir.path() / "loop.trace.json";
+  const fs::path config = dir.write("loop.yaml",
+                                    "pool: {workers: 2, retries: 0}\n"
+                                    "plugin_path: [" + kTestkit + "]\n"
+                                    "output: " + out.string() + "\n"
+                                    "analyses:\n"
+                                    "  - name: crash\n"
+                                    "    analysis: testkit.segfault\n"
+                                    "    repeat: 24\n"
+                                    "  - name: echoes\n"
+                                    "    analysis: example.echo\n"
+                                    "    sweep: {x: {range: [0, 40]}}\n"
+                                    "  - name: nap\n"
+                                    "    analysis: testkit.sleep\n"
+                                    "    params: {ms: 300}\n");
+  const CommandResult r = run_mathpool({"run", config.string(), "--trace", trace_file.string(), "--quiet"});
+  ASSERT_EQ(r.exit_code, 1) << describe(r);
+  const std::vector<Value> records = read_records(out);
+  ASSERT_EQ(records.size(), 65u);
+  Json trace;
+  ASSERT_NO_THROW(trace = load_trace(trace_file)) << read_text(trace_file).substr(0, 4000);
+
+  std::set<long> crashed, workers;
+  for (const Value& rec : records) {
+    workers.insert(rec["worker"].get<long>());
+    if (rec["status"] == "crashed") crashed.insert(rec["worker"].get<long>());
+  }
+  ASSERT_EQ(crashed.size(), 24u) << "each crash ends its own process";
+  const auto names = thread_names(trace);
+  std::map<long, std::string> name_of;
+  for (const auto& [key, name] : names) name_of[key.second] = name;
+  for (long w : workers) {
+    ASSERT_TRUE(name_of.count(w)) << "no track for worker " << w;
+    EXPECT_NE(name_of[w].find("(slot "), std::string::npos) << name_of[w];
+  }
+  std::map<long, int> started, ended;
+  for (const Json& e : events_of(trace, "i")) {
+    const long tid = e.at("tid").get<long>();
+    if (e.at("name") == "worker started") ++started[tid];
+    if (e.at("name") == "worker ended") {
+      ++ended[tid];
+      EXPECT_EQ(e.at("args").at("pid").get<long>(), tid) << e.dump();
+      EXPECT_TRUE(workers.count(tid)) << "a death off its process's track: " << e.dump();
+    }
+  }
+  for (long w : crashed) EXPECT_EQ(ended[w], 1) << "worker " << w << " (" << name_of[w] << ")";
+  // The pool's first two processes start with it; every later one is a replacement.
+  int replacements_started = 0;
+  for (long w : workers) replacements_started += started[w];
+  EXPECT_GE(replacements_started, int(workers.size()) - 2);
+  EXPECT_EQ(trace.at("otherData").at("deaths"), 24);
+}

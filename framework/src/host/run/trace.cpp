@@ -26,6 +26,16 @@ bool counts_as_death(const char* status) {
          std::strcmp(status, "memory") == 0;
 }
 
+// The process a restart reason names: worker_lifecycle.cpp writes each as
+// "pid N: why". 0 when it names none.
+int pid_of_reason(const std::string& reason) {
+  if (reason.rfind("pid ", 0) != 0) return 0;
+  int pid = 0;
+  for (std::size_t i = 4; i < reason.size() && reason[i] >= '0' && reason[i] <= '9' && pid < 100000000; ++i)
+    pid = pid * 10 + (reason[i] - '0');
+  return pid;
+}
+
 }  // namespace
 
 std::string json_string(std::string_view text) {
@@ -189,34 +199,42 @@ void TraceWriter::watch_workers(const PoolStats& stats, double now) {
   for (const WorkerStats& w : stats.workers) {
     SlotSeen& seen = slots_[std::size_t(w.slot) < slots_.size() ? std::size_t(w.slot) : 0];
     if (w.restarts > seen.restarts) {
-      // Each earlier process's end, with its reason: the first on the track
-      // of the process last seen in the slot, any others (processes that came
-      // and went between two reads) on the pool's track.
+      // Each earlier process's end, with its reason, on its own track: the
+      // reason names the process, also one that came and went between two
+      // reads (a crash loop's), whose track then names its slot and start.
       for (int k = seen.restarts; k < w.restarts; ++k) {
         ++deaths_;
         const std::string reason =
             std::size_t(k) < w.restart_reasons.size() ? w.restart_reasons[std::size_t(k)] : std::string();
-        const bool on_worker = k == seen.restarts && seen.pid > 0;
-        Track& t = on_worker ? worker_track(seen.pid, nullptr) : track(host_pid_, kPoolTid, "pool");
+        int pid = pid_of_reason(reason);
+        if (pid <= 0 && k == seen.restarts) pid = seen.pid;
+        if (pid <= 0) {  // never: every reason names its process
+          instant(track(host_pid_, kPoolTid, "pool"), "worker ended", now,
+                  fmt::format(R"("slot":{},"pid":0,"reason":{},"restart":{})", w.slot, json_string(reason), k + 1));
+          continue;
+        }
+        Track& t = slot_track(pid, w.slot, k);
+        if (!t.started && k > 0) {  // a replacement never seen alive: it started before its first task
+          t.started = true;
+          instant(t, "worker started", t.first >= 0 ? t.first : std::max(now, t.cursor),
+                  fmt::format(R"("slot":{},"restart":{})", w.slot, k));
+        }
         // Where the task that ended it ended, when a record said so.
-        instant(t, "worker ended", on_worker && t.ended >= 0 ? t.ended : std::max(now, t.cursor),
-                fmt::format(R"("slot":{},"pid":{},"reason":{},"restart":{})", w.slot, on_worker ? seen.pid : 0,
-                            json_string(reason), k + 1));
+        instant(t, "worker ended", t.ended >= 0 ? t.ended : std::max(now, t.cursor),
+                fmt::format(R"("slot":{},"pid":{},"reason":{},"restart":{})", w.slot, pid, json_string(reason), k + 1));
       }
       seen.restarts = w.restarts;
     }
     if (w.pid > 0 && w.pid != seen.pid) {
       const bool replacement = seen.pid > 0 || w.restarts > 0;
-      slot_of_pid_[w.pid] = w.slot;
-      Track& t = worker_track(w.pid, nullptr);
+      Track& t = slot_track(w.pid, w.slot, w.restarts);
       const double setup = w.setup_seconds * 1e6;
       if (replacement) {
         // Its setup ended before this read, and before its first task.
         t.pending_setup = w.setup_seconds;
-        t.slot = w.slot;
-        t.restart = w.restarts;
         if (t.first >= 0) replacement_setup(t, std::min(now, t.first));
       } else {
+        t.started = true;  // with the pool: its setup slice says so
         slice(t, "worker setup", "setup", std::max(0.0, now - setup), std::min(setup, now),
               fmt::format(R"("seconds":{:.6f},"slot":{})", w.setup_seconds, w.slot));
         t.cursor = std::max(t.cursor, now);
@@ -226,9 +244,28 @@ void TraceWriter::watch_workers(const PoolStats& stats, double now) {
   }
 }
 
+// A worker's track once its slot is known: a track made before (by a record
+// of a process the statistics had not shown yet) is named again.
+TraceWriter::Track& TraceWriter::slot_track(int pid, int slot, int restart) {
+  const bool known = slot_of_pid_.count(pid) > 0;
+  slot_of_pid_[pid] = slot;
+  const std::uint64_t key = (std::uint64_t(std::uint32_t(host_pid_)) << 32) | std::uint32_t(pid);
+  const bool existed = tracks_.count(key) > 0;
+  Track& t = worker_track(pid, nullptr);
+  if (existed && !known) name_track(t.pid, t.tid, fmt::format("worker {} (slot {})", pid, slot));
+  t.slot = slot;
+  t.restart = restart;
+  return t;
+}
+
 void TraceWriter::replacement_setup(Track& t, double end) {
   const double setup = t.pending_setup * 1e6;
   const double from = std::max(0.0, end - setup);
+  if (t.started) {  // its start was drawn at its death already
+    t.pending_setup = -1;
+    return;
+  }
+  t.started = true;
   instant(t, "worker started", from, fmt::format(R"("slot":{},"restart":{})", t.slot, t.restart));
   slice(t, "worker setup", "setup", from, end - from,
         fmt::format(R"("seconds":{:.6f},"slot":{})", t.pending_setup, t.slot));

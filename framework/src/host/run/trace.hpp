@@ -79,12 +79,14 @@ class TraceWriter {
     int slot = -1;
     int restart = 0;
     double ended = -1;  // where a task that killed it ended (-1: none)
+    bool started = false;  // its start is drawn (a setup slice or "worker started")
     Bucket bucket;
   };
 
   double micros(Clock::time_point t) const;
   Track& track(int pid, int tid, const std::string& name);
   Track& worker_track(int worker, const std::string* node);
+  Track& slot_track(int pid, int slot, int restart);
   void name_track(int pid, int tid, const std::string& name);
   void begin_event();
   void slice(const Track& t, std::string_view name, std::string_view category, double ts, double dur,

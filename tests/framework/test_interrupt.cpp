@@ -91,6 +91,36 @@ TEST(Interrupt, SigintStopsPromptlyAndResumeCompletesTheRun) {
   EXPECT_EQ(by_key(after), by_key(reference));
 }
 
+// Found from outside (a hostile tester): records of quick tasks that a worker
+// finished just before a long task of the same analysis waited in the worker
+// until that task ended (its replies go out in batches), and SIGINT during it
+// dropped them. They reach the output while the long task runs.
+TEST(Interrupt, RecordsFinishedBeforeALongTaskAreWrittenWhileItRuns) {
+  test::TempDir dir;
+  const auto output = dir.path() / "out.jsonl";
+  const auto config = dir.write("run.yaml",
+                                "pool: {workers: 1}\n"
+                                "output: " + output.string() + "\n"
+                                "analyses:\n"
+                                "  - name: quick\n"
+                                "    analysis: testkit.sleep\n"
+                                "    params: {ms: 0}\n"
+                                "    sweep: {tag: {range: [0, 3000]}}\n"
+                                "  - name: long\n"
+                                "    analysis: testkit.sleep\n"
+                                "    params: {ms: 20000}\n");
+  const int pid = test::start_mathpool({"run", config.string(), "--plugin-path", TESTKIT_PLUGIN},
+                                       dir.path() / "log.txt");
+  const auto started = Clock::now();
+  while (test::read_records(output).size() < 3000 && Clock::now() - started < std::chrono::seconds(8))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::size_t seen = test::read_records(output).size();
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  EXPECT_EQ(test::wait_exit(pid), 130) << test::read_text(dir.path() / "log.txt");
+  EXPECT_EQ(seen, 3000u) << "records held behind the long task";
+  EXPECT_EQ(test::read_records(output).size(), 3000u);
+}
+
 // Found from outside (a hostile tester): a --resume started while the run
 // it resumes still ran wrote the same file at once (59,198 duplicates in
 // 153,198 records, a torn line). A run holds its output: a second is

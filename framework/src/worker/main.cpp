@@ -36,6 +36,7 @@
 #include "plugin_loader.hpp"
 #include "process_state.hpp"
 #include "process_tree.hpp"
+#include "reply_flusher.hpp"
 #include "run_ranges.hpp"
 #include "supervisor.hpp"
 
@@ -241,7 +242,10 @@ std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader
   if (params.is_null()) params = Value::object();
   if (auto invalid = check_params(*analysis, params))
     return {std::nullopt, TaskError{ErrorKind::invalid_params, std::move(invalid->message)}};
-  Outcome outcome = analysis->guarded.run(params, analysis->setup_state);
+  Outcome outcome = [&] {
+    ReplyFlusher::Lent lent(reply_flusher);  // replies queued before go out if the task is long
+    return analysis->guarded.run(params, analysis->setup_state);
+  }();
   if (!outcome.ok) return {std::nullopt, std::move(outcome.error)};
   return {std::move(outcome), std::nullopt};
 }
@@ -522,6 +526,7 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
   process_state.save();
   reserve_sweep_descriptors();
   std::int64_t last_flush = monotonic_ns();
+  if (!fork_per_task) reply_flusher.start(channel);
   HeldEntries entries;
   ActiveRange range;
   for (;;) {
@@ -542,8 +547,10 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
           if (!channel.flush()) return channel_ended();  // input ran dry: answers go out, then wait
           last_flush = monotonic_ns();
           if (unswept_tasks > 0) sweep_now();  // nothing of a quick task waits with us
+          reply_flusher.idle();
           if (unrestored) restore_while_waiting(channel);
           frame = channel.receive();
+          reply_flusher.busy();
         } else {
           frame = channel.next_frame();
         }

@@ -251,6 +251,35 @@ TEST(SlotLogic, AWorkerTheHostKilledBecauseItsChannelClosedBlamesNoTask) {
   EXPECT_EQ(blame(facts).culprit, std::optional<std::size_t>(1));
 }
 
+// The task that broke the channel may have finished (its reply lost with
+// the batch): every task the worker began is a suspect, and one alone in
+// flight that began is the culprit.
+TEST(SlotLogic, ALostChannelMakesEveryBegunTaskASuspectAndConvictsOneAlone) {
+  DeathFacts facts;
+  facts.inflight = 6;
+  facts.answered = 10;
+  facts.channel_lost = true;
+  facts.started = 14;  // four of the six began, all finished
+  EXPECT_FALSE(blame(facts).culprit);
+  EXPECT_EQ(channel_suspects(facts), 4u);
+  facts.started = 30;  // a page past what was sent: no more than were in flight
+  EXPECT_EQ(channel_suspects(facts), 6u);
+  facts.started = 0;  // no page
+  EXPECT_EQ(channel_suspects(facts), 1u);
+
+  DeathFacts alone;
+  alone.inflight = 1;
+  alone.answered = 7;
+  alone.channel_lost = true;
+  alone.started = 8;  // it began (and finished: nothing runs)
+  alone.retries = 0;
+  alone.culprit_attempts = 1;
+  EXPECT_EQ(blame(alone).culprit, std::optional<std::size_t>(0));
+  EXPECT_EQ(blame(alone).verdict, Verdict::crashed);
+  alone.started = 7;  // it never began: not its doing
+  EXPECT_FALSE(blame(alone).culprit);
+}
+
 TEST(SlotLogic, TheSuspectIsTheTaskTheWorkerWasRunning) {
   DeathFacts facts;
   facts.inflight = 5;

@@ -326,9 +326,26 @@ TEST(Trace, ACrashLoopLeavesEveryProcessItsSlotStartAndEnd) {
     }
   }
   for (long w : crashed) EXPECT_EQ(ended[w], 1) << "worker " << w << " (" << name_of[w] << ")";
-  // The pool's first two processes start with it; every later one is a replacement.
-  int replacements_started = 0;
-  for (long w : workers) replacements_started += started[w];
-  EXPECT_GE(replacements_started, int(workers.size()) - 2);
+  // Every process starts once: with the pool (its setup slice) or as a
+  // replacement ("worker started"), never after its first task or its end.
+  std::map<long, double> first_task, start_at, end_at;
+  std::map<long, int> setups;
+  for (const Json& e : events_of(trace, "X")) {
+    const long tid = e.at("tid").get<long>();
+    const double ts = e.at("ts").get<double>();
+    if (e.at("args").contains("task") && (!first_task.count(tid) || ts < first_task[tid])) first_task[tid] = ts;
+    if (e.at("name") == "worker setup") ++setups[tid], start_at[tid] = ts;
+  }
+  for (const Json& e : events_of(trace, "i")) {
+    if (e.at("name") == "worker started") start_at[e.at("tid").get<long>()] = e.at("ts").get<double>();
+    if (e.at("name") == "worker ended") end_at[e.at("tid").get<long>()] = e.at("ts").get<double>();
+  }
+  for (long w : workers) {
+    EXPECT_EQ(started[w] + (started[w] ? 0 : setups[w]), 1) << "worker " << w << " (" << name_of[w] << ")";
+    EXPECT_LE(started[w], 1) << "worker " << w;
+    ASSERT_TRUE(start_at.count(w)) << "worker " << w;
+    EXPECT_LE(start_at[w], first_task[w] + 0.01) << "worker " << w << " started after its first task";
+    if (end_at.count(w)) EXPECT_LE(start_at[w], end_at[w] + 0.01) << "worker " << w << " started after its end";
+  }
   EXPECT_EQ(trace.at("otherData").at("deaths"), 24);
 }

@@ -1,6 +1,7 @@
 // testkit: analyses that count, sleep and misbehave on purpose, so the tests
 // can watch the pool contain every fault. Not installed.
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -129,7 +130,7 @@ MATHPOOL_PLUGIN("testkit", "1.0.0") {
   // example.echo with faults on demand, so one bad task can sit among many
   // good ones of the same analysis (tests/python).
   registry.add(analysis("echo", "Returns its parameters, unless `fault` (crash, spin, allocate, throw, invalid, "
-                                "sleep) says to misbehave",
+                                "sleep, steal3: replaces fd 3) says to misbehave",
                         [](const auto& task) -> mathpool::Value {
                           const std::string fault = task.params().string("fault", "");
                           if (fault == "crash") {
@@ -143,6 +144,11 @@ MATHPOOL_PLUGIN("testkit", "1.0.0") {
                           if (fault == "allocate") {
                             std::vector<std::vector<char>> hoard;
                             for (;;) hoard.emplace_back(64u << 20, 'x');
+                          }
+                          if (fault == "steal3") {  // the worker's channel replaced by /dev/null
+                            const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+                            if (null >= 0 && null != 3) ::dup2(null, 3), ::close(null);
+                            return task.params().raw();
                           }
                           if (fault == "throw") throw std::runtime_error("asked to fail");
                           if (fault == "invalid") throw mathpool::InvalidParams("parameter 'fault': asked to refuse");

@@ -249,7 +249,7 @@ void Channel::queue_ok_result(std::uint64_t id, double seconds, const Value& res
   end_frame(start);
 }
 
-bool Channel::flush() {
+bool Channel::flush(bool release) {
   while (has_queued()) {
     const ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
@@ -260,7 +260,7 @@ bool Channel::flush() {
     }
     out_pos_ += std::size_t(n);
   }
-  release_output();
+  if (release) release_output();
   return true;
 }
 

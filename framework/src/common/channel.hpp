@@ -116,8 +116,10 @@ class Channel {
   void drop_last_frame(std::size_t queued) noexcept { out_.resize(out_pos_ + queued); }
   bool has_queued() const noexcept { return out_pos_ < out_.size(); }
 
-  // Blocking write of everything queued; false when the peer is gone.
-  bool flush();
+  // Blocking write of everything queued; false when the peer is gone (what
+  // was queued is then dropped). `release` false keeps the buffer's memory
+  // (a thread that must not free: see worker/reply_flusher.hpp).
+  bool flush(bool release = true);
   // queue_control + flush.
   bool send_control(MessageType type, const Value& body);
   // Blocking: one control frame with descriptors attached to its first byte

@@ -216,6 +216,7 @@ std::pair<std::optional<Outcome>, std::optional<TaskError>> check_sets(PluginLoa
   LoadedAnalysis* analysis = loader.find(name);
   if (!analysis) return {std::nullopt, TaskError{ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", name)}};
   Value problems = Value::array();
+  ReplyFlusher::Lent lent(reply_flusher);  // a plugin's check may be long too
   for (const Value& set : params.value("sets", Value::array())) {
     Value found = Value::array();
     if (auto invalid = check_params(*analysis, set)) {
@@ -572,7 +573,7 @@ int serve_tasks(Channel& channel, PluginLoader& loader) {
         request = decode_run(*frame);
       }
       const std::uint8_t flags = run_task(loader, channel, request);
-      if (flags & kChannelLost) return channel_ended();
+      if ((flags & kChannelLost) || reply_flusher.failed()) return channel_ended();
       if (flags & kRetire) {
         channel.flush();
         return kWorkerExitOutOfMemory;

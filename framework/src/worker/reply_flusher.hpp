@@ -52,6 +52,10 @@ class ReplyFlusher {
       expected = kLent;
     }
   }
+  // Whether a flush of the thread's failed (the host is gone, or a task
+  // broke the channel): its replies were dropped, so the worker must stop
+  // as when its own flush fails. Read after take_back().
+  bool failed() const noexcept { return failed_.load(std::memory_order_relaxed); }
   // The worker waits for input (idle) or serves again (busy).
   void idle() noexcept {
     if (running_ && busy_) busy_ = false, awake_.store(0, std::memory_order_relaxed);
@@ -93,6 +97,7 @@ class ReplyFlusher {
   std::atomic<std::uint64_t> lends_{0};
   std::atomic<int> awake_{1};
   std::atomic<bool> dormant_{false};  // the thread waits on awake_
+  std::atomic<bool> failed_{false};   // written before the state goes back to kLent
 };
 
 // The worker's, set once by serve_tasks (never started under isolation: task).

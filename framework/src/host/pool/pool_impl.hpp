@@ -110,6 +110,7 @@ class Pool::Impl final : public detail::LocalPool {
     bool supervisor_lost = false;         // its supervisor died: nothing it ran is to blame
     bool channel_closed_alive = false;    // its channel closed while it lived: the host kills it
     std::uint64_t timed_out_task = 0;
+    std::uint64_t started = 0;            // tasks it began, by its page (0: no page)
     double ran_for = 0;
   };
   struct Slot {

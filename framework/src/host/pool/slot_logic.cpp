@@ -56,7 +56,10 @@ std::optional<std::size_t> blamed_index(const DeathFacts& facts) {
   // The task stopped at its time limit is the host's own decision.
   if (facts.timed_out > facts.answered && facts.timed_out - facts.answered <= facts.inflight)
     return std::size_t(facts.timed_out - 1 - facts.answered);
-  if (facts.in_setup || facts.supervisor_lost || facts.channel_lost || !facts.running) return std::nullopt;
+  if (facts.in_setup || facts.supervisor_lost) return std::nullopt;
+  // Alone in flight and begun: it broke the channel, running or finished.
+  if (facts.channel_lost) return facts.inflight == 1 && facts.started > facts.answered ? std::optional<std::size_t>(0) : std::nullopt;
+  if (!facts.running) return std::nullopt;
   if (*facts.running <= facts.answered || *facts.running - facts.answered > facts.inflight) return std::nullopt;
   return std::size_t(*facts.running - 1 - facts.answered);
 }
@@ -65,6 +68,12 @@ std::size_t suspect_index(const DeathFacts& facts) {
   if (facts.running && *facts.running > facts.answered && *facts.running - facts.answered <= facts.inflight)
     return std::size_t(*facts.running - 1 - facts.answered);
   return 0;
+}
+
+std::size_t channel_suspects(const DeathFacts& facts) {
+  if (facts.inflight == 0) return 0;
+  if (facts.started <= facts.answered) return 1;
+  return std::size_t(std::min<std::uint64_t>(facts.inflight, facts.started - facts.answered));
 }
 
 Blame blame(const DeathFacts& facts) {

@@ -92,10 +92,13 @@ struct DeathFacts {
   std::uint64_t timed_out = 0;                   // ordinal the host stopped at its time limit, 0: none
   bool in_setup = false;                         // it died in a setup
   bool supervisor_lost = false;                  // its supervisor died: nothing it ran is to blame
-  // Its channel was lost (a task closed fd 3): the worker exited saying so,
-  // or the host killed it, alive, when its channel closed. Neither is a
-  // verdict on the task it was running.
+  // Its channel was lost (a task closed or replaced fd 3): the worker exited
+  // saying so, or the host killed it, alive, when its channel closed. The
+  // task that did it may have finished, its reply lost with the others the
+  // worker held (replies go out in batches), so the task running is no
+  // verdict; one alone in flight that had started is (suspects below).
   bool channel_lost = false;
+  std::uint64_t started = 0;                     // tasks it began, by its progress page (0: unknown)
   bool out_of_memory = false;                    // its exit says so
   int culprit_attempts = 0;                      // attempts of the blamed task so far (this one included)
   int retries = 0;                               // pool.retries
@@ -139,6 +142,11 @@ constexpr bool may_send(bool task_is_suspect, std::size_t pool_in_flight, bool s
 // The suspect among a dead worker's tasks in flight (facts.inflight > 0):
 // the one it was running by the host's observations, else the first.
 std::size_t suspect_index(const DeathFacts& facts);
+// After a lost channel with no verdict while tasks had begun: how many of
+// the tasks in flight, from the first, are suspects (each began, by the page,
+// so any of them may have broken the channel; at least the first). Each
+// then runs alone, where a lost channel is its own verdict.
+std::size_t channel_suspects(const DeathFacts& facts);
 
 // ---- templates -------------------------------------------------------------
 

@@ -205,6 +205,7 @@ void Pool::Impl::begin_death(Slot& slot, const std::string& why, bool channel_cl
   note.running = running_task(slot, now);
   const detail::ProgressPage* page = slot.progress.page();
   note.setup_running = page && page->in_setup.load() != 0;
+  if (page) note.started = page->started.load(std::memory_order_acquire);
   note.timed_out_task = slot.timed_out_task;
   // A failed task's `seconds` is the time from its start to the fault.
   if (note.running) note.ran_for = std::chrono::duration<double>(now - note.running->since).count();
@@ -294,6 +295,7 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     facts.supervisor_lost = note.supervisor_lost;
     facts.channel_lost = (note.channel_closed_alive && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
                          (WIFEXITED(status) && WEXITSTATUS(status) == detail::kWorkerExitChannelLost);
+    facts.started = note.started;
     facts.out_of_memory = verdict.out_of_memory;
     facts.retries = options_.retries;
     if (const auto index = detail::blamed_index(facts)) facts.culprit_attempts = tasks[*index].attempts;
@@ -303,6 +305,13 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     // refund (those behind it never ran).
     if (note.supervisor_lost) tasks[detail::suspect_index(facts)].suspect = true;
     const detail::Blame blame = detail::blame(facts);
+    // A lost channel with no verdict: the task that broke it is one of those
+    // the worker began; each runs alone from now on, where it is judged.
+    // None is charged a refund meanwhile (found from outside: quick tasks of
+    // the analysis of one that replaced fd 3 were charged `crashed`).
+    const bool channel_suspects = facts.channel_lost && !blame.culprit && !in_setup && facts.started > facts.answered;
+    if (channel_suspects)
+      for (std::size_t i = 0, n = detail::channel_suspects(facts); i < n; ++i) tasks[i].suspect = true;
     std::optional<Task> culprit;
     if (blame.culprit) {
       culprit = std::move(tasks[*blame.culprit]);
@@ -313,7 +322,7 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     // culprit, those before it finished (their results were lost with the
     // worker) and those after never started, so a run of crashing tasks
     // cannot use up the refunds of a quick task ahead of it.
-    requeue(tasks, false, reason, !note.supervisor_lost && !blame.culprit);
+    requeue(tasks, false, reason, !note.supervisor_lost && !blame.culprit && !channel_suspects);
     if (culprit) {
       auto fail = [&](ErrorKind kind, std::string message) {
         detail::RawResult result = error_result(kind, std::move(message), pid);

@@ -214,14 +214,18 @@ void TraceWriter::watch_workers(const PoolStats& stats, double now) {
           continue;
         }
         Track& t = slot_track(pid, w.slot, k);
-        if (!t.started && k > 0) {  // a replacement never seen alive: it started before its first task
-          t.started = true;
-          instant(t, "worker started", t.first >= 0 ? t.first : std::max(now, t.cursor),
-                  fmt::format(R"("slot":{},"restart":{})", w.slot, k));
-        }
         // Where the task that ended it ended, when a record said so.
-        instant(t, "worker ended", t.ended >= 0 ? t.ended : std::max(now, t.cursor),
+        t.died = t.ended >= 0 ? t.ended : std::max(now, t.cursor);
+        if (!t.started && t.pending_setup < 0) {
+          // Never seen alive: its start (not its setup's length) is drawn
+          // where its first task began, or at its end if it ran none.
+          t.pending_setup = 0;
+          t.setup_unknown = true;
+          if (t.first >= 0) replacement_setup(t, t.first);
+        }
+        instant(t, "worker ended", t.died,
                 fmt::format(R"("slot":{},"pid":{},"reason":{},"restart":{})", w.slot, pid, json_string(reason), k + 1));
+        t.ended = -1;
       }
       seen.restarts = w.restarts;
     }
@@ -261,14 +265,11 @@ TraceWriter::Track& TraceWriter::slot_track(int pid, int slot, int restart) {
 void TraceWriter::replacement_setup(Track& t, double end) {
   const double setup = t.pending_setup * 1e6;
   const double from = std::max(0.0, end - setup);
-  if (t.started) {  // its start was drawn at its death already
-    t.pending_setup = -1;
-    return;
-  }
   t.started = true;
   instant(t, "worker started", from, fmt::format(R"("slot":{},"restart":{})", t.slot, t.restart));
-  slice(t, "worker setup", "setup", from, end - from,
-        fmt::format(R"("seconds":{:.6f},"slot":{})", t.pending_setup, t.slot));
+  if (!t.setup_unknown)
+    slice(t, "worker setup", "setup", from, end - from,
+          fmt::format(R"("seconds":{:.6f},"slot":{})", t.pending_setup, t.slot));
   t.pending_setup = -1;
 }
 
@@ -358,7 +359,8 @@ bool TraceWriter::finish(bool complete) {
   for (const auto& [key, t] : tracks_) end = std::max(end, t.cursor);
   for (auto& [key, t] : tracks_) {
     flush_bucket(t);
-    if (t.pending_setup >= 0) replacement_setup(t, std::max(t.cursor, std::min(end, micros(last_poll_))));
+    if (t.pending_setup >= 0)
+      replacement_setup(t, t.died >= 0 ? t.died : std::max(t.cursor, std::min(end, micros(last_poll_))));
   }
   Track& host = track(host_pid_, host_pid_, "host");
   slice(host, "run", "run", 0, end, fmt::format(R"("tasks":{},"failed":{})", tasks_, failed_tasks_));

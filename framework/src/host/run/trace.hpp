@@ -80,6 +80,8 @@ class TraceWriter {
     int restart = 0;
     double ended = -1;  // where a task that killed it ended (-1: none)
     bool started = false;  // its start is drawn (a setup slice or "worker started")
+    bool setup_unknown = false;  // seen only at its death: no setup slice, a start at its first task
+    double died = -1;  // where its "worker ended" is (-1: alive)
     Bucket bucket;
   };
 

@@ -53,6 +53,11 @@ std::map<std::pair<long, long>, std::string> thread_names(const Json& trace) {
   return names;
 }
 
+// A config's head: its pool, the testkit plugins and its output.
+std::string config_head(const std::string& pool, const fs::path& output) {
+  return "pool: " + pool + "\nplugin_path: [" + kTestkit + "]\noutput: " + output.string() + "\nanalyses:\n";
+}
+
 // Eight echoes, a segfault and a runaway loop (timeout), two workers, no
 // retries: two deaths, each of its task's fault.
 std::string faulty_config(const fs::path& output) {
@@ -249,10 +254,7 @@ TEST(Trace, SigintLeavesAWholeTrace) {
   TempDir dir;
   const fs::path out = dir.path() / "partial.jsonl", trace_file = dir.path() / "partial.trace.json";
   const fs::path config = dir.write("naps.yaml",
-                                    "pool: {workers: 2}\n"
-                                    "plugin_path: [" + kTestkit + "]\n"
-                                    "output: " + out.string() + "\n"
-                                    "analyses:\n"
+                                    config_head("{workers: 2}", out) +
                                     "  - name: naps\n"
                                     "    analysis: testkit.sleep\n"
                                     "    params: {ms: 20}\n"
@@ -282,10 +284,7 @@ TEST(Trace, ACrashLoopLeavesEveryProcessItsSlotStartAndEnd) {
   TempDir dir;
   const fs::path out = dir.path() / "out.jsonl", trace_file = dir.path() / "loop.trace.json";
   const fs::path config = dir.write("loop.yaml",
-                                    "pool: {workers: 2, retries: 0}\n"
-                                    "plugin_path: [" + kTestkit + "]\n"
-                                    "output: " + out.string() + "\n"
-                                    "analyses:\n"
+                                    config_head("{workers: 2, retries: 0}", out) +
                                     "  - name: crash\n"
                                     "    analysis: testkit.segfault\n"
                                     "    repeat: 24\n"

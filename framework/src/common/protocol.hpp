@@ -103,8 +103,9 @@ inline constexpr std::uint8_t kRetireBrokenState = 2;  // a task broke what the 
 
 // A worker's replies are batched: they go out when its input runs dry, past
 // kReplyBatchBytes, before a task that may be long, and otherwise at least
-// every kReplyBatchNs; a task that turns out long has them sent while it runs,
-// one or two kReplyBatchNs after it began (worker/reply_flusher.hpp). Each batch costs the host a wake-up (tens of
+// every kReplyBatchNs; a task that turns out long has them sent while it
+// runs, one or two kReplyBatchNs after it began (worker/reply_flusher.hpp).
+// Each batch costs the host a wake-up (tens of
 // microseconds of its CPU on a virtual machine, whatever the batch holds):
 // at 1 ms, a degree-16 sweep's host spent 5.0 us of CPU per task, at 4 ms 3.4 us.
 // The host keeps each worker kChunkBatches batches' worth of work ahead

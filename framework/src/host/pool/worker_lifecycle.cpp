@@ -309,8 +309,8 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     // the worker began; each runs alone from now on, where it is judged.
     // None is charged a refund meanwhile (found from outside: quick tasks of
     // the analysis of one that replaced fd 3 were charged `crashed`).
-    const bool channel_suspects = facts.channel_lost && !blame.culprit && !in_setup && facts.started > facts.answered;
-    if (channel_suspects)
+    const bool suspects_named = facts.channel_lost && !blame.culprit && !in_setup && facts.started > facts.answered;
+    if (suspects_named)
       for (std::size_t i = 0, n = detail::channel_suspects(facts); i < n; ++i) tasks[i].suspect = true;
     std::optional<Task> culprit;
     if (blame.culprit) {
@@ -322,7 +322,7 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
     // culprit, those before it finished (their results were lost with the
     // worker) and those after never started, so a run of crashing tasks
     // cannot use up the refunds of a quick task ahead of it.
-    requeue(tasks, false, reason, !note.supervisor_lost && !blame.culprit && !channel_suspects);
+    requeue(tasks, false, reason, !note.supervisor_lost && !blame.culprit && !suspects_named);
     if (culprit) {
       auto fail = [&](ErrorKind kind, std::string message) {
         detail::RawResult result = error_result(kind, std::move(message), pid);

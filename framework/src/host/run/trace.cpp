@@ -26,8 +26,12 @@ bool counts_as_death(const char* status) {
          std::strcmp(status, "memory") == 0;
 }
 
+// A track's key in tracks_.
+std::uint64_t track_key(int pid, int tid) { return (std::uint64_t(std::uint32_t(pid)) << 32) | std::uint32_t(tid); }
+
 // The process a restart reason names: worker_lifecycle.cpp writes each as
 // "pid N: why". 0 when it names none.
+
 int pid_of_reason(const std::string& reason) {
   if (reason.rfind("pid ", 0) != 0) return 0;
   int pid = 0;
@@ -108,8 +112,7 @@ void TraceWriter::name_track(int pid, int tid, const std::string& name) {
 }
 
 TraceWriter::Track& TraceWriter::track(int pid, int tid, const std::string& name) {
-  const std::uint64_t key = (std::uint64_t(std::uint32_t(pid)) << 32) | std::uint32_t(tid);
-  auto [it, added] = tracks_.try_emplace(key);
+  auto [it, added] = tracks_.try_emplace(track_key(pid, tid));
   if (added) {
     it->second.pid = pid;
     it->second.tid = tid;
@@ -253,8 +256,7 @@ void TraceWriter::watch_workers(const PoolStats& stats, double now) {
 TraceWriter::Track& TraceWriter::slot_track(int pid, int slot, int restart) {
   const bool known = slot_of_pid_.count(pid) > 0;
   slot_of_pid_[pid] = slot;
-  const std::uint64_t key = (std::uint64_t(std::uint32_t(host_pid_)) << 32) | std::uint32_t(pid);
-  const bool existed = tracks_.count(key) > 0;
+  const bool existed = tracks_.count(track_key(host_pid_, pid)) > 0;
   Track& t = worker_track(pid, nullptr);
   if (existed && !known) name_track(t.pid, t.tid, fmt::format("worker {} (slot {})", pid, slot));
   t.slot = slot;
@@ -308,7 +310,7 @@ void TraceWriter::task(std::string_view run, std::string_view analysis, std::uin
   const double end_at = micros(arrived);
   // A worker not seen yet (a replacement): its slot comes from the statistics.
   if (pool_ && result.worker > 0 && !result.node && !slot_of_pid_.count(result.worker) &&
-      !tracks_.count((std::uint64_t(std::uint32_t(host_pid_)) << 32) | std::uint32_t(result.worker))) {
+      !tracks_.count(track_key(host_pid_, result.worker))) {
     last_poll_ = arrived;
     watch_workers(PoolAccess::counts(*pool_), end_at);
   }

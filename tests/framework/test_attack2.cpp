@@ -178,9 +178,28 @@ TEST(TimeLimits, ATaskThatStopsItsOwnProcessTimesOut) {
     const auto start = Clock::now();
     const TaskResult r = pool.submit("hostile.shell", {{"command", "kill -STOP $PPID"}}).get();
     EXPECT_EQ(std::string(r.status()), "timeout") << (r.error ? r.error->message : r.result.dump());
+    if (r.error) EXPECT_EQ(r.error->message.find("not begun"), std::string::npos) << r.error->message;
     EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 3.0);
     EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
   }
+}
+
+// A worker stopped from outside before its next task: that task times out
+// as any other, and its error says the worker never began it (an instant
+// task charged `timeout` on a loaded machine says why). The pool goes on.
+TEST(TimeLimits, ATaskItsStoppedWorkerNeverBeganTimesOutAndSaysSo) {
+  PoolOptions options = hostile_pool_options(1);
+  options.task_timeout = std::chrono::milliseconds(800);
+  Pool pool(options);
+  const TaskResult first = pool.submit("hostile.count", Value::object()).get();
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(::kill(first.worker, SIGSTOP), 0);
+  const TaskResult r = pool.submit("hostile.count", Value::object()).get();
+  EXPECT_EQ(std::string(r.status()), "timeout") << (r.error ? r.error->message : r.result.dump());
+  ASSERT_TRUE(r.error);
+  EXPECT_NE(r.error->message.find("(its progress page showed the task not begun)"), std::string::npos)
+      << r.error->message;
+  EXPECT_TRUE(pool.submit("hostile.count", Value::object()).get().ok());
 }
 
 // A setup that calls daemon(): the process running it exits with status 0

@@ -182,6 +182,28 @@ TEST(Faults, AllocationPastTheMemoryLimitIsAMemoryError) {
     auto seen = run_fault(pool, analysis);
     EXPECT_EQ(seen.result.status(), "memory") << analysis;
     expect_error(seen.result, ErrorKind::memory, "memory");
+    // What was exceeded is named: "out of memory (std::bad_alloc)" or "worker N
+    // ran out of memory" alone left users guessing.
+    expect_error(seen.result, ErrorKind::memory, "; the pool's memory_limit is 512 MiB of address space per worker");
+  }
+}
+
+// A memory_limit too small to map the plugins' libraries (FLINT's among
+// them): the pool does not start, and the error names the limit, where the
+// loader's "failed to map segment from shared object" alone read as a
+// broken plugin.
+TEST(Faults, AMemoryLimitTooSmallToLoadThePluginsIsNamed) {
+  PoolOptions options = no_retry_options();
+  options.memory_limit = std::int64_t{12} << 20;
+  try {
+    Pool pool(options);
+    pool.submit("testkit.pid", {}).get();
+    FAIL() << "a pool started with 12 MiB of address space per worker";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("the pool's memory_limit is 12 MiB of address space per worker, too little to load it"),
+              std::string::npos)
+        << what;
   }
 }
 

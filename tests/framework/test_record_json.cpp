@@ -4,7 +4,9 @@
 // values. Workers write results the first way, hosts read the second.
 #include <gtest/gtest.h>
 
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <string_view>
@@ -91,6 +93,68 @@ TEST(RecordJson, RandomValuesAreWrittenAsTheirMessagePackWas) {
 
 // A worker skips encoding a result's MessagePack to check its size when 3
 // times its JSON is under the frame limit (run_ranges.cpp): the bound holds.
+// A number's significant digits and the power of ten of the first, from
+// its text ("0.00012" and "1.2e-04": {"12", -4}).
+std::pair<std::string, int> significant(const std::string& text) {
+  const std::size_t e = text.find_first_of("eE");
+  int power = e == std::string::npos ? 0 : std::stoi(text.substr(e + 1));
+  const std::string mantissa = text.substr(0, e);
+  const std::size_t point = std::min(mantissa.find('.'), mantissa.size());
+  std::string digits;
+  int first = 0;  // the first significant digit's place, from the point
+  for (std::size_t i = 0; i < mantissa.size(); ++i) {
+    if (mantissa[i] < '0' || mantissa[i] > '9' || (digits.empty() && mantissa[i] == '0')) continue;
+    if (digits.empty()) first = i < point ? int(point - i) - 1 : -int(i - point);
+    digits += mantissa[i];
+  }
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
+  return {digits, power + first};
+}
+
+// A record's `seconds` is written from its nanoseconds without a float
+// search. Oracles: the text reads back as the same double, and it is the
+// bytes of nlohmann's writer (grisu2, which every other float of a record
+// goes through), or else shorter, with the digits of std::to_chars's
+// shortest round trip (libstdc++'s Ryu). Every decade from 1 ns to days,
+// durations that are no whole nanoseconds, the edges.
+TEST(RecordJson, SecondsAreTheShortestRoundTripLaidOutAsNlohmannLaysOutFloats) {
+  auto seconds = [](double s) {
+    std::string out = "x";
+    detail::append_json_seconds(out, s);
+    return out.substr(1);
+  };
+  auto shortest = [](double s) {
+    char buffer[64];
+    return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, s, std::chars_format::scientific).ptr);
+  };
+  std::size_t checked = 0, longer = 0;
+  auto check = [&](double s) {
+    const std::string ours = seconds(s), nlohmann = Value(s).dump();
+    ASSERT_EQ(std::strtod(ours.c_str(), nullptr), s) << ours;
+    if (ours != nlohmann) {  // grisu2 is not always the shortest ("8.033000000000001e-06")
+      ASSERT_EQ(significant(ours), significant(shortest(s))) << ours << " against " << shortest(s);
+      ASSERT_LT(significant(ours).first.size(), significant(nlohmann).first.size()) << ours << " against " << nlohmann;
+      ++longer;
+    }
+    ++checked;
+  };
+  std::mt19937_64 random(20261207);
+  for (std::uint64_t top = 10; top <= 1000000000000000000ULL; top *= 10) {
+    std::uniform_int_distribution<std::uint64_t> ns(top / 10, top - 1);
+    for (int i = 0; i < 6000; ++i) {
+      const std::uint64_t n = i < 20 ? top / 10 + std::uint64_t(i) : ns(random);
+      ASSERT_NO_FATAL_FAILURE(check(double(n) / 1e9)) << n << " ns";
+      ASSERT_NO_FATAL_FAILURE(check(std::nextafter(double(n) / 1e9, 1e300))) << n << " ns and an ulp";
+    }
+  }
+  for (double s : {1e-9, 1.0, 0.1, 0.0001, 0.001, 1e-5, 999999.999999999, 1e6, 1e15, 1.5})
+    ASSERT_NO_FATAL_FAILURE(check(s)) << s;
+  for (double s : {0.0, -0.0, -1.5, std::numeric_limits<double>::denorm_min(), std::numeric_limits<double>::max()})
+    EXPECT_EQ(seconds(s), Value(s).dump()) << "not a count of nanoseconds: nlohmann's writer";
+  EXPECT_GT(checked, 200000u);
+  EXPECT_LT(longer, checked / 100) << "grisu2 longer than the shortest";
+}
+
 TEST(RecordJson, AValuesMessagePackIsAtMostThreeTimesItsJson) {
   for (const Value& v : {Value(0.1), Value(-0.1), Value(""), Value::array(), Value::object(), Value(-1),
                          Value{0.1, 0.2, 0.3}, Value{{"", 0.1}}, big_integer("12345678901234567890123")}) {

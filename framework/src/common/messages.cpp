@@ -93,6 +93,15 @@ class Fields {
 
 }  // namespace
 
+std::string memory_limit_note(std::int64_t bytes) {
+  if (bytes <= 0) return {};
+  constexpr std::int64_t kMiB = std::int64_t{1} << 20, kGiB = kMiB << 10;
+  const std::string amount = bytes % kGiB == 0   ? fmt::format("{} GiB", bytes / kGiB)
+                             : bytes % kMiB == 0 ? fmt::format("{} MiB", bytes / kMiB)
+                                                 : fmt::format("{} bytes", bytes);
+  return fmt::format("; the pool's memory_limit is {} of address space per worker", amount);
+}
+
 Value HelloMessage::encode() const {
   Value v = {{"protocol", protocol},
              {"plugins", plugins},

@@ -439,6 +439,44 @@ void append_json_float(std::string& out, double value) {
   }
 }
 
+void append_json_seconds(std::string& out, double seconds) {
+  // n / 1e9 rounded is `seconds`, so n's digits, trailing zeros dropped,
+  // round-trip; with at most 15 of them no shorter decimal lies within half
+  // an ulp (1.1e-16 of the value) of it, so they are the shortest too.
+  constexpr double kMaxNs = 1e15;
+  if (!(seconds > 0 && seconds * 1e9 < kMaxNs)) return append_json_float(out, seconds);
+  const auto ns = static_cast<std::uint64_t>(std::llround(seconds * 1e9));
+  if (double(ns) / 1e9 != seconds) return append_json_float(out, seconds);
+  char digits[24];
+  int k = int(std::to_chars(digits, digits + sizeof digits, ns).ptr - digits);
+  int exponent = -9;  // the value is digits x 10^exponent
+  while (k > 1 && digits[k - 1] == '0') --k, ++exponent;
+  // JSON's layout of those digits, as nlohmann's to_chars lays them out:
+  // fixed from 1e-4 up to 1e15, exponential below (both ways never shorter).
+  const int point = k + exponent;  // digits before the decimal point
+  if (k <= point) {                // a whole number (at least 1 s): "12.0"
+    out.append(digits, std::size_t(k));
+    out.append(std::size_t(point - k), '0');
+    out += ".0";
+  } else if (point > 0) {
+    out.append(digits, std::size_t(point));
+    out += '.';
+    out.append(digits + point, std::size_t(k - point));
+  } else if (point > -4) {
+    out += "0.";
+    out.append(std::size_t(-point), '0');
+    out.append(digits, std::size_t(k));
+  } else {
+    out += digits[0];
+    if (k > 1) {
+      out += '.';
+      out.append(digits + 1, std::size_t(k - 1));
+    }
+    out += "e-0";  // point - 1, from -5 to -9 (at least 1 ns)
+    out += char('0' + 1 - point);
+  }
+}
+
 void append_msgpack_int(Bytes& out, std::int64_t v) {
   auto put = [&](std::uint8_t type, std::uint64_t bits, int bytes) {
     out += static_cast<char>(type);

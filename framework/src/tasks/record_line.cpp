@@ -89,7 +89,7 @@ void append_record_tail(std::string& out, const RecordTail& tail, const RecordFi
   }
   if (fields.seconds) {
     out += ",\"seconds\":";
-    append_json_float(out, tail.seconds);
+    append_json_seconds(out, tail.seconds);
   }
   if (tail.node && fields.node) {
     out += ",\"node\":";

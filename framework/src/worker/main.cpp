@@ -247,7 +247,10 @@ std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader
     ReplyFlusher::Lent lent(reply_flusher);  // replies queued before go out if the task is long
     return analysis->guarded.run(params, analysis->setup_state);
   }();
-  if (!outcome.ok) return {std::nullopt, std::move(outcome.error)};
+  if (!outcome.ok) {
+    if (outcome.error.kind == ErrorKind::memory) outcome.error.message += memory_error_note;
+    return {std::nullopt, std::move(outcome.error)};
+  }
   return {std::move(outcome), std::nullopt};
 }
 
@@ -282,7 +285,7 @@ void queue_reply(Channel& channel, const RunRequest& request, double seconds, st
                         fmt::format("the result's encoding ({} bytes) exceeds the limit of {} bytes",
                                     channel.queued_bytes() - before, kMaxFrameBytes)};
     } catch (const std::bad_alloc&) {
-      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result"};
+      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result" + memory_error_note};
       flags |= kRetire;
     }
     channel.drop_last_frame(before);
@@ -347,7 +350,7 @@ std::optional<TaskError> run_in_child(PluginLoader& loader, LoadedAnalysis* anal
     return TaskError{ErrorKind::crashed, "the task's process exited with status 0 before it replied"};
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitOutOfMemory)
-    return TaskError{ErrorKind::memory, "the task's process ran out of memory"};
+    return TaskError{ErrorKind::memory, "the task's process ran out of memory" + memory_error_note};
   if (WIFSIGNALED(status)) {
     const char* name = sigabbrev_np(WTERMSIG(status));
     return TaskError{ErrorKind::crashed, fmt::format("the task's process was killed by signal {} (SIG{})",
@@ -478,6 +481,7 @@ std::uint8_t run_task(PluginLoader& loader, Channel& channel, const RunRequest& 
 
 ReadyMessage handshake(PluginLoader& loader, const HelloMessage& hello) {
   apply_memory_limit(hello.memory_limit);
+  memory_error_note = memory_limit_note(hello.memory_limit);
   fork_per_task = hello.isolation == "task";
   loader.allow_insecure(hello.allow_insecure_plugins);
   loader.on_setup([](const std::string& name) {
@@ -491,7 +495,11 @@ ReadyMessage handshake(PluginLoader& loader, const HelloMessage& hello) {
     try {
       loader.load(file);
     } catch (const std::exception& e) {
-      ready.errors.push_back(e.what());
+      // The loader's words for a mapping refused under RLIMIT_AS.
+      const std::string_view what = e.what();
+      const bool unmapped = what.find("failed to map segment") != what.npos || what.find("Cannot allocate memory") != what.npos;
+      ready.errors.push_back(unmapped && hello.memory_limit > 0 ? std::string(what) + memory_error_note + ", too little to load it"
+                                                                : std::string(what));
     }
   }
   for (const auto& [name, reason] : hello.quarantine.items()) loader.quarantine(name, reason.get<std::string>());

@@ -67,6 +67,8 @@ RunRequest ActiveRange::next() {
   return request;
 }
 
+std::string memory_error_note;
+
 void queue_record(Channel& channel, const RunRequest& request, double seconds, std::optional<Outcome>& outcome,
                   std::optional<TaskError>& error, std::uint8_t& flags, pid_t worker) {
   const RunEntry& entry = *request.entry;
@@ -126,7 +128,7 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
       }
     } catch (const std::bad_alloc&) {
       if (error && error->kind == ErrorKind::memory) throw;
-      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result"};
+      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result" + memory_error_note};
       flags |= kRetire;
     }
     outcome.reset();

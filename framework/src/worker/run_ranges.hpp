@@ -49,6 +49,10 @@ class ActiveRange {
   std::uint64_t encoded_task_ = UINT64_MAX;
 };
 
+// What this worker's memory errors add (messages.hpp, memory_limit_note):
+// set once, by the handshake.
+extern std::string memory_error_note;
+
 // Queues the record of a task of a run entry: its whole line, as the run
 // writes it, `worker` its process. A result past the protocol's limits
 // becomes the task's result_too_large (as in a result frame), one that runs

@@ -660,7 +660,7 @@ void Pool::Impl::handle_result(Slot& slot, const detail::Frame& frame) {
   if (stopped_at_limit) {  // its own result, whatever it says: the host writes the record
     result->payload.clear();
     result->line = false;
-    result->error = TaskError{ErrorKind::timeout, timeout_message(slot.pid)};
+    result->error = TaskError{ErrorKind::timeout, timeout_message(slot.pid, slot.timed_out_unbegun)};
   }
   if (result) {
     result->seconds = seconds;
@@ -740,6 +740,8 @@ void Pool::Impl::check_task_time(Slot& slot, Clock::time_point now) {
   pollfd pending[2] = {{slot.channel.fd(), POLLIN, 0}, {slot.pidfd, short(slot.pidfd >= 0 ? POLLIN : 0), 0}};
   if (::poll(pending, 2, 0) > 0) return;
   slot.timed_out_task = running.ordinal;
+  const detail::ProgressPage* page = slot.progress.page();
+  slot.timed_out_unbegun = page && page->started.load(std::memory_order_acquire) <= slot.answered;
   detail::send_signal(slot.pid, slot.pidfd, SIGTERM);
   enter(slot, SlotState::stopping_after_timeout, now + kTerminateGrace);
 }

@@ -110,6 +110,7 @@ class Pool::Impl final : public detail::LocalPool {
     bool supervisor_lost = false;         // its supervisor died: nothing it ran is to blame
     bool channel_closed_alive = false;    // its channel closed while it lived: the host kills it
     std::uint64_t timed_out_task = 0;
+    bool timed_out_unbegun = false;       // its page showed that task not begun when charged
     std::uint64_t started = 0;            // tasks it began, by its page (0: no page)
     double ran_for = 0;
   };
@@ -129,6 +130,7 @@ class Pool::Impl final : public detail::LocalPool {
     Clock::time_point head_since{};      // when inflight.front() could have begun, by the host's clock
     std::uint64_t answered = 0;          // results received from this process
     std::uint64_t timed_out_task = 0;    // stopping_after_timeout: ordinal (1-based) of the task stopped
+    bool timed_out_unbegun = false;      // and its page showed no task of the chunk begun then
     Clock::time_point started_at;
     int start_failures = 0;
     int outside_kills = 0;         // consecutive SIGKILLs from outside while starting
@@ -228,7 +230,7 @@ class Pool::Impl final : public detail::LocalPool {
   void quarantine(const std::string& analysis, const std::string& reason);
   void finish(Task&& task, detail::RawResult&& result);
   // The error of a task stopped at the time limit on worker `pid`.
-  std::string timeout_message(int pid) const;
+  std::string timeout_message(int pid, bool unbegun) const;
   // The result of the next task to finish, to fill in place (its bytes' room
   // is reused), then finish(task) with the same task.
   detail::RawResult& claim_result();

@@ -25,9 +25,12 @@ std::string format_duration(std::chrono::milliseconds d) {
 
 }  // namespace
 
-std::string Pool::Impl::timeout_message(int pid) const {
-  return fmt::format("task exceeded its time limit of {}; worker {} stopped", format_duration(*options_.task_timeout),
-                     pid);
+// `unbegun`: the worker's progress page said it had not begun the task (a
+// worker that got no CPU, or one stuck outside its tasks). Said, not
+// believed: the limit counts from the host's own observations either way.
+std::string Pool::Impl::timeout_message(int pid, bool unbegun) const {
+  return fmt::format("task exceeded its time limit of {}; worker {} stopped{}", format_duration(*options_.task_timeout),
+                     pid, unbegun ? " (its progress page showed the task not begun)" : "");
 }
 
 void Pool::Impl::note_setup_crash(const std::string& analysis, const std::string& reason) {
@@ -180,6 +183,7 @@ void Pool::Impl::close_process(Slot& slot) {
   if (slot.pidfd >= 0) ::close(std::exchange(slot.pidfd, -1));
   slot.progress = {};
   slot.timed_out_task = 0;
+  slot.timed_out_unbegun = false;
   slot.supervisor.reset();
 }
 
@@ -207,6 +211,7 @@ void Pool::Impl::begin_death(Slot& slot, const std::string& why, bool channel_cl
   note.setup_running = page && page->in_setup.load() != 0;
   if (page) note.started = page->started.load(std::memory_order_acquire);
   note.timed_out_task = slot.timed_out_task;
+  note.timed_out_unbegun = slot.timed_out_unbegun;
   // A failed task's `seconds` is the time from its start to the fault.
   if (note.running) note.ran_for = std::chrono::duration<double>(now - note.running->since).count();
   // Its channel closed and it still lives (a task closed fd 3): the
@@ -331,9 +336,9 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
       };
       switch (blame.verdict) {
         case detail::Verdict::timeout:
-          fail(ErrorKind::timeout, timeout_message(pid));
+          fail(ErrorKind::timeout, timeout_message(pid, note.timed_out_unbegun));
           break;
-        case detail::Verdict::memory: fail(ErrorKind::memory, fmt::format("worker {} ran out of memory", pid)); break;
+        case detail::Verdict::memory: fail(ErrorKind::memory, fmt::format("worker {} ran out of memory{}", pid, detail::memory_limit_note(options_.memory_limit))); break;
         case detail::Verdict::retry: queue_.push_front(std::move(*culprit)); break;
         default: fail(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason)); break;
       }

@@ -1023,8 +1023,12 @@ TEST(RecordFormat, HeadAndTailMakeTheSameLineAsTheWholeRecord) {
   ok.seconds = 0.5;
   TaskResult failed;
   failed.error = TaskError{ErrorKind::timeout, "too slow"};
-  for (const TaskResult& result : {ok, failed})
+  TaskResult measured = ok;  // seconds whose grisu2 digits are not the shortest
+  measured.seconds = 8033e-9;
+  measured.result = {{"ratio", 8033e-9}, {"third", 1.0 / 3}};
+  for (const TaskResult& result : {ok, failed, measured})
     EXPECT_EQ(record_head(task) + record_tail(result), format_record(make_record(task, result)));
+  EXPECT_NE(format_record(make_record(task, measured)).find("\"seconds\":8.033e-06"), std::string::npos);
   TaskPlan empty{"e", "a", 0, 0, Value::object()};
   EXPECT_EQ(record_head(empty) + record_tail(ok), format_record(make_record(empty, ok)));
   TaskPlan odd{"quote\"d \u00fcn\u00efcode", "a.b", 7, 2, {{"list", {1, -2, 3.5, nullptr, true}}}};

@@ -4,6 +4,7 @@
 // values. Workers write results the first way, hosts read the second.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -91,8 +92,6 @@ TEST(RecordJson, RandomValuesAreWrittenAsTheirMessagePackWas) {
   }
 }
 
-// A worker skips encoding a result's MessagePack to check its size when 3
-// times its JSON is under the frame limit (run_ranges.cpp): the bound holds.
 // A number's significant digits and the power of ten of the first, from
 // its text ("0.00012" and "1.2e-04": {"12", -4}).
 std::pair<std::string, int> significant(const std::string& text) {
@@ -111,50 +110,94 @@ std::pair<std::string, int> significant(const std::string& text) {
   return {digits, power + first};
 }
 
-// A record's `seconds` is written from its nanoseconds without a float
-// search. Oracles: the text reads back as the same double, and it is the
-// bytes of nlohmann's writer (grisu2, which every other float of a record
-// goes through), or else shorter, with the digits of std::to_chars's
-// shortest round trip (libstdc++'s Ryu). Every decade from 1 ns to days,
-// durations that are no whole nanoseconds, the edges.
-TEST(RecordJson, SecondsAreTheShortestRoundTripLaidOutAsNlohmannLaysOutFloats) {
-  auto seconds = [](double s) {
-    std::string out = "x";
-    detail::append_json_seconds(out, s);
-    return out.substr(1);
-  };
-  auto shortest = [](double s) {
-    char buffer[64];
-    return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, s, std::chars_format::scientific).ptr);
-  };
-  std::size_t checked = 0, longer = 0;
-  auto check = [&](double s) {
-    const std::string ours = seconds(s), nlohmann = Value(s).dump();
-    ASSERT_EQ(std::strtod(ours.c_str(), nullptr), s) << ours;
-    if (ours != nlohmann) {  // grisu2 is not always the shortest ("8.033000000000001e-06")
-      ASSERT_EQ(significant(ours), significant(shortest(s))) << ours << " against " << shortest(s);
-      ASSERT_LT(significant(ours).first.size(), significant(nlohmann).first.size()) << ours << " against " << nlohmann;
-      ++longer;
-    }
-    ++checked;
-  };
+// The shortest digits that read back as `value`, by an independent
+// algorithm (libstdc++'s Ryu, std::to_chars), as "d.ddde-05".
+std::string shortest(double value) {
+  char buffer[64];
+  return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific).ptr);
+}
+
+// A record's float is the shortest round trip laid out as nlohmann's
+// Value::dump() lays out floats. Oracles: the text reads back as the same
+// double; its digits are std::to_chars's; and wherever dump()'s grisu2
+// found the same digits, the bytes are dump()'s. Returns whether grisu2's
+// differed (longer: "8.033000000000001e-06" for 8033 ns; or as long and
+// farther from the double).
+bool expect_shortest_as_dump(const std::string& ours, double value) {
+  const std::string dump = Value(value).dump();
+  EXPECT_EQ(std::strtod(ours.c_str(), nullptr), value) << ours;
+  EXPECT_EQ(significant(ours), significant(shortest(std::fabs(value)))) << ours << " against " << shortest(value);
+  if (significant(dump) == significant(ours)) {
+    EXPECT_EQ(ours, dump);
+    return false;
+  }
+  // Shorter, or as long and nearer the double (of two 17-digit round trips,
+  // Ryu takes the nearer; grisu2 may not).
+  EXPECT_LE(significant(ours).first.size(), significant(dump).first.size()) << ours << " against " << dump;
+  return true;
+}
+
+std::string json_float(double value) {
+  std::string out = "x";  // appends: what is there stays
+  detail::append_json_float(out, value);
+  return out.substr(1);
+}
+
+std::string json_seconds(double value) {
+  std::string out = "x";
+  detail::append_json_seconds(out, value);
+  return out.substr(1);
+}
+
+// Every float of a record: random doubles over the whole range (random
+// bits), and the edges of each notation.
+TEST(RecordJson, FloatsAreTheShortestRoundTripLaidOutAsValueDumpLaysThemOut) {
   std::mt19937_64 random(20261207);
+  std::size_t checked = 0, longer = 0;
+  for (int i = 0; i < 40000; ++i) {
+    const double value = std::bit_cast<double>(random());
+    if (!std::isfinite(value)) continue;
+    longer += expect_shortest_as_dump(json_float(value), value);
+    ++checked;
+    if (HasFailure()) return;
+  }
+  for (double value : {0.0001, 0.00009999999999999999, 1e15, 999999999999999.9, 1e16, 123456789012345.6, 1.0, 12.0,
+                       0.5, 1e-5, 1e-300, 5e-324, 1.7976931348623157e308, -2.5, 1e21, 1e100, 100.0})
+    expect_shortest_as_dump(json_float(value), value);
+  EXPECT_EQ(json_float(0.0), "0.0");
+  EXPECT_EQ(json_float(-0.0), "-0.0");
+  EXPECT_EQ(json_float(std::nan("")), "\"nan\"");
+  EXPECT_EQ(json_float(-std::numeric_limits<double>::infinity()), "\"-inf\"");
+  EXPECT_EQ(json_float(8033e-9), "8.033e-06");
+  EXPECT_GT(checked, 39000u);
+  EXPECT_LT(longer, checked / 50) << "grisu2 longer than the shortest";
+}
+
+// A record's `seconds` is written from its nanoseconds without a float
+// search: the same bytes as append_json_float, on every decade from 1 ns to
+// days, on durations that are no whole nanoseconds, and on the edges.
+TEST(RecordJson, SecondsAreWrittenAsAnyFloatIs) {
+  std::mt19937_64 random(20261207);
+  std::size_t checked = 0;
   for (std::uint64_t top = 10; top <= 1000000000000000000ULL; top *= 10) {
     std::uniform_int_distribution<std::uint64_t> ns(top / 10, top - 1);
     for (int i = 0; i < 6000; ++i) {
       const std::uint64_t n = i < 20 ? top / 10 + std::uint64_t(i) : ns(random);
-      ASSERT_NO_FATAL_FAILURE(check(double(n) / 1e9)) << n << " ns";
-      ASSERT_NO_FATAL_FAILURE(check(std::nextafter(double(n) / 1e9, 1e300))) << n << " ns and an ulp";
+      for (const double s : {double(n) / 1e9, std::nextafter(double(n) / 1e9, 1e300)}) {
+        ASSERT_EQ(json_seconds(s), json_float(s)) << n << " ns";
+        ++checked;
+      }
     }
   }
-  for (double s : {1e-9, 1.0, 0.1, 0.0001, 0.001, 1e-5, 999999.999999999, 1e6, 1e15, 1.5})
-    ASSERT_NO_FATAL_FAILURE(check(s)) << s;
-  for (double s : {0.0, -0.0, -1.5, std::numeric_limits<double>::denorm_min(), std::numeric_limits<double>::max()})
-    EXPECT_EQ(seconds(s), Value(s).dump()) << "not a count of nanoseconds: nlohmann's writer";
+  for (double s : {0.0, -0.0, -1.5, 1e-9, 1.0, 0.1, 0.0001, 999999.999999999, 1e6, 1e15,
+                   std::numeric_limits<double>::denorm_min(), std::numeric_limits<double>::max(), std::nan("")})
+    EXPECT_EQ(json_seconds(s), json_float(s)) << s;
+  EXPECT_EQ(json_seconds(8033e-9), "8.033e-06");
   EXPECT_GT(checked, 200000u);
-  EXPECT_LT(longer, checked / 100) << "grisu2 longer than the shortest";
 }
 
+// A worker skips encoding a result's MessagePack to check its size when 3
+// times its JSON is under the frame limit (run_ranges.cpp): the bound holds.
 TEST(RecordJson, AValuesMessagePackIsAtMostThreeTimesItsJson) {
   for (const Value& v : {Value(0.1), Value(-0.1), Value(""), Value::array(), Value::object(), Value(-1),
                          Value{0.1, 0.2, 0.3}, Value{{"", 0.1}}, big_integer("12345678901234567890123")}) {

@@ -203,6 +203,18 @@ TEST(SlotLogic, RunningTaskAPageThatSaysNothingRunsCannotStopTheClock) {
   EXPECT_EQ(limit->since, t0 + 50ms);
 }
 
+// A time limit's message says when the page shows no task in flight begun:
+// not after a task that finished unanswered (its reply is on the way).
+TEST(SlotLogic, ThePageShowsNoTaskBegunOnlyWhenItStartedNoMoreThanWereAnswered) {
+  const HostView host{4, 2, t0};
+  EXPECT_TRUE(page_shows_none_begun(host, PageView{4, 4, t0}));
+  EXPECT_TRUE(page_shows_none_begun(host, PageView{0, 0, t0})) << "a page that went backwards: still none";
+  EXPECT_FALSE(page_shows_none_begun(host, PageView{5, 4, t0})) << "the first in flight runs";
+  EXPECT_FALSE(page_shows_none_begun(host, PageView{5, 5, t0})) << "it finished, unanswered yet";
+  EXPECT_FALSE(page_shows_none_begun(host, std::nullopt)) << "no page: nothing said";
+  EXPECT_FALSE(page_shows_none_begun(HostView{4, 0, t0}, PageView{4, 4, t0})) << "nothing in flight";
+}
+
 TEST(SlotLogic, RunningTaskNothingInFlightIsNoTask) {
   EXPECT_FALSE(running_task(HostView{3, 0, t0}, std::nullopt, t0, sent_at));
   EXPECT_FALSE(time_limit_task(HostView{3, 0, t0}, PageView{4, 3, t0}, t0, sent_at));

@@ -95,9 +95,10 @@ class Fields {
 
 std::string memory_limit_note(std::int64_t bytes) {
   if (bytes <= 0) return {};
-  constexpr std::int64_t kMiB = std::int64_t{1} << 20, kGiB = kMiB << 10;
+  constexpr std::int64_t kKiB = 1024, kMiB = kKiB << 10, kGiB = kMiB << 10;
   const std::string amount = bytes % kGiB == 0   ? fmt::format("{} GiB", bytes / kGiB)
                              : bytes % kMiB == 0 ? fmt::format("{} MiB", bytes / kMiB)
+                             : bytes % kKiB == 0 ? fmt::format("{} KiB", bytes / kKiB)
                                                  : fmt::format("{} bytes", bytes);
   return fmt::format("; the pool's memory_limit is {} of address space per worker", amount);
 }

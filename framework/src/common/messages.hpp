@@ -35,7 +35,8 @@ struct HelloMessage {
 };
 
 // What a memory error adds when the pool has a memory_limit (`bytes` > 0):
-// "; the pool's memory_limit is 512 MiB per worker". Empty without one.
+// "; the pool's memory_limit is 512 MiB of address space per worker".
+// Empty without one.
 std::string memory_limit_note(std::int64_t bytes);
 
 // process -> host: loaded and set up.

@@ -427,42 +427,23 @@ void append_json_string(std::string& out, std::string_view text) {
   out += '"';
 }
 
-void append_json_float(std::string& out, double value) {
-  if (std::isnan(value)) {
-    out += "\"nan\"";
-  } else if (std::isinf(value)) {
-    out += value > 0 ? "\"inf\"" : "\"-inf\"";
-  } else {
-    char buffer[64];
-    char* end = nlohmann::detail::to_chars(buffer, buffer + sizeof buffer, value);
-    out.append(buffer, end);
-  }
-}
+namespace {
 
-void append_json_seconds(std::string& out, double seconds) {
-  // n / 1e9 rounded is `seconds`, so n's digits, trailing zeros dropped,
-  // round-trip; with at most 15 of them no shorter decimal lies within half
-  // an ulp (1.1e-16 of the value) of it, so they are the shortest too.
-  constexpr double kMaxNs = 1e15;
-  if (!(seconds > 0 && seconds * 1e9 < kMaxNs)) return append_json_float(out, seconds);
-  const auto ns = static_cast<std::uint64_t>(std::llround(seconds * 1e9));
-  if (double(ns) / 1e9 != seconds) return append_json_float(out, seconds);
-  char digits[24];
-  int k = int(std::to_chars(digits, digits + sizeof digits, ns).ptr - digits);
-  int exponent = -9;  // the value is digits x 10^exponent
-  while (k > 1 && digits[k - 1] == '0') --k, ++exponent;
-  // JSON's layout of those digits, as nlohmann's to_chars lays them out:
-  // fixed from 1e-4 up to 1e15, exponential below (both ways never shorter).
-  const int point = k + exponent;  // digits before the decimal point
-  if (k <= point) {                // a whole number (at least 1 s): "12.0"
+// nlohmann's layout of a float's significant digits (its to_chars, which
+// Value::dump() uses): `k` digits d1..dk of value 0.d1..dk x 10^point.
+// Fixed notation for 1e-4 <= value < 1e15, a whole number with ".0"
+// ("12.0"); otherwise d.ddde-05 / de+16, the exponent of at least two digits.
+void append_laid_out(std::string& out, const char* digits, int k, int point) {
+  constexpr int kMinPoint = -4, kMaxPoint = 15;  // nlohmann's kMinExp, kMaxExp (digits10)
+  if (k <= point && point <= kMaxPoint) {
     out.append(digits, std::size_t(k));
     out.append(std::size_t(point - k), '0');
     out += ".0";
-  } else if (point > 0) {
+  } else if (0 < point && point <= kMaxPoint) {
     out.append(digits, std::size_t(point));
     out += '.';
     out.append(digits + point, std::size_t(k - point));
-  } else if (point > -4) {
+  } else if (kMinPoint < point && point <= 0) {
     out += "0.";
     out.append(std::size_t(-point), '0');
     out.append(digits, std::size_t(k));
@@ -472,9 +453,49 @@ void append_json_seconds(std::string& out, double seconds) {
       out += '.';
       out.append(digits + 1, std::size_t(k - 1));
     }
-    out += "e-0";  // point - 1, from -5 to -9 (at least 1 ns)
-    out += char('0' + 1 - point);
+    const int exponent = point - 1;
+    out += exponent < 0 ? "e-" : "e+";
+    const int magnitude = exponent < 0 ? -exponent : exponent;
+    if (magnitude < 10) out += '0';
+    char text[8];
+    out.append(text, std::to_chars(text, text + sizeof text, magnitude).ptr);
   }
+}
+
+}  // namespace
+
+void append_json_float(std::string& out, double value) {
+  if (std::isnan(value)) return void(out += "\"nan\"");
+  if (std::isinf(value)) return void(out += value > 0 ? "\"inf\"" : "\"-inf\"");
+  if (std::signbit(value)) out += '-', value = -value;
+  if (value == 0) return void(out += "0.0");
+  // The shortest digits that read back as `value` (libstdc++'s Ryu), as
+  // "d.ddde-05"; grisu2, nlohmann's, is longer for about 1 double in 200.
+  char text[32];
+  const char* const end = std::to_chars(text, text + sizeof text, value, std::chars_format::scientific).ptr;
+  const char* const e = std::find(static_cast<const char*>(text), end, 'e');
+  char digits[24];
+  int k = 0;
+  for (const char* c = text; c != e; ++c)
+    if (*c != '.') digits[k++] = *c;
+  int exponent = 0;
+  std::from_chars(e + (e[1] == '+' ? 2 : 1), end, exponent);
+  append_laid_out(out, digits, k, exponent + 1);
+}
+
+void append_json_seconds(std::string& out, double seconds) {
+  // n / 1e9 rounded is `seconds`, so n's digits, trailing zeros dropped,
+  // round-trip; with at most 15 of them no shorter decimal lies within half
+  // an ulp (1.1e-16 of the value) of it: they are append_json_float's digits.
+  constexpr double kMaxNs = 1e15;
+  if (!(seconds > 0 && seconds * 1e9 < kMaxNs)) return append_json_float(out, seconds);
+  const auto ns = static_cast<std::uint64_t>(std::llround(seconds * 1e9));
+  if (double(ns) / 1e9 != seconds) return append_json_float(out, seconds);
+  char digits[24];
+  int k = int(std::to_chars(digits, digits + sizeof digits, ns).ptr - digits);
+  int exponent = -9;  // the value is digits x 10^exponent
+  while (k > 1 && digits[k - 1] == '0') --k, ++exponent;
+  append_laid_out(out, digits, k, k + exponent);
 }
 
 void append_msgpack_int(Bytes& out, std::int64_t v) {

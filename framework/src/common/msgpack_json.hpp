@@ -41,11 +41,14 @@ void append_msgpack_json(std::string& out, std::string_view msgpack);
 void append_value_json(std::string& out, const Value& value);
 // Appends a JSON string literal.
 void append_json_string(std::string& out, std::string_view text);
-// Appends a float as JSON writes it (shortest round trip), or as "nan"/"inf".
+// Appends a float: the shortest digits that read back as it, laid out as
+// nlohmann's Value::dump() lays out its digits ("0.5", "12.0", "1.5e-05");
+// NaN and infinities as the strings "nan", "inf", "-inf". (dump()'s grisu2
+// gives longer digits for about 1 double in 200: records never use it.)
 void append_json_float(std::string& out, double value);
 // The same bytes for a duration in seconds, quicker when it is a whole
-// number of nanoseconds divided by 1e9 (what the workers measure): its
-// digits are then the shortest round trip, with no float-to-text search.
+// number of nanoseconds divided by 1e9 (what the workers measure): the
+// digits are then the nanoseconds', with no float-to-text search.
 void append_json_seconds(std::string& out, double seconds);
 
 // MessagePack encoders for the pieces the task generator assembles.

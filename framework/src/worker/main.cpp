@@ -232,8 +232,8 @@ std::pair<std::optional<Outcome>, std::optional<TaskError>> check_sets(PluginLoa
   return {std::move(outcome), std::nullopt};
 }
 
-std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader& loader, LoadedAnalysis* analysis,
-                                                                    const RunRequest& request) {
+std::pair<std::optional<Outcome>, std::optional<TaskError>> compute_task(PluginLoader& loader, LoadedAnalysis* analysis,
+                                                                         const RunRequest& request) {
   if (analysis == nullptr && request.analysis == kCheckAnalysis) return check_sets(loader, request);
   if (analysis == nullptr)
     return {std::nullopt, TaskError{ErrorKind::invalid_params, fmt::format("unknown analysis '{}'", request.analysis)}};
@@ -247,11 +247,17 @@ std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader
     ReplyFlusher::Lent lent(reply_flusher);  // replies queued before go out if the task is long
     return analysis->guarded.run(params, analysis->setup_state);
   }();
-  if (!outcome.ok) {
-    if (outcome.error.kind == ErrorKind::memory) outcome.error.message += memory_error_note;
-    return {std::nullopt, std::move(outcome.error)};
-  }
+  if (!outcome.ok) return {std::nullopt, std::move(outcome.error)};
   return {std::move(outcome), std::nullopt};
+}
+
+// The task's result or error; a memory error (the task's, or its setup's)
+// names the pool's memory_limit.
+std::pair<std::optional<Outcome>, std::optional<TaskError>> compute(PluginLoader& loader, LoadedAnalysis* analysis,
+                                                                    const RunRequest& request) {
+  auto computed = compute_task(loader, analysis, request);
+  if (computed.second && computed.second->kind == ErrorKind::memory) computed.second->message += memory_error_note;
+  return computed;
 }
 
 // How deep a value nests (arrays and maps), stopping past `limit`.
@@ -495,11 +501,13 @@ ReadyMessage handshake(PluginLoader& loader, const HelloMessage& hello) {
     try {
       loader.load(file);
     } catch (const std::exception& e) {
-      // The loader's words for a mapping refused under RLIMIT_AS.
-      const std::string_view what = e.what();
-      const bool unmapped = what.find("failed to map segment") != what.npos || what.find("Cannot allocate memory") != what.npos;
-      ready.errors.push_back(unmapped && hello.memory_limit > 0 ? std::string(what) + memory_error_note + ", too little to load it"
-                                                                : std::string(what));
+      // The loader's words for a mapping refused (under RLIMIT_AS, or by a
+      // noexec mount or a security module: hence "may").
+      std::string what = e.what();
+      if (hello.memory_limit > 0 &&
+          (what.find("failed to map segment") != what.npos || what.find("Cannot allocate memory") != what.npos))
+        what += memory_error_note + ", which may be too little to load it";
+      ready.errors.push_back(std::move(what));
     }
   }
   for (const auto& [name, reason] : hello.quarantine.items()) loader.quarantine(name, reason.get<std::string>());

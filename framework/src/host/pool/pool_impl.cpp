@@ -711,9 +711,11 @@ void Pool::Impl::count_setup(Slot& slot, const detail::SetupMessage& message) {
   stats_dirty_ = true;
 }
 
-std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot, Clock::time_point now,
-                                                                 bool time_limit) const {
-  const detail::HostView host{slot.answered, slot.inflight.tasks(), slot.head_since};
+detail::HostView Pool::Impl::host_view(const Slot& slot) {
+  return {slot.answered, slot.inflight.tasks(), slot.head_since};
+}
+
+std::optional<detail::PageView> Pool::Impl::page_view(const Slot& slot) {
   std::optional<detail::PageView> page;
   if (const detail::ProgressPage* p = slot.progress.page()) {
     page.emplace();
@@ -721,6 +723,13 @@ std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot
     page->finished = p->finished.load(std::memory_order_acquire);
     page->started_at = Clock::time_point(std::chrono::nanoseconds(p->started_ns.load(std::memory_order_relaxed)));
   }
+  return page;
+}
+
+std::optional<Pool::Impl::RunningTask> Pool::Impl::running_task(const Slot& slot, Clock::time_point now,
+                                                                 bool time_limit) const {
+  const detail::HostView host = host_view(slot);
+  const std::optional<detail::PageView> page = page_view(slot);
   const auto sent_at = [&slot](std::size_t i) { return slot.inflight.entry_of_task(i).sent_at; };
   return time_limit ? detail::time_limit_task(host, page, now, sent_at) : detail::running_task(host, page, now, sent_at);
 }
@@ -740,8 +749,7 @@ void Pool::Impl::check_task_time(Slot& slot, Clock::time_point now) {
   pollfd pending[2] = {{slot.channel.fd(), POLLIN, 0}, {slot.pidfd, short(slot.pidfd >= 0 ? POLLIN : 0), 0}};
   if (::poll(pending, 2, 0) > 0) return;
   slot.timed_out_task = running.ordinal;
-  const detail::ProgressPage* page = slot.progress.page();
-  slot.timed_out_unbegun = page && page->started.load(std::memory_order_acquire) <= slot.answered;
+  slot.timed_out_unbegun = detail::page_shows_none_begun(host_view(slot), page_view(slot));
   detail::send_signal(slot.pid, slot.pidfd, SIGTERM);
   enter(slot, SlotState::stopping_after_timeout, now + kTerminateGrace);
 }

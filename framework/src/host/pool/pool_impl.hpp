@@ -110,7 +110,7 @@ class Pool::Impl final : public detail::LocalPool {
     bool supervisor_lost = false;         // its supervisor died: nothing it ran is to blame
     bool channel_closed_alive = false;    // its channel closed while it lived: the host kills it
     std::uint64_t timed_out_task = 0;
-    bool timed_out_unbegun = false;       // its page showed that task not begun when charged
+    bool timed_out_unbegun = false;       // its page showed no task in flight begun when charged
     std::uint64_t started = 0;            // tasks it began, by its page (0: no page)
     double ran_for = 0;
   };
@@ -130,7 +130,7 @@ class Pool::Impl final : public detail::LocalPool {
     Clock::time_point head_since{};      // when inflight.front() could have begun, by the host's clock
     std::uint64_t answered = 0;          // results received from this process
     std::uint64_t timed_out_task = 0;    // stopping_after_timeout: ordinal (1-based) of the task stopped
-    bool timed_out_unbegun = false;      // and its page showed no task of the chunk begun then
+    bool timed_out_unbegun = false;      // its page showed no task in flight begun when charged
     Clock::time_point started_at;
     int start_failures = 0;
     int outside_kills = 0;         // consecutive SIGKILLs from outside while starting
@@ -221,6 +221,8 @@ class Pool::Impl final : public detail::LocalPool {
   // The running task by the host's observations and the checked page
   // (slot_logic.hpp); time_limit: the one whose time limit counts.
   std::optional<RunningTask> running_task(const Slot& slot, Clock::time_point now, bool time_limit = false) const;
+  static detail::HostView host_view(const Slot& slot);
+  static std::optional<detail::PageView> page_view(const Slot& slot);  // nullopt: no page
   int poll_timeout_ms(Clock::time_point now) const;
   void fail_startup(const std::string& message);
   // A worker could not start: back off, and after a few failures report them.

@@ -70,6 +70,10 @@ std::size_t suspect_index(const DeathFacts& facts) {
   return 0;
 }
 
+bool page_shows_none_begun(const HostView& host, const std::optional<PageView>& page) {
+  return page && host.inflight > 0 && page->started <= host.answered;
+}
+
 std::size_t channel_suspects(const DeathFacts& facts) {
   if (facts.inflight == 0) return 0;
   if (facts.started <= facts.answered) return 1;

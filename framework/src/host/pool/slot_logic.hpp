@@ -84,6 +84,11 @@ template <typename SentAt>
 std::optional<RunningTask> time_limit_task(const HostView& host, const std::optional<PageView>& page,
                                            SteadyClock::time_point now, SentAt&& sent_at);
 
+// Whether the page says the worker has begun none of its tasks in flight
+// (it started no more tasks than the host has had answered). Said in a
+// time limit's message; never believed for a decision.
+bool page_shows_none_begun(const HostView& host, const std::optional<PageView>& page);
+
 // What the host knows when a worker's death is judged.
 struct DeathFacts {
   std::size_t inflight = 0;                      // tasks it held, in order

@@ -338,7 +338,10 @@ void Pool::Impl::conclude_death(Slot& slot, int status) {
         case detail::Verdict::timeout:
           fail(ErrorKind::timeout, timeout_message(pid, note.timed_out_unbegun));
           break;
-        case detail::Verdict::memory: fail(ErrorKind::memory, fmt::format("worker {} ran out of memory{}", pid, detail::memory_limit_note(options_.memory_limit))); break;
+        case detail::Verdict::memory:
+          fail(ErrorKind::memory,
+               fmt::format("worker {} ran out of memory{}", pid, detail::memory_limit_note(options_.memory_limit)));
+          break;
         case detail::Verdict::retry: queue_.push_front(std::move(*culprit)); break;
         default: fail(ErrorKind::crashed, fmt::format("worker {} {}", pid, reason)); break;
       }

@@ -105,9 +105,9 @@ inline constexpr std::uint8_t kRetireBrokenState = 2;  // a task broke what the 
 // kReplyBatchBytes, before a task that may be long, and otherwise at least
 // every kReplyBatchNs; a task that turns out long has them sent while it
 // runs, one or two kReplyBatchNs after it began (worker/reply_flusher.hpp).
-// Each batch costs the host a wake-up (tens of
-// microseconds of its CPU on a virtual machine, whatever the batch holds):
-// at 1 ms, a degree-16 sweep's host spent 5.0 us of CPU per task, at 4 ms 3.4 us.
+// Each batch costs the host a wake-up (tens of microseconds of its CPU on a
+// virtual machine, whatever the batch holds): at 1 ms, a degree-16 sweep's
+// host spent 5.0 us of CPU per task, at 4 ms 3.4 us.
 // The host keeps each worker kChunkBatches batches' worth of work ahead
 // (slot_logic.cpp, chunk_limit), so it tops a worker up from these reports
 // long before it runs dry.

@@ -291,7 +291,7 @@ void queue_reply(Channel& channel, const RunRequest& request, double seconds, st
                         fmt::format("the result's encoding ({} bytes) exceeds the limit of {} bytes",
                                     channel.queued_bytes() - before, kMaxFrameBytes)};
     } catch (const std::bad_alloc&) {
-      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result" + memory_error_note};
+      error = encoding_out_of_memory();
       flags |= kRetire;
     }
     channel.drop_last_frame(before);

@@ -69,6 +69,10 @@ RunRequest ActiveRange::next() {
 
 std::string memory_error_note;
 
+TaskError encoding_out_of_memory() {
+  return TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result" + memory_error_note};
+}
+
 void queue_record(Channel& channel, const RunRequest& request, double seconds, std::optional<Outcome>& outcome,
                   std::optional<TaskError>& error, std::uint8_t& flags, pid_t worker) {
   const RunEntry& entry = *request.entry;
@@ -128,7 +132,7 @@ void queue_record(Channel& channel, const RunRequest& request, double seconds, s
       }
     } catch (const std::bad_alloc&) {
       if (error && error->kind == ErrorKind::memory) throw;
-      error = TaskError{ErrorKind::memory, "the worker ran out of memory encoding the result" + memory_error_note};
+      error = encoding_out_of_memory();
       flags |= kRetire;
     }
     outcome.reset();

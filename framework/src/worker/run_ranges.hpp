@@ -52,6 +52,8 @@ class ActiveRange {
 // What this worker's memory errors add (messages.hpp, memory_limit_note):
 // set once, by the handshake.
 extern std::string memory_error_note;
+// A result whose encoding ran out of memory (the worker then retires).
+TaskError encoding_out_of_memory();
 
 // Queues the record of a task of a run entry: its whole line, as the run
 // writes it, `worker` its process. A result past the protocol's limits

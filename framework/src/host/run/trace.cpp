@@ -31,7 +31,6 @@ std::uint64_t track_key(int pid, int tid) { return (std::uint64_t(std::uint32_t(
 
 // The process a restart reason names: worker_lifecycle.cpp writes each as
 // "pid N: why". 0 when it names none.
-
 int pid_of_reason(const std::string& reason) {
   if (reason.rfind("pid ", 0) != 0) return 0;
   int pid = 0;
